@@ -1,0 +1,94 @@
+//! `hookjar schedule`: the retry schedule of S14–S15.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hookjar_core::RetryPolicy;
+use hookjar_core::verdict::human_duration;
+use serde_json::json;
+
+use super::util::{Format, parse_duration, secs_json};
+
+/// Print every POST of a delivery that keeps failing: the attempt number, the wait
+/// before it, and when it is sent counted from the first POST.
+///
+/// With the defaults this is Skilljar's schedule: the first POST, then 60 retries
+/// waiting 2 s, 4 s, 8 s, … doubling up to one hour, 180,494 s (about 50.1 hours) in
+/// all. If the last retry fails too, the webhook is deactivated with RETRY_COUNT.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Wait before the first retry (e.g. 2s, 500ms).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub base_delay: Duration,
+    /// Longest wait between two attempts (e.g. 1h, 3600s).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub max_delay: Duration,
+    /// Retries after the first attempt.
+    #[arg(long, default_value_t = 60)]
+    pub retry_limit: u32,
+    /// Each wait is the previous one times this.
+    #[arg(long, default_value_t = 2)]
+    pub factor: u32,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let policy = RetryPolicy::new(args.base_delay, args.factor, args.max_delay, args.retry_limit)
+        .context("invalid retry policy")?;
+    print!("{}", render(&policy, args.format));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The schedule as text, table or JSON.
+pub fn render(policy: &RetryPolicy, format: Format) -> String {
+    let schedule = policy.schedule();
+    match format {
+        Format::Json => {
+            let attempts: Vec<_> = schedule
+                .iter()
+                .map(|a| json!({"attempt": a.attempt, "delay_s": secs_json(a.delay), "at_s": secs_json(a.at)}))
+                .collect();
+            let doc = json!({
+                "retries": policy.max_retries,
+                "attempts": attempts,
+                "total_s": secs_json(policy.total()),
+            });
+            format!("{}\n", serde_json::to_string_pretty(&doc).expect("JSON"))
+        }
+        Format::Table => {
+            let mut out = String::from("attempt  delay      at (from first POST)\n");
+            for a in &schedule {
+                let delay = if a.attempt == 0 {
+                    "-".to_owned()
+                } else {
+                    human_duration(a.delay)
+                };
+                out.push_str(&format!(
+                    "{:>7}  {:<9}  {} ({})\n",
+                    a.attempt,
+                    delay,
+                    human_duration(a.at),
+                    secs_text(a.at)
+                ));
+            }
+            out.push_str(&format!(
+                "{} retries after the first POST; {} ({}) of waiting; if the last retry fails the webhook is deactivated (RETRY_COUNT).\n",
+                policy.max_retries,
+                human_duration(policy.total()),
+                secs_text(policy.total()),
+            ));
+            out
+        }
+    }
+}
+
+fn secs_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.3} s", d.as_secs_f64())
+    }
+}
