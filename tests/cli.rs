@@ -34,10 +34,22 @@ fn s14_schedule_json_has_the_default_schedule() {
     assert_eq!(doc["total_s"], 180_494);
     let attempts = doc["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 61);
-    assert_eq!(attempts[0], serde_json::json!({"attempt": 0, "delay_s": 0, "at_s": 0}));
-    assert_eq!(attempts[1], serde_json::json!({"attempt": 1, "delay_s": 2, "at_s": 2}));
-    let delays: Vec<u64> = attempts[1..].iter().map(|a| a["delay_s"].as_u64().unwrap()).collect();
-    assert_eq!(&delays[..11], &[2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]);
+    assert_eq!(
+        attempts[0],
+        serde_json::json!({"attempt": 0, "delay_s": 0, "at_s": 0})
+    );
+    assert_eq!(
+        attempts[1],
+        serde_json::json!({"attempt": 1, "delay_s": 2, "at_s": 2})
+    );
+    let delays: Vec<u64> = attempts[1..]
+        .iter()
+        .map(|a| a["delay_s"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        &delays[..11],
+        &[2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
+    );
     assert!(delays[11..].iter().all(|&d| d == 3600));
     assert_eq!(attempts[60]["at_s"], 180_494);
 }
@@ -51,7 +63,17 @@ fn s14_schedule_table_snapshot() {
 
 #[test]
 fn s14_schedule_flags_change_the_policy() {
-    let out = hookjar(&["schedule", "--format", "json", "--base-delay", "1s", "--max-delay", "10s", "--retry-limit", "5"]);
+    let out = hookjar(&[
+        "schedule",
+        "--format",
+        "json",
+        "--base-delay",
+        "1s",
+        "--max-delay",
+        "10s",
+        "--retry-limit",
+        "5",
+    ]);
     assert!(out.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let delays: Vec<u64> = doc["attempts"].as_array().unwrap()[1..]
@@ -67,7 +89,10 @@ fn schedule_rejects_an_impossible_policy() {
     let out = hookjar(&["schedule", "--base-delay", "10s", "--max-delay", "1s"]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("must not be shorter than the base delay"), "{err}");
+    assert!(
+        err.contains("must not be shorter than the base delay"),
+        "{err}"
+    );
     let out = hookjar(&["schedule", "--base-delay", "soon"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("write e.g. 500ms, 2s, 10m or 1h"));
@@ -107,7 +132,10 @@ fn fixtures_show_unknown_type_says_what_to_do() {
     let out = hookjar(&["fixtures", "show", "COURSE_STARTED"]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown event type \"COURSE_STARTED\""), "{err}");
+    assert!(
+        err.contains("unknown event type \"COURSE_STARTED\""),
+        "{err}"
+    );
     assert!(err.contains("hookjar fixtures list"), "{err}");
 }
 

@@ -13,15 +13,17 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 fn policy() -> impl Strategy<Value = RetryPolicy> {
-    (1u64..10_000, 1u32..5, 0u64..100_000, 0u32..200).prop_map(|(base_ms, factor, extra_ms, retries)| {
-        RetryPolicy::new(
-            Duration::from_millis(base_ms),
-            factor,
-            Duration::from_millis(base_ms + extra_ms),
-            retries,
-        )
-        .expect("strategy builds valid policies")
-    })
+    (1u64..10_000, 1u32..5, 0u64..100_000, 0u32..200).prop_map(
+        |(base_ms, factor, extra_ms, retries)| {
+            RetryPolicy::new(
+                Duration::from_millis(base_ms),
+                factor,
+                Duration::from_millis(base_ms + extra_ms),
+                retries,
+            )
+            .expect("strategy builds valid policies")
+        },
+    )
 }
 
 fn transport_kind() -> impl Strategy<Value = TransportKind> {

@@ -39,11 +39,16 @@ fn s8_delivery_request_headers() {
     .unwrap();
     new.active = true;
     let webhook = Webhook::create(webhook_id(42), new);
-    let payload = Event::fixture(EventType::CourseEnrollment, datetime!(2026-01-01 0:00 UTC)).to_payload();
+    let payload =
+        Event::fixture(EventType::CourseEnrollment, datetime!(2026-01-01 0:00 UTC)).to_payload();
     let req = DeliveryRequest::for_webhook(&webhook, payload);
     assert_eq!(DeliveryRequest::METHOD, "POST");
     assert_eq!(req.url, "https://hooks.example.com/skilljar");
-    let lines: Vec<String> = req.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let lines: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
     snapshot_settings().bind(|| {
         insta::assert_snapshot!("core__delivery_request_headers", lines.join("\n"));
     });

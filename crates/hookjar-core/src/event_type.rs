@@ -114,7 +114,10 @@ impl fmt::Display for EventType {
 
 /// An event type name that is not one of S10's ten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event type {name:?}: expected one of {}", EventType::valid_names())]
+#[error(
+    "unknown event type {name:?}: expected one of {}",
+    EventType::valid_names()
+)]
 pub struct UnknownEventType {
     /// The name that was given.
     pub name: String,

@@ -62,7 +62,15 @@ mod tests {
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["event_type", "timestamp", "user", "course", "domain", "purchase", "domain_access_code"]
+            [
+                "event_type",
+                "timestamp",
+                "user",
+                "course",
+                "domain",
+                "purchase",
+                "domain_access_code"
+            ]
         );
         let sub = |k: &str| -> Vec<String> { v[k].as_object().unwrap().keys().cloned().collect() };
         assert_eq!(sub("user"), ["id", "email", "first_name", "last_name"]);
@@ -70,7 +78,13 @@ mod tests {
         assert_eq!(sub("domain"), ["id", "name"]);
         assert_eq!(
             sub("purchase"),
-            ["order_id", "original_price", "purchase_price", "currency_code", "payment_processor"]
+            [
+                "order_id",
+                "original_price",
+                "purchase_price",
+                "currency_code",
+                "payment_processor"
+            ]
         );
     }
 }

@@ -19,9 +19,8 @@ use crate::event_type::{EventType, UnknownEventType};
 /// The `event_type` of a ping (S13).
 pub const PING: &str = "PING";
 
-const TIMESTAMP_FORMAT: &[FormatItem<'static>] = format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
-);
+const TIMESTAMP_FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00");
 
 /// Formats an instant as S11 wants it: ISO 8601, UTC, microseconds, `+00:00`,
 /// e.g. `2015-02-13T18:57:55.066475+00:00`.
@@ -45,7 +44,9 @@ pub struct TimestampError {
 pub fn parse_timestamp(s: &str) -> Result<OffsetDateTime, TimestampError> {
     time::PrimitiveDateTime::parse(
         s,
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"),
+        format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
+        ),
     )
     .map(|t| t.assume_utc())
     .map_err(|_| TimestampError {
@@ -481,7 +482,10 @@ mod tests {
     #[test]
     fn inspect_names_the_clause() {
         let r = inspect_body(br#"[1]"#);
-        assert_eq!(r.problems, vec!["S7 body: expected one JSON object, got a list"]);
+        assert_eq!(
+            r.problems,
+            vec!["S7 body: expected one JSON object, got a list"]
+        );
         let r = inspect_body(br#"{"event_type":"NOPE","timestamp":"2015-02-13T18:57:55Z"}"#);
         assert_eq!(r.problems.len(), 2);
         assert!(r.problems[0].starts_with("S10 event_type: \"NOPE\""));

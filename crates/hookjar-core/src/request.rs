@@ -139,7 +139,13 @@ mod tests {
         let names: Vec<&str> = r.headers.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
-            ["Content-Type", "User-Agent", "Authorization", "client_id", "x-my-new-header"]
+            [
+                "Content-Type",
+                "User-Agent",
+                "Authorization",
+                "client_id",
+                "x-my-new-header"
+            ]
         );
         assert_eq!(
             r.header("authorization"),

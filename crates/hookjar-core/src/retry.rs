@@ -159,7 +159,10 @@ mod tests {
         let delays: Vec<u64> = (1..=60)
             .map(|n| p.delay_before_retry(n).unwrap().as_secs())
             .collect();
-        assert_eq!(&delays[..11], &[2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]);
+        assert_eq!(
+            &delays[..11],
+            &[2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
+        );
         assert!(delays[11..].iter().all(|&d| d == 3600));
         assert_eq!(delays[11..].len(), 49);
         assert_eq!(p.total(), Duration::from_secs(180_494));
@@ -174,16 +177,23 @@ mod tests {
     fn bad_policies_are_refused_with_reasons() {
         let d = RetryPolicy::default();
         assert_eq!(
-            RetryPolicy { base_delay: Duration::ZERO, ..d }.validated(),
+            RetryPolicy {
+                base_delay: Duration::ZERO,
+                ..d
+            }
+            .validated(),
             Err(PolicyError::ZeroBaseDelay)
         );
         assert_eq!(
             RetryPolicy { factor: 0, ..d }.validated(),
             Err(PolicyError::FactorTooSmall(0))
         );
-        let e = RetryPolicy { max_delay: Duration::from_secs(1), ..d }
-            .validated()
-            .unwrap_err();
+        let e = RetryPolicy {
+            max_delay: Duration::from_secs(1),
+            ..d
+        }
+        .validated()
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "the maximum delay (1s) must not be shorter than the base delay (2s); raise the maximum or lower the base"

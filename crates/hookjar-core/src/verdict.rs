@@ -45,7 +45,9 @@ impl DeactivateReason {
 
     /// Parses a wire code.
     pub fn from_code(code: &str) -> Option<Self> {
-        DeactivateReason::ALL.into_iter().find(|r| r.as_str() == code)
+        DeactivateReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == code)
     }
 }
 
@@ -96,7 +98,10 @@ pub enum Outcome {
     /// The redirect limit was passed (S18).
     TooManyRedirects { hops: u32 },
     /// No HTTP answer at all.
-    Transport { error: TransportKind, detail: String },
+    Transport {
+        error: TransportKind,
+        detail: String,
+    },
 }
 
 impl Outcome {

@@ -145,7 +145,10 @@ pub fn webhook_id(random: u64) -> String {
 
 /// Whether `id` has the form of S3's ids (`^[0-9a-z]+$`).
 pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
 }
 
 /// Every field error of one request, keyed by field (DRF style, S6). Errors that
@@ -395,8 +398,12 @@ fn read_string(value: &Value, allow_blank: bool) -> Result<String, String> {
 
 /// DRF's `BooleanField` spellings.
 fn read_bool(value: &Value) -> Result<bool, String> {
-    const TRUE: [&str; 10] = ["t", "T", "true", "True", "TRUE", "on", "On", "ON", "1", "yes"];
-    const FALSE: [&str; 10] = ["f", "F", "false", "False", "FALSE", "off", "Off", "OFF", "0", "no"];
+    const TRUE: [&str; 10] = [
+        "t", "T", "true", "True", "TRUE", "on", "On", "ON", "1", "yes",
+    ];
+    const FALSE: [&str; 10] = [
+        "f", "F", "false", "False", "FALSE", "off", "Off", "OFF", "0", "no",
+    ];
     match value {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
@@ -478,7 +485,11 @@ pub fn validate_target_url(url: &str) -> Result<(), Vec<String>> {
     if !valid {
         errors.push("Enter a valid URL.".to_owned());
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Checks one additional header (S6): the name is an HTTP token and not one the
@@ -543,12 +554,19 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(e.field("target_url"), ["Enter a valid URL."]);
-        assert_eq!(e.field("active"), ["Must be a valid boolean (true or false)."]);
-        assert!(e.field("event_type")[0].starts_with("\"COURSE_STARTED\" is not a valid choice. Valid choices: DOMAIN_ENROLLMENT"));
+        assert_eq!(
+            e.field("active"),
+            ["Must be a valid boolean (true or false)."]
+        );
+        assert!(e.field("event_type")[0].starts_with(
+            "\"COURSE_STARTED\" is not a valid choice. Valid choices: DOMAIN_ENROLLMENT"
+        ));
         assert_eq!(e.field("additional_headers").len(), 3);
         assert_eq!(
             e.field("non_field_errors"),
-            ["Unknown field \"colour\"; the writable fields are target_url, active, event_type, basic_auth_username, basic_auth_password, additional_headers."]
+            [
+                "Unknown field \"colour\"; the writable fields are target_url, active, event_type, basic_auth_username, basic_auth_password, additional_headers."
+            ]
         );
     }
 
@@ -570,7 +588,13 @@ mod tests {
         let ok = format!("https://example.com/{}", "a".repeat(1004));
         assert_eq!(ok.len(), 1024);
         assert!(validate_target_url(&ok).is_ok());
-        for bad in ["example.com/hook", "/relative", "mailto:a@b.c", "http://", " https://example.com"] {
+        for bad in [
+            "example.com/hook",
+            "/relative",
+            "mailto:a@b.c",
+            "http://",
+            " https://example.com",
+        ] {
             assert!(validate_target_url(bad).is_err(), "{bad}");
         }
         assert!(validate_target_url("http://127.0.0.1:8080/x?y=1").is_ok());
@@ -579,18 +603,26 @@ mod tests {
     #[test]
     fn form_body() {
         let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         };
         let w = NewWebhook::from_form(&pairs(&[
             ("target_url", "https://example.com/h"),
             ("active", "false"),
             ("event_type", ""),
-            ("additional_headers", r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#),
+            (
+                "additional_headers",
+                r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#,
+            ),
         ]))
         .unwrap();
         assert!(!w.active);
         assert_eq!(w.event_type, None);
-        assert_eq!(w.additional_headers["example_client_id"], "abdcjkcjdidshdshkn");
+        assert_eq!(
+            w.additional_headers["example_client_id"],
+            "abdcjkcjdidshdshkn"
+        );
         let e = NewWebhook::from_form(&pairs(&[
             ("target_url", "https://example.com/h"),
             ("additional_headers", "client_id: x"),
@@ -609,11 +641,17 @@ mod tests {
         w.apply(p);
         assert!(!w.active, "changing the URL does not re-activate");
         assert_eq!(w.deactivate_reason, Some(DeactivateReason::RetryCount));
-        let p = WebhookPatch::from_json(&json!({"active": true, "basic_auth_password": "********", "id": "zzz"})).unwrap();
+        let p = WebhookPatch::from_json(
+            &json!({"active": true, "basic_auth_password": "********", "id": "zzz"}),
+        )
+        .unwrap();
         w.apply(p);
         assert!(w.active);
         assert_eq!(w.deactivate_reason, None);
-        assert_eq!(w.basic_auth_password, "s3cret", "the mask keeps the stored password");
+        assert_eq!(
+            w.basic_auth_password, "s3cret",
+            "the mask keeps the stored password"
+        );
         assert_eq!(w.view(false).basic_auth_password, PASSWORD_MASK);
         assert_eq!(w.view(true).basic_auth_password, "s3cret");
         w.apply(WebhookPatch::from_json(&json!({"event_type": "LESSON_COMPLETION"})).unwrap());
@@ -635,7 +673,11 @@ mod tests {
         assert!(validate_header("x-my-new-header", "string").is_ok());
         assert!(validate_header("client_id", "examplestring2").is_ok());
         assert!(validate_header("X-Unicode", "café").is_ok());
-        assert!(validate_header("authorization", "x").unwrap_err().contains("basic_auth_username"));
+        assert!(
+            validate_header("authorization", "x")
+                .unwrap_err()
+                .contains("basic_auth_username")
+        );
         assert!(validate_header("Host", "x").is_err());
         assert!(validate_header("x", "a\tb").is_err());
         assert!(validate_header("x", " a").is_err());

@@ -24,7 +24,12 @@ mod exit;
 /// Start with `hookjar conformance` (proves the reference dispatcher honours the
 /// spec) or `hookjar check URL` (checks your endpoint the way Skilljar treats it).
 #[derive(Debug, Parser)]
-#[command(name = "hookjar", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "hookjar",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

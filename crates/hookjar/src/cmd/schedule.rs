@@ -36,8 +36,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let policy = RetryPolicy::new(args.base_delay, args.factor, args.max_delay, args.retry_limit)
-        .context("invalid retry policy")?;
+    let policy = RetryPolicy::new(
+        args.base_delay,
+        args.factor,
+        args.max_delay,
+        args.retry_limit,
+    )
+    .context("invalid retry policy")?;
     print!("{}", render(&policy, args.format));
     Ok(ExitCode::SUCCESS)
 }

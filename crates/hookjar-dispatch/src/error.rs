@@ -1,0 +1,58 @@
+//! The library's error types, one per layer (the HTTP edge has its own `ApiError` in
+//! [`crate::api`]).
+
+use std::path::PathBuf;
+
+/// A store (SQLite) failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or prepared.
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer hookjar.
+    #[error(
+        "the database has schema version {found}, newer than this hookjar understands ({supported}); upgrade hookjar or use another --db file"
+    )]
+    TooNew { found: i64, supported: i64 },
+    /// Any SQLite error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value that cannot be read back (a corrupted row).
+    #[error("corrupt stored value in {table}.{column}: {detail}")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        detail: String,
+    },
+    /// The blocking task running the query panicked or was cancelled.
+    #[error("the store task failed: {0}")]
+    Task(String),
+}
+
+/// A failure to start the dispatcher.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listener's address could not be read.
+    #[error("cannot read the listening address: {0}")]
+    LocalAddr(#[source] std::io::Error),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The HTTP client could not be built (TLS setup).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,30 @@
+# hookjar's recipes. `just` is optional: each recipe is one plain cargo command.
+
+# List the recipes.
+default:
+    @just --list
+
+# Run every test (the README's test command; CI runs it too).
+test:
+    cargo test --workspace
+
+# Lints, as CI runs them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the whole workspace.
+fmt:
+    cargo fmt --all
+
+# The main job: the self-hosted dispatcher conformance suite.
+run *ARGS:
+    cargo run --release -- conformance {{ARGS}}
+
+# Everything CI does.
+ci:
+    bash .ci/run
+
+# Benchmarks and long load runs (see docs/performance.md).
+bench:
+    cargo bench --workspace
