@@ -1,1 +1,19 @@
-//! placeholder
+//! `hookjar-conformance`: the suites hookjar's users run.
+//!
+//! # Layout
+//! - [`check`] — the endpoint check: sends what Skilljar sends to an integrator's URL
+//!   and judges each answer the way Skilljar will.
+//! - [`suite`] — the dispatcher conformance suite: one case per clause, driving a
+//!   dispatcher through its HTTP API and observing it through the mock receiver.
+//! - [`report`] — case results; table, JSON and JUnit output.
+//! - [`sender`] — the HTTP edge: one POST of a `DeliveryRequest`, mapped to an `Outcome`.
+//!
+//! # Promises
+//! Every case names the clause it checks and says what it expected and what it saw. A
+//! run with no case, or with any failed case, does not pass.
+
+pub mod check;
+pub mod report;
+pub mod sender;
+
+pub use report::{CaseResult, Report, Status};

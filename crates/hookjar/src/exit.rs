@@ -4,7 +4,6 @@
 #[allow(dead_code)]
 pub const SUCCESS: u8 = 0;
 /// A check or conformance case failed (the command itself worked).
-#[allow(dead_code)]
 pub const FAILED: u8 = 1;
 /// Bad usage: clap's own code for unknown flags and bad values.
 #[allow(dead_code)]

@@ -1,11 +1,130 @@
-//! `hookjar send` — not implemented yet (issue #5).
+//! `hookjar send`: one delivery exactly as Skilljar sends it.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// Not implemented yet (issue #5).
+use anyhow::Context as _;
+use hookjar_conformance::sender;
+use hookjar_core::{DeliveryRequest, Event, EventType, RetryPolicy};
+use serde_json::json;
+
+use super::util::{
+    Format, parse_basic_auth, parse_duration, parse_header, runtime, wall_now,
+};
+use crate::exit;
+
+/// Send one event to a URL exactly as Skilljar would, then print the request, the
+/// answer and what Skilljar would do with it.
+///
+/// EVENT is an event type (COURSE_ENROLLMENT, course-enrollment, PING) whose fixture is
+/// sent, or a JSON file holding one event object. The timestamp is fresh on every send.
+/// Exit code 0 for a 2xx answer, 1 otherwise.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// An event type, PING, or a JSON file with one event.
+    #[arg(value_name = "TYPE|FILE")]
+    pub event: String,
+    /// Where to send it.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Change a field of the payload: path=value with a dotted path, e.g.
+    /// user.email=ada@example.com or course.id=42 (values that parse as JSON are JSON,
+    /// others are strings). Repeatable.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub sets: Vec<String>,
+    /// Basic auth to send, as user:pass (S8).
+    #[arg(long, value_name = "USER:PASS", value_parser = parse_basic_auth)]
+    pub basic_auth: Option<(String, String)>,
+    /// An additional header to send, as 'name: value' (repeatable, S9).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    crate::cmd::util::not_implemented("send", 5)
+/// Reads TYPE|FILE into an event stamped now.
+pub fn load_event(spec: &str) -> anyhow::Result<Event> {
+    if spec.eq_ignore_ascii_case("ping") {
+        return Ok(Event::ping(wall_now()));
+    }
+    if let Ok(t) = spec.parse::<EventType>() {
+        return Ok(Event::fixture(t, wall_now()));
+    }
+    let path = PathBuf::from(spec);
+    if !path.exists() {
+        anyhow::bail!(
+            "{spec:?} is neither an event type ({}, PING) nor an existing file",
+            EventType::valid_names()
+        );
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let event = Event::from_json(&text)
+        .with_context(|| format!("{} is not an event payload", path.display()))?;
+    Ok(event.restamped(wall_now()))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut event = load_event(&args.event)?;
+    for s in &args.sets {
+        event.set(s).with_context(|| format!("--set {s}"))?;
+    }
+    let (u, p) = args.basic_auth.unwrap_or_default();
+    let headers = args.headers.into_iter().collect();
+    let request = DeliveryRequest::new(args.to.clone(), &u, &p, &headers, event.to_payload());
+    let client = sender::client(args.timeout)?;
+    let sent = runtime()?.block_on(sender::send(&client, &request));
+    let policy = RetryPolicy::default();
+    let verdict = policy.classify(&sent.outcome, 0);
+    let body_text = String::from_utf8_lossy(request.body.bytes()).into_owned();
+    match args.format {
+        Format::Json => {
+            let doc = json!({
+                "request": {
+                    "method": DeliveryRequest::METHOD,
+                    "url": request.url,
+                    "headers": request.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+                    "body": serde_json::from_str::<serde_json::Value>(&body_text).unwrap_or_default(),
+                    "digest": request.body.digest().to_string(),
+                },
+                "response": {
+                    "outcome": sent.outcome,
+                    "latency_ms": sent.latency.as_millis() as u64,
+                    "body": sent.body,
+                },
+                "verdict": verdict,
+                "explanation": policy.explain(&sent.outcome),
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Format::Table => {
+            println!("> {} {}", DeliveryRequest::METHOD, request.url);
+            for (k, v) in &request.headers {
+                println!("> {k}: {v}");
+            }
+            println!(">");
+            println!("> {body_text}");
+            println!();
+            println!("< {} in {}ms", sent.outcome, sent.latency.as_millis());
+            if !sent.body.is_empty() {
+                println!("< {}", sent.body.trim_end());
+            }
+            println!();
+            println!(
+                "verdict: {} — {}",
+                policy.describe(&sent.outcome, 0),
+                policy.explain(&sent.outcome)
+            );
+        }
+    }
+    Ok(if verdict == hookjar_core::Verdict::Delivered {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::FAILED)
+    })
 }

@@ -70,3 +70,108 @@ pub fn secs_json(d: Duration) -> serde_json::Value {
         serde_json::Value::from(d.as_secs_f64())
     }
 }
+
+/// Parses `--basic-auth user:pass` (the password may contain ':').
+pub fn parse_basic_auth(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((u, p)) => Ok((u.to_owned(), p.to_owned())),
+        None => Err(format!(
+            "{s:?} has no ':'; write the username and password as user:pass"
+        )),
+    }
+}
+
+/// Parses `-H 'name: value'` and checks it as the dispatcher would (S6).
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} has no ':'; write a header as 'name: value'"))?;
+    let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+    hookjar_core::webhook::validate_header(&name, &value)?;
+    Ok((name, value))
+}
+
+/// A single-threaded tokio runtime for a command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Whether to colour output on stdout: a terminal, and `NO_COLOR` unset.
+pub fn color_stdout() -> bool {
+    use std::io::IsTerminal as _;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// The wall clock, for payload timestamps in commands that talk to real endpoints.
+pub fn wall_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+/// A spinner on stderr while a suite runs; hidden when stderr is not a terminal or
+/// `NO_COLOR`/`--quiet` asks for plain output.
+pub struct SuiteProgress {
+    bar: indicatif::ProgressBar,
+}
+
+impl SuiteProgress {
+    pub fn new(quiet: bool, total: Option<u64>) -> Self {
+        use std::io::IsTerminal as _;
+        let visible = !quiet && std::io::stderr().is_terminal();
+        let bar = if !visible {
+            indicatif::ProgressBar::hidden()
+        } else if let Some(n) = total {
+            indicatif::ProgressBar::new(n)
+        } else {
+            indicatif::ProgressBar::new_spinner()
+        };
+        let template = if std::env::var_os("NO_COLOR").is_some() {
+            "{pos}/{len} {msg}"
+        } else {
+            "{spinner:.cyan} {pos}/{len} {msg}"
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        SuiteProgress { bar }
+    }
+}
+
+impl hookjar_conformance::check::Progress for SuiteProgress {
+    fn start(&mut self, id: &str) {
+        self.bar.set_message(id.to_owned());
+        self.bar.tick();
+    }
+    fn done(&mut self, _result: &hookjar_conformance::CaseResult) {
+        self.bar.inc(1);
+    }
+}
+
+impl Drop for SuiteProgress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Prints a report as asked, writes JUnit when asked, and returns the exit code.
+pub fn finish_report(
+    report: &hookjar_conformance::Report,
+    format: Format,
+    junit: Option<&std::path::Path>,
+) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context as _;
+    match format {
+        Format::Table => print!("{}", report.to_table(color_stdout(), true)),
+        Format::Json => println!("{}", report.to_json()),
+    }
+    if let Some(path) = junit {
+        std::fs::write(path, report.to_junit())
+            .with_context(|| format!("cannot write the JUnit report to {}", path.display()))?;
+    }
+    Ok(if report.passed() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(crate::exit::FAILED)
+    })
+}

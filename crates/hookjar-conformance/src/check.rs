@@ -1,0 +1,334 @@
+//! The endpoint check: sends what Skilljar sends to an integrator's URL and judges each
+//! answer the way Skilljar will (S7–S18).
+//!
+//! Cases, in order:
+//! - `event.<TYPE>` — each of the ten fixtures, freshly stamped, must get a 2xx (S10, S11,
+//!   S17); any other answer is explained ("a 404 here would deactivate your webhook…").
+//! - `ping` — the PING payload must get a 2xx (S13).
+//! - `auth.missing`, `auth.wrong` — with `--basic-auth`, requests without or with wrong
+//!   credentials must be **rejected** with a 4xx (S8: the header is there so the endpoint
+//!   can deny forged posts).
+//! - `header.<name>.missing`, `header.<name>.wrong` — the same for each required header (S9).
+//! - `duplicate` — the same bytes twice (a retry after a lost answer) must both get 2xx (S11,
+//!   X5: there is no event id to deduplicate on, and a 4xx would deactivate).
+//! - `unknown-fields` — a payload with extra keys must get 2xx (S11).
+//! - `latency` — every answer within the timeout; past half of it is a warning.
+
+use std::time::Duration;
+
+use hookjar_core::webhook::Headers;
+use hookjar_core::{DeliveryRequest, Event, EventType, Outcome, Payload, RetryPolicy};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::report::{CaseResult, Report, Status};
+use crate::sender::{self, Sent};
+
+/// What to check and how.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// The integrator's endpoint.
+    pub url: String,
+    /// Basic auth the webhook is configured with (S8), if any.
+    pub basic_auth: Option<(String, String)>,
+    /// Additional headers the webhook is configured with (S9).
+    pub headers: Headers,
+    /// The dispatcher's timeout (default 10 s).
+    pub timeout: Duration,
+    /// The retry policy used to explain failures.
+    pub policy: RetryPolicy,
+    /// The event types to send (default: all ten).
+    pub types: Vec<EventType>,
+}
+
+impl CheckConfig {
+    /// Defaults for `url`: no auth, no headers, 10 s, Skilljar's policy, all types.
+    pub fn new(url: impl Into<String>) -> Self {
+        CheckConfig {
+            url: url.into(),
+            basic_auth: None,
+            headers: Headers::new(),
+            timeout: Duration::from_secs(10),
+            policy: RetryPolicy::default(),
+            types: EventType::ALL.to_vec(),
+        }
+    }
+
+    fn request(&self, body: Payload) -> DeliveryRequest {
+        let (u, p) = self
+            .basic_auth
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
+            .unwrap_or(("", ""));
+        DeliveryRequest::new(self.url.clone(), u, p, &self.headers, body)
+    }
+}
+
+/// Something that tells the caller how far the run is (a progress bar, or nothing).
+pub trait Progress {
+    /// A case is about to run.
+    fn start(&mut self, id: &str);
+    /// A case finished.
+    fn done(&mut self, result: &CaseResult);
+}
+
+/// No progress output.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&mut self, _id: &str) {}
+    fn done(&mut self, _result: &CaseResult) {}
+}
+
+/// Runs every case against `config.url`. `now` gives the timestamps of the payloads.
+pub async fn run(
+    config: &CheckConfig,
+    now: impl Fn() -> OffsetDateTime,
+    progress: &mut dyn Progress,
+) -> Result<Report, reqwest::Error> {
+    let client = sender::client(config.timeout)?;
+    let started = tokio::time::Instant::now();
+    let mut report = Report::new("endpoint-check", config.url.clone());
+    let mut latencies: Vec<(String, Duration)> = Vec::new();
+    let push = |report: &mut Report, progress: &mut dyn Progress, r: CaseResult| {
+        progress.done(&r);
+        report.cases.push(r);
+    };
+
+    // Each event type, then a ping: all must be accepted.
+    let mut accepted = Vec::new();
+    for &t in &config.types {
+        let id = format!("event.{}", t.as_str());
+        progress.start(&id);
+        let payload = Event::fixture(t, now()).to_payload();
+        let sent = sender::send(&client, &config.request(payload)).await;
+        latencies.push((id.clone(), sent.latency));
+        let r = expect_accepted(&id, "S10,S17", &sent, config);
+        accepted.push(r.status != Status::Fail);
+        push(&mut report, progress, r);
+    }
+    progress.start("ping");
+    let sent = sender::send(&client, &config.request(Event::ping(now()).to_payload())).await;
+    latencies.push(("ping".into(), sent.latency));
+    let r = expect_accepted("ping", "S13", &sent, config);
+    push(&mut report, progress, r);
+
+    // Forged requests must be refused, when the webhook is configured to carry proof.
+    let probe_type = config.types.first().copied().unwrap_or(EventType::CourseEnrollment);
+    if let Some((user, _)) = &config.basic_auth {
+        for (id, u, p, what) in [
+            ("auth.missing", "", "", "without Basic auth"),
+            (
+                "auth.wrong",
+                user.as_str(),
+                "hookjar-wrong-password",
+                "with a wrong Basic auth password",
+            ),
+        ] {
+            progress.start(id);
+            let payload = Event::fixture(probe_type, now()).to_payload();
+            let req = DeliveryRequest::new(config.url.clone(), u, p, &config.headers, payload);
+            let sent = sender::send(&client, &req).await;
+            let r = expect_rejected(id, "S8", what, &sent);
+            push(&mut report, progress, r);
+        }
+    } else {
+        push(
+            &mut report,
+            progress,
+            CaseResult::new(
+                "auth",
+                "S8",
+                Status::Skip,
+                "requests without valid Basic auth are rejected",
+                "no --basic-auth given: Basic auth is not checked (Skilljar recommends it so your endpoint can deny forged posts)",
+            ),
+        );
+    }
+    for (name, value) in &config.headers {
+        for (suffix, replacement, what) in [
+            ("missing", None, format!("without the {name} header")),
+            (
+                "wrong",
+                Some(format!("{value}-hookjar-wrong")),
+                format!("with a wrong {name} value"),
+            ),
+        ] {
+            let id = format!("header.{name}.{suffix}");
+            progress.start(&id);
+            let mut headers = config.headers.clone();
+            match replacement {
+                None => {
+                    headers.remove(name);
+                }
+                Some(v) => {
+                    headers.insert(name.clone(), v);
+                }
+            }
+            let (u, p) = config
+                .basic_auth
+                .clone()
+                .unwrap_or((String::new(), String::new()));
+            let payload = Event::fixture(probe_type, now()).to_payload();
+            let req = DeliveryRequest::new(config.url.clone(), &u, &p, &headers, payload);
+            let sent = sender::send(&client, &req).await;
+            let r = expect_rejected(&id, "S9", &what, &sent);
+            push(&mut report, progress, r);
+        }
+    }
+
+    // A retry after a lost answer resends the same bytes: both must be accepted.
+    progress.start("duplicate");
+    let payload = Event::fixture(probe_type, now()).to_payload();
+    let req = config.request(payload);
+    let first = sender::send(&client, &req).await;
+    let second = sender::send(&client, &req).await;
+    latencies.push(("duplicate".into(), first.latency.max(second.latency)));
+    let both_ok = is_2xx(&first.outcome) && is_2xx(&second.outcome);
+    let r = CaseResult::check(
+        "duplicate",
+        "S11,X5",
+        both_ok,
+        "the same bytes sent twice (a retry after a lost answer) are both accepted with 2xx",
+        if both_ok {
+            format!("{} then {}", first.outcome, second.outcome)
+        } else {
+            let bad = if is_2xx(&first.outcome) { &second } else { &first };
+            format!(
+                "{} then {}: {}",
+                first.outcome,
+                second.outcome,
+                config.policy.explain(&bad.outcome)
+            )
+        },
+    );
+    push(&mut report, progress, r);
+
+    // Unknown keys must be tolerated.
+    progress.start("unknown-fields");
+    let mut event = Event::fixture(probe_type, now());
+    event.data.insert(
+        "hookjar_unknown_field".into(),
+        json!({"note": "Skilljar may add keys; receivers must tolerate them"}),
+    );
+    if let Some(Value::Object(user)) = event.data.get_mut("user") {
+        user.insert("hookjar_unknown_nested".into(), json!(true));
+    }
+    let sent = sender::send(&client, &config.request(event.to_payload())).await;
+    latencies.push(("unknown-fields".into(), sent.latency));
+    let r = expect_accepted("unknown-fields", "S11", &sent, config);
+    push(&mut report, progress, r);
+
+    // Latency against the timeout.
+    let r = latency_case(&latencies, config.timeout);
+    push(&mut report, progress, r);
+
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+fn is_2xx(o: &Outcome) -> bool {
+    matches!(o, Outcome::Status { code } if (200..300).contains(code))
+}
+
+fn expect_accepted(id: &str, clause: &str, sent: &Sent, config: &CheckConfig) -> CaseResult {
+    let ms = sent.latency.as_millis();
+    let mut r = if is_2xx(&sent.outcome) {
+        CaseResult::new(
+            id,
+            clause,
+            Status::Pass,
+            "2xx",
+            format!("{} in {ms}ms", sent.outcome),
+        )
+    } else {
+        CaseResult::new(
+            id,
+            clause,
+            Status::Fail,
+            "2xx",
+            format!(
+                "{} in {ms}ms: {}",
+                sent.outcome,
+                config.policy.explain(&sent.outcome)
+            ),
+        )
+    };
+    if r.status == Status::Pass && sent.latency > config.timeout / 2 {
+        r.status = Status::Warn;
+        r.seen = format!(
+            "{} in {ms}ms: slower than half the {}s timeout",
+            sent.outcome,
+            config.timeout.as_secs_f64()
+        );
+    }
+    r.duration = sent.latency;
+    r
+}
+
+fn expect_rejected(id: &str, clause: &str, what: &str, sent: &Sent) -> CaseResult {
+    let expected = format!("a request {what} is rejected with a 4xx (401 or 403)");
+    let mut r = match &sent.outcome {
+        Outcome::Status { code } if (400..500).contains(code) => CaseResult::new(
+            id,
+            clause,
+            Status::Pass,
+            expected,
+            format!("rejected with {}", sent.outcome),
+        ),
+        Outcome::Status { code } if (200..300).contains(code) => CaseResult::new(
+            id,
+            clause,
+            Status::Fail,
+            expected,
+            format!(
+                "accepted with {}: anyone who knows your URL can post forged events",
+                sent.outcome
+            ),
+        ),
+        other => CaseResult::new(
+            id,
+            clause,
+            Status::Fail,
+            expected,
+            format!("{other}: not a clear rejection; answer 401 to requests you cannot verify"),
+        ),
+    };
+    r.duration = sent.latency;
+    r
+}
+
+fn latency_case(latencies: &[(String, Duration)], timeout: Duration) -> CaseResult {
+    let expected = format!(
+        "every answer within the {}s timeout (a warning past half of it)",
+        timeout.as_secs_f64()
+    );
+    let Some((slowest_id, slowest)) = latencies.iter().max_by_key(|(_, d)| *d) else {
+        return CaseResult::new("latency", "S18", Status::Skip, expected, "nothing was sent");
+    };
+    let mut sorted: Vec<Duration> = latencies.iter().map(|(_, d)| *d).collect();
+    sorted.sort();
+    let median = sorted[sorted.len() / 2];
+    let seen = format!(
+        "slowest {}ms ({slowest_id}), median {}ms over {} requests",
+        slowest.as_millis(),
+        median.as_millis(),
+        latencies.len()
+    );
+    let status = if *slowest >= timeout {
+        Status::Fail
+    } else if *slowest > timeout / 2 {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    let seen = if status == Status::Fail {
+        format!("{seen}: Skilljar gives up at the timeout and retries (S18)")
+    } else {
+        seen
+    };
+    let mut r = CaseResult::new("latency", "S18", status, expected, seen);
+    r.duration = *slowest;
+    r
+}

@@ -1,0 +1,274 @@
+//! Case results and the three ways a report is printed: a table, JSON, JUnit XML.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How one case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// What was seen is what the spec expects.
+    Pass,
+    /// It passed, but something is close to failing (e.g. slow answers).
+    Warn,
+    /// What was seen departs from the spec.
+    Fail,
+    /// Not run (not applicable to this configuration); `seen` says why.
+    Skip,
+}
+
+impl Status {
+    /// `pass`, `warn`, `FAIL`, `skip`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        }
+    }
+}
+
+/// One named case of a suite.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseResult {
+    /// Stable name, clause first: `S7.content-type`, `event.COURSE_ENROLLMENT`.
+    pub id: String,
+    /// The clause(s) it checks, e.g. `S7`.
+    pub clause: String,
+    /// How it ended.
+    pub status: Status,
+    /// What the spec expects.
+    pub expected: String,
+    /// What was seen (or why it was skipped).
+    pub seen: String,
+    /// How long it took (in the time the suite ran in).
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+}
+
+impl CaseResult {
+    /// A result with no duration yet.
+    pub fn new(
+        id: impl Into<String>,
+        clause: impl Into<String>,
+        status: Status,
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+    ) -> Self {
+        CaseResult {
+            id: id.into(),
+            clause: clause.into(),
+            status,
+            expected: expected.into(),
+            seen: seen.into(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// Pass when `ok`, fail otherwise.
+    pub fn check(
+        id: impl Into<String>,
+        clause: impl Into<String>,
+        ok: bool,
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+    ) -> Self {
+        let status = if ok { Status::Pass } else { Status::Fail };
+        CaseResult::new(id, clause, status, expected, seen)
+    }
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// Every case of one suite run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// `dispatcher-conformance` or `endpoint-check`.
+    pub suite: String,
+    /// What was tested: a URL or `self-hosted reference dispatcher`.
+    pub target: String,
+    /// The cases in the order they ran.
+    pub cases: Vec<CaseResult>,
+    /// Wall time of the whole run.
+    #[serde(serialize_with = "millis", rename = "duration_ms")]
+    pub duration: Duration,
+}
+
+/// Counts by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub passed: usize,
+    pub warned: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new(suite: impl Into<String>, target: impl Into<String>) -> Self {
+        Report {
+            suite: suite.into(),
+            target: target.into(),
+            cases: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// Counts by status.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for c in &self.cases {
+            match c.status {
+                Status::Pass => t.passed += 1,
+                Status::Warn => t.warned += 1,
+                Status::Fail => t.failed += 1,
+                Status::Skip => t.skipped += 1,
+            }
+        }
+        t
+    }
+
+    /// True when no case failed (warnings and skips do not fail a run).
+    pub fn passed(&self) -> bool {
+        self.totals().failed == 0 && !self.cases.is_empty()
+    }
+
+    /// The table for people. `color` adds ANSI colours to the status column.
+    pub fn to_table(&self, color: bool, show_durations: bool) -> String {
+        let id_w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(4).max(4);
+        let mut out = String::new();
+        let _ = writeln!(out, "{} — {}", self.suite, self.target);
+        for c in &self.cases {
+            let label = c.status.label();
+            let label = if color {
+                let code = match c.status {
+                    Status::Pass => "32",
+                    Status::Warn => "33",
+                    Status::Fail => "31;1",
+                    Status::Skip => "2",
+                };
+                format!("\x1b[{code}m{label:<4}\x1b[0m")
+            } else {
+                format!("{label:<4}")
+            };
+            let dur = if show_durations {
+                format!(" {:>7}", format_ms(c.duration))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "{label} {:<id_w$}{dur}  {}", c.id, c.seen);
+            if matches!(c.status, Status::Fail | Status::Warn) {
+                let _ = writeln!(out, "     {:<id_w$}  expected: {}", "", c.expected);
+            }
+        }
+        let t = self.totals();
+        let _ = writeln!(
+            out,
+            "{} passed, {} failed, {} warned, {} skipped",
+            t.passed, t.failed, t.warned, t.skipped
+        );
+        out
+    }
+
+    /// JSON for programs.
+    pub fn to_json(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("a report serialises");
+        v["totals"] = serde_json::to_value(self.totals()).expect("totals serialise");
+        v["passed"] = serde_json::Value::Bool(self.passed());
+        serde_json::to_string_pretty(&v).expect("JSON")
+    }
+
+    /// JUnit XML, one `<testcase>` per case (warnings pass, with their note in
+    /// `system-out`).
+    pub fn to_junit(&self) -> String {
+        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+        let mut suite = TestSuite::new(self.suite.as_str());
+        suite.set_time(self.duration);
+        suite.add_property(("target", self.target.as_str()));
+        for c in &self.cases {
+            let status = match c.status {
+                Status::Pass | Status::Warn => TestCaseStatus::success(),
+                Status::Skip => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(c.seen.as_str());
+                    s
+                }
+                Status::Fail => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(format!("expected: {}; seen: {}", c.expected, c.seen));
+                    s.set_type(c.clause.as_str());
+                    s
+                }
+            };
+            let mut tc = TestCase::new(c.id.as_str(), status);
+            tc.set_classname(format!("{}.{}", self.suite, c.clause));
+            tc.set_time(c.duration);
+            if c.status == Status::Warn {
+                tc.set_system_out(format!("warning: {}", c.seen));
+            }
+            suite.add_test_case(tc);
+        }
+        let mut report = quick_junit::Report::new("hookjar");
+        report.set_time(self.duration);
+        report.add_test_suite(suite);
+        report.to_string().expect("JUnit serialises")
+    }
+}
+
+fn format_ms(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 10_000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        let mut r = Report::new("endpoint-check", "http://127.0.0.1:1/hook");
+        r.cases.push(CaseResult::check("ping", "S13", true, "2xx", "200 in 3ms"));
+        r.cases.push(CaseResult::check(
+            "auth.missing",
+            "S8",
+            false,
+            "a 4xx (401) for a request without Basic auth",
+            "200: your endpoint accepted it",
+        ));
+        r
+    }
+
+    #[test]
+    fn totals_and_verdict() {
+        let r = sample();
+        assert_eq!(r.totals().passed, 1);
+        assert_eq!(r.totals().failed, 1);
+        assert!(!r.passed());
+        assert!(!Report::new("x", "y").passed(), "an empty run is no pass");
+    }
+
+    #[test]
+    fn table_lists_expectations_for_failures() {
+        let t = sample().to_table(false, false);
+        assert!(t.contains("FAIL auth.missing  200: your endpoint accepted it"), "{t}");
+        assert!(t.contains("expected: a 4xx (401)"), "{t}");
+        assert!(t.ends_with("1 passed, 1 failed, 0 warned, 0 skipped\n"), "{t}");
+    }
+
+    #[test]
+    fn junit_has_one_testcase_per_case_and_the_failure() {
+        let x = sample().to_junit();
+        assert_eq!(x.matches("<testcase ").count(), 2, "{x}");
+        assert!(x.contains("<failure"), "{x}");
+        assert!(x.contains("tests=\"2\""), "{x}");
+        assert!(x.contains("failures=\"1\""), "{x}");
+    }
+}

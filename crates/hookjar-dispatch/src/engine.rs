@@ -1,0 +1,202 @@
+//! The delivery engine: a scheduler, a bounded pool of senders and a batching writer.
+//!
+//! ```text
+//!            wake (emit, redeliver, recorded results)
+//!                          │
+//!   ┌──────────────────────▼───────────────────────┐
+//!   │ scheduler: sleep until the earliest due_at   │──claim_due──▶ store
+//!   └──────────────────────┬───────────────────────┘
+//!                          │ one task per claimed delivery (≤ concurrency)
+//!                  ┌───────▼────────┐
+//!                  │ worker: POST,  │  DeliveryRequest (core) → Sender → Outcome
+//!                  │ classify       │  RetryPolicy::classify (core) → Verdict
+//!                  └───────┬────────┘
+//!                          │ AttemptRecord (channel)
+//!                  ┌───────▼────────┐
+//!                  │ writer: record │──one transaction per batch──▶ store
+//!                  └────────────────┘
+//! ```
+//!
+//! The scheduler sets one timer, to the earliest due instant in the store, and sleeps
+//! until it fires or something wakes it (no polling). Each delivery moves through
+//! typed phases: `Claimed` (marked `inflight` in the store) → sent → `AttemptRecord`
+//! (with the core's verdict) → recorded as delivered, pending again at an absolute
+//! instant, or failed with the webhook deactivated. A delivery still `inflight` when
+//! the process dies is put back in the queue on the next start (S19).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookjar_core::{DeliveryRequest, RetryPolicy};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::clock::{Clock, Micros};
+use crate::deliver::Sender;
+use crate::store::{AttemptRecord, Claimed, Store};
+
+/// The most results written in one transaction.
+const WRITE_BATCH: usize = 1024;
+/// How long the scheduler waits after a store error before trying again.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// What the engine needs; shared with the API (which wakes it).
+#[derive(Debug)]
+pub struct Engine {
+    pub store: Store,
+    pub clock: Clock,
+    pub policy: RetryPolicy,
+    pub sender: Sender,
+    /// Attempts in flight at most at once.
+    pub concurrency: usize,
+    /// Notified when new work may be due (emit, redeliver, a recorded retry).
+    pub wake: Arc<Notify>,
+}
+
+impl Engine {
+    /// Runs the scheduler until `shutdown` turns true, then waits for the attempts
+    /// in flight and their records (graceful stop). Dropping (aborting) this future
+    /// instead aborts every attempt: their deliveries stay `inflight` in the store and
+    /// are resumed on the next start.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let (records_tx, records_rx) = mpsc::unbounded_channel();
+        let mut writer = JoinSet::new();
+        writer.spawn(Arc::clone(&self).write_records(records_rx));
+        let mut workers: JoinSet<()> = JoinSet::new();
+
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            // Reap finished workers; wait for one if the pool is full.
+            while workers.try_join_next().is_some() {}
+            if workers.len() >= self.concurrency {
+                tokio::select! {
+                    _ = workers.join_next() => continue,
+                    _ = shutdown.changed() => break,
+                }
+            }
+
+            // Claim what is due now and start one worker per delivery.
+            let now = self.clock.now();
+            let room = self.concurrency - workers.len();
+            let claimed = match self.store.claim_due(now, room).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim due deliveries; retrying in 1s");
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            let full = claimed.len() == room;
+            for delivery in claimed {
+                let engine = Arc::clone(&self);
+                let tx = records_tx.clone();
+                workers.spawn(async move {
+                    let record = engine.attempt(delivery).await;
+                    // The writer outlives the workers; a closed channel means the
+                    // engine is being torn down, and the delivery stays inflight.
+                    let _ = tx.send(record);
+                });
+            }
+            if full {
+                continue; // more may be due already
+            }
+
+            // Sleep until the earliest due instant, or until woken.
+            let next: Option<Micros> = match self.store.next_due().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the next due instant; retrying in 1s");
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            let timer = async {
+                match next {
+                    Some(due) => tokio::time::sleep_until(self.clock.instant_for(due)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = timer => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+
+        // Graceful stop: let the attempts in flight finish and be recorded.
+        while workers.join_next().await.is_some() {}
+        drop(records_tx);
+        while writer.join_next().await.is_some() {}
+    }
+
+    /// One attempt: build the request (core), send it, classify the outcome (core).
+    async fn attempt(&self, d: Claimed) -> AttemptRecord {
+        let request = DeliveryRequest::for_webhook(&d.webhook, d.body.clone());
+        let started_at = self.clock.now();
+        let sent = self.sender.send(&request).await;
+        let finished_at = self.clock.now();
+        let verdict = self.policy.classify(&sent.outcome, d.attempt);
+        let detail = self.policy.describe(&sent.outcome, d.attempt);
+        // One line per attempt; never the URL's query, auth or headers (secrets).
+        tracing::info!(
+            delivery = %d.delivery_id,
+            webhook = %d.webhook.id,
+            event_type = %d.event_type,
+            digest = %d.body.digest(),
+            attempt = d.attempt,
+            latency_ms = sent.latency.as_millis() as u64,
+            verdict = verdict.label(),
+            "{detail}"
+        );
+        AttemptRecord {
+            delivery_seq: d.delivery_seq,
+            webhook_seq: d.webhook_seq,
+            attempt: d.attempt,
+            started_at,
+            finished_at,
+            latency_us: i64::try_from(sent.latency.as_micros()).unwrap_or(i64::MAX),
+            outcome: sent.outcome,
+            verdict,
+            detail,
+        }
+    }
+
+    /// Writes attempt records in batches (one transaction each) and wakes the
+    /// scheduler, since a retry may now be the earliest due delivery.
+    async fn write_records(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<AttemptRecord>) {
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+            let records = std::mem::take(&mut batch);
+            let mut tries = 0;
+            loop {
+                match self.store.record(records.clone()).await {
+                    Ok(effects) => {
+                        for (webhook, reason, dropped) in effects.deactivated {
+                            tracing::warn!(
+                                %webhook,
+                                %reason,
+                                dropped,
+                                "webhook deactivated; its pending deliveries were dropped"
+                            );
+                        }
+                        break;
+                    }
+                    Err(e) if tries < 3 => {
+                        tries += 1;
+                        tracing::error!(error = %e, "cannot record attempts; retrying");
+                        tokio::time::sleep(ERROR_PAUSE).await;
+                    }
+                    Err(e) => {
+                        // The deliveries stay inflight and are resumed on restart
+                        // (at-least-once, S19).
+                        tracing::error!(error = %e, count = records.len(), "giving up recording attempts");
+                        break;
+                    }
+                }
+            }
+            self.wake.notify_one();
+        }
+    }
+}

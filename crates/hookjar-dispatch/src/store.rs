@@ -1,0 +1,847 @@
+//! Every SQLite call of the dispatcher, in one module.
+//!
+//! One connection (WAL journal for files) behind a mutex; every call runs on tokio's
+//! blocking pool through [`Store::call`], so the executor never waits on disk. (On a
+//! paused test clock, a running blocking task also stops tokio from jumping time
+//! forward while the store works, which keeps virtual-time tests exact.)
+//!
+//! The store records what the engine and `hookjar-core` decided; it decides nothing
+//! except the fan-out query of S12, whose rule (`Webhook::receives`) is the core's.
+//!
+//! # Tables
+//! - `webhooks` — S3 resources; `seq` orders them oldest first (S1, S12).
+//! - `events` — X1 events with their payload bytes, built once (X5).
+//! - `deliveries` — one event to one webhook: `state` (`pending`, `inflight`,
+//!   `delivered`, `failed`, `dropped`), attempts made, `due_at` (absolute
+//!   dispatcher-time micros, S19). A partial index on `due_at` for pending rows keeps
+//!   "what is due next" cheap with a million rows waiting.
+//! - `attempts` — the delivery log of X2.
+//!
+//! Schema versions live in [`MIGRATIONS`]; `PRAGMA user_version` says how many ran.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hookjar_core::webhook::{Headers, webhook_id};
+use hookjar_core::{DeactivateReason, EventType, Outcome, Payload, Verdict, Webhook, WebhookPatch};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::clock::{Clock, Micros};
+use crate::error::StoreError;
+
+/// Where the store lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A throw-away database in memory (`--in-memory`).
+    #[default]
+    InMemory,
+    /// A SQLite file (`--db FILE`), created when missing.
+    File(PathBuf),
+}
+
+/// Schema migrations, in order; `PRAGMA user_version` is how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "
+    CREATE TABLE webhooks (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        target_url TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        deactivate_reason TEXT,
+        event_type TEXT,
+        basic_auth_username TEXT NOT NULL,
+        basic_auth_password TEXT NOT NULL,
+        additional_headers TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        event_type TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        body BLOB NOT NULL
+    );
+    CREATE TABLE deliveries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        event_seq INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,
+        webhook_seq INTEGER NOT NULL REFERENCES webhooks(seq) ON DELETE CASCADE,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at INTEGER,
+        created_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        note TEXT
+    );
+    CREATE INDEX deliveries_due ON deliveries(due_at) WHERE state = 'pending';
+    CREATE INDEX deliveries_webhook ON deliveries(webhook_seq, state);
+    CREATE INDEX deliveries_inflight ON deliveries(state) WHERE state = 'inflight';
+    CREATE TABLE attempts (
+        delivery_seq INTEGER NOT NULL REFERENCES deliveries(seq) ON DELETE CASCADE,
+        n INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        latency_us INTEGER NOT NULL,
+        status INTEGER,
+        error TEXT,
+        verdict TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        next_attempt_at INTEGER,
+        PRIMARY KEY (delivery_seq, n)
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A handle to the store; clones share one connection.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// A delivery claimed for sending: everything the engine needs for one attempt.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery_seq: i64,
+    pub delivery_id: String,
+    /// The attempt about to be made: 0 for the first POST, n for retry n.
+    pub attempt: u32,
+    /// The webhook as it is now (its URL, auth and headers are used, S12).
+    pub webhook: Webhook,
+    pub webhook_seq: i64,
+    pub event_type: String,
+    pub body: Payload,
+}
+
+/// What one attempt came to, as the engine records it.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_seq: i64,
+    pub webhook_seq: i64,
+    pub attempt: u32,
+    pub started_at: Micros,
+    pub finished_at: Micros,
+    pub latency_us: i64,
+    pub outcome: Outcome,
+    pub verdict: Verdict,
+    /// The log line of `RetryPolicy::describe`.
+    pub detail: String,
+}
+
+/// The effect of recording a batch: webhooks deactivated by it.
+#[derive(Debug, Default)]
+pub struct RecordEffects {
+    /// `(webhook id, reason, deliveries dropped)` for each deactivation.
+    pub deactivated: Vec<(String, DeactivateReason, usize)>,
+}
+
+/// One attempt in the delivery log (X2).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    /// 0 for the first POST, n for retry n.
+    pub attempt: u32,
+    /// When the POST started (S11 timestamp form).
+    pub at: String,
+    /// The HTTP status, when one was received.
+    pub status: Option<u16>,
+    /// The transport error, when no status was received.
+    pub error: Option<String>,
+    /// Milliseconds from sending to the answer (or the error).
+    pub latency_ms: f64,
+    /// `delivered`, `retry` or `deactivate`.
+    pub verdict: String,
+    /// A human line, e.g. `HTTP 503 on retry 60; deactivated (RETRY_COUNT)`.
+    pub detail: String,
+    /// When the next attempt is due, after a `retry` verdict.
+    pub next_attempt_at: Option<String>,
+}
+
+/// One delivery with its attempts (X2).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    /// The delivery's id (for `POST /v1/deliveries/{id}/redeliver`).
+    pub id: String,
+    /// The event's id, as `POST /v1/events` returned it.
+    pub event: String,
+    pub event_type: String,
+    /// X5's correlation key: the digest of the body bytes, identical on every attempt.
+    pub digest: String,
+    /// `pending`, `inflight`, `delivered`, `failed` or `dropped`.
+    pub state: String,
+    pub created_at: String,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<String>,
+    /// Why it ended without delivery, when it did.
+    pub note: Option<String>,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// The outcome of a redeliver request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeliver {
+    /// Queued as a new delivery with this id.
+    Queued(String),
+    /// No such delivery.
+    NotFound,
+    /// The webhook is inactive (its id).
+    Inactive(String),
+}
+
+/// An event to store with its fan-out (X1, S12, S19).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub event_type: EventType,
+    pub body: Payload,
+}
+
+impl Store {
+    /// Opens (or creates) the store and brings its schema up to date.
+    pub fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        let (conn, path) = match config {
+            StoreConfig::InMemory => (Connection::open_in_memory(), PathBuf::from(":memory:")),
+            StoreConfig::File(p) => (Connection::open(p), p.clone()),
+        };
+        let conn = conn.map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        prepare(&conn, config).map_err(|source| StoreError::Open { path, source })?;
+        migrate(&conn)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on tokio's blocking pool.
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock only means another call panicked mid-way; SQLite rolled
+            // its transaction back, so the connection is still sound.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    // ----- webhooks (S1–S4) -----
+
+    /// One page of webhooks, oldest first, and the total count (S1).
+    pub async fn list_webhooks(
+        &self,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<Webhook>), StoreError> {
+        self.call(move |c| {
+            let count: i64 = c.query_row("SELECT COUNT(*) FROM webhooks", [], |r| r.get(0))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY seq LIMIT ?1 OFFSET ?2"
+            ))?;
+            let rows = stmt
+                .query_map(params![limit as i64, offset as i64], read_webhook)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let hooks = rows.into_iter().map(|r| r.map(|(_, w)| w)).collect::<Result<_, _>>()?;
+            Ok((count as u64, hooks))
+        })
+        .await
+    }
+
+    /// A webhook by id.
+    pub async fn get_webhook(&self, id: String) -> Result<Option<Webhook>, StoreError> {
+        self.call(move |c| Ok(find_webhook(c, &id)?.map(|(_, w)| w))).await
+    }
+
+    /// Stores a new webhook (S2). The id is drawn here, from 64 random bits.
+    pub async fn create_webhook(
+        &self,
+        new: hookjar_core::NewWebhook,
+        now: Micros,
+    ) -> Result<Webhook, StoreError> {
+        self.call(move |c| {
+            let webhook = Webhook::create(webhook_id(rand::random()), new);
+            c.execute(
+                "INSERT INTO webhooks (id, target_url, active, deactivate_reason, event_type,
+                    basic_auth_username, basic_auth_password, additional_headers, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    webhook.id,
+                    webhook.target_url,
+                    webhook.active,
+                    webhook.deactivate_reason.map(|r| r.as_str()),
+                    webhook.event_type.map(|t| t.as_str()),
+                    webhook.basic_auth_username,
+                    webhook.basic_auth_password,
+                    headers_json(&webhook.additional_headers),
+                    now,
+                ],
+            )?;
+            Ok(webhook)
+        })
+        .await
+    }
+
+    /// Applies a validated patch (S4) with the core's `Webhook::apply`; `None` when the
+    /// id is unknown.
+    pub async fn update_webhook(
+        &self,
+        id: String,
+        patch: WebhookPatch,
+    ) -> Result<Option<Webhook>, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some((seq, mut webhook)) = find_webhook(&tx, &id)? else {
+                return Ok(None);
+            };
+            webhook.apply(patch);
+            write_webhook(&tx, seq, &webhook)?;
+            tx.commit()?;
+            Ok(Some(webhook))
+        })
+        .await
+    }
+
+    /// Deactivates a webhook by an admin action (`ORG_DISABLED`, S18) and drops its
+    /// pending deliveries.
+    pub async fn deactivate_webhook(
+        &self,
+        id: String,
+        reason: DeactivateReason,
+    ) -> Result<Option<Webhook>, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some((seq, mut webhook)) = find_webhook(&tx, &id)? else {
+                return Ok(None);
+            };
+            webhook.deactivate(reason);
+            write_webhook(&tx, seq, &webhook)?;
+            drop_pending(&tx, seq, reason)?;
+            tx.commit()?;
+            Ok(Some(webhook))
+        })
+        .await
+    }
+
+    /// Deletes a webhook with its deliveries and their log; `false` when unknown.
+    pub async fn delete_webhook(&self, id: String) -> Result<bool, StoreError> {
+        self.call(move |c| Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [id])? > 0))
+            .await
+    }
+
+    // ----- events and deliveries (X1, S12, S19) -----
+
+    /// Stores an event and one delivery per qualifying webhook in one transaction,
+    /// all due at `now`; returns how many deliveries were queued.
+    ///
+    /// Fan-out (S12): active webhooks that take this type or all types, oldest first;
+    /// a `target_url` already served by an older webhook is skipped.
+    pub async fn emit(&self, event: NewEvent, now: Micros) -> Result<usize, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO events (id, event_type, created_at, digest, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    event.id,
+                    event.event_type.as_str(),
+                    now,
+                    event.body.digest().to_string(),
+                    event.body.bytes().as_ref(),
+                ],
+            )?;
+            let event_seq = tx.last_insert_rowid();
+            let targets = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = 1 ORDER BY seq"
+                ))?;
+                let rows = stmt.query_map([], read_webhook)?.collect::<Result<Vec<_>, _>>()?;
+                let mut seen = HashSet::new();
+                let mut out = Vec::new();
+                for row in rows {
+                    let (seq, w) = row?;
+                    if w.receives(event.event_type) && seen.insert(w.target_url.clone()) {
+                        out.push(seq);
+                    }
+                }
+                out
+            };
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO deliveries (id, event_seq, webhook_seq, state, attempts, due_at, created_at)
+                     VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+                )?;
+                for seq in &targets {
+                    insert.execute(params![webhook_id(rand::random()), event_seq, seq, now])?;
+                }
+            }
+            tx.commit()?;
+            Ok(targets.len())
+        })
+        .await
+    }
+
+    /// The earliest due instant of any pending delivery.
+    pub async fn next_due(&self) -> Result<Option<Micros>, StoreError> {
+        self.call(|c| {
+            Ok(c.query_row(
+                "SELECT MIN(due_at) FROM deliveries WHERE state = 'pending'",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )?)
+        })
+        .await
+    }
+
+    /// Claims up to `limit` deliveries due at `now`, earliest first, marking them
+    /// `inflight`. Deliveries whose webhook is no longer active are dropped instead.
+    pub async fn claim_due(&self, now: Micros, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut claimed = Vec::new();
+            let mut dropped = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT d.seq, d.id, d.attempts, e.event_type, e.body, {WEBHOOK_COLUMNS_W}
+                     FROM deliveries d
+                     JOIN events e ON e.seq = d.event_seq
+                     JOIN webhooks w ON w.seq = d.webhook_seq
+                     WHERE d.state = 'pending' AND d.due_at <= ?1
+                     ORDER BY d.due_at LIMIT ?2"
+                ))?;
+                let mut rows = stmt.query(params![now, limit as i64])?;
+                while let Some(row) = rows.next()? {
+                    let seq: i64 = row.get(0)?;
+                    let (webhook_seq, webhook) = read_webhook_at(row, 5)?;
+                    if !webhook.active {
+                        dropped.push(seq);
+                        continue;
+                    }
+                    let attempts: i64 = row.get(2)?;
+                    let body: Vec<u8> = row.get(4)?;
+                    claimed.push(Claimed {
+                        delivery_seq: seq,
+                        delivery_id: row.get(1)?,
+                        attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        webhook,
+                        webhook_seq,
+                        event_type: row.get(3)?,
+                        body: Payload::from_bytes(body),
+                    });
+                }
+            }
+            {
+                let mut mark = tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'inflight' WHERE seq = ?1",
+                )?;
+                for d in &claimed {
+                    mark.execute([d.delivery_seq])?;
+                }
+                let mut drop = tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'dropped', due_at = NULL, finished_at = ?2,
+                        note = 'the webhook was inactive when the delivery fell due'
+                     WHERE seq = ?1",
+                )?;
+                for seq in dropped {
+                    drop.execute(params![seq, now])?;
+                }
+            }
+            tx.commit()?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    /// Records a batch of attempts and applies their verdicts in one transaction:
+    /// delivered; pending again at `finished_at + delay` (S14); or failed with the
+    /// webhook deactivated and its other pending deliveries dropped (S15, S16, S18).
+    pub async fn record(&self, batch: Vec<AttemptRecord>) -> Result<RecordEffects, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut effects = RecordEffects::default();
+            for rec in &batch {
+                let (status, error) = match &rec.outcome {
+                    Outcome::Status { code } => (Some(i64::from(*code)), None),
+                    other => (None, Some(other.to_string())),
+                };
+                let next_at = match rec.verdict {
+                    Verdict::RetryAfter { delay } => {
+                        Some(rec.finished_at.saturating_add(Clock::micros_of(delay)))
+                    }
+                    _ => None,
+                };
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO attempts
+                       (delivery_seq, n, started_at, latency_us, status, error, verdict, detail, next_attempt_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    rec.delivery_seq,
+                    rec.attempt,
+                    rec.started_at,
+                    rec.latency_us,
+                    status,
+                    error,
+                    rec.verdict.label(),
+                    rec.detail,
+                    next_at,
+                ])?;
+                match rec.verdict {
+                    Verdict::Delivered => {
+                        tx.prepare_cached(
+                            "UPDATE deliveries SET state = 'delivered', attempts = ?2, due_at = NULL,
+                                finished_at = ?3 WHERE seq = ?1",
+                        )?
+                        .execute(params![rec.delivery_seq, rec.attempt + 1, rec.finished_at])?;
+                    }
+                    Verdict::RetryAfter { .. } => {
+                        // Only requeue if nothing else ended the delivery meanwhile
+                        // (e.g. its webhook was deactivated by another delivery).
+                        tx.prepare_cached(
+                            "UPDATE deliveries SET state = 'pending', attempts = ?2, due_at = ?3
+                             WHERE seq = ?1 AND state = 'inflight'",
+                        )?
+                        .execute(params![rec.delivery_seq, rec.attempt + 1, next_at])?;
+                    }
+                    Verdict::Deactivate { reason } => {
+                        tx.prepare_cached(
+                            "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
+                                finished_at = ?3, note = ?4 WHERE seq = ?1",
+                        )?
+                        .execute(params![
+                            rec.delivery_seq,
+                            rec.attempt + 1,
+                            rec.finished_at,
+                            format!("webhook deactivated ({reason})")
+                        ])?;
+                        let changed = tx
+                            .prepare_cached(
+                                "UPDATE webhooks SET active = 0, deactivate_reason = ?2
+                                 WHERE seq = ?1 AND active = 1",
+                            )?
+                            .execute(params![rec.webhook_seq, reason.as_str()])?;
+                        let dropped = drop_pending(&tx, rec.webhook_seq, reason)?;
+                        if changed > 0 {
+                            let id: String = tx.query_row(
+                                "SELECT id FROM webhooks WHERE seq = ?1",
+                                [rec.webhook_seq],
+                                |r| r.get(0),
+                            )?;
+                            effects.deactivated.push((id, reason, dropped));
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(effects)
+        })
+        .await
+    }
+
+    /// Puts deliveries that were in flight when the process stopped back in the
+    /// queue, keeping their due instants (S19); returns how many.
+    pub async fn resume_inflight(&self) -> Result<usize, StoreError> {
+        self.call(|c| {
+            Ok(c.execute(
+                "UPDATE deliveries SET state = 'pending' WHERE state = 'inflight'",
+                [],
+            )?)
+        })
+        .await
+    }
+
+    /// How many deliveries are pending or in flight.
+    pub async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.call(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'inflight')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        })
+        .await
+    }
+
+    /// One page of a webhook's deliveries with their attempts (X2), oldest first;
+    /// `None` when the webhook is unknown.
+    pub async fn deliveries_of(
+        &self,
+        webhook: String,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Option<(u64, Vec<DeliveryView>)>, StoreError> {
+        self.call(move |c| {
+            let Some((wseq, _)) = find_webhook(c, &webhook)? else {
+                return Ok(None);
+            };
+            let count: i64 = c.query_row(
+                "SELECT COUNT(*) FROM deliveries WHERE webhook_seq = ?1",
+                [wseq],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare_cached(
+                "SELECT d.seq, d.id, e.id, e.event_type, e.digest, d.state, d.created_at, d.due_at, d.note
+                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.webhook_seq = ?1 ORDER BY d.seq LIMIT ?2 OFFSET ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![wseq, limit as i64, offset as i64], |r| {
+                    let state: String = r.get(5)?;
+                    let due: Option<i64> = r.get(7)?;
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        DeliveryView {
+                            id: r.get(1)?,
+                            event: r.get(2)?,
+                            event_type: r.get(3)?,
+                            digest: r.get(4)?,
+                            next_attempt_at: due
+                                .filter(|_| state == "pending")
+                                .map(crate::clock::format_micros),
+                            state,
+                            created_at: crate::clock::format_micros(r.get(6)?),
+                            note: r.get(8)?,
+                            attempts: Vec::new(),
+                        },
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut attempts = c.prepare_cached(
+                "SELECT n, started_at, status, error, latency_us, verdict, detail, next_attempt_at
+                 FROM attempts WHERE delivery_seq = ?1 ORDER BY n",
+            )?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (seq, mut view) in rows {
+                view.attempts = attempts
+                    .query_map([seq], |r| {
+                        Ok(AttemptView {
+                            attempt: r.get(0)?,
+                            at: crate::clock::format_micros(r.get(1)?),
+                            status: r.get(2)?,
+                            error: r.get(3)?,
+                            latency_ms: r.get::<_, i64>(4)? as f64 / 1000.0,
+                            verdict: r.get(5)?,
+                            detail: r.get(6)?,
+                            next_attempt_at: r
+                                .get::<_, Option<i64>>(7)?
+                                .map(crate::clock::format_micros),
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                out.push(view);
+            }
+            Ok(Some((count as u64, out)))
+        })
+        .await
+    }
+
+    /// Queues the same event bytes again to the same webhook as a new delivery (X2).
+    pub async fn redeliver(&self, delivery: String, now: Micros) -> Result<Redeliver, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let found: Option<(i64, i64, bool, String)> = tx
+                .query_row(
+                    "SELECT d.event_seq, d.webhook_seq, w.active, w.id FROM deliveries d
+                     JOIN webhooks w ON w.seq = d.webhook_seq WHERE d.id = ?1",
+                    [&delivery],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let Some((event_seq, webhook_seq, active, webhook)) = found else {
+                return Ok(Redeliver::NotFound);
+            };
+            if !active {
+                return Ok(Redeliver::Inactive(webhook));
+            }
+            let id = webhook_id(rand::random());
+            tx.execute(
+                "INSERT INTO deliveries (id, event_seq, webhook_seq, state, attempts, due_at, created_at)
+                 VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+                params![id, event_seq, webhook_seq, now],
+            )?;
+            tx.commit()?;
+            Ok(Redeliver::Queued(id))
+        })
+        .await
+    }
+}
+
+/// Pragmas for every connection: WAL for files, foreign keys (for cascades).
+fn prepare(conn: &Connection, config: &StoreConfig) -> rusqlite::Result<()> {
+    if matches!(config, StoreConfig::File(_)) {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // With WAL, NORMAL keeps every commit durable against a process crash (the
+        // at-least-once promise of S19) and is much faster than FULL.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+/// Runs the migrations the database has not seen yet.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+    }
+    Ok(())
+}
+
+const WEBHOOK_COLUMNS: &str = "seq, id, target_url, active, deactivate_reason, event_type, \
+     basic_auth_username, basic_auth_password, additional_headers";
+const WEBHOOK_COLUMNS_W: &str = "w.seq, w.id, w.target_url, w.active, w.deactivate_reason, \
+     w.event_type, w.basic_auth_username, w.basic_auth_password, w.additional_headers";
+
+type WebhookRow = Result<(i64, Webhook), StoreError>;
+
+/// Reads [`WEBHOOK_COLUMNS`] from a row (column errors are SQLite's; value errors
+/// are reported as [`StoreError::Corrupt`]).
+fn read_webhook(row: &Row<'_>) -> rusqlite::Result<WebhookRow> {
+    read_webhook_at(row, 0).map(Ok).or_else(|e| match e {
+        ReadError::Sql(e) => Err(e),
+        ReadError::Corrupt(c) => Ok(Err(c)),
+    })
+}
+
+enum ReadError {
+    Sql(rusqlite::Error),
+    Corrupt(StoreError),
+}
+
+impl From<rusqlite::Error> for ReadError {
+    fn from(e: rusqlite::Error) -> Self {
+        ReadError::Sql(e)
+    }
+}
+
+impl From<ReadError> for StoreError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Sql(e) => StoreError::Sqlite(e),
+            ReadError::Corrupt(c) => c,
+        }
+    }
+}
+
+fn read_webhook_at(row: &Row<'_>, at: usize) -> Result<(i64, Webhook), ReadError> {
+    let corrupt = |column, detail: String| {
+        ReadError::Corrupt(StoreError::Corrupt {
+            table: "webhooks",
+            column,
+            detail,
+        })
+    };
+    let event_type = match row.get::<_, Option<String>>(at + 5)? {
+        None => None,
+        Some(s) => Some(
+            s.parse::<EventType>()
+                .map_err(|e| corrupt("event_type", e.to_string()))?,
+        ),
+    };
+    let deactivate_reason = match row.get::<_, Option<String>>(at + 4)? {
+        None => None,
+        Some(s) => Some(
+            DeactivateReason::from_code(&s)
+                .ok_or_else(|| corrupt("deactivate_reason", s.clone()))?,
+        ),
+    };
+    let headers: String = row.get(at + 8)?;
+    let additional_headers: Headers = serde_json::from_str(&headers)
+        .map_err(|e| corrupt("additional_headers", e.to_string()))?;
+    Ok((
+        row.get(at)?,
+        Webhook {
+            id: row.get(at + 1)?,
+            target_url: row.get(at + 2)?,
+            active: row.get(at + 3)?,
+            deactivate_reason,
+            event_type,
+            basic_auth_username: row.get(at + 6)?,
+            basic_auth_password: row.get(at + 7)?,
+            additional_headers,
+        },
+    ))
+}
+
+fn find_webhook(c: &Connection, id: &str) -> Result<Option<(i64, Webhook)>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1"
+    ))?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(read_webhook_at(row, 0)?)),
+        None => Ok(None),
+    }
+}
+
+fn write_webhook(c: &Connection, seq: i64, w: &Webhook) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "UPDATE webhooks SET target_url = ?2, active = ?3, deactivate_reason = ?4, event_type = ?5,
+            basic_auth_username = ?6, basic_auth_password = ?7, additional_headers = ?8
+         WHERE seq = ?1",
+    )?
+    .execute(params![
+        seq,
+        w.target_url,
+        w.active,
+        w.deactivate_reason.map(|r| r.as_str()),
+        w.event_type.map(|t| t.as_str()),
+        w.basic_auth_username,
+        w.basic_auth_password,
+        headers_json(&w.additional_headers),
+    ])?;
+    Ok(())
+}
+
+/// Drops a deactivated webhook's pending deliveries (S15: nothing more is POSTed).
+fn drop_pending(c: &Connection, webhook_seq: i64, reason: DeactivateReason) -> Result<usize, StoreError> {
+    Ok(c.prepare_cached(
+        "UPDATE deliveries SET state = 'dropped', due_at = NULL, note = ?2
+         WHERE webhook_seq = ?1 AND state = 'pending'",
+    )?
+    .execute(params![
+        webhook_seq,
+        format!("dropped: webhook deactivated ({reason})")
+    ])?)
+}
+
+fn headers_json(h: &Headers) -> String {
+    serde_json::to_string(h).expect("a string map serialises")
+}
+
+/// The path of a file store, for messages.
+pub fn describe(config: &StoreConfig) -> String {
+    match config {
+        StoreConfig::InMemory => "in memory (lost on exit)".to_owned(),
+        StoreConfig::File(p) => display_path(p),
+    }
+}
+
+fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}
