@@ -5,6 +5,7 @@
 //!   and judges each answer the way Skilljar will.
 //! - [`suite`] — the dispatcher conformance suite: one case per clause, driving a
 //!   dispatcher through its HTTP API and observing it through the mock receiver.
+//! - [`simulate`] — the reference dispatcher against a scripted mock, in virtual time.
 //! - [`report`] — case results; table, JSON and JUnit output.
 //! - [`sender`] — the HTTP edge: one POST of a `DeliveryRequest`, mapped to an `Outcome`.
 //!
@@ -15,5 +16,16 @@
 pub mod check;
 pub mod report;
 pub mod sender;
+pub mod simulate;
+pub mod suite;
 
 pub use report::{CaseResult, Report, Status};
+
+/// A single-threaded tokio runtime whose clock is paused and auto-advances: the
+/// self-hosted suite and `simulate` run on it, so back-off waits cost no real time.
+pub fn virtual_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+}

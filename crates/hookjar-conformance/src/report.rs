@@ -161,7 +161,7 @@ impl Report {
             } else {
                 String::new()
             };
-            let _ = writeln!(out, "{label} {:<id_w$}{dur}  {}", c.id, c.seen);
+            let _ = writeln!(out, "{label} {:<id_w$}{dur}  {}", c.id, shorten(&c.seen, 200));
             if matches!(c.status, Status::Fail | Status::Warn) {
                 let _ = writeln!(out, "     {:<id_w$}  expected: {}", "", c.expected);
             }
@@ -217,6 +217,16 @@ impl Report {
         report.set_time(self.duration);
         report.add_test_suite(suite);
         report.to_string().expect("JUnit serialises")
+    }
+}
+
+/// Cuts long text for the table (JSON and JUnit keep it whole).
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(max - 1).collect();
+        format!("{cut}…")
     }
 }
 

@@ -1,1 +1,236 @@
-//! placeholder
+//! `hookjar-dispatch`: the reference Skilljar webhook dispatcher.
+//!
+//! A management API (S1–S6b, S13, X1, X2, X4) in front of a durable delivery engine
+//! (S7–S19) that POSTs events, retries with back-off, deactivates failing webhooks and
+//! keeps a delivery log. Every rule comes from `hookjar-core`; this crate performs I/O
+//! and keeps time.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use hookjar_dispatch::{Config, Dispatcher, StoreConfig};
+//! let config = Config { api_key: "k".into(), store: StoreConfig::InMemory, ..Config::default() };
+//! let server = Dispatcher::start(config, "127.0.0.1:0").await?;
+//! println!("management API at {}", server.url());
+//! server.shutdown().await; // graceful; dropping it instead simulates a crash
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`api`] — axum handlers (thin), DRF-shaped errors ([`api::ApiError`]), S5 auth,
+//!   pagination, JSON/form/multipart bodies, the OpenAPI document of X4.
+//! - [`engine`] — the scheduler (one timer at the earliest due instant), the bounded
+//!   pool of senders and the batching writer.
+//! - [`deliver`] — one POST with reqwest (rustls, redirect limit, timeout), named as a
+//!   core `Outcome`.
+//! - [`store`] — every SQLite call (WAL, migrations by `PRAGMA user_version`), run on
+//!   tokio's blocking pool.
+//! - [`clock`] — the only reader of the wall clock: tokio instants for deadlines,
+//!   absolute micros for stored instants, X3's time scale.
+//! - [`error`] — typed errors of the store and of start-up.
+//!
+//! # Promises
+//! - At-least-once (S19): `POST /v1/events` answers after the event and its deliveries
+//!   are committed; retry instants are stored as absolute times, so a restart on the
+//!   same database resumes every due or in-flight delivery.
+//! - Identical bytes (X5): the payload is serialised once at emit and resent unchanged.
+//! - Virtual time: deadlines use `tokio::time`, so a runtime with a paused clock runs
+//!   the 61-attempt, 50-hour life-cycle at once. (Under a paused clock the receiver
+//!   should run on the same runtime: tokio jumps time forward whenever that runtime
+//!   waits on I/O from another thread.)
+//! - Secrets (passwords, header values, the API key) are never logged.
+
+pub mod api;
+pub mod clock;
+pub mod deliver;
+pub mod engine;
+pub mod error;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookjar_core::RetryPolicy;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+pub use clock::Clock;
+pub use error::{StartError, StoreError};
+pub use store::StoreConfig;
+
+/// How a dispatcher runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The API key clients send as the Basic username (S5).
+    pub api_key: String,
+    /// The retry schedule (S14–S15).
+    pub policy: RetryPolicy,
+    /// How long one POST may take before it counts as a timeout (S18).
+    pub timeout: Duration,
+    /// X3: one second of real time counts as this many seconds of back-off. Ignored
+    /// when `clock` is given.
+    pub time_scale: f64,
+    /// Show stored passwords in clear, as Skilljar does (S3).
+    pub reveal_secrets: bool,
+    /// Where webhooks, events and deliveries are kept.
+    pub store: StoreConfig,
+    /// Redirects followed before `TOO_MANY_REDIRECTS` (S18).
+    pub max_redirects: usize,
+    /// Attempts in flight at most at once.
+    pub concurrency: usize,
+    /// A clock to use instead of one anchored at start (tests share one across a
+    /// restart).
+    pub clock: Option<Clock>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            api_key: String::new(),
+            policy: RetryPolicy::default(),
+            timeout: Duration::from_secs(10),
+            time_scale: 1.0,
+            reveal_secrets: false,
+            store: StoreConfig::InMemory,
+            max_redirects: 10,
+            concurrency: 64,
+            clock: None,
+        }
+    }
+}
+
+/// A running dispatcher: the API server and the delivery engine.
+///
+/// [`Dispatcher::shutdown`] stops gracefully. Dropping it without shutdown aborts
+/// both at once, like a crash: attempts in flight are lost and resumed by the next
+/// dispatcher on the same database.
+#[derive(Debug)]
+pub struct Dispatcher {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+    engine: Option<JoinHandle<()>>,
+}
+
+impl Dispatcher {
+    /// Binds `addr` (e.g. `127.0.0.1:0`) and starts.
+    pub async fn start(config: Config, addr: &str) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        Dispatcher::from_listener(config, listener).await
+    }
+
+    /// Starts on a bound listener: opens the store, resumes deliveries left in
+    /// flight, then serves the API and runs the engine.
+    pub async fn from_listener(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+        let policy = config
+            .policy
+            .validated()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        if config.concurrency == 0 {
+            return Err(StartError::Config("concurrency must be at least 1".into()));
+        }
+        if config.api_key.is_empty() {
+            return Err(StartError::Config("the API key must not be empty".into()));
+        }
+        let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
+        let store_config = config.store.clone();
+        let store = tokio::task::spawn_blocking(move || store::Store::open(&store_config))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let resumed = store.resume_inflight().await?;
+        let pending = store.pending_count().await?;
+        if pending > 0 {
+            tracing::info!(pending, resumed, "resuming deliveries from the store");
+        }
+
+        let clock = config.clock.unwrap_or_else(|| Clock::system(config.time_scale));
+        let sender = deliver::Sender::new(config.timeout, config.max_redirects)?;
+        let wake = Arc::new(Notify::new());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+
+        let engine = Arc::new(engine::Engine {
+            store: store.clone(),
+            clock,
+            policy,
+            sender: sender.clone(),
+            concurrency: config.concurrency,
+            wake: Arc::clone(&wake),
+        });
+        let engine = tokio::spawn(engine.run(shutdown_rx.clone()));
+
+        let state = api::AppState::new(
+            store,
+            clock,
+            sender,
+            config.api_key,
+            config.reveal_secrets,
+            wake,
+            format!("http://{addr}"),
+        );
+        let app = api::router(state);
+        let mut stop = shutdown_rx;
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the API server stopped");
+            }
+        });
+
+        Ok(Dispatcher {
+            addr,
+            shutdown,
+            server: Some(server),
+            engine: Some(engine),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the API listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops gracefully: the API stops accepting, attempts in flight finish and are
+    /// recorded; deliveries not yet due stay in the store.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(engine) = self.engine.take() {
+            let _ = engine.await;
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    /// Without [`Dispatcher::shutdown`], stop at once (a crash, for restart tests).
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            engine.abort();
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A fresh API key for `hookjar serve` when none is given: 26 lowercase base-36
+/// characters (128 random bits).
+pub fn generate_api_key() -> String {
+    let a = hookjar_core::webhook::webhook_id(rand::random());
+    let b = hookjar_core::webhook::webhook_id(rand::random());
+    format!("{a}{b}")
+}

@@ -10,5 +10,3 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The command could not do its work (bad input file, server unreachable, …).
 pub const ERROR: u8 = 3;
-/// The command exists but is not implemented yet.
-pub const NOT_IMPLEMENTED: u8 = 4;

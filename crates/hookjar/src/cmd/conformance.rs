@@ -1,11 +1,102 @@
-//! `hookjar conformance` — not implemented yet (issue #5).
+//! `hookjar conformance`: the dispatcher conformance suite.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Not implemented yet (issue #5).
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context as _;
+use hookjar_conformance::suite::{self, CASE_IDS, Options, Target, TimeMode};
+use hookjar_core::RetryPolicy;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    crate::cmd::util::not_implemented("conformance", 5)
+use super::util::{Format, SuiteProgress, finish_report, runtime};
+
+/// Run the dispatcher conformance suite: one named case per clause of the spec
+/// (S1.list, S7.content-type, S14.backoff, S15.exhaustion, S16.deactivate-4xx, …), each
+/// driving a dispatcher through its HTTP API and watching what it sends through
+/// hookjar's mock receiver.
+///
+/// Without --server it starts the reference dispatcher in-process, on an in-memory
+/// store, in virtual time: the whole suite, including the full 61-attempt / 50-hour
+/// retry life-cycle, takes seconds. With --server it tests any dispatcher that speaks
+/// the Skilljar webhooks API plus hookjar's POST /v1/events (X1) and delivery log (X2);
+/// it must be able to reach this machine's loopback, where the mock receiver listens.
+///
+/// Exit code 0 only when every case passes.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A running dispatcher to test, e.g. http://127.0.0.1:8750 (default: start the
+    /// reference dispatcher in-process).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The API key of --server (also read from HOOKJAR_API_KEY).
+    #[arg(long, env = "HOOKJAR_API_KEY", requires = "server", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// The --time-scale the server runs with (X3): waits and gap checks adapt to it.
+    #[arg(long, default_value_t = 1.0, requires = "server", value_name = "N")]
+    pub time_scale: f64,
+    /// Keep only the first retries of the time-dependent cases; skip the 50-hour
+    /// exhaustion case (useful with --server in real time).
+    #[arg(long)]
+    pub quick: bool,
+    /// Only cases whose id starts with this (repeatable), e.g. --only S14 --only S7.
+    #[arg(long, value_name = "PREFIX")]
+    pub only: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write a JUnit XML report to this file (for CI).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+        anyhow::bail!(
+            "--time-scale must be a positive number (got {}); use the value the server runs with",
+            args.time_scale
+        );
+    }
+    let options = Options {
+        quick: args.quick,
+        only: args.only.clone(),
+    };
+    let total = CASE_IDS
+        .iter()
+        .filter(|id| {
+            options.only.is_empty()
+                || options
+                    .only
+                    .iter()
+                    .any(|o| id.to_ascii_lowercase().starts_with(&o.to_ascii_lowercase()))
+        })
+        .count();
+    if total == 0 {
+        anyhow::bail!(
+            "no case matches --only {}; the cases are: {}",
+            args.only.join(" --only "),
+            CASE_IDS.join(", ")
+        );
+    }
+    let mut progress = SuiteProgress::new(args.quiet, Some(total as u64));
+    let report = match &args.server {
+        None => hookjar_conformance::virtual_runtime()?
+            .block_on(suite::run_self_hosted(&options, &mut progress))?,
+        Some(url) => {
+            let api_key = args
+                .api_key
+                .clone()
+                .context("--server needs --api-key (or HOOKJAR_API_KEY)")?;
+            let target = Target {
+                url: url.clone(),
+                api_key,
+                time: TimeMode::Scaled(args.time_scale),
+                policy: RetryPolicy::default(),
+            };
+            runtime()?.block_on(suite::run(&target, &options, &mut progress))?
+        }
+    };
+    drop(progress);
+    finish_report(&report, args.format, args.junit.as_deref())
 }

@@ -1,11 +1,201 @@
-//! `hookjar emit` — not implemented yet (issue #4).
+//! `hookjar emit`: emit an event through a running dispatcher (X1, issue #4).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Not implemented yet (issue #4).
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::{Context as _, bail};
+use hookjar_core::EventType;
+use hookjar_core::payload::{parse_assignment, set_dotted};
+use serde_json::{Map, Value};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    crate::cmd::util::not_implemented("emit", 4)
+use crate::exit;
+
+/// Emit an event through a running `hookjar serve`, which delivers it to every active
+/// webhook that takes its type (POST /v1/events).
+///
+/// The event is the type's fixture with a fresh timestamp. Change it with --data (a
+/// JSON object whose top-level keys, such as "user" or "course", replace the
+/// fixture's) and --set (one field at a time, e.g. --set user.email=ada@example.com).
+///
+/// Prints the event's id and how many deliveries were queued.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The event type, e.g. COURSE_ENROLLMENT or course-enrollment.
+    #[arg(value_name = "TYPE")]
+    pub event_type: String,
+    /// A JSON file whose top-level keys replace the fixture's.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Set one field, PATH=VALUE; the value is read as JSON when it parses, else as
+    /// text. Repeatable.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// The dispatcher's URL.
+    #[arg(long, env = "HOOKJAR_SERVER", default_value = "http://127.0.0.1:8750")]
+    pub server: String,
+    /// The dispatcher's API key (printed by `hookjar serve` when it generated one).
+    #[arg(long, env = "HOOKJAR_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// Print the dispatcher's JSON answer instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let event_type: EventType = args.event_type.parse().map_err(anyhow::Error::new)?;
+    let body = build_body(event_type, args.data.as_deref(), &args.set)?;
+    let url = format!("{}/v1/events", args.server.trim_end_matches('/'));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (status, text) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let response = client
+            .post(&url)
+            .basic_auth(&args.api_key, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| unreachable_error(&args.server, &e))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        anyhow::Ok((status, text))
+    })?;
+
+    match status.as_u16() {
+        202 => {
+            let answer: Value = serde_json::from_str(&text)
+                .with_context(|| format!("the dispatcher answered 202 with a body that is not JSON: {text}"))?;
+            if args.json {
+                println!("{answer}");
+            } else {
+                let n = answer["deliveries"].as_u64().unwrap_or(0);
+                println!(
+                    "event {} ({event_type}): {n} {} queued",
+                    answer["event"].as_str().unwrap_or("?"),
+                    if n == 1 { "delivery" } else { "deliveries" }
+                );
+                if n == 0 {
+                    println!("(no active webhook takes {event_type}; create one with POST /v1/webhooks)");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        401 => {
+            eprintln!(
+                "error: the dispatcher at {} refused the API key (401: {}). Pass the key `hookjar serve` uses with --api-key or HOOKJAR_API_KEY.",
+                args.server,
+                detail(&text)
+            );
+            Ok(ExitCode::from(exit::ERROR))
+        }
+        400 => {
+            eprintln!("error: the dispatcher refused the event (400): {text}");
+            Ok(ExitCode::from(exit::ERROR))
+        }
+        404 => bail!(
+            "{url} answered 404: is {} a hookjar dispatcher (hookjar serve)? POST /v1/events is a hookjar extension, not part of Skilljar's API",
+            args.server
+        ),
+        code => bail!("the dispatcher answered HTTP {code}: {text}"),
+    }
+}
+
+/// The `{"event_type": T, …}` body: only the type when nothing is overridden (the
+/// dispatcher uses its fixture); otherwise the fixture's objects with --data and
+/// --set applied, sent whole so nested --set paths survive the top-level merge.
+fn build_body(
+    event_type: EventType,
+    data: Option<&std::path::Path>,
+    sets: &[String],
+) -> anyhow::Result<Value> {
+    let mut body = Map::new();
+    body.insert("event_type".into(), Value::String(event_type.as_str().into()));
+    if data.is_none() && sets.is_empty() {
+        return Ok(Value::Object(body));
+    }
+    let Value::Object(mut fields) = hookjar_core::fixtures::value(event_type) else {
+        bail!("the {event_type} fixture is not a JSON object");
+    };
+    if let Some(path) = data {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --data {}", path.display()))?;
+        let value: Value = serde_json::from_str(&text)
+            .with_context(|| format!("--data {} is not valid JSON", path.display()))?;
+        let Value::Object(map) = value else {
+            bail!(
+                "--data {} must hold a JSON object of top-level keys (such as \"user\"), not {}",
+                path.display(),
+                hookjar_core::payload::json_kind(&value)
+            );
+        };
+        if let Some(t) = map.get("event_type").and_then(Value::as_str) {
+            if t != event_type.as_str() {
+                bail!("--data {} says event_type {t:?} but TYPE is {event_type}", path.display());
+            }
+        }
+        fields.extend(map);
+    }
+    let mut root = Value::Object(fields);
+    for assignment in sets {
+        let (path, value) = parse_assignment(assignment)?;
+        if path == "event_type" || path == "timestamp" {
+            bail!("--set {path}: {path} is set by the dispatcher");
+        }
+        set_dotted(&mut root, path, value)?;
+    }
+    let Value::Object(mut fields) = root else {
+        unreachable!("the root stays an object")
+    };
+    fields.shift_remove("event_type");
+    fields.shift_remove("timestamp");
+    body.extend(fields);
+    Ok(Value::Object(body))
+}
+
+fn unreachable_error(server: &str, e: &reqwest::Error) -> anyhow::Error {
+    if e.is_connect() {
+        anyhow::anyhow!(
+            "cannot reach the dispatcher at {server}: connection refused or unreachable. Is `hookjar serve` running there? (set --server or HOOKJAR_SERVER)"
+        )
+    } else if e.is_timeout() {
+        anyhow::anyhow!("the dispatcher at {server} did not answer in time")
+    } else {
+        anyhow::anyhow!("cannot send the event to {server}: {e}")
+    }
+}
+
+fn detail(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixture_only_sends_the_type() {
+        let b = build_body(EventType::CourseEnrollment, None, &[]).unwrap();
+        assert_eq!(b, serde_json::json!({"event_type": "COURSE_ENROLLMENT"}));
+    }
+
+    #[test]
+    fn set_changes_one_nested_field_and_keeps_the_rest() {
+        let b = build_body(
+            EventType::CourseEnrollment,
+            None,
+            &["user.email=ada@example.com".into()],
+        )
+        .unwrap();
+        assert_eq!(b["user"]["email"], "ada@example.com");
+        assert!(b["user"]["first_name"].is_string());
+        assert!(b["course"].is_object());
+        assert!(b.get("timestamp").is_none());
+        assert!(build_body(EventType::CourseEnrollment, None, &["timestamp=1".into()]).is_err());
+    }
 }

@@ -1,11 +1,146 @@
-//! `hookjar serve` — not implemented yet (issue #4).
+//! `hookjar serve`: run the reference dispatcher (issue #4).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// Not implemented yet (issue #4).
+use anyhow::Context as _;
+use hookjar_core::RetryPolicy;
+use hookjar_dispatch::{Config, Dispatcher, StoreConfig};
+
+use super::util::parse_duration;
+
+/// Run a local Skilljar-style webhook dispatcher.
+///
+/// It serves the Skilljar Webhooks management API (/v1/webhooks, ping, samples) plus
+/// hookjar's own extensions (POST /v1/events to emit an event, a delivery log, and
+/// /openapi.json), and delivers events to your endpoints the way Skilljar does:
+/// retries 5xx answers with back-off (2 s doubling up to 1 h, 60 retries), deactivates
+/// a webhook on any 4xx, after 10 redirects, or when the retries run out.
+///
+/// Authenticate with HTTP Basic: the API key as the username, an empty password
+/// (curl -u KEY: http://127.0.0.1:8750/v1/ping). Stop with Ctrl-C: attempts in flight
+/// finish, everything pending stays in the database for the next start.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8750")]
+    pub addr: String,
+    /// API key clients must send as the Basic auth username. Generated and printed
+    /// when not given.
+    #[arg(long, env = "HOOKJAR_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// SQLite file keeping webhooks, events and pending retries across restarts.
+    #[arg(long, default_value = "hookjar.db", conflicts_with = "in_memory")]
+    pub db: PathBuf,
+    /// Keep everything in memory instead (lost when the dispatcher stops).
+    #[arg(long)]
+    pub in_memory: bool,
+    /// Make back-off waits pass faster: with 3600, an hour of back-off takes a second.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub time_scale: f64,
+    /// How long to wait for your endpoint to answer before counting a timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Retries after the first attempt before the webhook is deactivated.
+    #[arg(long, default_value_t = 60)]
+    pub retry_limit: u32,
+    /// Wait before the first retry; each later wait doubles.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub base_delay: Duration,
+    /// Longest wait between two retries.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub max_delay: Duration,
+    /// Show stored basic-auth passwords in API answers, as Skilljar does (hookjar
+    /// masks them as "********" by default).
+    #[arg(long)]
+    pub reveal_secrets: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    crate::cmd::util::not_implemented("serve", 4)
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a time scale; give a positive number such as 1, 60 or 3600"
+        )),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let policy = RetryPolicy::new(args.base_delay, 2, args.max_delay, args.retry_limit)
+        .context("invalid retry policy")?;
+    let (api_key, generated) = match args.api_key.filter(|k| !k.is_empty()) {
+        Some(k) => (k, false),
+        None => (hookjar_dispatch::generate_api_key(), true),
+    };
+    let store = if args.in_memory {
+        StoreConfig::InMemory
+    } else {
+        StoreConfig::File(args.db.clone())
+    };
+    let config = Config {
+        api_key: api_key.clone(),
+        policy,
+        timeout: args.timeout,
+        time_scale: args.time_scale,
+        reveal_secrets: args.reveal_secrets,
+        store: store.clone(),
+        ..Config::default()
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = Dispatcher::start(config, &args.addr)
+            .await
+            .with_context(|| format!("cannot start the dispatcher on {}", args.addr))?;
+        println!("hookjar dispatcher listening on {}", server.url());
+        println!("  store: {}", hookjar_dispatch::store::describe(&store));
+        if generated {
+            println!("  API key (generated; pass --api-key or HOOKJAR_API_KEY to choose one): {api_key}");
+        }
+        if args.time_scale != 1.0 {
+            println!("  time scale: one real second counts as {} s of back-off", args.time_scale);
+        }
+        println!("  try: curl -u {}: {}/v1/ping", if generated { api_key.as_str() } else { "$HOOKJAR_API_KEY" }, server.url());
+        println!("Press Ctrl-C to stop.");
+        wait_for_signal().await;
+        eprintln!("stopping: finishing attempts in flight…");
+        server.shutdown().await;
+        eprintln!("stopped.");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

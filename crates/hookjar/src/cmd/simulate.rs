@@ -1,11 +1,63 @@
-//! `hookjar simulate` — not implemented yet (issue #5).
+//! `hookjar simulate`: the dispatcher's timeline against a scripted receiver.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// Not implemented yet (issue #5).
+use anyhow::Context as _;
+use hookjar_conformance::simulate::{SimulateConfig, simulate};
+use hookjar_core::{EventType, RetryPolicy};
+
+use super::util::{Format, parse_duration};
+
+/// Show what the reference dispatcher does with one event when the receiver answers
+/// with a script, in virtual time: every attempt with its virtual time, the answer,
+/// the verdict and the wait before the next attempt, then the webhook's end state.
+///
+/// The script is the mock receiver's language (see `hookjar mock --help`): `503*3,200`
+/// fails three times then accepts; `503` fails forever (61 attempts over ~50 h, then
+/// RETRY_COUNT); `404` deactivates at once; `redirect` loops (TOO_MANY_REDIRECTS);
+/// `reset` and `hang` are transport failures. Nothing waits in real time.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The receiver's script, e.g. '503*3,200'.
+    #[arg(long, value_name = "SCRIPT")]
+    pub script: String,
+    /// The event type emitted.
+    #[arg(long = "type", value_name = "TYPE", default_value = "COURSE_ENROLLMENT")]
+    pub event_type: EventType,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Wait before the first retry.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub base_delay: Duration,
+    /// Longest wait between two attempts.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub max_delay: Duration,
+    /// Retries after the first attempt.
+    #[arg(long, default_value_t = 60)]
+    pub retry_limit: u32,
+    /// The dispatcher's request timeout (what `hang` runs into).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    crate::cmd::util::not_implemented("simulate", 5)
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Check the script first, for an error that points at the bad token.
+    hookjar_core::script::Script::parse(&args.script)
+        .map_err(|e| anyhow::anyhow!("--script {:?}: {e}", args.script))?;
+    let policy = RetryPolicy::new(args.base_delay, 2, args.max_delay, args.retry_limit)
+        .context("invalid retry policy")?;
+    let config = SimulateConfig {
+        script: args.script,
+        event_type: args.event_type,
+        policy,
+        timeout: args.timeout,
+    };
+    let timeline = hookjar_conformance::virtual_runtime()?.block_on(simulate(&config))?;
+    match args.format {
+        Format::Table => print!("{}", timeline.to_table()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&timeline)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }

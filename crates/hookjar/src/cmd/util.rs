@@ -1,17 +1,7 @@
 //! Helpers shared by the commands.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::exit;
-
-/// Says plainly that a command is not there yet and exits non-zero.
-pub fn not_implemented(command: &str, issue: u32) -> anyhow::Result<ExitCode> {
-    eprintln!(
-        "hookjar {command}: not implemented yet (tracked in issue #{issue}); nothing was run."
-    );
-    Ok(ExitCode::from(exit::NOT_IMPLEMENTED))
-}
 
 /// Parses a duration flag: `500ms`, `2s`, `10m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -1,0 +1,975 @@
+//! The dispatcher against the spec, clause by clause, over HTTP on loopback.
+//!
+//! Each test's name starts with the clause it proves (`s14_…`). Timing tests run on
+//! tokio's paused clock with the in-process receiver of `support` (two days of
+//! back-off take no real time); header tests use wiremock on a real clock.
+
+mod support;
+
+use std::time::Duration;
+
+use hookjar_core::{EventType, RetryPolicy};
+use serde_json::{Value, json};
+use support::{Api, KEY, Receiver, Reply, dispatcher, eventually, settle, snapshot_settings};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const HOUR: Duration = Duration::from_secs(3600);
+const TIMESTAMP_RE: &str = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$";
+
+fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 32
+        && s.ends_with("+00:00")
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && s[20..26].bytes().all(|c| c.is_ascii_digit())
+}
+
+/// Seconds between consecutive requests, rounded to the millisecond.
+fn gaps(received: &[support::Received]) -> Vec<f64> {
+    received
+        .windows(2)
+        .map(|w| ((w[1].at - w[0].at).as_secs_f64() * 1000.0).round() / 1000.0)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Management API (S1–S6b)
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn s1_list_paginates_oldest_first_with_absolute_links() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        ids.push(api.hook(&format!("https://example.com/h{i}")).await);
+    }
+    let first = api.get("/v1/webhooks").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["count"], 25);
+    assert_eq!(first.body["results"].as_array().unwrap().len(), 20, "default page size 20");
+    assert_eq!(first.body["results"][0]["id"], ids[0].as_str(), "oldest first");
+    assert_eq!(first.body["previous"], Value::Null);
+    let next = first.body["next"].as_str().unwrap();
+    assert_eq!(next, format!("{}/v1/webhooks?page=2", server.url()), "absolute, from Host");
+
+    let second = api.send(api.http.get(next)).await;
+    assert_eq!(second.body["results"].as_array().unwrap().len(), 5);
+    assert_eq!(second.body["results"][4]["id"], ids[24].as_str());
+    assert_eq!(second.body["next"], Value::Null);
+    assert_eq!(second.body["previous"], format!("{}/v1/webhooks", server.url()));
+
+    let small = api.get("/v1/webhooks?page_size=10&page=2").await;
+    assert_eq!(small.body["results"][0]["id"], ids[10].as_str());
+    assert_eq!(
+        small.body["next"],
+        format!("{}/v1/webhooks?page=3&page_size=10", server.url())
+    );
+    let clamped = api.get("/v1/webhooks?page_size=500").await;
+    assert_eq!(clamped.body["results"].as_array().unwrap().len(), 25, "max 100 covers all");
+    let beyond = api.get("/v1/webhooks?page=3").await;
+    assert_eq!((beyond.status, beyond.body.clone()), (404, json!({"detail": "Invalid page."})));
+    let bad = api.get("/v1/webhooks?page=zero").await;
+    assert_eq!(bad.status, 404);
+
+    // The Host header decides the links' authority.
+    let via_host = api
+        .send(api.http.get(api.url("/v1/webhooks")).header("Host", "hooks.example:8750"))
+        .await;
+    assert_eq!(via_host.body["next"], "http://hooks.example:8750/v1/webhooks?page=2");
+}
+
+#[tokio::test]
+async fn s1_list_page_snapshot() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    api.create(json!({"target_url": "https://example.com/a", "event_type": "COURSE_ENROLLMENT"}))
+        .await;
+    api.create(json!({"target_url": "https://example.com/b", "basic_auth_username": "u", "basic_auth_password": "p"}))
+        .await;
+    api.create(json!({"target_url": "https://example.com/c", "active": false})).await;
+    let page = api.get("/v1/webhooks?page_size=2").await;
+    snapshot_settings().bind(|| {
+        insta::assert_json_snapshot!("dispatch__list_page", page.body, {".results[].id" => "[id]"});
+    });
+}
+
+#[tokio::test]
+async fn s2_create_from_json_form_and_multipart() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+
+    let j = api
+        .create(json!({"target_url": "https://example.com/json", "event_type": "COURSE_ENROLLMENT"}))
+        .await;
+    assert_eq!(j["active"], true, "active defaults to true");
+    assert_eq!(j["event_type"], "COURSE_ENROLLMENT");
+    assert_eq!(j["basic_auth_username"], "");
+    assert_eq!(j["basic_auth_password"], "");
+    assert_eq!(j["additional_headers"], json!({}));
+    assert_eq!(j["deactivate_reason"], Value::Null);
+    let id = j["id"].as_str().unwrap();
+    assert!(hookjar_core::webhook::is_valid_id(id) && id.len() == 13, "{id}");
+
+    let form = api
+        .send(api.http.post(api.url("/v1/webhooks")).form(&[
+            ("target_url", "https://example.com/form"),
+            ("active", "true"),
+            ("event_type", ""),
+            ("additional_headers", r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#),
+        ]))
+        .await;
+    assert_eq!(form.status, 201, "{form:?}");
+    assert_eq!(form.body["event_type"], Value::Null, "blank = all types");
+    assert_eq!(form.body["additional_headers"]["example_client_id"], "abdcjkcjdidshdshkn");
+
+    let boundary = "XyZ";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"target_url\"\r\n\r\nhttps://example.com/multi\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"event_type\"\r\n\r\nLESSON_COMPLETION\r\n--{boundary}--\r\n"
+    );
+    let multi = api
+        .send(
+            api.http
+                .post(api.url("/v1/webhooks"))
+                .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+                .body(multipart),
+        )
+        .await;
+    assert_eq!(multi.status, 201, "{multi:?}");
+    assert_eq!(multi.body["event_type"], "LESSON_COMPLETION");
+    assert_eq!(api.count_webhooks().await, 3);
+}
+
+#[tokio::test]
+async fn s3_password_is_masked_and_the_mask_keeps_it() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let w = api
+        .create(json!({
+            "target_url": "https://example.com/h",
+            "event_type": "COURSE_ENROLLMENT",
+            "basic_auth_username": "customer_username_input",
+            "basic_auth_password": "customer_password_input",
+            "additional_headers": {"x-my-new-header": "string", "client_id": "examplestring2"}
+        }))
+        .await;
+    snapshot_settings().bind(|| {
+        insta::assert_json_snapshot!("dispatch__webhook_masked", w, {".id" => "[id]"});
+    });
+    let id = w["id"].as_str().unwrap();
+    assert_eq!(api.webhook(id).await["basic_auth_password"], "********");
+    // A GET → PUT round trip sends the mask back: the stored password is kept.
+    let mut back = api.webhook(id).await;
+    back["target_url"] = json!("https://example.com/h2");
+    let put = api.put_json(&format!("/v1/webhooks/{id}"), back).await;
+    assert_eq!(put.status, 200, "{put:?}");
+    drop(server);
+
+    let revealing = dispatcher(|c| c.reveal_secrets = true).await;
+    let api = Api::new(&revealing);
+    let w = api
+        .create(json!({"target_url": "https://example.com/h", "basic_auth_password": "pw"}))
+        .await;
+    assert_eq!(w["basic_auth_password"], "pw", "--reveal-secrets shows it, as Skilljar does");
+}
+
+#[tokio::test]
+async fn s3_mask_round_trip_keeps_the_password_that_is_sent() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&receiver).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let w = api
+        .create(json!({"target_url": receiver.uri(), "basic_auth_username": "u", "basic_auth_password": "secret"}))
+        .await;
+    let id = w["id"].as_str().unwrap();
+    let put = api
+        .put_json(&format!("/v1/webhooks/{id}"), json!({"basic_auth_password": "********"}))
+        .await;
+    assert_eq!(put.status, 200);
+    let ping = api.post_json(&format!("/v1/webhooks/{id}/ping"), json!({})).await;
+    assert_eq!(ping.body["succeeded"], true);
+    let req = &receiver.received_requests().await.unwrap()[0];
+    let auth = req.headers.get("authorization").unwrap().to_str().unwrap();
+    assert_eq!(
+        hookjar_core::request::decode_basic_auth(auth),
+        Some(("u".into(), "secret".into()))
+    );
+}
+
+#[tokio::test]
+async fn s4_retrieve_put_patch_delete() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook("https://example.com/a").await;
+    let path = format!("/v1/webhooks/{id}");
+
+    let put = api.put_json(&path, json!({"target_url": "https://example.com/b"})).await;
+    assert_eq!(put.status, 200, "PUT accepts a partial body");
+    assert_eq!(put.body["target_url"], "https://example.com/b");
+    assert_eq!(put.body["active"], true);
+
+    let patch = api
+        .patch_json(&path, json!({"active": false, "event_type": "PATH_COMPLETION"}))
+        .await;
+    assert_eq!(patch.body["active"], false);
+    assert_eq!(patch.body["event_type"], "PATH_COMPLETION");
+    assert_eq!(api.webhook(&id).await, patch.body);
+
+    let del = api.delete(&path).await;
+    assert_eq!((del.status, del.body), (204, Value::Null), "204 with no body");
+    let gone = api.get(&path).await;
+    assert_eq!((gone.status, gone.body), (404, json!({"detail": "Not found."})));
+    assert_eq!(api.put_json(&path, json!({"active": true})).await.status, 404);
+    assert_eq!(api.delete(&path).await.status, 404);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s4_reactivated_by_put_receives_new_events() {
+    let receiver = Receiver::start(&[Reply::Status(404), Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(1, HOUR).await;
+    settle().await;
+    assert_eq!(api.webhook(&id).await["deactivate_reason"], "HTTP_4XX_RESPONSE");
+    assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 0, "inactive gets nothing");
+
+    let put = api.put_json(&format!("/v1/webhooks/{id}"), json!({"active": true})).await;
+    assert_eq!(put.body["active"], true);
+    assert_eq!(put.body["deactivate_reason"], Value::Null, "re-activation clears the reason");
+    assert_eq!(api.emit("LESSON_COMPLETION").await["deliveries"], 1);
+    let got = receiver.wait_for(2, HOUR).await;
+    assert_eq!(got[1].json()["event_type"], "LESSON_COMPLETION");
+    settle().await;
+    let log = api.deliveries(&id).await;
+    assert_eq!(log.last().unwrap()["state"], "delivered");
+}
+
+#[tokio::test]
+async fn s5_api_key_as_basic_username_only() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let url = api.url("/v1/ping");
+    let raw = |r: reqwest::RequestBuilder| async move { Api::answer(r.send().await.unwrap()).await };
+
+    let ok = api.get("/v1/ping").await;
+    assert_eq!((ok.status, ok.body), (200, Value::Null), "empty 200");
+
+    let missing = raw(api.http.get(&url)).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.body["detail"], "Authentication credentials were not provided.");
+    assert!(missing.headers["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+
+    let wrong = raw(api.http.get(&url).basic_auth("nope", Some(""))).await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.body["detail"], "Invalid username/password.");
+    assert!(wrong.headers.contains_key("www-authenticate"));
+
+    let as_password = raw(api.http.get(&url).basic_auth("", Some(KEY))).await;
+    assert_eq!(as_password.status, 401, "the key goes in the username");
+
+    let bearer = raw(api.http.get(&url).bearer_auth(KEY)).await;
+    assert_eq!(bearer.status, 401);
+    let msg = bearer.body["detail"].as_str().unwrap();
+    assert!(msg.contains("Basic") && msg.contains("username"), "says how: {msg}");
+
+    let unauth_list = raw(api.http.get(api.url("/v1/webhooks"))).await;
+    assert_eq!(unauth_list.status, 401);
+    let openapi = raw(api.http.get(api.url("/openapi.json"))).await;
+    assert_eq!(openapi.status, 200, "the OpenAPI document needs no key");
+}
+
+#[tokio::test]
+async fn s6_bad_input_table_is_refused_and_changes_nothing() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook("https://example.com/keep").await;
+    let before = api.webhook(&id).await;
+    let url = |p: &str| api.url(p);
+
+    // (name, request, status, field the body names)
+    let json_req = |body: &str| {
+        api.http
+            .post(url("/v1/webhooks"))
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+    };
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        ("bad JSON", json_req("{\"target_url\": "), 400, "non_field_errors"),
+        (
+            "unknown event type",
+            json_req(r#"{"target_url": "https://e.com", "event_type": "COURSE_STARTED"}"#),
+            400,
+            "event_type",
+        ),
+        ("ftp URL", json_req(r#"{"target_url": "ftp://example.com/x"}"#), 400, "target_url"),
+        (
+            "header with CR/LF",
+            json_req(r#"{"target_url": "https://e.com", "additional_headers": {"X-A": "a\r\nb"}}"#),
+            400,
+            "additional_headers",
+        ),
+        (
+            "reserved header",
+            json_req(r#"{"target_url": "https://e.com", "additional_headers": {"User-Agent": "me"}}"#),
+            400,
+            "additional_headers",
+        ),
+        (
+            "over-long URL",
+            json_req(&format!(r#"{{"target_url": "https://e.com/{}"}}"#, "a".repeat(1100))),
+            400,
+            "target_url",
+        ),
+        ("unknown field", json_req(r#"{"target_url": "https://e.com", "colour": "blue"}"#), 400, "non_field_errors"),
+        ("missing URL", json_req(r#"{"active": true}"#), 400, "target_url"),
+        (
+            "2 MiB body",
+            json_req(&format!(r#"{{"target_url": "https://e.com", "x": "{}"}}"#, "a".repeat(2 << 20))),
+            413,
+            "detail",
+        ),
+        (
+            "bad PUT",
+            api.http
+                .put(url(&format!("/v1/webhooks/{id}")))
+                .json(&json!({"target_url": "ftp://x", "event_type": "NOPE"})),
+            400,
+            "target_url",
+        ),
+    ];
+    for (name, req, status, field) in cases {
+        let a = api.send(req).await;
+        assert_eq!(a.status, status, "{name}: {a:?}");
+        assert!(a.body.get(field).is_some(), "{name}: body names {field}: {}", a.body);
+    }
+    assert_eq!(api.count_webhooks().await, 1, "nothing was created");
+    assert_eq!(api.webhook(&id).await, before, "nothing was changed");
+
+    let wrong_method = api.delete("/v1/webhooks").await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.body, json!({"detail": "Method \"DELETE\" not allowed."}));
+
+    let bad = api
+        .post_json(
+            "/v1/webhooks",
+            json!({"target_url": "ftp://example.com", "event_type": "COURSE_STARTED", "additional_headers": {"Host": "x"}}),
+        )
+        .await;
+    snapshot_settings().bind(|| {
+        insta::assert_json_snapshot!("dispatch__error_400", bad.body);
+    });
+}
+
+#[tokio::test]
+async fn s6b_samples_for_every_type_with_fresh_timestamps() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    for t in EventType::ALL {
+        let a = api.get(&format!("/v1/webhooks/sample-{}", t.kebab())).await;
+        assert_eq!(a.status, 200, "{t}");
+        let results = a.body["results"].as_array().unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0]["event_type"], t.as_str());
+        let ts = results[0]["timestamp"].as_str().unwrap();
+        assert!(is_timestamp(ts), "{ts} matches {TIMESTAMP_RE}");
+        assert_ne!(ts, hookjar_core::fixtures::value(t)["timestamp"].as_str().unwrap(), "fresh");
+    }
+    assert!(api.get("/v1/webhooks/sample-vilt-registration").await.status == 200);
+    assert_eq!(api.get("/v1/webhooks/sample-course-started").await.status, 404);
+}
+
+// ---------------------------------------------------------------------------
+// Delivery (S7–S13)
+// ---------------------------------------------------------------------------
+
+async fn wiremock_200() -> MockServer {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    receiver
+}
+
+async fn received(receiver: &MockServer, n: usize) -> Vec<wiremock::Request> {
+    eventually(&format!("{n} requests"), || async {
+        receiver.received_requests().await.unwrap().len() >= n
+    })
+    .await;
+    receiver.received_requests().await.unwrap()
+}
+
+#[tokio::test]
+async fn s7_one_post_of_one_json_object_with_skilljar_headers() {
+    let receiver = wiremock_200().await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    api.create(json!({
+        "target_url": format!("{}/hook", receiver.uri()),
+        "basic_auth_username": "customer_username_input",
+        "basic_auth_password": "customer_password_input",
+        "additional_headers": {"x-my-new-header": "string", "client_id": "examplestring2"}
+    }))
+    .await;
+    api.emit("COURSE_ENROLLMENT").await;
+    let reqs = received(&receiver, 1).await;
+    let r = &reqs[0];
+    assert_eq!(r.method.as_str(), "POST");
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.headers["user-agent"], "skilljar");
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(body.is_object(), "a single object, not a list");
+
+    let mut headers: Vec<String> = r
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+        .collect();
+    headers.sort();
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("dispatch__delivery_headers", headers.join("\n"));
+    });
+}
+
+#[tokio::test]
+async fn s8_basic_auth_from_either_half() {
+    let receiver = wiremock_200().await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let hook = format!("{}/hook", receiver.uri());
+    let with_user = api
+        .create(json!({"target_url": hook, "basic_auth_username": "only-user"}))
+        .await;
+    api.post_json(&format!("/v1/webhooks/{}/ping", with_user["id"].as_str().unwrap()), json!({}))
+        .await;
+    let plain = api.create(json!({"target_url": format!("{hook}?plain")})).await;
+    api.post_json(&format!("/v1/webhooks/{}/ping", plain["id"].as_str().unwrap()), json!({}))
+        .await;
+    let reqs = received(&receiver, 2).await;
+    let auth = reqs[0].headers["authorization"].to_str().unwrap();
+    assert_eq!(
+        hookjar_core::request::decode_basic_auth(auth),
+        Some(("only-user".into(), String::new())),
+        "a missing half is empty"
+    );
+    assert!(reqs[1].headers.get("authorization").is_none(), "no auth when both are empty");
+}
+
+#[tokio::test]
+async fn s9_additional_headers_on_every_post_and_ping() {
+    let receiver = wiremock_200().await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let w = api
+        .create(json!({
+            "target_url": format!("{}/hook", receiver.uri()),
+            "additional_headers": {"x-my-new-header": "string", "client_secret": "abcdefg1234567"}
+        }))
+        .await;
+    api.emit("PATH_ENROLLMENT").await;
+    api.post_json(&format!("/v1/webhooks/{}/ping", w["id"].as_str().unwrap()), json!({}))
+        .await;
+    for r in received(&receiver, 2).await {
+        assert_eq!(r.headers["x-my-new-header"], "string");
+        assert_eq!(r.headers["client_secret"], "abcdefg1234567");
+    }
+}
+
+#[tokio::test]
+async fn s10_every_event_type_is_delivered() {
+    let receiver = wiremock_200().await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    api.hook(&format!("{}/hook", receiver.uri())).await;
+    for t in EventType::ALL {
+        assert_eq!(api.emit(t.as_str()).await["deliveries"], 1, "{t}");
+    }
+    let mut types: Vec<String> = received(&receiver, 10)
+        .await
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["event_type"].as_str().unwrap().to_owned())
+        .collect();
+    types.sort();
+    let mut want: Vec<String> = EventType::ALL.iter().map(|t| t.as_str().to_owned()).collect();
+    want.sort();
+    assert_eq!(types, want);
+}
+
+#[tokio::test]
+async fn s11_payload_is_flat_with_a_microsecond_utc_timestamp_and_no_id() {
+    let receiver = wiremock_200().await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    api.hook(&format!("{}/hook", receiver.uri())).await;
+    let emitted = api.emit("COURSE_ENROLLMENT").await;
+    let reqs = received(&receiver, 1).await;
+    let body: Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["event_type", "timestamp", "user", "course", "domain", "purchase", "domain_access_code"]
+    );
+    assert!(is_timestamp(body["timestamp"].as_str().unwrap()), "{}", body["timestamp"]);
+    let text = String::from_utf8(reqs[0].body.clone()).unwrap();
+    assert!(!text.contains(emitted["event"].as_str().unwrap()), "no event id in the payload");
+}
+
+#[tokio::test]
+async fn s12_fan_out_to_matching_and_all_type_webhooks_only() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&receiver).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let base = receiver.uri();
+    api.create(json!({"target_url": format!("{base}/all")})).await;
+    api.create(json!({"target_url": format!("{base}/enrol"), "event_type": "COURSE_ENROLLMENT"}))
+        .await;
+    api.create(json!({"target_url": format!("{base}/lesson"), "event_type": "LESSON_COMPLETION"}))
+        .await;
+    api.create(json!({"target_url": format!("{base}/off"), "active": false})).await;
+
+    assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 2);
+    assert_eq!(api.emit("QUIZ_COMPLETION").await["deliveries"], 1);
+    let reqs = received(&receiver, 3).await;
+    let mut paths: Vec<String> = reqs.iter().map(|r| r.url.path().to_owned()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/all", "/all", "/enrol"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s12_two_webhooks_on_one_url_get_one_post_per_event() {
+    let receiver = Receiver::start(&[Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let oldest = api
+        .create(json!({"target_url": receiver.url, "additional_headers": {"x-which": "oldest"}}))
+        .await;
+    api.create(json!({"target_url": receiver.url, "event_type": "COURSE_ENROLLMENT", "additional_headers": {"x-which": "newer"}}))
+        .await;
+    assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 1);
+    assert_eq!(api.emit("COURSE_COMPLETION").await["deliveries"], 1);
+    receiver.wait_for(2, HOUR).await;
+    tokio::time::sleep(HOUR).await;
+    let got = receiver.requests();
+    assert_eq!(got.len(), 2, "one POST per event");
+    assert!(got.iter().all(|r| r.headers["x-which"] == "oldest"), "through the oldest webhook");
+    assert_eq!(api.deliveries(oldest["id"].as_str().unwrap()).await.len(), 2);
+}
+
+#[tokio::test]
+async fn s13_ping_reports_and_never_retries_or_deactivates() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&receiver).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.uri()).await;
+    let ping = api.post_json(&format!("/v1/webhooks/{id}/ping"), json!({})).await;
+    assert_eq!(ping.status, 200);
+    assert_eq!(ping.body["succeeded"], false);
+    assert_eq!(ping.body["http_status_code"], 503);
+    assert!(ping.body["message"].as_str().unwrap().contains("503"));
+    let reqs = receiver.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 1);
+    let body: Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), ["event_type", "timestamp"]);
+    assert_eq!(body["event_type"], "PING");
+    assert_eq!(reqs[0].headers["user-agent"], "skilljar");
+
+    // A 4xx ping does not deactivate either.
+    receiver.reset().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(404)).mount(&receiver).await;
+    let ping = api.post_json(&format!("/v1/webhooks/{id}/ping"), json!({})).await;
+    assert_eq!(ping.body["http_status_code"], 404);
+    assert_eq!(api.webhook(&id).await["active"], true);
+    assert!(api.deliveries(&id).await.is_empty(), "a ping is not a delivery");
+
+    let unknown = api.post_json("/v1/webhooks/nosuchhook/ping", json!({})).await;
+    assert_eq!((unknown.status, unknown.body), (404, json!({"detail": "Not found."})));
+}
+
+#[tokio::test]
+async fn s13_ping_to_a_closed_port_has_no_status() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&url).await;
+    let ping = api.post_json(&format!("/v1/webhooks/{id}/ping"), json!({})).await;
+    assert_eq!(ping.body["succeeded"], false);
+    assert_eq!(ping.body["http_status_code"], Value::Null);
+    assert!(ping.body["message"].as_str().unwrap().contains("connection refused"), "{}", ping.body);
+}
+
+// ---------------------------------------------------------------------------
+// Retries and deactivation (S14–S19), in virtual time
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn s14_503_three_times_then_200_is_delivered_after_4_posts() {
+    let receiver = Receiver::start(&[
+        Reply::Status(503),
+        Reply::Status(503),
+        Reply::Status(503),
+        Reply::Status(200),
+    ])
+    .await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_COMPLETION").await;
+    let got = receiver.wait_for(4, HOUR).await;
+    assert_eq!(gaps(&got), [2.0, 4.0, 8.0], "waits of 2, 4, 8 s after each failure");
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(receiver.count(), 4, "nothing after the 200");
+    // X5: identical bytes on every retry.
+    assert!(got.iter().all(|r| r.body == got[0].body));
+    let log = api.deliveries(&id).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["state"], "delivered");
+    let verdicts: Vec<&str> = log[0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["retry", "retry", "retry", "delivered"]);
+    assert_eq!(log[0]["digest"], hookjar_core::Digest::of(&got[0].body).to_string());
+    assert_eq!(api.webhook(&id).await["active"], true);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s15_503_forever_is_61_posts_then_retry_count() {
+    let receiver = Receiver::start(&[Reply::Status(503)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    let got = receiver.wait_for(61, 60 * HOUR).await;
+
+    let mut want: Vec<f64> = (0..11).map(|i| f64::from(2u32 << i)).collect(); // 2 … 2048
+    want.extend(std::iter::repeat_n(3600.0, 49));
+    assert_eq!(gaps(&got), want);
+    let total: f64 = want.iter().sum();
+    assert_eq!(total, RetryPolicy::default().total().as_secs_f64());
+
+    tokio::time::sleep(10 * HOUR).await;
+    assert_eq!(receiver.count(), 61, "nothing more is POSTed");
+    let w = api.webhook(&id).await;
+    assert_eq!(w["active"], false);
+    assert_eq!(w["deactivate_reason"], "RETRY_COUNT");
+    let log = api.deliveries(&id).await;
+    assert_eq!(log[0]["state"], "failed");
+    let attempts = log[0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 61);
+    assert_eq!(attempts[60]["detail"], "HTTP 503 on retry 60; deactivated (RETRY_COUNT)");
+}
+
+#[tokio::test(start_paused = true)]
+async fn s15_retry_count_drops_the_webhooks_other_pending_deliveries() {
+    let receiver = Receiver::start(&[Reply::Status(503)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(1, HOUR).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    api.emit("COURSE_COMPLETION").await; // one second behind the first
+    receiver.wait_for(61 + 60, 60 * HOUR).await;
+    tokio::time::sleep(10 * HOUR).await;
+    assert_eq!(receiver.count(), 121, "the second delivery's last retry was never sent");
+    let log = api.deliveries(&id).await;
+    assert_eq!(log[0]["state"], "failed");
+    assert_eq!(log[1]["state"], "dropped");
+    assert_eq!(log[1]["attempts"].as_array().unwrap().len(), 60);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s16_a_404_deactivates_after_one_post() {
+    let receiver = Receiver::start(&[Reply::Status(404)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    api.emit("COURSE_COMPLETION").await;
+    receiver.wait_for(1, HOUR).await;
+    tokio::time::sleep(10 * HOUR).await;
+    // Both events were due at once, so both may have been sent before the first 404
+    // was recorded; nothing is retried after it.
+    let n = receiver.count();
+    assert!((1..=2).contains(&n), "{n} POSTs");
+    let w = api.webhook(&id).await;
+    assert_eq!(w["active"], false);
+    assert_eq!(w["deactivate_reason"], "HTTP_4XX_RESPONSE");
+    api.emit("COURSE_ENROLLMENT").await;
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(receiver.count(), n, "nothing more after deactivation");
+}
+
+#[tokio::test(start_paused = true)]
+async fn s17_any_2xx_is_delivered_and_its_body_ignored() {
+    let receiver = Receiver::start(&[Reply::Status(204)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("QUIZ_COMPLETION").await;
+    receiver.wait_for(1, HOUR).await;
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(api.deliveries(&id).await[0]["state"], "delivered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn s18_redirect_loop_ends_in_too_many_redirects() {
+    let receiver = Receiver::start(&[Reply::RedirectLoop]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(11, HOUR).await;
+    tokio::time::sleep(10 * HOUR).await;
+    assert_eq!(receiver.count(), 11, "the POST and 10 followed redirects, never retried");
+    let w = api.webhook(&id).await;
+    assert_eq!(w["active"], false);
+    assert_eq!(w["deactivate_reason"], "TOO_MANY_REDIRECTS");
+}
+
+#[tokio::test(start_paused = true)]
+async fn s18_up_to_ten_redirects_are_followed() {
+    let receiver = Receiver::start(&[Reply::RedirectThen(10)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(11, HOUR).await;
+    settle().await;
+    assert_eq!(api.deliveries(&id).await[0]["state"], "delivered");
+    assert_eq!(api.webhook(&id).await["active"], true);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s18_connection_refused_and_timeouts_are_retried_like_5xx() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused_url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let slow = Receiver::start(&[Reply::Hang(Duration::from_secs(60)), Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let refused = api.hook(&refused_url).await;
+    let timed_out = api.hook(&slow.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    slow.wait_for(2, HOUR).await;
+    settle().await;
+
+    let log = api.deliveries(&refused).await;
+    let first = &log[0]["attempts"][0];
+    assert_eq!(first["error"], "connect: connection refused");
+    assert_eq!(first["verdict"], "retry");
+    assert_eq!(first["detail"], "connect: connection refused on first attempt; retry 1 in 2s");
+    assert_eq!(api.webhook(&refused).await["active"], true);
+
+    let log = api.deliveries(&timed_out).await;
+    let attempts = log[0]["attempts"].as_array().unwrap();
+    assert!(attempts[0]["error"].as_str().unwrap().starts_with("timeout"), "{}", attempts[0]);
+    assert_eq!(attempts[0]["verdict"], "retry");
+    let got = slow.requests();
+    // The timeout (10 s) ends the first attempt; the retry follows 2 s later.
+    assert_eq!(gaps(&got), [12.0]);
+    assert_eq!(log[0]["state"], "delivered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn s19_a_crash_while_a_retry_waits_loses_nothing() {
+    let dir = tempdir();
+    let db = dir.join("hookjar.db");
+    let receiver = Receiver::start(&[Reply::Status(503), Reply::Status(200)]).await;
+    let store = hookjar_dispatch::StoreConfig::File(db.clone());
+
+    let first = dispatcher(|c| c.store = store.clone()).await;
+    let api = Api::new(&first);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(1, HOUR).await;
+    settle().await; // the 503 is recorded; the retry waits 2 s
+    drop(first); // a crash: no shutdown
+
+    let second = dispatcher(|c| c.store = store.clone()).await;
+    let api = Api::new(&second);
+    let got = receiver.wait_for(2, HOUR).await;
+    assert_eq!(got[0].body, got[1].body, "the same bytes after the restart");
+    settle().await;
+    let log = api.deliveries(&id).await;
+    assert_eq!(log[0]["state"], "delivered");
+    assert_eq!(log[0]["attempts"].as_array().unwrap().len(), 2);
+    second.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s19_an_accepted_event_survives_a_crash_right_after_emit() {
+    let dir = tempdir();
+    let store = hookjar_dispatch::StoreConfig::File(dir.join("hookjar.db"));
+    let receiver = Receiver::start(&[Reply::Status(200)]).await;
+    let first = dispatcher(|c| c.store = store.clone()).await;
+    let api = Api::new(&first);
+    api.hook(&receiver.url).await;
+    let emitted = api.emit("PURCHASE_FULFILLMENT").await;
+    assert_eq!(emitted["deliveries"], 1);
+    drop(first); // before the engine had a chance to send
+
+    let second = dispatcher(|c| c.store = store.clone()).await;
+    let got = receiver.wait_for(1, HOUR).await;
+    assert_eq!(got[0].json()["event_type"], "PURCHASE_FULFILLMENT");
+    second.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---------------------------------------------------------------------------
+// Toolkit extensions (X1–X4)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn x1_emit_answers_202_with_the_event_and_its_delivery_count() {
+    let receiver = Receiver::start(&[Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 0, "no webhook yet");
+    api.hook(&receiver.url).await;
+    let a = api
+        .post_json(
+            "/v1/events",
+            json!({"event_type": "COURSE_ENROLLMENT", "user": {"email": "ada@example.com"}, "extra": 1}),
+        )
+        .await;
+    assert_eq!(a.status, 202);
+    assert_eq!(a.body["deliveries"], 1);
+    assert!(hookjar_core::webhook::is_valid_id(a.body["event"].as_str().unwrap()));
+    let got = receiver.wait_for(1, HOUR).await;
+    let body = got[0].json();
+    assert_eq!(body["user"], json!({"email": "ada@example.com"}), "top-level keys replace");
+    assert_eq!(body["extra"], 1);
+    assert!(body["course"].is_object(), "the fixture's other keys stay");
+    assert!(is_timestamp(body["timestamp"].as_str().unwrap()));
+
+    let bad = api.post_json("/v1/events", json!({"event_type": "COURSE_STARTED"})).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body["event_type"][0].as_str().unwrap().contains("DOMAIN_ENROLLMENT"));
+    let missing = api.post_json("/v1/events", json!({})).await;
+    assert_eq!(missing.body, json!({"event_type": ["This field is required."]}));
+}
+
+#[tokio::test(start_paused = true)]
+async fn x2_delivery_log_and_redeliver_the_same_bytes() {
+    let receiver = Receiver::start(&[Reply::Status(500), Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    let emitted = api.emit("DASHBOARD_TASK_CREATED").await;
+    receiver.wait_for(2, HOUR).await;
+    settle().await;
+    let log = api.deliveries(&id).await;
+    assert_eq!(log.len(), 1);
+    let d = &log[0];
+    assert_eq!(d["event"], emitted["event"]);
+    assert_eq!(d["event_type"], "DASHBOARD_TASK_CREATED");
+    assert_eq!(d["state"], "delivered");
+    let attempts = d["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["status"], 500);
+    assert_eq!(attempts[0]["verdict"], "retry");
+    assert_eq!(attempts[0]["detail"], "HTTP 500 on first attempt; retry 1 in 2s");
+    assert!(is_timestamp(attempts[0]["next_attempt_at"].as_str().unwrap()));
+    assert!(attempts[0]["latency_ms"].is_number());
+    assert_eq!(attempts[1]["verdict"], "delivered");
+    assert_eq!(attempts[1]["next_attempt_at"], Value::Null);
+
+    let again = api
+        .post_json(&format!("/v1/deliveries/{}/redeliver", d["id"].as_str().unwrap()), json!({}))
+        .await;
+    assert_eq!(again.status, 202, "{again:?}");
+    let got = receiver.wait_for(3, HOUR).await;
+    assert_eq!(got[2].body, got[0].body, "the same bytes again");
+    settle().await;
+    assert_eq!(api.deliveries(&id).await.len(), 2);
+    assert_eq!(api.post_json("/v1/deliveries/nope/redeliver", json!({})).await.status, 404);
+    assert_eq!(api.get("/v1/webhooks/nope/deliveries").await.status, 404);
+}
+
+#[tokio::test(start_paused = true)]
+async fn x3_time_scale_divides_real_back_off() {
+    let receiver = Receiver::start(&[Reply::Status(503), Reply::Status(503), Reply::Status(200)]).await;
+    let server = dispatcher(|c| c.time_scale = 1000.0).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    let got = receiver.wait_for(3, HOUR).await;
+    // 2 s and 4 s of back-off take 2 ms and 4 ms of (tokio) time at scale 1000.
+    assert_eq!(gaps(&got), [0.002, 0.004]);
+    settle().await;
+    let log = api.deliveries(&id).await;
+    let a = &log[0]["attempts"][0];
+    let at = time::OffsetDateTime::parse(a["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let next = time::OffsetDateTime::parse(a["next_attempt_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let stored_gap = (next - at).as_seconds_f64();
+    assert!((2.0..2.1).contains(&stored_gap), "dispatcher time still counts 2 s: {stored_gap}");
+}
+
+#[tokio::test]
+async fn x4_openapi_is_generated_from_the_handlers() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let doc = api.get("/openapi.json").await.body;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/v1/ping",
+        "/v1/webhooks",
+        "/v1/webhooks/{id}",
+        "/v1/webhooks/{id}/ping",
+        "/v1/webhooks/{id}/deliveries",
+        "/v1/deliveries/{id}/redeliver",
+        "/v1/events",
+        "/v1/webhooks/sample-{kind}",
+    ] {
+        assert!(paths.contains_key(p), "{p} is documented");
+    }
+    assert!(paths["/v1/webhooks/{id}"].get("patch").is_some() || paths["/v1/webhooks/{id}"].get("put").is_some());
+    assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "basic");
+    assert!(doc["components"]["schemas"]["WebhookResource"].is_object());
+}
+
+#[tokio::test]
+async fn org_disabled_admin_deactivation_drops_pending() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook("https://example.invalid/h").await;
+    let a = api.post_json(&format!("/v1/webhooks/{id}/deactivate"), json!({})).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["active"], false);
+    assert_eq!(a.body["deactivate_reason"], "ORG_DISABLED");
+}
+
+/// A fresh folder under the system temp dir.
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hookjar-dispatch-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_suffix() -> String {
+    hookjar_core::webhook::webhook_id(rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}

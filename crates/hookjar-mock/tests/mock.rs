@@ -1,0 +1,494 @@
+//! The mock receiver end to end, over real loopback sockets with reqwest as the
+//! client. No test sleeps for a fixed time: delays are measured on tokio's paused
+//! clock, everything else waits with `wait_for_requests`.
+
+use std::time::Duration;
+
+use hookjar_core::{Event, EventType};
+use hookjar_mock::{FixedClock, MockReceiver, RecordedRequest};
+use serde_json::Value;
+use std::sync::Arc;
+use time::macros::datetime;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A distinct, valid payload: `n` seconds into 2026.
+fn payload(t: EventType, n: u64) -> Vec<u8> {
+    let at = datetime!(2026-01-01 0:00 UTC) + Duration::from_secs(n);
+    Event::fixture(t, at).to_payload().bytes().to_vec()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// POSTs `body` the way Skilljar does (S7).
+async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("user-agent", "skilljar")
+        .body(body.to_vec())
+        .send()
+        .await
+}
+
+async fn status(client: &reqwest::Client, url: &str, body: &[u8]) -> u16 {
+    post(client, url, body).await.expect("an HTTP answer").status().as_u16()
+}
+
+/// Prints the journal when an assertion about it fails.
+fn dump(requests: &[RecordedRequest]) -> String {
+    requests.iter().map(|r| format!("\n  {}", r.summary())).collect()
+}
+
+#[tokio::test]
+async fn per_request_script_answers_503_503_200_200() {
+    let mock = MockReceiver::builder().script("503*2,200").unwrap().per_request().start().await.unwrap();
+    let c = client();
+    let url = format!("{}/hook", mock.url());
+    let mut got = Vec::new();
+    for n in 0..4 {
+        // Different events: per request, they still share one position.
+        got.push(status(&c, &url, &payload(EventType::CourseEnrollment, n)).await);
+    }
+    assert_eq!(got, [503, 503, 200, 200]);
+    let reqs = mock.wait_for_requests(4, WAIT).await.unwrap();
+    let steps: Vec<&str> = reqs.iter().map(|r| r.step.as_str()).collect();
+    assert_eq!(steps, ["503", "503", "200", "200"], "{}", dump(&reqs));
+    assert!(reqs.iter().all(|r| r.attempt == 0), "{}", dump(&reqs));
+}
+
+#[tokio::test]
+async fn per_delivery_each_event_gets_503_503_200() {
+    let mock = MockReceiver::builder().script("503*2,200").unwrap().start().await.unwrap();
+    let c = client();
+    let url = mock.url();
+    let (a, b) = (payload(EventType::CourseCompletion, 1), payload(EventType::CourseCompletion, 2));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(status(&c, &url, &a).await);
+        got.push(status(&c, &url, &b).await);
+    }
+    assert_eq!(got, [503, 503, 503, 503, 200, 200]);
+    let reqs = mock.requests();
+    let attempts: Vec<u32> = reqs.iter().map(|r| r.attempt).collect();
+    assert_eq!(attempts, [0, 0, 1, 1, 2, 2], "{}", dump(&reqs));
+    let deliveries = mock.deliveries();
+    assert_eq!(deliveries.len(), 2);
+    for d in &deliveries {
+        let steps: Vec<&str> = d.attempts.iter().map(|a| a.step.as_str()).collect();
+        assert_eq!(steps, ["503", "503", "200"]);
+        assert_eq!(d.gaps.len(), 2);
+        assert_eq!(d.event_type.as_deref(), Some("COURSE_COMPLETION"));
+    }
+    assert_ne!(deliveries[0].digest, deliveries[1].digest);
+}
+
+#[tokio::test]
+async fn per_path_scripts_override_the_default() {
+    let mock = MockReceiver::builder()
+        .route("/a", "503*3,200")
+        .unwrap()
+        .route("/gone", "410")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let c = client();
+    let body = payload(EventType::PathEnrollment, 0);
+    let mut got = Vec::new();
+    for path in ["/a", "/b", "/a?x=1", "/gone", "/a", "/a", "/b"] {
+        got.push(status(&c, &format!("{}{path}", mock.url()), &body).await);
+    }
+    // /a's script advances only on /a (the same delivery), /b uses the default 200.
+    assert_eq!(got, [503, 200, 503, 410, 503, 200, 200]);
+    let reqs = mock.requests();
+    assert_eq!(reqs[0].script, "route /a");
+    assert_eq!(reqs[1].script, "default");
+    assert_eq!(reqs[2].path, "/a?x=1");
+    // Every request carried the same body: one delivery, attempts 0…6.
+    assert_eq!(reqs.iter().map(|r| r.attempt).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5, 6]);
+}
+
+#[tokio::test]
+async fn per_type_scripts_fail_one_kind_of_event() {
+    let mock = MockReceiver::builder()
+        .for_type(EventType::CourseCompletion, "410")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let c = client();
+    let url = mock.url();
+    assert_eq!(status(&c, &url, &payload(EventType::CourseCompletion, 0)).await, 410);
+    assert_eq!(status(&c, &url, &payload(EventType::CourseEnrollment, 0)).await, 200);
+    assert_eq!(status(&c, &url, &payload(EventType::CourseCompletion, 1)).await, 410);
+    let reqs = mock.requests();
+    let scripts: Vec<&str> = reqs.iter().map(|r| r.script.as_str()).collect();
+    assert_eq!(scripts, ["for_type COURSE_COMPLETION", "default", "for_type COURSE_COMPLETION"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn delays_are_exact_on_a_paused_clock() {
+    let mock = MockReceiver::builder().script("200@1500ms,503@2s,200").unwrap().per_request().start().await.unwrap();
+    let c = client();
+    let url = mock.url();
+    let body = payload(EventType::QuizCompletion, 0);
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let t0 = tokio::time::Instant::now();
+        let code = status(&c, &url, &body).await;
+        waits.push((code, t0.elapsed()));
+    }
+    assert_eq!(
+        waits,
+        [
+            (200, Duration::from_millis(1500)),
+            (503, Duration::from_secs(2)),
+            (200, Duration::ZERO)
+        ]
+    );
+    let steps: Vec<String> = mock.requests().into_iter().map(|r| r.step).collect();
+    assert_eq!(steps, ["200@1500ms", "503@2s", "200"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn delivery_gaps_follow_the_monotonic_clock() {
+    let mock = MockReceiver::builder().script("503*2,200").unwrap().start().await.unwrap();
+    let c = client();
+    let body = payload(EventType::CourseEnrollment, 0);
+    assert_eq!(status(&c, &mock.url(), &body).await, 503);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(status(&c, &mock.url(), &body).await, 503);
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(status(&c, &mock.url(), &body).await, 200);
+    let d = mock.deliveries();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].gaps, [Duration::from_secs(2), Duration::from_secs(4)]);
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json[0]["gaps_ms"], serde_json::json!([2000.0, 4000.0]));
+}
+
+/// True when the error chain holds an I/O error of `kind`.
+fn has_io_kind(err: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == kind) {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+#[tokio::test]
+async fn reset_is_a_connection_error_and_the_server_keeps_serving() {
+    let mock = MockReceiver::builder().script("reset,200").unwrap().per_request().start().await.unwrap();
+    let c = client();
+    let body = payload(EventType::CourseEnrollment, 0);
+    let err = post(&c, &mock.url(), &body).await.expect_err("a reset is not an answer");
+    assert!(!err.is_timeout(), "{err:?}");
+    assert!(
+        has_io_kind(&err, std::io::ErrorKind::ConnectionReset),
+        "expected a TCP reset, got {err:?}"
+    );
+    assert_eq!(status(&c, &mock.url(), &body).await, 200);
+    let reqs = mock.requests();
+    assert_eq!(reqs[0].step, "reset");
+    assert_eq!(reqs[0].status, None);
+    assert_eq!(reqs[1].status, Some(200));
+}
+
+#[tokio::test]
+async fn hang_times_out_while_other_requests_are_served() {
+    let mock = MockReceiver::builder().route("/hang", "hang").unwrap().start().await.unwrap();
+    let body = payload(EventType::CourseEnrollment, 0);
+    let hang_url = format!("{}/hang", mock.url());
+    let hang_body = body.clone();
+    let hanging = tokio::spawn(async move {
+        let c = reqwest::Client::builder().timeout(Duration::from_millis(800)).build().unwrap();
+        post(&c, &hang_url, &hang_body).await
+    });
+    mock.wait_for_requests(1, WAIT).await.unwrap();
+    // The hang holds its own connection only: another request is answered at once.
+    let c = client();
+    assert_eq!(status(&c, &format!("{}/ok", mock.url()), &body).await, 200);
+    assert!(!hanging.is_finished(), "the hung request must still be waiting");
+    let err = hanging.await.unwrap().expect_err("a hang never answers");
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(status(&c, &format!("{}/ok", mock.url()), &body).await, 200);
+    let steps: Vec<String> = mock.requests().into_iter().map(|r| r.step).collect();
+    assert_eq!(steps, ["hang", "200", "200"]);
+}
+
+#[tokio::test]
+async fn garbage_is_not_http() {
+    let mock = MockReceiver::builder().script("garbage,200").unwrap().per_request().start().await.unwrap();
+    let c = client();
+    let body = payload(EventType::CourseEnrollment, 0);
+    let err = post(&c, &mock.url(), &body).await.expect_err("garbage is not an answer");
+    assert!(!err.is_timeout(), "{err:?}");
+    let text = format!("{err:?}");
+    assert!(!text.contains("ConnectionReset"), "garbage must be sent, not a reset: {text}");
+    assert_eq!(status(&c, &mock.url(), &body).await, 200);
+}
+
+#[tokio::test]
+async fn garbage_bytes_reach_the_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = MockReceiver::builder().script("garbage").unwrap().start().await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(mock.address()).await.unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}").await.unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, hookjar_mock::server::GARBAGE);
+}
+
+#[tokio::test]
+async fn redirect_loops_or_points_elsewhere() {
+    let mock = MockReceiver::builder()
+        .route("/loop", "redirect")
+        .unwrap()
+        .route("/moved", "redirect=/new")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let body = payload(EventType::CourseEnrollment, 0);
+    let res = post(&client(), &format!("{}/loop?q=1", mock.url()), &body).await.unwrap();
+    assert_eq!(res.status().as_u16(), 307);
+    assert_eq!(res.headers()["location"], "/loop?q=1");
+
+    // A following client gives up after its redirect limit (S18's TOO_MANY_REDIRECTS).
+    let following = reqwest::Client::new();
+    let err = post(&following, &format!("{}/loop", mock.url()), &body).await.unwrap_err();
+    assert!(err.is_redirect(), "{err:?}");
+
+    let res = post(&following, &format!("{}/moved", mock.url()), &body).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.url().path(), "/new");
+    let last_two: Vec<String> = mock.requests().iter().rev().take(2).map(|r| r.path.clone()).collect();
+    assert_eq!(last_two, ["/new", "/moved"]);
+}
+
+#[tokio::test]
+async fn missing_basic_auth_gets_401() {
+    let mock = MockReceiver::builder()
+        .basic_auth("u", "p")
+        .require_header("x-client-id", "abc")
+        .start()
+        .await
+        .unwrap();
+    let c = client();
+    let body = payload(EventType::CourseEnrollment, 0);
+    let res = post(&c, &mock.url(), &body).await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Basic realm=\"hookjar-mock\"");
+    let detail: Value = res.json().await.unwrap();
+    assert!(detail["detail"].as_str().unwrap().contains("missing Authorization"), "{detail}");
+
+    let ok = c
+        .post(mock.url())
+        .basic_auth("u", Some("p"))
+        .header("x-client-id", "abc")
+        .header("content-type", "application/json")
+        .header("user-agent", "skilljar")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+
+    let wrong = c.post(mock.url()).basic_auth("u", Some("nope")).header("x-client-id", "abc").body(body).send().await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    let reqs = mock.requests();
+    assert_eq!(
+        reqs[0].violations,
+        [
+            "auth: missing Authorization (S8 expects Basic credentials)",
+            "S9 header x-client-id: missing (expected \"abc\")"
+        ]
+    );
+    assert_eq!((reqs[0].script.as_str(), reqs[0].step.as_str()), ("auth", "401"));
+    assert!(reqs[1].violations.is_empty(), "{:?}", reqs[1].violations);
+    assert!(reqs[2].violations.contains(&"auth: wrong password for user \"u\"".to_owned()), "{:?}", reqs[2].violations);
+}
+
+#[tokio::test]
+async fn wrong_user_agent_is_a_recorded_violation() {
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let res = client()
+        .post(format!("{}/h", mock.url()))
+        .header("content-type", "application/json")
+        .header("user-agent", "curl/8")
+        .body(payload(EventType::CourseEnrollment, 0))
+        .send()
+        .await
+        .unwrap();
+    // Violations are recorded, not refused: the script still answers.
+    assert_eq!(res.status().as_u16(), 200);
+    let reqs = mock.wait_for_requests(1, WAIT).await.unwrap();
+    assert_eq!(reqs[0].violations, ["S7 user-agent: expected \"skilljar\", got \"curl/8\""]);
+    assert_eq!(reqs[0].event_type.as_deref(), Some("COURSE_ENROLLMENT"));
+}
+
+#[tokio::test]
+async fn journal_file_gets_one_line_per_request() {
+    let dir = std::env::temp_dir().join(format!("hookjar-mock-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("journal.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let mock = MockReceiver::builder().script("503,200").unwrap().journal_file(&path).start().await.unwrap();
+    let c = client();
+    let body = payload(EventType::LessonCompletion, 0);
+    assert_eq!(status(&c, &format!("{}/x", mock.url()), &body).await, 503);
+    // The line is written before the answer, so it is there now.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert_eq!(status(&c, &format!("{}/x", mock.url()), &body).await, 200);
+    mock.shutdown().await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["seq"], 1);
+    assert_eq!(lines[0]["status"], 503);
+    assert_eq!(lines[1]["attempt"], 1);
+    assert_eq!(lines[1]["step"], "200");
+    assert_eq!(lines[1]["event_type"], "LESSON_COMPLETION");
+    assert_eq!(lines[1]["body"], String::from_utf8(body.clone()).unwrap());
+    assert_eq!(lines[1]["json"]["event_type"], "LESSON_COMPLETION");
+    assert_eq!(lines[1]["digest"], lines[0]["digest"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn journal_json_snapshot_of_one_request() {
+    let clock = Arc::new(FixedClock(datetime!(2026-11-27 09:30:00.123456 UTC)));
+    let mock = MockReceiver::builder().script("503").unwrap().clock(clock).start().await.unwrap();
+    let body = Event::ping(datetime!(2026-11-27 09:29:59.5 UTC)).to_payload();
+    let res = client()
+        .post(format!("{}/hooks/skilljar?src=test", mock.url()))
+        .header("content-type", "application/json")
+        .header("user-agent", "curl/8")
+        .header("x-client-id", "abc")
+        .body(body.bytes().to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 503);
+    let listed: Value = client()
+        .get(format!("{}/_mock/requests", mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let one = listed[0].clone();
+    insta::with_settings!({
+        snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots"),
+        prepend_module_to_snapshot => false,
+    }, {
+        insta::assert_json_snapshot!("mock__journal_one_request", one, {
+            ".since_start_ms" => "[ms]",
+            ".headers[4][1]" => "127.0.0.1:[port]",
+        });
+    });
+    assert_eq!(listed[0]["headers"][4][0], "host", "the redaction above hides the host's port");
+}
+
+#[tokio::test]
+async fn admin_endpoints_filter_clear_and_swap_scripts() {
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let c = client();
+    let (a, b) = (payload(EventType::CourseEnrollment, 0), payload(EventType::PathCompletion, 0));
+    post(&c, &format!("{}/a", mock.url()), &a).await.unwrap();
+    post(&c, &format!("{}/b", mock.url()), &b).await.unwrap();
+    post(&c, &format!("{}/b?again", mock.url()), &b).await.unwrap();
+
+    let get = |q: &str| {
+        let url = format!("{}/_mock/{q}", mock.url());
+        let c = c.clone();
+        async move {
+            let res = c.get(url).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (code, all) = get("requests").await;
+    assert_eq!((code, all.as_array().unwrap().len()), (200, 3));
+    assert_eq!(get("requests?path=/b").await.1.as_array().unwrap().len(), 2);
+    assert_eq!(get("requests?event_type=COURSE_ENROLLMENT").await.1.as_array().unwrap().len(), 1);
+    let digest = all[1]["digest"].as_str().unwrap().to_owned();
+    assert_eq!(get(&format!("requests?digest={digest}")).await.1.as_array().unwrap().len(), 2);
+    let (code, err) = get("requests?colour=red").await;
+    assert_eq!(code, 400);
+    assert!(err["detail"].as_str().unwrap().contains("?path="), "{err}");
+
+    let (_, deliveries) = get("deliveries").await;
+    assert_eq!(deliveries.as_array().unwrap().len(), 2);
+    assert_eq!(deliveries[1]["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(deliveries[1]["gaps_ms"].as_array().unwrap().len(), 1);
+
+    // Swap scripts live: JSON, then plain text.
+    let res = c
+        .put(format!("{}/_mock/script", mock.url()))
+        .body(r#"{"script": "503", "routes": {"/r": "reset"}, "for_type": {"PATH_COMPLETION": "410"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let now: Value = res.json().await.unwrap();
+    assert_eq!(now, serde_json::json!({"script": "503", "routes": {"/r": "reset"}, "for_type": {"PATH_COMPLETION": "410"}, "per": "delivery"}));
+    assert_eq!(status(&c, &mock.url(), &a).await, 503);
+    assert_eq!(status(&c, &mock.url(), &b).await, 410);
+    let res = c.put(format!("{}/_mock/script", mock.url())).body("204").send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(status(&c, &mock.url(), &a).await, 204);
+    assert_eq!(mock.scripts().routes.len(), 1, "plain text replaces only the default script");
+
+    let res = c.put(format!("{}/_mock/script", mock.url())).body("503*x").send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert!(err["detail"].as_str().unwrap().contains("at column 5"), "{err}");
+
+    let res = c.delete(format!("{}/_mock/requests", mock.url())).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap(), serde_json::json!({"cleared": 6}));
+    assert!(mock.requests().is_empty());
+    assert_eq!(get("nope").await.0, 404);
+    assert_eq!(c.post(format!("{}/_mock/requests", mock.url())).send().await.unwrap().status().as_u16(), 405);
+    assert!(mock.requests().is_empty(), "admin calls are not journaled");
+}
+
+#[tokio::test]
+async fn wait_for_requests_reports_what_arrived() {
+    let mock = MockReceiver::builder().start().await.unwrap();
+    post(&client(), &format!("{}/only", mock.url()), &payload(EventType::CourseEnrollment, 0)).await.unwrap();
+    let err = mock.wait_for_requests(2, Duration::from_millis(50)).await.unwrap_err();
+    assert_eq!(err.received.len(), 1);
+    let msg = err.to_string();
+    assert!(msg.starts_with("waited 50ms for 2 request(s) but 1 arrived"), "{msg}");
+    assert!(msg.contains("#1 POST /only COURSE_ENROLLMENT attempt 0 → 200"), "{msg}");
+}
+
+#[tokio::test]
+async fn set_script_and_clear_restart_positions() {
+    let mock = MockReceiver::builder().script("503").unwrap().start().await.unwrap();
+    let c = client();
+    let body = payload(EventType::CourseEnrollment, 0);
+    assert_eq!(status(&c, &mock.url(), &body).await, 503);
+    mock.set_script("500,200").unwrap();
+    assert_eq!(status(&c, &mock.url(), &body).await, 500);
+    assert_eq!(status(&c, &mock.url(), &body).await, 200);
+    assert_eq!(mock.requests()[2].attempt, 2);
+    mock.clear();
+    assert!(mock.requests().is_empty());
+    assert_eq!(status(&c, &mock.url(), &body).await, 500);
+    let r = &mock.requests()[0];
+    assert_eq!((r.seq, r.attempt), (4, 0));
+}
