@@ -32,7 +32,10 @@ pub const TEXT_FILTERS: &[(&str, &str)] = &[
         "[timestamp]",
     ),
     (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+    // Webhook, event and delivery ids: 13 random base-36 characters (S3).
+    (r#""[0-9a-z]{13}""#, "\"[id]\""),
     (r"\b\d+(\.\d+)?ms\b", "[ms]"),
+    (r"slowest \[ms\] \([^)]+\)", "slowest [ms] ([case])"),
 ];
 
 /// Applies [`TEXT_FILTERS`] to a string (for assertions outside insta).

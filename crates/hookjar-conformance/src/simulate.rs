@@ -209,8 +209,10 @@ pub async fn simulate(config: &SimulateConfig) -> Result<Timeline, SimulateError
                 (Some(f), Some(t)) => secs_value((t - f).unsigned_abs()),
                 _ => Value::Null,
             };
+            // The back-off runs from the end of the attempt (its start plus latency).
+            let latency = time::Duration::seconds_f64(a["latency_ms"].as_f64().unwrap_or(0.0) / 1000.0);
             let next_delay_s = match (at, a["next_attempt_at"].as_str().and_then(|t| parse_timestamp(t).ok())) {
-                (Some(t), Some(n)) => Some(secs_value((n - t).unsigned_abs())),
+                (Some(t), Some(n)) => Some(secs_value(round_ms((n - (t + latency)).unsigned_abs()))),
                 _ => None,
             };
             TimelineAttempt {
@@ -234,6 +236,10 @@ pub async fn simulate(config: &SimulateConfig) -> Result<Timeline, SimulateError
             delivery: delivery["state"].as_str().unwrap_or("").to_owned(),
         },
     })
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis((d.as_secs_f64() * 1000.0).round() as u64)
 }
 
 fn started_elapsed_us(started: tokio::time::Instant) -> i64 {
@@ -262,7 +268,7 @@ impl Timeline {
             let at = value_secs(&a.at_s).map(human_duration).unwrap_or_default();
             let answer = match (a.status, &a.error) {
                 (Some(s), _) => format!("HTTP {s}"),
-                (None, Some(e)) => e.chars().take(12).collect(),
+                (None, Some(e)) => e.split(':').next().unwrap_or(e).to_owned(),
                 _ => "-".into(),
             };
             let next = a

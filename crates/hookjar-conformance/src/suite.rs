@@ -640,7 +640,14 @@ async fn s2_create(ctx: &mut Ctx) -> CaseOutput {
         "S2",
         json_ok,
         "201 with the resource: target_url, active true by default, event_type, deactivate_reason null",
-        format!("{code} {v}"),
+        if json_ok {
+            format!(
+                "{code}: active {}, event_type {}, deactivate_reason {}",
+                v["active"], v["event_type"], v["deactivate_reason"]
+            )
+        } else {
+            format!("{code} {v}")
+        },
     );
     let resp = ctx
         .api
@@ -669,7 +676,14 @@ async fn s2_create(ctx: &mut Ctx) -> CaseOutput {
         "S2",
         form_ok,
         "a form-encoded create → 201; additional_headers given as a JSON object string",
-        format!("{} {}", resp.0, resp.1),
+        if form_ok {
+            format!(
+                "{}: active {}, additional_headers {}",
+                resp.0, form["active"], form["additional_headers"]
+            )
+        } else {
+            format!("{} {}", resp.0, resp.1)
+        },
     );
     let id = v["id"].as_str().unwrap_or("");
     let fields: BTreeSet<&str> = v
@@ -730,7 +744,14 @@ async fn s4_update_delete(ctx: &mut Ctx) -> CaseOutput {
         "S4",
         put_ok && patch_ok,
         "PUT with only target_url changes only it; PATCH event_type null = all types",
-        format!("PUT → {code} {v}; PATCH → {pcode} event_type {}", pv["event_type"]),
+        if put_ok {
+            format!(
+                "PUT → {code}: target_url changed, event_type kept ({}); PATCH → {pcode}: event_type {}",
+                v["event_type"], pv["event_type"]
+            )
+        } else {
+            format!("PUT → {code} {v}; PATCH → {pcode} event_type {}", pv["event_type"])
+        },
     );
     let del = ctx
         .api
@@ -940,7 +961,10 @@ async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
             "S7",
             json.is_object(),
             "the body is one JSON object",
-            format!("{:.80}", r.body),
+            match &json {
+                Value::Object(m) => format!("one JSON object with {} keys", m.len()),
+                _ => format!("{:.80}", r.body),
+            },
         ),
         CaseResult::check(
             "S8.basic-auth",

@@ -273,11 +273,13 @@ impl ScriptError {
     }
 }
 
-const EXPECTED_STEP: &str = "a step: a status 200-599 (e.g. 503), reset, hang, garbage, redirect or redirect=/path";
+const EXPECTED_STEP: &str =
+    "a step: a status 200-599 (e.g. 503), reset, hang, garbage, redirect or redirect=/path";
 const EXPECTED_REPEAT: &str = "a repeat count from 1 to 1000000 after '*' (as in 503*3)";
 const EXPECTED_DELAY: &str =
     "a delay of whole ms, s or m, at most 24h, after '@' (as in 200@1500ms or 503@2s)";
-const EXPECTED_TARGET: &str = "a redirect target: a path like /other or an http(s):// URL, without spaces, ',', '@' or '*'";
+const EXPECTED_TARGET: &str =
+    "a redirect target: a path like /other or an http(s):// URL, without spaces, ',', '@' or '*'";
 
 struct Parser<'a> {
     text: &'a str,
@@ -337,7 +339,8 @@ impl Parser<'_> {
                     return Err(self.error(mark, "@", "at most one delay per step"));
                 }
                 seen_delay = true;
-                step.delay = parse_delay(value).ok_or_else(|| self.error(vs, value, EXPECTED_DELAY))?;
+                step.delay =
+                    parse_delay(value).ok_or_else(|| self.error(vs, value, EXPECTED_DELAY))?;
             } else {
                 if seen_repeat {
                     return Err(self.error(mark, "*", "at most one repeat count per step"));
@@ -346,7 +349,9 @@ impl Parser<'_> {
                 step.repeat = value
                     .parse::<u32>()
                     .ok()
-                    .filter(|n| value.bytes().all(|b| b.is_ascii_digit()) && (1..=MAX_REPEAT).contains(n))
+                    .filter(|n| {
+                        value.bytes().all(|b| b.is_ascii_digit()) && (1..=MAX_REPEAT).contains(n)
+                    })
                     .ok_or_else(|| self.error(vs, value, EXPECTED_REPEAT))?;
             }
         }
@@ -426,11 +431,12 @@ fn parse_delay(value: &str) -> Option<Duration> {
 
 fn valid_target(t: &str) -> bool {
     let shape = t.starts_with('/')
-        || t.strip_prefix("http://").is_some_and(|rest| !rest.is_empty())
-        || t.strip_prefix("https://").is_some_and(|rest| !rest.is_empty());
+        || t.strip_prefix("http://")
+            .is_some_and(|rest| !rest.is_empty())
+        || t.strip_prefix("https://")
+            .is_some_and(|rest| !rest.is_empty());
     shape
-        && t
-            .bytes()
+        && t.bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b',' | b'@' | b'*'))
 }
 
@@ -444,19 +450,30 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        let s = Script::parse("503*2, 200@1500ms,reset,hang,GARBAGE,redirect,redirect=/other,410@2s*3").unwrap();
+        let s =
+            Script::parse("503*2, 200@1500ms,reset,hang,GARBAGE,redirect,redirect=/other,410@2s*3")
+                .unwrap();
         assert_eq!(
             s.to_string(),
             "503*2,200@1500ms,reset,hang,garbage,redirect,redirect=/other,410@2s*3"
         );
-        assert_eq!(s.steps()[0], Step { action: Action::Status(503), delay: Duration::ZERO, repeat: 2 });
+        assert_eq!(
+            s.steps()[0],
+            Step {
+                action: Action::Status(503),
+                delay: Duration::ZERO,
+                repeat: 2
+            }
+        );
         assert_eq!(s.steps()[1].delay, Duration::from_millis(1500));
         assert_eq!(s.steps()[6].action, Action::Redirect(Some("/other".into())));
         // Either order of suffixes; 1m is 60s.
         assert_eq!(Script::parse("503*3@1m").unwrap().to_string(), "503@60s*3");
         assert_eq!(Script::parse("200*1@0ms").unwrap().to_string(), "200");
         assert_eq!(
-            Script::parse("redirect=https://example.com/x?y=1").unwrap().to_string(),
+            Script::parse("redirect=https://example.com/x?y=1")
+                .unwrap()
+                .to_string(),
             "redirect=https://example.com/x?y=1"
         );
     }
@@ -481,7 +498,10 @@ mod tests {
 
         let e = err("200,,503");
         assert_eq!((e.column, e.token.as_str()), (5, ""));
-        assert!(e.to_string().contains("found nothing, expected a step"), "{e}");
+        assert!(
+            e.to_string().contains("found nothing, expected a step"),
+            "{e}"
+        );
 
         let e = err("200,teapot");
         assert_eq!((e.column, e.token.as_str()), (5, "teapot"));
@@ -520,10 +540,25 @@ mod tests {
     #[test]
     fn new_checks_bounds() {
         assert!(Script::new(vec![]).is_none());
-        assert!(Script::new(vec![Step { repeat: 0, ..Step::new(Action::Hang) }]).is_none());
+        assert!(
+            Script::new(vec![Step {
+                repeat: 0,
+                ..Step::new(Action::Hang)
+            }])
+            .is_none()
+        );
         assert!(Script::new(vec![Step::new(Action::Status(101))]).is_none());
         assert!(Script::new(vec![Step::new(Action::Redirect(Some("x y".into())))]).is_none());
-        assert!(Script::new(vec![Step { delay: Duration::from_micros(1500), ..Step::new(Action::Hang) }]).is_none());
-        assert_eq!(Script::new(vec![Step::new(Action::Status(200))]), Some(Script::default()));
+        assert!(
+            Script::new(vec![Step {
+                delay: Duration::from_micros(1500),
+                ..Step::new(Action::Hang)
+            }])
+            .is_none()
+        );
+        assert_eq!(
+            Script::new(vec![Step::new(Action::Status(200))]),
+            Some(Script::default())
+        );
     }
 }

@@ -23,8 +23,8 @@ use hookjar_core::payload::json_kind;
 use hookjar_core::request::decode_basic_auth;
 use hookjar_core::webhook::webhook_id;
 use hookjar_core::{
-    DeactivateReason, DeliveryRequest, Event, EventType, NewWebhook, Outcome,
-    ValidationErrors, Webhook, WebhookPatch,
+    DeactivateReason, DeliveryRequest, Event, EventType, NewWebhook, Outcome, ValidationErrors,
+    Webhook, WebhookPatch,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -104,7 +104,10 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/v1/deliveries/{id}/redeliver", post(redeliver))
         .route("/v1/events", post(emit_event))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ));
     axum::Router::new()
         .route("/openapi.json", get(openapi_json))
         .merge(v1)
@@ -150,7 +153,9 @@ pub enum ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let detail = |status: StatusCode, msg: String| (status, Json(json!({ "detail": msg }))).into_response();
+        let detail = |status: StatusCode, msg: String| {
+            (status, Json(json!({ "detail": msg }))).into_response()
+        };
         match self {
             ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, Json(errors)).into_response(),
             ApiError::Unauthorized(msg) => {
@@ -304,7 +309,9 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiE
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::Validation(ValidationErrors::non_field(format!("JSON parse error - {e}")))
+        ApiError::Validation(ValidationErrors::non_field(format!(
+            "JSON parse error - {e}"
+        )))
     })
 }
 
@@ -636,7 +643,11 @@ async fn retrieve_webhook(
         .get_webhook(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(WebhookResource::from_webhook(&webhook, state.inner.reveal_secrets)).into_response())
+    Ok(Json(WebhookResource::from_webhook(
+        &webhook,
+        state.inner.reveal_secrets,
+    ))
+    .into_response())
 }
 
 /// One sample event of a type, with a fresh timestamp (S6b): `sample-course-completion`,

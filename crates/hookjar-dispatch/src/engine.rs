@@ -24,6 +24,7 @@
 //! instant, or failed with the webhook deactivated. A delivery still `inflight` when
 //! the process dies is put back in the queue on the next start (S19).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ pub struct Engine {
     pub sender: Sender,
     /// Attempts in flight at most at once.
     pub concurrency: usize,
+    /// Attempts in flight at most at once to one webhook.
+    pub per_webhook: usize,
     /// Notified when new work may be due (emit, redeliver, a recorded retry).
     pub wake: Arc<Notify>,
 }
@@ -62,17 +65,35 @@ impl Engine {
         let (records_tx, records_rx) = mpsc::unbounded_channel();
         let mut writer = JoinSet::new();
         writer.spawn(Arc::clone(&self).write_records(records_rx));
-        let mut workers: JoinSet<()> = JoinSet::new();
+        // Each worker returns its webhook's seq, so the in-flight count per webhook
+        // can be kept (fairness: one slow endpoint cannot take the whole pool).
+        let mut workers: JoinSet<i64> = JoinSet::new();
+        let mut in_flight: HashMap<i64, usize> = HashMap::new();
+        let done = |in_flight: &mut HashMap<i64, usize>, finished: Result<i64, _>| {
+            if let Ok(seq) = finished {
+                if let Some(n) = in_flight.get_mut(&seq) {
+                    *n -= 1;
+                    if *n == 0 {
+                        in_flight.remove(&seq);
+                    }
+                }
+            }
+        };
 
         loop {
             if *shutdown.borrow() {
                 break;
             }
             // Reap finished workers; wait for one if the pool is full.
-            while workers.try_join_next().is_some() {}
+            while let Some(finished) = workers.try_join_next() {
+                done(&mut in_flight, finished);
+            }
             if workers.len() >= self.concurrency {
                 tokio::select! {
-                    _ = workers.join_next() => continue,
+                    Some(finished) = workers.join_next() => {
+                        done(&mut in_flight, finished);
+                        continue;
+                    }
                     _ = shutdown.changed() => break,
                 }
             }
@@ -80,7 +101,11 @@ impl Engine {
             // Claim what is due now and start one worker per delivery.
             let now = self.clock.now();
             let room = self.concurrency - workers.len();
-            let claimed = match self.store.claim_due(now, room).await {
+            let claimed = match self
+                .store
+                .claim_due(now, room, self.per_webhook, in_flight.clone())
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot claim due deliveries; retrying in 1s");
@@ -90,21 +115,31 @@ impl Engine {
             };
             let full = claimed.len() == room;
             for delivery in claimed {
+                *in_flight.entry(delivery.webhook_seq).or_insert(0) += 1;
                 let engine = Arc::clone(&self);
                 let tx = records_tx.clone();
                 workers.spawn(async move {
+                    let webhook_seq = delivery.webhook_seq;
                     let record = engine.attempt(delivery).await;
                     // The writer outlives the workers; a closed channel means the
                     // engine is being torn down, and the delivery stays inflight.
                     let _ = tx.send(record);
+                    webhook_seq
                 });
             }
             if full {
                 continue; // more may be due already
             }
 
-            // Sleep until the earliest due instant, or until woken.
-            let next: Option<Micros> = match self.store.next_due().await {
+            // Sleep until the earliest due instant of a webhook with room, until
+            // woken, or until a busy webhook's attempt finishes.
+            let busy: Vec<i64> = in_flight
+                .iter()
+                .filter(|(_, n)| **n >= self.per_webhook)
+                .map(|(seq, _)| *seq)
+                .collect();
+            let any_busy = !busy.is_empty();
+            let next: Option<Micros> = match self.store.next_due(busy).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the next due instant; retrying in 1s");
@@ -121,6 +156,7 @@ impl Engine {
             tokio::select! {
                 _ = timer => {}
                 _ = self.wake.notified() => {}
+                Some(finished) = workers.join_next(), if any_busy => done(&mut in_flight, finished),
                 _ = shutdown.changed() => break,
             }
         }

@@ -79,6 +79,9 @@ pub struct Config {
     pub max_redirects: usize,
     /// Attempts in flight at most at once.
     pub concurrency: usize,
+    /// Attempts in flight at most at once to one webhook, so a slow endpoint cannot
+    /// hold up the others (capped at `concurrency`).
+    pub per_webhook_concurrency: usize,
     /// A clock to use instead of one anchored at start (tests share one across a
     /// restart).
     pub clock: Option<Clock>,
@@ -95,6 +98,7 @@ impl Default for Config {
             store: StoreConfig::InMemory,
             max_redirects: 10,
             concurrency: 64,
+            per_webhook_concurrency: 16,
             clock: None,
         }
     }
@@ -132,8 +136,10 @@ impl Dispatcher {
             .policy
             .validated()
             .map_err(|e| StartError::Config(e.to_string()))?;
-        if config.concurrency == 0 {
-            return Err(StartError::Config("concurrency must be at least 1".into()));
+        if config.concurrency == 0 || config.per_webhook_concurrency == 0 {
+            return Err(StartError::Config(
+                "concurrency and per-webhook concurrency must be at least 1".into(),
+            ));
         }
         if config.api_key.is_empty() {
             return Err(StartError::Config("the API key must not be empty".into()));
@@ -149,7 +155,9 @@ impl Dispatcher {
             tracing::info!(pending, resumed, "resuming deliveries from the store");
         }
 
-        let clock = config.clock.unwrap_or_else(|| Clock::system(config.time_scale));
+        let clock = config
+            .clock
+            .unwrap_or_else(|| Clock::system(config.time_scale));
         let sender = deliver::Sender::new(config.timeout, config.max_redirects)?;
         let wake = Arc::new(Notify::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -160,6 +168,7 @@ impl Dispatcher {
             policy,
             sender: sender.clone(),
             concurrency: config.concurrency,
+            per_webhook: config.per_webhook_concurrency.min(config.concurrency),
             wake: Arc::clone(&wake),
         });
         let engine = tokio::spawn(engine.run(shutdown_rx.clone()));

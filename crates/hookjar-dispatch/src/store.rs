@@ -19,7 +19,7 @@
 //!
 //! Schema versions live in [`MIGRATIONS`]; `PRAGMA user_version` says how many ran.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -257,7 +257,10 @@ impl Store {
             let rows = stmt
                 .query_map(params![limit as i64, offset as i64], read_webhook)?
                 .collect::<Result<Vec<_>, _>>()?;
-            let hooks = rows.into_iter().map(|r| r.map(|(_, w)| w)).collect::<Result<_, _>>()?;
+            let hooks = rows
+                .into_iter()
+                .map(|r| r.map(|(_, w)| w))
+                .collect::<Result<_, _>>()?;
             Ok((count as u64, hooks))
         })
         .await
@@ -265,7 +268,8 @@ impl Store {
 
     /// A webhook by id.
     pub async fn get_webhook(&self, id: String) -> Result<Option<Webhook>, StoreError> {
-        self.call(move |c| Ok(find_webhook(c, &id)?.map(|(_, w)| w))).await
+        self.call(move |c| Ok(find_webhook(c, &id)?.map(|(_, w)| w)))
+            .await
     }
 
     /// Stores a new webhook (S2). The id is drawn here, from 64 random bits.
@@ -396,25 +400,42 @@ impl Store {
         .await
     }
 
-    /// The earliest due instant of any pending delivery.
-    pub async fn next_due(&self) -> Result<Option<Micros>, StoreError> {
-        self.call(|c| {
-            Ok(c.query_row(
-                "SELECT MIN(due_at) FROM deliveries WHERE state = 'pending'",
-                [],
-                |r| r.get::<_, Option<i64>>(0),
-            )?)
+    /// The earliest due instant of any pending delivery, leaving out the webhooks in
+    /// `busy` (they are at their in-flight limit).
+    pub async fn next_due(&self, busy: Vec<i64>) -> Result<Option<Micros>, StoreError> {
+        self.call(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT MIN(due_at) FROM deliveries WHERE state = 'pending'
+                 AND webhook_seq NOT IN (SELECT value FROM json_each(?1))",
+            )?
+            .query_row([ids_json(&busy)], |r| r.get::<_, Option<i64>>(0))?)
         })
         .await
     }
 
     /// Claims up to `limit` deliveries due at `now`, earliest first, marking them
     /// `inflight`. Deliveries whose webhook is no longer active are dropped instead.
-    pub async fn claim_due(&self, now: Micros, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+    ///
+    /// Fairness: `room` says how many more attempts each webhook may have in flight
+    /// (webhooks not listed may have `per_webhook`); webhooks with no room are left out
+    /// so one slow endpoint cannot take the whole pool.
+    pub async fn claim_due(
+        &self,
+        now: Micros,
+        limit: usize,
+        per_webhook: usize,
+        in_flight: HashMap<i64, usize>,
+    ) -> Result<Vec<Claimed>, StoreError> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut claimed = Vec::new();
             let mut dropped = Vec::new();
+            let busy: Vec<i64> = in_flight
+                .iter()
+                .filter(|(_, n)| **n >= per_webhook)
+                .map(|(seq, _)| *seq)
+                .collect();
+            let mut taken: HashMap<i64, usize> = in_flight;
             {
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT d.seq, d.id, d.attempts, e.event_type, e.body, {WEBHOOK_COLUMNS_W}
@@ -422,16 +443,27 @@ impl Store {
                      JOIN events e ON e.seq = d.event_seq
                      JOIN webhooks w ON w.seq = d.webhook_seq
                      WHERE d.state = 'pending' AND d.due_at <= ?1
+                       AND d.webhook_seq NOT IN (SELECT value FROM json_each(?3))
                      ORDER BY d.due_at LIMIT ?2"
                 ))?;
-                let mut rows = stmt.query(params![now, limit as i64])?;
+                // Look a little further than `limit`, as some rows may be skipped.
+                let window = limit.saturating_mul(4) as i64;
+                let mut rows = stmt.query(params![now, window, ids_json(&busy)])?;
                 while let Some(row) = rows.next()? {
+                    if claimed.len() >= limit {
+                        break;
+                    }
                     let seq: i64 = row.get(0)?;
                     let (webhook_seq, webhook) = read_webhook_at(row, 5)?;
                     if !webhook.active {
                         dropped.push(seq);
                         continue;
                     }
+                    let n = taken.entry(webhook_seq).or_insert(0);
+                    if *n >= per_webhook {
+                        continue; // stays pending; claimed when this webhook has room
+                    }
+                    *n += 1;
                     let attempts: i64 = row.get(2)?;
                     let body: Vec<u8> = row.get(4)?;
                     claimed.push(Claimed {
@@ -446,9 +478,8 @@ impl Store {
                 }
             }
             {
-                let mut mark = tx.prepare_cached(
-                    "UPDATE deliveries SET state = 'inflight' WHERE seq = ?1",
-                )?;
+                let mut mark =
+                    tx.prepare_cached("UPDATE deliveries SET state = 'inflight' WHERE seq = ?1")?;
                 for d in &claimed {
                     mark.execute([d.delivery_seq])?;
                 }
@@ -771,8 +802,8 @@ fn read_webhook_at(row: &Row<'_>, at: usize) -> Result<(i64, Webhook), ReadError
         ),
     };
     let headers: String = row.get(at + 8)?;
-    let additional_headers: Headers = serde_json::from_str(&headers)
-        .map_err(|e| corrupt("additional_headers", e.to_string()))?;
+    let additional_headers: Headers =
+        serde_json::from_str(&headers).map_err(|e| corrupt("additional_headers", e.to_string()))?;
     Ok((
         row.get(at)?,
         Webhook {
@@ -819,7 +850,11 @@ fn write_webhook(c: &Connection, seq: i64, w: &Webhook) -> Result<(), StoreError
 }
 
 /// Drops a deactivated webhook's pending deliveries (S15: nothing more is POSTed).
-fn drop_pending(c: &Connection, webhook_seq: i64, reason: DeactivateReason) -> Result<usize, StoreError> {
+fn drop_pending(
+    c: &Connection,
+    webhook_seq: i64,
+    reason: DeactivateReason,
+) -> Result<usize, StoreError> {
     Ok(c.prepare_cached(
         "UPDATE deliveries SET state = 'dropped', due_at = NULL, note = ?2
          WHERE webhook_seq = ?1 AND state = 'pending'",
@@ -828,6 +863,11 @@ fn drop_pending(c: &Connection, webhook_seq: i64, reason: DeactivateReason) -> R
         webhook_seq,
         format!("dropped: webhook deactivated ({reason})")
     ])?)
+}
+
+/// A JSON array of ids, for `json_each` in `NOT IN` clauses.
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("integers serialise")
 }
 
 fn headers_json(h: &Headers) -> String {

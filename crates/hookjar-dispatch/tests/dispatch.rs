@@ -50,17 +50,32 @@ async fn s1_list_paginates_oldest_first_with_absolute_links() {
     let first = api.get("/v1/webhooks").await;
     assert_eq!(first.status, 200);
     assert_eq!(first.body["count"], 25);
-    assert_eq!(first.body["results"].as_array().unwrap().len(), 20, "default page size 20");
-    assert_eq!(first.body["results"][0]["id"], ids[0].as_str(), "oldest first");
+    assert_eq!(
+        first.body["results"].as_array().unwrap().len(),
+        20,
+        "default page size 20"
+    );
+    assert_eq!(
+        first.body["results"][0]["id"],
+        ids[0].as_str(),
+        "oldest first"
+    );
     assert_eq!(first.body["previous"], Value::Null);
     let next = first.body["next"].as_str().unwrap();
-    assert_eq!(next, format!("{}/v1/webhooks?page=2", server.url()), "absolute, from Host");
+    assert_eq!(
+        next,
+        format!("{}/v1/webhooks?page=2", server.url()),
+        "absolute, from Host"
+    );
 
     let second = api.send(api.http.get(next)).await;
     assert_eq!(second.body["results"].as_array().unwrap().len(), 5);
     assert_eq!(second.body["results"][4]["id"], ids[24].as_str());
     assert_eq!(second.body["next"], Value::Null);
-    assert_eq!(second.body["previous"], format!("{}/v1/webhooks", server.url()));
+    assert_eq!(
+        second.body["previous"],
+        format!("{}/v1/webhooks", server.url())
+    );
 
     let small = api.get("/v1/webhooks?page_size=10&page=2").await;
     assert_eq!(small.body["results"][0]["id"], ids[10].as_str());
@@ -69,17 +84,31 @@ async fn s1_list_paginates_oldest_first_with_absolute_links() {
         format!("{}/v1/webhooks?page=3&page_size=10", server.url())
     );
     let clamped = api.get("/v1/webhooks?page_size=500").await;
-    assert_eq!(clamped.body["results"].as_array().unwrap().len(), 25, "max 100 covers all");
+    assert_eq!(
+        clamped.body["results"].as_array().unwrap().len(),
+        25,
+        "max 100 covers all"
+    );
     let beyond = api.get("/v1/webhooks?page=3").await;
-    assert_eq!((beyond.status, beyond.body.clone()), (404, json!({"detail": "Invalid page."})));
+    assert_eq!(
+        (beyond.status, beyond.body.clone()),
+        (404, json!({"detail": "Invalid page."}))
+    );
     let bad = api.get("/v1/webhooks?page=zero").await;
     assert_eq!(bad.status, 404);
 
     // The Host header decides the links' authority.
     let via_host = api
-        .send(api.http.get(api.url("/v1/webhooks")).header("Host", "hooks.example:8750"))
+        .send(
+            api.http
+                .get(api.url("/v1/webhooks"))
+                .header("Host", "hooks.example:8750"),
+        )
         .await;
-    assert_eq!(via_host.body["next"], "http://hooks.example:8750/v1/webhooks?page=2");
+    assert_eq!(
+        via_host.body["next"],
+        "http://hooks.example:8750/v1/webhooks?page=2"
+    );
 }
 
 #[tokio::test]
@@ -90,7 +119,8 @@ async fn s1_list_page_snapshot() {
         .await;
     api.create(json!({"target_url": "https://example.com/b", "basic_auth_username": "u", "basic_auth_password": "p"}))
         .await;
-    api.create(json!({"target_url": "https://example.com/c", "active": false})).await;
+    api.create(json!({"target_url": "https://example.com/c", "active": false}))
+        .await;
     let page = api.get("/v1/webhooks?page_size=2").await;
     snapshot_settings().bind(|| {
         insta::assert_json_snapshot!("dispatch__list_page", page.body, {".results[].id" => "[id]"});
@@ -103,7 +133,9 @@ async fn s2_create_from_json_form_and_multipart() {
     let api = Api::new(&server);
 
     let j = api
-        .create(json!({"target_url": "https://example.com/json", "event_type": "COURSE_ENROLLMENT"}))
+        .create(
+            json!({"target_url": "https://example.com/json", "event_type": "COURSE_ENROLLMENT"}),
+        )
         .await;
     assert_eq!(j["active"], true, "active defaults to true");
     assert_eq!(j["event_type"], "COURSE_ENROLLMENT");
@@ -112,19 +144,28 @@ async fn s2_create_from_json_form_and_multipart() {
     assert_eq!(j["additional_headers"], json!({}));
     assert_eq!(j["deactivate_reason"], Value::Null);
     let id = j["id"].as_str().unwrap();
-    assert!(hookjar_core::webhook::is_valid_id(id) && id.len() == 13, "{id}");
+    assert!(
+        hookjar_core::webhook::is_valid_id(id) && id.len() == 13,
+        "{id}"
+    );
 
     let form = api
         .send(api.http.post(api.url("/v1/webhooks")).form(&[
             ("target_url", "https://example.com/form"),
             ("active", "true"),
             ("event_type", ""),
-            ("additional_headers", r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#),
+            (
+                "additional_headers",
+                r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#,
+            ),
         ]))
         .await;
     assert_eq!(form.status, 201, "{form:?}");
     assert_eq!(form.body["event_type"], Value::Null, "blank = all types");
-    assert_eq!(form.body["additional_headers"]["example_client_id"], "abdcjkcjdidshdshkn");
+    assert_eq!(
+        form.body["additional_headers"]["example_client_id"],
+        "abdcjkcjdidshdshkn"
+    );
 
     let boundary = "XyZ";
     let multipart = format!(
@@ -135,7 +176,10 @@ async fn s2_create_from_json_form_and_multipart() {
         .send(
             api.http
                 .post(api.url("/v1/webhooks"))
-                .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+                .header(
+                    "Content-Type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
                 .body(multipart),
         )
         .await;
@@ -174,13 +218,19 @@ async fn s3_password_is_masked_and_the_mask_keeps_it() {
     let w = api
         .create(json!({"target_url": "https://example.com/h", "basic_auth_password": "pw"}))
         .await;
-    assert_eq!(w["basic_auth_password"], "pw", "--reveal-secrets shows it, as Skilljar does");
+    assert_eq!(
+        w["basic_auth_password"], "pw",
+        "--reveal-secrets shows it, as Skilljar does"
+    );
 }
 
 #[tokio::test]
 async fn s3_mask_round_trip_keeps_the_password_that_is_sent() {
     let receiver = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&receiver).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
     let w = api
@@ -188,10 +238,15 @@ async fn s3_mask_round_trip_keeps_the_password_that_is_sent() {
         .await;
     let id = w["id"].as_str().unwrap();
     let put = api
-        .put_json(&format!("/v1/webhooks/{id}"), json!({"basic_auth_password": "********"}))
+        .put_json(
+            &format!("/v1/webhooks/{id}"),
+            json!({"basic_auth_password": "********"}),
+        )
         .await;
     assert_eq!(put.status, 200);
-    let ping = api.post_json(&format!("/v1/webhooks/{id}/ping"), json!({})).await;
+    let ping = api
+        .post_json(&format!("/v1/webhooks/{id}/ping"), json!({}))
+        .await;
     assert_eq!(ping.body["succeeded"], true);
     let req = &receiver.received_requests().await.unwrap()[0];
     let auth = req.headers.get("authorization").unwrap().to_str().unwrap();
@@ -208,23 +263,38 @@ async fn s4_retrieve_put_patch_delete() {
     let id = api.hook("https://example.com/a").await;
     let path = format!("/v1/webhooks/{id}");
 
-    let put = api.put_json(&path, json!({"target_url": "https://example.com/b"})).await;
+    let put = api
+        .put_json(&path, json!({"target_url": "https://example.com/b"}))
+        .await;
     assert_eq!(put.status, 200, "PUT accepts a partial body");
     assert_eq!(put.body["target_url"], "https://example.com/b");
     assert_eq!(put.body["active"], true);
 
     let patch = api
-        .patch_json(&path, json!({"active": false, "event_type": "PATH_COMPLETION"}))
+        .patch_json(
+            &path,
+            json!({"active": false, "event_type": "PATH_COMPLETION"}),
+        )
         .await;
     assert_eq!(patch.body["active"], false);
     assert_eq!(patch.body["event_type"], "PATH_COMPLETION");
     assert_eq!(api.webhook(&id).await, patch.body);
 
     let del = api.delete(&path).await;
-    assert_eq!((del.status, del.body), (204, Value::Null), "204 with no body");
+    assert_eq!(
+        (del.status, del.body),
+        (204, Value::Null),
+        "204 with no body"
+    );
     let gone = api.get(&path).await;
-    assert_eq!((gone.status, gone.body), (404, json!({"detail": "Not found."})));
-    assert_eq!(api.put_json(&path, json!({"active": true})).await.status, 404);
+    assert_eq!(
+        (gone.status, gone.body),
+        (404, json!({"detail": "Not found."}))
+    );
+    assert_eq!(
+        api.put_json(&path, json!({"active": true})).await.status,
+        404
+    );
     assert_eq!(api.delete(&path).await.status, 404);
 }
 
@@ -237,12 +307,25 @@ async fn s4_reactivated_by_put_receives_new_events() {
     api.emit("COURSE_ENROLLMENT").await;
     receiver.wait_for(1, HOUR).await;
     settle().await;
-    assert_eq!(api.webhook(&id).await["deactivate_reason"], "HTTP_4XX_RESPONSE");
-    assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 0, "inactive gets nothing");
+    assert_eq!(
+        api.webhook(&id).await["deactivate_reason"],
+        "HTTP_4XX_RESPONSE"
+    );
+    assert_eq!(
+        api.emit("COURSE_ENROLLMENT").await["deliveries"],
+        0,
+        "inactive gets nothing"
+    );
 
-    let put = api.put_json(&format!("/v1/webhooks/{id}"), json!({"active": true})).await;
+    let put = api
+        .put_json(&format!("/v1/webhooks/{id}"), json!({"active": true}))
+        .await;
     assert_eq!(put.body["active"], true);
-    assert_eq!(put.body["deactivate_reason"], Value::Null, "re-activation clears the reason");
+    assert_eq!(
+        put.body["deactivate_reason"],
+        Value::Null,
+        "re-activation clears the reason"
+    );
     assert_eq!(api.emit("LESSON_COMPLETION").await["deliveries"], 1);
     let got = receiver.wait_for(2, HOUR).await;
     assert_eq!(got[1].json()["event_type"], "LESSON_COMPLETION");
@@ -256,15 +339,24 @@ async fn s5_api_key_as_basic_username_only() {
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
     let url = api.url("/v1/ping");
-    let raw = |r: reqwest::RequestBuilder| async move { Api::answer(r.send().await.unwrap()).await };
+    let raw =
+        |r: reqwest::RequestBuilder| async move { Api::answer(r.send().await.unwrap()).await };
 
     let ok = api.get("/v1/ping").await;
     assert_eq!((ok.status, ok.body), (200, Value::Null), "empty 200");
 
     let missing = raw(api.http.get(&url)).await;
     assert_eq!(missing.status, 401);
-    assert_eq!(missing.body["detail"], "Authentication credentials were not provided.");
-    assert!(missing.headers["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert_eq!(
+        missing.body["detail"],
+        "Authentication credentials were not provided."
+    );
+    assert!(
+        missing.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
 
     let wrong = raw(api.http.get(&url).basic_auth("nope", Some(""))).await;
     assert_eq!(wrong.status, 401);
@@ -277,7 +369,10 @@ async fn s5_api_key_as_basic_username_only() {
     let bearer = raw(api.http.get(&url).bearer_auth(KEY)).await;
     assert_eq!(bearer.status, 401);
     let msg = bearer.body["detail"].as_str().unwrap();
-    assert!(msg.contains("Basic") && msg.contains("username"), "says how: {msg}");
+    assert!(
+        msg.contains("Basic") && msg.contains("username"),
+        "says how: {msg}"
+    );
 
     let unauth_list = raw(api.http.get(api.url("/v1/webhooks"))).await;
     assert_eq!(unauth_list.status, 401);
@@ -301,14 +396,24 @@ async fn s6_bad_input_table_is_refused_and_changes_nothing() {
             .body(body.to_owned())
     };
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
-        ("bad JSON", json_req("{\"target_url\": "), 400, "non_field_errors"),
+        (
+            "bad JSON",
+            json_req("{\"target_url\": "),
+            400,
+            "non_field_errors",
+        ),
         (
             "unknown event type",
             json_req(r#"{"target_url": "https://e.com", "event_type": "COURSE_STARTED"}"#),
             400,
             "event_type",
         ),
-        ("ftp URL", json_req(r#"{"target_url": "ftp://example.com/x"}"#), 400, "target_url"),
+        (
+            "ftp URL",
+            json_req(r#"{"target_url": "ftp://example.com/x"}"#),
+            400,
+            "target_url",
+        ),
         (
             "header with CR/LF",
             json_req(r#"{"target_url": "https://e.com", "additional_headers": {"X-A": "a\r\nb"}}"#),
@@ -317,21 +422,39 @@ async fn s6_bad_input_table_is_refused_and_changes_nothing() {
         ),
         (
             "reserved header",
-            json_req(r#"{"target_url": "https://e.com", "additional_headers": {"User-Agent": "me"}}"#),
+            json_req(
+                r#"{"target_url": "https://e.com", "additional_headers": {"User-Agent": "me"}}"#,
+            ),
             400,
             "additional_headers",
         ),
         (
             "over-long URL",
-            json_req(&format!(r#"{{"target_url": "https://e.com/{}"}}"#, "a".repeat(1100))),
+            json_req(&format!(
+                r#"{{"target_url": "https://e.com/{}"}}"#,
+                "a".repeat(1100)
+            )),
             400,
             "target_url",
         ),
-        ("unknown field", json_req(r#"{"target_url": "https://e.com", "colour": "blue"}"#), 400, "non_field_errors"),
-        ("missing URL", json_req(r#"{"active": true}"#), 400, "target_url"),
+        (
+            "unknown field",
+            json_req(r#"{"target_url": "https://e.com", "colour": "blue"}"#),
+            400,
+            "non_field_errors",
+        ),
+        (
+            "missing URL",
+            json_req(r#"{"active": true}"#),
+            400,
+            "target_url",
+        ),
         (
             "2 MiB body",
-            json_req(&format!(r#"{{"target_url": "https://e.com", "x": "{}"}}"#, "a".repeat(2 << 20))),
+            json_req(&format!(
+                r#"{{"target_url": "https://e.com", "x": "{}"}}"#,
+                "a".repeat(2 << 20)
+            )),
             413,
             "detail",
         ),
@@ -347,14 +470,21 @@ async fn s6_bad_input_table_is_refused_and_changes_nothing() {
     for (name, req, status, field) in cases {
         let a = api.send(req).await;
         assert_eq!(a.status, status, "{name}: {a:?}");
-        assert!(a.body.get(field).is_some(), "{name}: body names {field}: {}", a.body);
+        assert!(
+            a.body.get(field).is_some(),
+            "{name}: body names {field}: {}",
+            a.body
+        );
     }
     assert_eq!(api.count_webhooks().await, 1, "nothing was created");
     assert_eq!(api.webhook(&id).await, before, "nothing was changed");
 
     let wrong_method = api.delete("/v1/webhooks").await;
     assert_eq!(wrong_method.status, 405);
-    assert_eq!(wrong_method.body, json!({"detail": "Method \"DELETE\" not allowed."}));
+    assert_eq!(
+        wrong_method.body,
+        json!({"detail": "Method \"DELETE\" not allowed."})
+    );
 
     let bad = api
         .post_json(
@@ -379,10 +509,24 @@ async fn s6b_samples_for_every_type_with_fresh_timestamps() {
         assert_eq!(results[0]["event_type"], t.as_str());
         let ts = results[0]["timestamp"].as_str().unwrap();
         assert!(is_timestamp(ts), "{ts} matches {TIMESTAMP_RE}");
-        assert_ne!(ts, hookjar_core::fixtures::value(t)["timestamp"].as_str().unwrap(), "fresh");
+        assert_ne!(
+            ts,
+            hookjar_core::fixtures::value(t)["timestamp"]
+                .as_str()
+                .unwrap(),
+            "fresh"
+        );
     }
-    assert!(api.get("/v1/webhooks/sample-vilt-registration").await.status == 200);
-    assert_eq!(api.get("/v1/webhooks/sample-course-started").await.status, 404);
+    assert!(
+        api.get("/v1/webhooks/sample-vilt-registration")
+            .await
+            .status
+            == 200
+    );
+    assert_eq!(
+        api.get("/v1/webhooks/sample-course-started").await.status,
+        404
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -448,11 +592,19 @@ async fn s8_basic_auth_from_either_half() {
     let with_user = api
         .create(json!({"target_url": hook, "basic_auth_username": "only-user"}))
         .await;
-    api.post_json(&format!("/v1/webhooks/{}/ping", with_user["id"].as_str().unwrap()), json!({}))
+    api.post_json(
+        &format!("/v1/webhooks/{}/ping", with_user["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    let plain = api
+        .create(json!({"target_url": format!("{hook}?plain")}))
         .await;
-    let plain = api.create(json!({"target_url": format!("{hook}?plain")})).await;
-    api.post_json(&format!("/v1/webhooks/{}/ping", plain["id"].as_str().unwrap()), json!({}))
-        .await;
+    api.post_json(
+        &format!("/v1/webhooks/{}/ping", plain["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
     let reqs = received(&receiver, 2).await;
     let auth = reqs[0].headers["authorization"].to_str().unwrap();
     assert_eq!(
@@ -460,7 +612,10 @@ async fn s8_basic_auth_from_either_half() {
         Some(("only-user".into(), String::new())),
         "a missing half is empty"
     );
-    assert!(reqs[1].headers.get("authorization").is_none(), "no auth when both are empty");
+    assert!(
+        reqs[1].headers.get("authorization").is_none(),
+        "no auth when both are empty"
+    );
 }
 
 #[tokio::test]
@@ -475,8 +630,11 @@ async fn s9_additional_headers_on_every_post_and_ping() {
         }))
         .await;
     api.emit("PATH_ENROLLMENT").await;
-    api.post_json(&format!("/v1/webhooks/{}/ping", w["id"].as_str().unwrap()), json!({}))
-        .await;
+    api.post_json(
+        &format!("/v1/webhooks/{}/ping", w["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
     for r in received(&receiver, 2).await {
         assert_eq!(r.headers["x-my-new-header"], "string");
         assert_eq!(r.headers["client_secret"], "abcdefg1234567");
@@ -495,10 +653,18 @@ async fn s10_every_event_type_is_delivered() {
     let mut types: Vec<String> = received(&receiver, 10)
         .await
         .iter()
-        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["event_type"].as_str().unwrap().to_owned())
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["event_type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     types.sort();
-    let mut want: Vec<String> = EventType::ALL.iter().map(|t| t.as_str().to_owned()).collect();
+    let mut want: Vec<String> = EventType::ALL
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect();
     want.sort();
     assert_eq!(types, want);
 }
@@ -512,29 +678,54 @@ async fn s11_payload_is_flat_with_a_microsecond_utc_timestamp_and_no_id() {
     let emitted = api.emit("COURSE_ENROLLMENT").await;
     let reqs = received(&receiver, 1).await;
     let body: Value = serde_json::from_slice(&reqs[0].body).unwrap();
-    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
-        ["event_type", "timestamp", "user", "course", "domain", "purchase", "domain_access_code"]
+        [
+            "event_type",
+            "timestamp",
+            "user",
+            "course",
+            "domain",
+            "purchase",
+            "domain_access_code"
+        ]
     );
-    assert!(is_timestamp(body["timestamp"].as_str().unwrap()), "{}", body["timestamp"]);
+    assert!(
+        is_timestamp(body["timestamp"].as_str().unwrap()),
+        "{}",
+        body["timestamp"]
+    );
     let text = String::from_utf8(reqs[0].body.clone()).unwrap();
-    assert!(!text.contains(emitted["event"].as_str().unwrap()), "no event id in the payload");
+    assert!(
+        !text.contains(emitted["event"].as_str().unwrap()),
+        "no event id in the payload"
+    );
 }
 
 #[tokio::test]
 async fn s12_fan_out_to_matching_and_all_type_webhooks_only() {
     let receiver = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&receiver).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
     let base = receiver.uri();
-    api.create(json!({"target_url": format!("{base}/all")})).await;
+    api.create(json!({"target_url": format!("{base}/all")}))
+        .await;
     api.create(json!({"target_url": format!("{base}/enrol"), "event_type": "COURSE_ENROLLMENT"}))
         .await;
     api.create(json!({"target_url": format!("{base}/lesson"), "event_type": "LESSON_COMPLETION"}))
         .await;
-    api.create(json!({"target_url": format!("{base}/off"), "active": false})).await;
+    api.create(json!({"target_url": format!("{base}/off"), "active": false}))
+        .await;
 
     assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 2);
     assert_eq!(api.emit("QUIZ_COMPLETION").await["deliveries"], 1);
@@ -560,18 +751,29 @@ async fn s12_two_webhooks_on_one_url_get_one_post_per_event() {
     tokio::time::sleep(HOUR).await;
     let got = receiver.requests();
     assert_eq!(got.len(), 2, "one POST per event");
-    assert!(got.iter().all(|r| r.headers["x-which"] == "oldest"), "through the oldest webhook");
-    assert_eq!(api.deliveries(oldest["id"].as_str().unwrap()).await.len(), 2);
+    assert!(
+        got.iter().all(|r| r.headers["x-which"] == "oldest"),
+        "through the oldest webhook"
+    );
+    assert_eq!(
+        api.deliveries(oldest["id"].as_str().unwrap()).await.len(),
+        2
+    );
 }
 
 #[tokio::test]
 async fn s13_ping_reports_and_never_retries_or_deactivates() {
     let receiver = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&receiver).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&receiver)
+        .await;
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
     let id = api.hook(&receiver.uri()).await;
-    let ping = api.post_json(&format!("/v1/webhooks/{id}/ping"), json!({})).await;
+    let ping = api
+        .post_json(&format!("/v1/webhooks/{id}/ping"), json!({}))
+        .await;
     assert_eq!(ping.status, 200);
     assert_eq!(ping.body["succeeded"], false);
     assert_eq!(ping.body["http_status_code"], 503);
@@ -579,20 +781,36 @@ async fn s13_ping_reports_and_never_retries_or_deactivates() {
     let reqs = receiver.received_requests().await.unwrap();
     assert_eq!(reqs.len(), 1);
     let body: Value = serde_json::from_slice(&reqs[0].body).unwrap();
-    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), ["event_type", "timestamp"]);
+    assert_eq!(
+        body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["event_type", "timestamp"]
+    );
     assert_eq!(body["event_type"], "PING");
     assert_eq!(reqs[0].headers["user-agent"], "skilljar");
 
     // A 4xx ping does not deactivate either.
     receiver.reset().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(404)).mount(&receiver).await;
-    let ping = api.post_json(&format!("/v1/webhooks/{id}/ping"), json!({})).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&receiver)
+        .await;
+    let ping = api
+        .post_json(&format!("/v1/webhooks/{id}/ping"), json!({}))
+        .await;
     assert_eq!(ping.body["http_status_code"], 404);
     assert_eq!(api.webhook(&id).await["active"], true);
-    assert!(api.deliveries(&id).await.is_empty(), "a ping is not a delivery");
+    assert!(
+        api.deliveries(&id).await.is_empty(),
+        "a ping is not a delivery"
+    );
 
-    let unknown = api.post_json("/v1/webhooks/nosuchhook/ping", json!({})).await;
-    assert_eq!((unknown.status, unknown.body), (404, json!({"detail": "Not found."})));
+    let unknown = api
+        .post_json("/v1/webhooks/nosuchhook/ping", json!({}))
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.body),
+        (404, json!({"detail": "Not found."}))
+    );
 }
 
 #[tokio::test]
@@ -603,10 +821,19 @@ async fn s13_ping_to_a_closed_port_has_no_status() {
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
     let id = api.hook(&url).await;
-    let ping = api.post_json(&format!("/v1/webhooks/{id}/ping"), json!({})).await;
+    let ping = api
+        .post_json(&format!("/v1/webhooks/{id}/ping"), json!({}))
+        .await;
     assert_eq!(ping.body["succeeded"], false);
     assert_eq!(ping.body["http_status_code"], Value::Null);
-    assert!(ping.body["message"].as_str().unwrap().contains("connection refused"), "{}", ping.body);
+    assert!(
+        ping.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{}",
+        ping.body
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -627,7 +854,11 @@ async fn s14_503_three_times_then_200_is_delivered_after_4_posts() {
     let id = api.hook(&receiver.url).await;
     api.emit("COURSE_COMPLETION").await;
     let got = receiver.wait_for(4, HOUR).await;
-    assert_eq!(gaps(&got), [2.0, 4.0, 8.0], "waits of 2, 4, 8 s after each failure");
+    assert_eq!(
+        gaps(&got),
+        [2.0, 4.0, 8.0],
+        "waits of 2, 4, 8 s after each failure"
+    );
     tokio::time::sleep(HOUR).await;
     assert_eq!(receiver.count(), 4, "nothing after the 200");
     // X5: identical bytes on every retry.
@@ -642,7 +873,10 @@ async fn s14_503_three_times_then_200_is_delivered_after_4_posts() {
         .map(|a| a["verdict"].as_str().unwrap())
         .collect();
     assert_eq!(verdicts, ["retry", "retry", "retry", "delivered"]);
-    assert_eq!(log[0]["digest"], hookjar_core::Digest::of(&got[0].body).to_string());
+    assert_eq!(
+        log[0]["digest"],
+        hookjar_core::Digest::of(&got[0].body).to_string()
+    );
     assert_eq!(api.webhook(&id).await["active"], true);
 }
 
@@ -670,7 +904,10 @@ async fn s15_503_forever_is_61_posts_then_retry_count() {
     assert_eq!(log[0]["state"], "failed");
     let attempts = log[0]["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 61);
-    assert_eq!(attempts[60]["detail"], "HTTP 503 on retry 60; deactivated (RETRY_COUNT)");
+    assert_eq!(
+        attempts[60]["detail"],
+        "HTTP 503 on retry 60; deactivated (RETRY_COUNT)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -685,7 +922,11 @@ async fn s15_retry_count_drops_the_webhooks_other_pending_deliveries() {
     api.emit("COURSE_COMPLETION").await; // one second behind the first
     receiver.wait_for(61 + 60, 60 * HOUR).await;
     tokio::time::sleep(10 * HOUR).await;
-    assert_eq!(receiver.count(), 121, "the second delivery's last retry was never sent");
+    assert_eq!(
+        receiver.count(),
+        121,
+        "the second delivery's last retry was never sent"
+    );
     let log = api.deliveries(&id).await;
     assert_eq!(log[0]["state"], "failed");
     assert_eq!(log[1]["state"], "dropped");
@@ -736,7 +977,11 @@ async fn s18_redirect_loop_ends_in_too_many_redirects() {
     api.emit("COURSE_ENROLLMENT").await;
     receiver.wait_for(11, HOUR).await;
     tokio::time::sleep(10 * HOUR).await;
-    assert_eq!(receiver.count(), 11, "the POST and 10 followed redirects, never retried");
+    assert_eq!(
+        receiver.count(),
+        11,
+        "the POST and 10 followed redirects, never retried"
+    );
     let w = api.webhook(&id).await;
     assert_eq!(w["active"], false);
     assert_eq!(w["deactivate_reason"], "TOO_MANY_REDIRECTS");
@@ -773,12 +1018,22 @@ async fn s18_connection_refused_and_timeouts_are_retried_like_5xx() {
     let first = &log[0]["attempts"][0];
     assert_eq!(first["error"], "connect: connection refused");
     assert_eq!(first["verdict"], "retry");
-    assert_eq!(first["detail"], "connect: connection refused on first attempt; retry 1 in 2s");
+    assert_eq!(
+        first["detail"],
+        "connect: connection refused on first attempt; retry 1 in 2s"
+    );
     assert_eq!(api.webhook(&refused).await["active"], true);
 
     let log = api.deliveries(&timed_out).await;
     let attempts = log[0]["attempts"].as_array().unwrap();
-    assert!(attempts[0]["error"].as_str().unwrap().starts_with("timeout"), "{}", attempts[0]);
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("timeout"),
+        "{}",
+        attempts[0]
+    );
     assert_eq!(attempts[0]["verdict"], "retry");
     let got = slow.requests();
     // The timeout (10 s) ends the first attempt; the retry follows 2 s later.
@@ -841,7 +1096,11 @@ async fn x1_emit_answers_202_with_the_event_and_its_delivery_count() {
     let receiver = Receiver::start(&[Reply::Status(200)]).await;
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
-    assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 0, "no webhook yet");
+    assert_eq!(
+        api.emit("COURSE_ENROLLMENT").await["deliveries"],
+        0,
+        "no webhook yet"
+    );
     api.hook(&receiver.url).await;
     let a = api
         .post_json(
@@ -851,19 +1110,35 @@ async fn x1_emit_answers_202_with_the_event_and_its_delivery_count() {
         .await;
     assert_eq!(a.status, 202);
     assert_eq!(a.body["deliveries"], 1);
-    assert!(hookjar_core::webhook::is_valid_id(a.body["event"].as_str().unwrap()));
+    assert!(hookjar_core::webhook::is_valid_id(
+        a.body["event"].as_str().unwrap()
+    ));
     let got = receiver.wait_for(1, HOUR).await;
     let body = got[0].json();
-    assert_eq!(body["user"], json!({"email": "ada@example.com"}), "top-level keys replace");
+    assert_eq!(
+        body["user"],
+        json!({"email": "ada@example.com"}),
+        "top-level keys replace"
+    );
     assert_eq!(body["extra"], 1);
     assert!(body["course"].is_object(), "the fixture's other keys stay");
     assert!(is_timestamp(body["timestamp"].as_str().unwrap()));
 
-    let bad = api.post_json("/v1/events", json!({"event_type": "COURSE_STARTED"})).await;
+    let bad = api
+        .post_json("/v1/events", json!({"event_type": "COURSE_STARTED"}))
+        .await;
     assert_eq!(bad.status, 400);
-    assert!(bad.body["event_type"][0].as_str().unwrap().contains("DOMAIN_ENROLLMENT"));
+    assert!(
+        bad.body["event_type"][0]
+            .as_str()
+            .unwrap()
+            .contains("DOMAIN_ENROLLMENT")
+    );
     let missing = api.post_json("/v1/events", json!({})).await;
-    assert_eq!(missing.body, json!({"event_type": ["This field is required."]}));
+    assert_eq!(
+        missing.body,
+        json!({"event_type": ["This field is required."]})
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -884,27 +1159,41 @@ async fn x2_delivery_log_and_redeliver_the_same_bytes() {
     let attempts = d["attempts"].as_array().unwrap();
     assert_eq!(attempts[0]["status"], 500);
     assert_eq!(attempts[0]["verdict"], "retry");
-    assert_eq!(attempts[0]["detail"], "HTTP 500 on first attempt; retry 1 in 2s");
-    assert!(is_timestamp(attempts[0]["next_attempt_at"].as_str().unwrap()));
+    assert_eq!(
+        attempts[0]["detail"],
+        "HTTP 500 on first attempt; retry 1 in 2s"
+    );
+    assert!(is_timestamp(
+        attempts[0]["next_attempt_at"].as_str().unwrap()
+    ));
     assert!(attempts[0]["latency_ms"].is_number());
     assert_eq!(attempts[1]["verdict"], "delivered");
     assert_eq!(attempts[1]["next_attempt_at"], Value::Null);
 
     let again = api
-        .post_json(&format!("/v1/deliveries/{}/redeliver", d["id"].as_str().unwrap()), json!({}))
+        .post_json(
+            &format!("/v1/deliveries/{}/redeliver", d["id"].as_str().unwrap()),
+            json!({}),
+        )
         .await;
     assert_eq!(again.status, 202, "{again:?}");
     let got = receiver.wait_for(3, HOUR).await;
     assert_eq!(got[2].body, got[0].body, "the same bytes again");
     settle().await;
     assert_eq!(api.deliveries(&id).await.len(), 2);
-    assert_eq!(api.post_json("/v1/deliveries/nope/redeliver", json!({})).await.status, 404);
+    assert_eq!(
+        api.post_json("/v1/deliveries/nope/redeliver", json!({}))
+            .await
+            .status,
+        404
+    );
     assert_eq!(api.get("/v1/webhooks/nope/deliveries").await.status, 404);
 }
 
 #[tokio::test(start_paused = true)]
 async fn x3_time_scale_divides_real_back_off() {
-    let receiver = Receiver::start(&[Reply::Status(503), Reply::Status(503), Reply::Status(200)]).await;
+    let receiver =
+        Receiver::start(&[Reply::Status(503), Reply::Status(503), Reply::Status(200)]).await;
     let server = dispatcher(|c| c.time_scale = 1000.0).await;
     let api = Api::new(&server);
     let id = api.hook(&receiver.url).await;
@@ -915,10 +1204,21 @@ async fn x3_time_scale_divides_real_back_off() {
     settle().await;
     let log = api.deliveries(&id).await;
     let a = &log[0]["attempts"][0];
-    let at = time::OffsetDateTime::parse(a["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-    let next = time::OffsetDateTime::parse(a["next_attempt_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let at = time::OffsetDateTime::parse(
+        a["at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let next = time::OffsetDateTime::parse(
+        a["next_attempt_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     let stored_gap = (next - at).as_seconds_f64();
-    assert!((2.0..2.1).contains(&stored_gap), "dispatcher time still counts 2 s: {stored_gap}");
+    assert!(
+        (2.0..2.1).contains(&stored_gap),
+        "dispatcher time still counts 2 s: {stored_gap}"
+    );
 }
 
 #[tokio::test]
@@ -940,8 +1240,14 @@ async fn x4_openapi_is_generated_from_the_handlers() {
     ] {
         assert!(paths.contains_key(p), "{p} is documented");
     }
-    assert!(paths["/v1/webhooks/{id}"].get("patch").is_some() || paths["/v1/webhooks/{id}"].get("put").is_some());
-    assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "basic");
+    assert!(
+        paths["/v1/webhooks/{id}"].get("patch").is_some()
+            || paths["/v1/webhooks/{id}"].get("put").is_some()
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "basic"
+    );
     assert!(doc["components"]["schemas"]["WebhookResource"].is_object());
 }
 
@@ -950,7 +1256,9 @@ async fn org_disabled_admin_deactivation_drops_pending() {
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
     let id = api.hook("https://example.invalid/h").await;
-    let a = api.post_json(&format!("/v1/webhooks/{id}/deactivate"), json!({})).await;
+    let a = api
+        .post_json(&format!("/v1/webhooks/{id}/deactivate"), json!({}))
+        .await;
     assert_eq!(a.status, 200);
     assert_eq!(a.body["active"], false);
     assert_eq!(a.body["deactivate_reason"], "ORG_DISABLED");
@@ -972,4 +1280,66 @@ fn rand_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     h.finish()
+}
+
+#[tokio::test(start_paused = true)]
+async fn engine_a_slow_webhook_does_not_block_the_others() {
+    let slow = Receiver::start(&[Reply::Hang(Duration::from_secs(60))]).await;
+    let fast = Receiver::start(&[Reply::Status(200)]).await;
+    let server = dispatcher(|c| {
+        c.concurrency = 2;
+        c.per_webhook_concurrency = 1;
+    })
+    .await;
+    let api = Api::new(&server);
+    api.hook(&slow.url).await;
+    api.hook(&fast.url).await;
+    for _ in 0..3 {
+        assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 2);
+    }
+    // All three reach the fast endpoint while the slow one still holds its first
+    // attempt (which times out after 10 s).
+    fast.wait_for(3, Duration::from_secs(5)).await;
+    assert_eq!(slow.count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn api_response_shapes_snapshot() {
+    let receiver = Receiver::start(&[Reply::Status(503), Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    let emit = api.emit("LESSON_COMPLETION").await;
+    receiver.wait_for(2, HOUR).await;
+    settle().await;
+    let unauthenticated =
+        Api::answer(api.http.get(api.url("/v1/webhooks")).send().await.unwrap()).await;
+    let too_large = api
+        .send(
+            api.http
+                .post(api.url("/v1/webhooks"))
+                .header("Content-Type", "application/json")
+                .body(vec![b' '; (1 << 20) + 1]),
+        )
+        .await;
+    let shapes = json!({
+        "emit 202": emit,
+        "ping 200": api.post_json(&format!("/v1/webhooks/{id}/ping"), json!({})).await.body,
+        "deliveries 200": api.get(&format!("/v1/webhooks/{id}/deliveries")).await.body,
+        "sample 200": api.get("/v1/webhooks/sample-lesson-completion").await.body,
+        "401": unauthenticated.body,
+        "404": api.get("/v1/webhooks/zzz").await.body,
+        "405": api.send(api.http.patch(api.url("/v1/webhooks"))).await.body,
+        "413": too_large.body,
+        "415": api.send(api.http.post(api.url("/v1/webhooks")).header("Content-Type", "text/plain").body("x")).await.body,
+    });
+    snapshot_settings().bind(|| {
+        insta::assert_json_snapshot!("dispatch__api_shapes", shapes, {
+            ".*.event" => "[id]",
+            ".*.results[].id" => "[id]",
+            ".*.results[].event" => "[id]",
+            ".*.results[].digest" => "[digest]",
+            ".*.results[].attempts[].latency_ms" => "[ms]",
+        });
+    });
 }

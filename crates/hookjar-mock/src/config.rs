@@ -82,7 +82,10 @@ impl Scripts {
             self.default = s;
         }
         if let Some(r) = update.routes {
-            self.routes = r.into_iter().map(|(k, v)| (normalise_path(&k), v)).collect();
+            self.routes = r
+                .into_iter()
+                .map(|(k, v)| (normalise_path(&k), v))
+                .collect();
         }
         if let Some(t) = update.for_type {
             self.for_type = t;
@@ -191,7 +194,10 @@ impl MockConfig {
             cfg.scripts.default = script(s)?;
         }
         if let Some(p) = &raw.per {
-            cfg.scripts.per = p.get_ref().parse().map_err(|e: InvalidSetting| err_at(p.span().start, e.0))?;
+            cfg.scripts.per = p
+                .get_ref()
+                .parse()
+                .map_err(|e: InvalidSetting| err_at(p.span().start, e.0))?;
         }
         if let Some(b) = &raw.basic_auth {
             cfg.expect.basic_auth =
@@ -226,7 +232,11 @@ impl MockConfig {
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Makes a route key a path: `a` → `/a`; a query is dropped.
@@ -251,7 +261,9 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, InvalidSetting> {
 /// `/a=503*3,200` → (`/a`, script). The path must start with `/`.
 pub fn parse_route(s: &str) -> Result<(String, Script), InvalidSetting> {
     let (path, script) = s.split_once('=').ok_or_else(|| {
-        InvalidSetting(format!("route {s:?} has no '=': write PATH=SCRIPT, e.g. /a=503*3,200"))
+        InvalidSetting(format!(
+            "route {s:?} has no '=': write PATH=SCRIPT, e.g. /a=503*3,200"
+        ))
     })?;
     let path = path.trim();
     if !path.starts_with('/') {
@@ -270,7 +282,10 @@ pub fn parse_for_type(s: &str) -> Result<(EventType, Script), InvalidSetting> {
             "{s:?} has no '=': write TYPE=SCRIPT, e.g. COURSE_COMPLETION=410"
         ))
     })?;
-    let t: EventType = name.trim().parse().map_err(|e| InvalidSetting(format!("{e}")))?;
+    let t: EventType = name
+        .trim()
+        .parse()
+        .map_err(|e| InvalidSetting(format!("{e}")))?;
     let script = Script::parse(script).map_err(|e| InvalidSetting(format!("for type {t}: {e}")))?;
     Ok((t, script))
 }
@@ -335,24 +350,42 @@ X-Client-Id = "abc"
         assert_eq!(cfg.scripts.default.to_string(), "503*2,200");
         assert_eq!(cfg.scripts.per, Per::Request);
         assert_eq!(cfg.scripts.routes["/a"].to_string(), "reset");
-        assert_eq!(cfg.scripts.for_type[&EventType::CourseCompletion].to_string(), "410");
+        assert_eq!(
+            cfg.scripts.for_type[&EventType::CourseCompletion].to_string(),
+            "410"
+        );
         assert_eq!(cfg.expect.basic_auth, Some(("u".into(), "p:q".into())));
-        assert_eq!(cfg.expect.require_headers, vec![("x-client-id".into(), "abc".into())]);
+        assert_eq!(
+            cfg.expect.require_headers,
+            vec![("x-client-id".into(), "abc".into())]
+        );
         assert_eq!(cfg.journal, Some(PathBuf::from("j.jsonl")));
         assert!(cfg.quiet);
     }
 
     #[test]
     fn errors_name_the_line() {
-        let e = MockConfig::from_toml("script = \"200\"\n\n[routes]\n\"/a\" = \"503*x\"\n").unwrap_err();
+        let e = MockConfig::from_toml("script = \"200\"\n\n[routes]\n\"/a\" = \"503*x\"\n")
+            .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("config line 4: invalid script \"503*x\" at column 5"), "{msg}");
+        assert!(
+            msg.starts_with("config line 4: invalid script \"503*x\" at column 5"),
+            "{msg}"
+        );
 
         let e = MockConfig::from_toml("script = \"200\"\nscirpt = \"503\"\n").unwrap_err();
-        assert!(e.to_string().starts_with("config line 2: unknown field `scirpt`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("config line 2: unknown field `scirpt`"),
+            "{e}"
+        );
 
         let e = MockConfig::from_toml("[for_type]\nCOURSE_STARTED = \"410\"\n").unwrap_err();
-        assert!(e.to_string().starts_with("config line 2: [for_type] unknown event type"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("config line 2: [for_type] unknown event type"),
+            "{e}"
+        );
 
         let e = MockConfig::from_toml("per = \"event\"\n").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
@@ -365,13 +398,26 @@ X-Client-Id = "abc"
     fn flag_parsers() {
         let (p, s) = parse_route("/a=503*3,200").unwrap();
         assert_eq!((p.as_str(), s.to_string().as_str()), ("/a", "503*3,200"));
-        assert!(parse_route("a=200").unwrap_err().0.contains("must start with '/'"));
+        assert!(
+            parse_route("a=200")
+                .unwrap_err()
+                .0
+                .contains("must start with '/'")
+        );
         assert!(parse_route("/a").unwrap_err().0.contains("no '='"));
         assert!(parse_route("/a=5x").unwrap_err().0.contains("column 1"));
         let (t, _) = parse_for_type("course-completion=410").unwrap();
         assert_eq!(t, EventType::CourseCompletion);
-        assert!(parse_for_type("NOPE=410").unwrap_err().0.contains("unknown event type"));
-        assert_eq!(parse_header("X-A:  b c ").unwrap(), ("x-a".into(), "b c".into()));
+        assert!(
+            parse_for_type("NOPE=410")
+                .unwrap_err()
+                .0
+                .contains("unknown event type")
+        );
+        assert_eq!(
+            parse_header("X-A:  b c ").unwrap(),
+            ("x-a".into(), "b c".into())
+        );
         assert!(parse_header("bad name: x").is_err());
         assert!(parse_basic_auth("nocolon").is_err());
         assert_eq!(parse_basic_auth("u:").unwrap(), ("u".into(), String::new()));
@@ -387,8 +433,10 @@ X-Client-Id = "abc"
         s.apply(u);
         assert_eq!(s.default.to_string(), "503,200");
         assert_eq!(s.routes.len(), 1);
-        let u: ScriptUpdate =
-            serde_json::from_str(r#"{"routes": {}, "for_type": {"PATH_COMPLETION": "reset"}, "per": "request"}"#).unwrap();
+        let u: ScriptUpdate = serde_json::from_str(
+            r#"{"routes": {}, "for_type": {"PATH_COMPLETION": "reset"}, "per": "request"}"#,
+        )
+        .unwrap();
         s.apply(u);
         assert!(s.routes.is_empty());
         assert_eq!(s.for_type[&EventType::PathCompletion].to_string(), "reset");

@@ -71,13 +71,21 @@ impl Inspected {
         }
         match header("content-type") {
             Some(v) if v.trim().eq_ignore_ascii_case(CONTENT_TYPE) => {}
-            Some(v) => violations.push(format!("S7 content-type: expected {CONTENT_TYPE:?}, got {v:?}")),
-            None => violations.push(format!("S7 content-type: expected {CONTENT_TYPE:?}, got nothing")),
+            Some(v) => violations.push(format!(
+                "S7 content-type: expected {CONTENT_TYPE:?}, got {v:?}"
+            )),
+            None => violations.push(format!(
+                "S7 content-type: expected {CONTENT_TYPE:?}, got nothing"
+            )),
         }
         match header("user-agent") {
             Some(USER_AGENT) => {}
-            Some(v) => violations.push(format!("S7 user-agent: expected {USER_AGENT:?}, got {v:?}")),
-            None => violations.push(format!("S7 user-agent: expected {USER_AGENT:?}, got nothing")),
+            Some(v) => {
+                violations.push(format!("S7 user-agent: expected {USER_AGENT:?}, got {v:?}"))
+            }
+            None => violations.push(format!(
+                "S7 user-agent: expected {USER_AGENT:?}, got nothing"
+            )),
         }
         let report = inspect_body(&incoming.body);
         violations.extend(report.problems);
@@ -85,7 +93,8 @@ impl Inspected {
         let mut refused = false;
         if let Some((user, pass)) = &expect.basic_auth {
             match header("authorization") {
-                None => violations.push("auth: missing Authorization (S8 expects Basic credentials)".to_owned()),
+                None => violations
+                    .push("auth: missing Authorization (S8 expects Basic credentials)".to_owned()),
                 Some(v) => match decode_basic_auth(v) {
                     None => violations.push(format!(
                         "auth: Authorization is not Basic credentials (got {:?})",
@@ -93,7 +102,9 @@ impl Inspected {
                     )),
                     Some((u, p)) if &u == user && &p == pass => {}
                     Some((u, _)) if &u != user => {
-                        violations.push(format!("auth: wrong username: expected {user:?}, got {u:?}"));
+                        violations.push(format!(
+                            "auth: wrong username: expected {user:?}, got {u:?}"
+                        ));
                     }
                     Some(_) => violations.push(format!("auth: wrong password for user {user:?}")),
                 },
@@ -251,7 +262,10 @@ impl State {
                 delay: Duration::ZERO,
                 answer: Answer::Status {
                     code: 401,
-                    headers: vec![("www-authenticate", "Basic realm=\"hookjar-mock\"".to_owned())],
+                    headers: vec![(
+                        "www-authenticate",
+                        "Basic realm=\"hookjar-mock\"".to_owned(),
+                    )],
                     body,
                 },
             };
@@ -262,7 +276,10 @@ impl State {
                 Per::Delivery => Some(req.digest),
                 Per::Request => None,
             };
-            let pos = self.positions.entry((source.clone(), key_digest)).or_insert(0);
+            let pos = self
+                .positions
+                .entry((source.clone(), key_digest))
+                .or_insert(0);
             let step = script.step_for(*pos).single();
             *pos = pos.saturating_add(1);
             let plan = plan_for(&step, &req.incoming.path, seq, attempt, req.digest);
@@ -295,7 +312,6 @@ impl State {
         self.journal.push(Arc::clone(&record));
         (record, plan)
     }
-
 }
 
 /// The script that answers `req`: its path's, else its event type's, else the default.
@@ -304,7 +320,11 @@ fn pick<'s>(scripts: &'s Scripts, req: &Inspected) -> (Source, &'s Script) {
     if let Some(s) = scripts.routes.get(path) {
         return (Source::Route(path.to_owned()), s);
     }
-    if let Some(t) = req.event_type.as_deref().and_then(|t| t.parse::<EventType>().ok()) {
+    if let Some(t) = req
+        .event_type
+        .as_deref()
+        .and_then(|t| t.parse::<EventType>().ok())
+    {
         if let Some(s) = scripts.for_type.get(&t) {
             return (Source::Type(t), s);
         }
@@ -362,7 +382,10 @@ mod tests {
         Incoming {
             method: "POST".into(),
             path: path.into(),
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: Bytes::copy_from_slice(body),
             arrived: Instant::now(),
             since_start: Duration::ZERO,
@@ -375,7 +398,10 @@ mod tests {
         Event::fixture(t, at).to_payload().bytes().to_vec()
     }
 
-    const GOOD: &[(&str, &str)] = &[("content-type", "application/json"), ("user-agent", "skilljar")];
+    const GOOD: &[(&str, &str)] = &[
+        ("content-type", "application/json"),
+        ("user-agent", "skilljar"),
+    ];
 
     fn answers(state: &mut State, reqs: &[(&str, Vec<u8>)]) -> Vec<String> {
         reqs.iter()
@@ -396,17 +422,40 @@ mod tests {
 
     #[test]
     fn per_delivery_and_per_request() {
-        let (a, b) = (event(EventType::CourseCompletion, 1), event(EventType::CourseCompletion, 2));
+        let (a, b) = (
+            event(EventType::CourseCompletion, 1),
+            event(EventType::CourseCompletion, 2),
+        );
         let mut st = State::new(scripts("503*2,200"));
-        let got = answers(&mut st, &[("/", a.clone()), ("/", b.clone()), ("/", a.clone()), ("/", a.clone()), ("/", b.clone())]);
+        let got = answers(
+            &mut st,
+            &[
+                ("/", a.clone()),
+                ("/", b.clone()),
+                ("/", a.clone()),
+                ("/", a.clone()),
+                ("/", b.clone()),
+            ],
+        );
         assert_eq!(got, ["0:503", "0:503", "1:503", "2:200", "1:503"]);
 
         let mut s = scripts("503*2,200");
         s.per = Per::Request;
         let mut st = State::new(s);
-        let got = answers(&mut st, &[("/", a.clone()), ("/", b.clone()), ("/", a.clone()), ("/", b)]);
+        let got = answers(
+            &mut st,
+            &[
+                ("/", a.clone()),
+                ("/", b.clone()),
+                ("/", a.clone()),
+                ("/", b),
+            ],
+        );
         assert_eq!(got, ["0:503", "0:503", "1:200", "1:200"]);
-        assert_eq!(st.journal().iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(
+            st.journal().iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
         assert_eq!(st.clear(), 4);
         assert_eq!(answers(&mut st, &[("/", a)]), ["0:503"]);
         assert_eq!(st.journal()[0].seq, 5);
@@ -415,8 +464,10 @@ mod tests {
     #[test]
     fn route_beats_type_beats_default() {
         let mut s = scripts("200");
-        s.routes.insert("/a".into(), Script::parse("reset").unwrap());
-        s.for_type.insert(EventType::PathCompletion, Script::parse("410").unwrap());
+        s.routes
+            .insert("/a".into(), Script::parse("reset").unwrap());
+        s.for_type
+            .insert(EventType::PathCompletion, Script::parse("410").unwrap());
         let mut st = State::new(s);
         let p = event(EventType::PathCompletion, 1);
         let c = event(EventType::CourseCompletion, 1);
@@ -431,7 +482,11 @@ mod tests {
         let i = Inspected::new(
             Incoming {
                 method: "PUT".into(),
-                ..incoming("/", b"[1]", &[("user-agent", "curl/8"), ("content-type", "text/plain")])
+                ..incoming(
+                    "/",
+                    b"[1]",
+                    &[("user-agent", "curl/8"), ("content-type", "text/plain")],
+                )
             },
             &Expectations::default(),
         );
@@ -444,7 +499,10 @@ mod tests {
                 "S7 body: expected one JSON object, got a list",
             ]
         );
-        let ok = Inspected::new(incoming("/", &event(EventType::CourseEnrollment, 0), GOOD), &Expectations::default());
+        let ok = Inspected::new(
+            incoming("/", &event(EventType::CourseEnrollment, 0), GOOD),
+            &Expectations::default(),
+        );
         assert!(ok.violations().is_empty(), "{:?}", ok.violations());
     }
 
@@ -488,17 +546,27 @@ mod tests {
         let body = event(EventType::CourseEnrollment, 0);
         let mut plans = Vec::new();
         for _ in 0..6 {
-            plans.push(st.decide(Inspected::new(incoming("/a?q", &body, GOOD), &Expectations::default())).1);
+            plans.push(
+                st.decide(Inspected::new(
+                    incoming("/a?q", &body, GOOD),
+                    &Expectations::default(),
+                ))
+                .1,
+            );
         }
         assert_eq!(plans[0].delay, Duration::from_millis(1500));
         let loc = |p: &Plan| match &p.answer {
-            Answer::Status { code: 307, headers, .. } => headers[0].1.clone(),
+            Answer::Status {
+                code: 307, headers, ..
+            } => headers[0].1.clone(),
             other => panic!("{other:?}"),
         };
         assert_eq!(loc(&plans[1]), "/a?q");
         assert_eq!(loc(&plans[2]), "/b");
         assert_eq!(plans[3].answer, Answer::Garbage);
         assert_eq!(plans[4].answer, Answer::Hang);
-        assert!(matches!(&plans[5].answer, Answer::Status { code: 204, body, .. } if body.is_empty()));
+        assert!(
+            matches!(&plans[5].answer, Answer::Status { code: 204, body, .. } if body.is_empty())
+        );
     }
 }

@@ -39,7 +39,9 @@ pub enum ConfigError {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}; choose another address (port 0 picks a free one) or stop what is using it")]
+    #[error(
+        "cannot listen on {addr}: {source}; choose another address (port 0 picks a free one) or stop what is using it"
+    )]
     Bind {
         addr: SocketAddr,
         #[source]

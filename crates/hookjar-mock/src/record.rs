@@ -198,7 +198,9 @@ pub struct Delivery {
 }
 
 /// Groups requests by digest, in order of each delivery's first request.
-pub fn group_deliveries<'a>(requests: impl IntoIterator<Item = &'a RecordedRequest>) -> Vec<Delivery> {
+pub fn group_deliveries<'a>(
+    requests: impl IntoIterator<Item = &'a RecordedRequest>,
+) -> Vec<Delivery> {
     let mut index: HashMap<Digest, usize> = HashMap::new();
     let mut out: Vec<Delivery> = Vec::new();
     for r in requests {
@@ -213,7 +215,8 @@ pub fn group_deliveries<'a>(requests: impl IntoIterator<Item = &'a RecordedReque
         });
         let d = &mut out[i];
         if let Some(prev) = d.attempts.last() {
-            d.gaps.push(r.arrived.saturating_duration_since(prev.arrived));
+            d.gaps
+                .push(r.arrived.saturating_duration_since(prev.arrived));
         }
         d.attempts.push(Attempt {
             seq: r.seq,

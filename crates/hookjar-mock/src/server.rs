@@ -80,13 +80,19 @@ impl MockReceiverBuilder {
 
     /// A script for requests to exactly `path` (the query is ignored).
     pub fn route(mut self, path: &str, script: &str) -> Result<Self, ScriptError> {
-        self.config.scripts.routes.insert(normalise_path(path), Script::parse(script)?);
+        self.config
+            .scripts
+            .routes
+            .insert(normalise_path(path), Script::parse(script)?);
         Ok(self)
     }
 
     /// A script for payloads whose `event_type` is `event_type`.
     pub fn for_type(mut self, event_type: EventType, script: &str) -> Result<Self, ScriptError> {
-        self.config.scripts.for_type.insert(event_type, Script::parse(script)?);
+        self.config
+            .scripts
+            .for_type
+            .insert(event_type, Script::parse(script)?);
         Ok(self)
     }
 
@@ -145,7 +151,10 @@ impl MockReceiverBuilder {
     /// Binds the address (default `127.0.0.1:0`, a free port) and starts serving on
     /// the current tokio runtime.
     pub async fn start(self) -> Result<MockReceiver, StartError> {
-        let addr = self.config.addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let addr = self
+            .config
+            .addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
@@ -263,7 +272,11 @@ impl MockReceiver {
 
     /// Waits until at least `n` requests are in the journal, or fails after `timeout`
     /// listing what did arrive. Returns every request so far.
-    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Result<Vec<RecordedRequest>, WaitError> {
+    pub async fn wait_for_requests(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<RecordedRequest>, WaitError> {
         let mut rx = self.shared.count.subscribe();
         let reached = tokio::time::timeout(timeout, rx.wait_for(|&c| c >= n)).await;
         let requests = self.requests();
@@ -404,7 +417,9 @@ async fn handle(req: Request<Body>, shared: &Shared, fault: &AtomicU8) -> Result
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return Ok(json_reply(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &serde_json::json!({"detail": format!("body larger than {MAX_BODY} bytes; hookjar mock does not record it")}),
@@ -423,7 +438,12 @@ async fn handle(req: Request<Body>, shared: &Shared, fault: &AtomicU8) -> Result
         headers: parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body,
         arrived,
@@ -441,7 +461,11 @@ async fn handle(req: Request<Body>, shared: &Shared, fault: &AtomicU8) -> Result
         }
     }
     match plan.answer {
-        Answer::Status { code, headers, body } => {
+        Answer::Status {
+            code,
+            headers,
+            body,
+        } => {
             let mut res = Response::builder()
                 .status(code)
                 .header(http::header::CONTENT_TYPE, "application/json");
@@ -519,12 +543,17 @@ struct Filter {
 
 impl Filter {
     fn keeps(&self, r: &RecordedRequest) -> bool {
-        self.path.as_deref().is_none_or(|p| r.path_only() == p || r.path == p)
+        self.path
+            .as_deref()
+            .is_none_or(|p| r.path_only() == p || r.path == p)
             && self
                 .event_type
                 .as_deref()
                 .is_none_or(|t| r.event_type.as_deref() == Some(t))
-            && self.digest.as_deref().is_none_or(|d| r.digest.to_string() == d)
+            && self
+                .digest
+                .as_deref()
+                .is_none_or(|d| r.digest.to_string() == d)
     }
 }
 
@@ -534,7 +563,9 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
         Err(e) => {
             return error_reply(
                 StatusCode::BAD_REQUEST,
-                format!("bad query: {e}; filter with ?path=/a, ?event_type=COURSE_COMPLETION or ?digest=<16 hex digits>"),
+                format!(
+                    "bad query: {e}; filter with ?path=/a, ?event_type=COURSE_COMPLETION or ?digest=<16 hex digits>"
+                ),
             );
         }
     };
@@ -542,8 +573,15 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
     match (method, req.uri().path()) {
         (Method::GET, "/_mock/requests") => {
             let records = shared.state().journal().to_vec();
-            let kept: Vec<&RecordedRequest> = records.iter().map(|r| &**r).filter(|r| filter.keeps(r)).collect();
-            json_reply(StatusCode::OK, &serde_json::to_value(kept).expect("records serialise"))
+            let kept: Vec<&RecordedRequest> = records
+                .iter()
+                .map(|r| &**r)
+                .filter(|r| filter.keeps(r))
+                .collect();
+            json_reply(
+                StatusCode::OK,
+                &serde_json::to_value(kept).expect("records serialise"),
+            )
         }
         (Method::DELETE, "/_mock/requests") => {
             let n = clear(shared);
@@ -551,16 +589,26 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
         }
         (Method::GET, "/_mock/deliveries") => {
             let records = shared.state().journal().to_vec();
-            let deliveries = group_deliveries(records.iter().map(|r| &**r).filter(|r| filter.keeps(r)));
-            json_reply(StatusCode::OK, &serde_json::to_value(deliveries).expect("deliveries serialise"))
+            let deliveries =
+                group_deliveries(records.iter().map(|r| &**r).filter(|r| filter.keeps(r)));
+            json_reply(
+                StatusCode::OK,
+                &serde_json::to_value(deliveries).expect("deliveries serialise"),
+            )
         }
-        (Method::GET, "/_mock/script") => {
-            json_reply(StatusCode::OK, &serde_json::to_value(shared.state().scripts()).expect("scripts serialise"))
-        }
+        (Method::GET, "/_mock/script") => json_reply(
+            StatusCode::OK,
+            &serde_json::to_value(shared.state().scripts()).expect("scripts serialise"),
+        ),
         (Method::PUT, "/_mock/script") => {
             let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(_) => return error_reply(StatusCode::PAYLOAD_TOO_LARGE, "a script body must be under 64 KiB"),
+                Err(_) => {
+                    return error_reply(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "a script body must be under 64 KiB",
+                    );
+                }
             };
             match parse_update(&body) {
                 Ok(update) => {
@@ -568,14 +616,18 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
                     let mut scripts = st.scripts().clone();
                     scripts.apply(update);
                     st.set_scripts(scripts);
-                    json_reply(StatusCode::OK, &serde_json::to_value(st.scripts()).expect("scripts serialise"))
+                    json_reply(
+                        StatusCode::OK,
+                        &serde_json::to_value(st.scripts()).expect("scripts serialise"),
+                    )
                 }
                 Err(detail) => error_reply(StatusCode::BAD_REQUEST, detail),
             }
         }
-        (_, "/_mock/requests" | "/_mock/deliveries" | "/_mock/script") => {
-            error_reply(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed here; the endpoints are {ENDPOINTS}"))
-        }
+        (_, "/_mock/requests" | "/_mock/deliveries" | "/_mock/script") => error_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method not allowed here; the endpoints are {ENDPOINTS}"),
+        ),
         (_, other) => error_reply(
             StatusCode::NOT_FOUND,
             format!("no mock endpoint {other}; the endpoints are {ENDPOINTS}"),
@@ -637,13 +689,21 @@ impl Drop for FaultIo {
 }
 
 impl AsyncRead for FaultIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for FaultIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 

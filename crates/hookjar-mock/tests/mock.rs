@@ -26,7 +26,11 @@ fn client() -> reqwest::Client {
 }
 
 /// POSTs `body` the way Skilljar does (S7).
-async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> reqwest::Result<reqwest::Response> {
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: &[u8],
+) -> reqwest::Result<reqwest::Response> {
     client
         .post(url)
         .header("content-type", "application/json")
@@ -37,17 +41,30 @@ async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> reqwest::Resu
 }
 
 async fn status(client: &reqwest::Client, url: &str, body: &[u8]) -> u16 {
-    post(client, url, body).await.expect("an HTTP answer").status().as_u16()
+    post(client, url, body)
+        .await
+        .expect("an HTTP answer")
+        .status()
+        .as_u16()
 }
 
 /// Prints the journal when an assertion about it fails.
 fn dump(requests: &[RecordedRequest]) -> String {
-    requests.iter().map(|r| format!("\n  {}", r.summary())).collect()
+    requests
+        .iter()
+        .map(|r| format!("\n  {}", r.summary()))
+        .collect()
 }
 
 #[tokio::test]
 async fn per_request_script_answers_503_503_200_200() {
-    let mock = MockReceiver::builder().script("503*2,200").unwrap().per_request().start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("503*2,200")
+        .unwrap()
+        .per_request()
+        .start()
+        .await
+        .unwrap();
     let c = client();
     let url = format!("{}/hook", mock.url());
     let mut got = Vec::new();
@@ -64,10 +81,18 @@ async fn per_request_script_answers_503_503_200_200() {
 
 #[tokio::test]
 async fn per_delivery_each_event_gets_503_503_200() {
-    let mock = MockReceiver::builder().script("503*2,200").unwrap().start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("503*2,200")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let c = client();
     let url = mock.url();
-    let (a, b) = (payload(EventType::CourseCompletion, 1), payload(EventType::CourseCompletion, 2));
+    let (a, b) = (
+        payload(EventType::CourseCompletion, 1),
+        payload(EventType::CourseCompletion, 2),
+    );
     let mut got = Vec::new();
     for _ in 0..3 {
         got.push(status(&c, &url, &a).await);
@@ -111,7 +136,10 @@ async fn per_path_scripts_override_the_default() {
     assert_eq!(reqs[1].script, "default");
     assert_eq!(reqs[2].path, "/a?x=1");
     // Every request carried the same body: one delivery, attempts 0…6.
-    assert_eq!(reqs.iter().map(|r| r.attempt).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        reqs.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5, 6]
+    );
 }
 
 #[tokio::test]
@@ -124,17 +152,39 @@ async fn per_type_scripts_fail_one_kind_of_event() {
         .unwrap();
     let c = client();
     let url = mock.url();
-    assert_eq!(status(&c, &url, &payload(EventType::CourseCompletion, 0)).await, 410);
-    assert_eq!(status(&c, &url, &payload(EventType::CourseEnrollment, 0)).await, 200);
-    assert_eq!(status(&c, &url, &payload(EventType::CourseCompletion, 1)).await, 410);
+    assert_eq!(
+        status(&c, &url, &payload(EventType::CourseCompletion, 0)).await,
+        410
+    );
+    assert_eq!(
+        status(&c, &url, &payload(EventType::CourseEnrollment, 0)).await,
+        200
+    );
+    assert_eq!(
+        status(&c, &url, &payload(EventType::CourseCompletion, 1)).await,
+        410
+    );
     let reqs = mock.requests();
     let scripts: Vec<&str> = reqs.iter().map(|r| r.script.as_str()).collect();
-    assert_eq!(scripts, ["for_type COURSE_COMPLETION", "default", "for_type COURSE_COMPLETION"]);
+    assert_eq!(
+        scripts,
+        [
+            "for_type COURSE_COMPLETION",
+            "default",
+            "for_type COURSE_COMPLETION"
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn delays_are_exact_on_a_paused_clock() {
-    let mock = MockReceiver::builder().script("200@1500ms,503@2s,200").unwrap().per_request().start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("200@1500ms,503@2s,200")
+        .unwrap()
+        .per_request()
+        .start()
+        .await
+        .unwrap();
     let c = client();
     let url = mock.url();
     let body = payload(EventType::QuizCompletion, 0);
@@ -158,7 +208,12 @@ async fn delays_are_exact_on_a_paused_clock() {
 
 #[tokio::test(start_paused = true)]
 async fn delivery_gaps_follow_the_monotonic_clock() {
-    let mock = MockReceiver::builder().script("503*2,200").unwrap().start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("503*2,200")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let c = client();
     let body = payload(EventType::CourseEnrollment, 0);
     assert_eq!(status(&c, &mock.url(), &body).await, 503);
@@ -177,7 +232,9 @@ async fn delivery_gaps_follow_the_monotonic_clock() {
 fn has_io_kind(err: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
     let mut cur = Some(err);
     while let Some(e) = cur {
-        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == kind) {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+        {
             return true;
         }
         cur = e.source();
@@ -187,10 +244,18 @@ fn has_io_kind(err: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind
 
 #[tokio::test]
 async fn reset_is_a_connection_error_and_the_server_keeps_serving() {
-    let mock = MockReceiver::builder().script("reset,200").unwrap().per_request().start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("reset,200")
+        .unwrap()
+        .per_request()
+        .start()
+        .await
+        .unwrap();
     let c = client();
     let body = payload(EventType::CourseEnrollment, 0);
-    let err = post(&c, &mock.url(), &body).await.expect_err("a reset is not an answer");
+    let err = post(&c, &mock.url(), &body)
+        .await
+        .expect_err("a reset is not an answer");
     assert!(!err.is_timeout(), "{err:?}");
     assert!(
         has_io_kind(&err, std::io::ErrorKind::ConnectionReset),
@@ -205,19 +270,30 @@ async fn reset_is_a_connection_error_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn hang_times_out_while_other_requests_are_served() {
-    let mock = MockReceiver::builder().route("/hang", "hang").unwrap().start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .route("/hang", "hang")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let body = payload(EventType::CourseEnrollment, 0);
     let hang_url = format!("{}/hang", mock.url());
     let hang_body = body.clone();
     let hanging = tokio::spawn(async move {
-        let c = reqwest::Client::builder().timeout(Duration::from_millis(800)).build().unwrap();
+        let c = reqwest::Client::builder()
+            .timeout(Duration::from_millis(800))
+            .build()
+            .unwrap();
         post(&c, &hang_url, &hang_body).await
     });
     mock.wait_for_requests(1, WAIT).await.unwrap();
     // The hang holds its own connection only: another request is answered at once.
     let c = client();
     assert_eq!(status(&c, &format!("{}/ok", mock.url()), &body).await, 200);
-    assert!(!hanging.is_finished(), "the hung request must still be waiting");
+    assert!(
+        !hanging.is_finished(),
+        "the hung request must still be waiting"
+    );
     let err = hanging.await.unwrap().expect_err("a hang never answers");
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(status(&c, &format!("{}/ok", mock.url()), &body).await, 200);
@@ -227,22 +303,42 @@ async fn hang_times_out_while_other_requests_are_served() {
 
 #[tokio::test]
 async fn garbage_is_not_http() {
-    let mock = MockReceiver::builder().script("garbage,200").unwrap().per_request().start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("garbage,200")
+        .unwrap()
+        .per_request()
+        .start()
+        .await
+        .unwrap();
     let c = client();
     let body = payload(EventType::CourseEnrollment, 0);
-    let err = post(&c, &mock.url(), &body).await.expect_err("garbage is not an answer");
+    let err = post(&c, &mock.url(), &body)
+        .await
+        .expect_err("garbage is not an answer");
     assert!(!err.is_timeout(), "{err:?}");
     let text = format!("{err:?}");
-    assert!(!text.contains("ConnectionReset"), "garbage must be sent, not a reset: {text}");
+    assert!(
+        !text.contains("ConnectionReset"),
+        "garbage must be sent, not a reset: {text}"
+    );
     assert_eq!(status(&c, &mock.url(), &body).await, 200);
 }
 
 #[tokio::test]
 async fn garbage_bytes_reach_the_socket() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mock = MockReceiver::builder().script("garbage").unwrap().start().await.unwrap();
-    let mut s = tokio::net::TcpStream::connect(mock.address()).await.unwrap();
-    s.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}").await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("garbage")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(mock.address())
+        .await
+        .unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
     let mut got = Vec::new();
     s.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, hookjar_mock::server::GARBAGE);
@@ -259,19 +355,31 @@ async fn redirect_loops_or_points_elsewhere() {
         .await
         .unwrap();
     let body = payload(EventType::CourseEnrollment, 0);
-    let res = post(&client(), &format!("{}/loop?q=1", mock.url()), &body).await.unwrap();
+    let res = post(&client(), &format!("{}/loop?q=1", mock.url()), &body)
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 307);
     assert_eq!(res.headers()["location"], "/loop?q=1");
 
     // A following client gives up after its redirect limit (S18's TOO_MANY_REDIRECTS).
     let following = reqwest::Client::new();
-    let err = post(&following, &format!("{}/loop", mock.url()), &body).await.unwrap_err();
+    let err = post(&following, &format!("{}/loop", mock.url()), &body)
+        .await
+        .unwrap_err();
     assert!(err.is_redirect(), "{err:?}");
 
-    let res = post(&following, &format!("{}/moved", mock.url()), &body).await.unwrap();
+    let res = post(&following, &format!("{}/moved", mock.url()), &body)
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(res.url().path(), "/new");
-    let last_two: Vec<String> = mock.requests().iter().rev().take(2).map(|r| r.path.clone()).collect();
+    let last_two: Vec<String> = mock
+        .requests()
+        .iter()
+        .rev()
+        .take(2)
+        .map(|r| r.path.clone())
+        .collect();
     assert_eq!(last_two, ["/new", "/moved"]);
 }
 
@@ -287,9 +395,18 @@ async fn missing_basic_auth_gets_401() {
     let body = payload(EventType::CourseEnrollment, 0);
     let res = post(&c, &mock.url(), &body).await.unwrap();
     assert_eq!(res.status().as_u16(), 401);
-    assert_eq!(res.headers()["www-authenticate"], "Basic realm=\"hookjar-mock\"");
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Basic realm=\"hookjar-mock\""
+    );
     let detail: Value = res.json().await.unwrap();
-    assert!(detail["detail"].as_str().unwrap().contains("missing Authorization"), "{detail}");
+    assert!(
+        detail["detail"]
+            .as_str()
+            .unwrap()
+            .contains("missing Authorization"),
+        "{detail}"
+    );
 
     let ok = c
         .post(mock.url())
@@ -303,7 +420,14 @@ async fn missing_basic_auth_gets_401() {
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
 
-    let wrong = c.post(mock.url()).basic_auth("u", Some("nope")).header("x-client-id", "abc").body(body).send().await.unwrap();
+    let wrong = c
+        .post(mock.url())
+        .basic_auth("u", Some("nope"))
+        .header("x-client-id", "abc")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
 
     let reqs = mock.requests();
@@ -314,9 +438,18 @@ async fn missing_basic_auth_gets_401() {
             "S9 header x-client-id: missing (expected \"abc\")"
         ]
     );
-    assert_eq!((reqs[0].script.as_str(), reqs[0].step.as_str()), ("auth", "401"));
+    assert_eq!(
+        (reqs[0].script.as_str(), reqs[0].step.as_str()),
+        ("auth", "401")
+    );
     assert!(reqs[1].violations.is_empty(), "{:?}", reqs[1].violations);
-    assert!(reqs[2].violations.contains(&"auth: wrong password for user \"u\"".to_owned()), "{:?}", reqs[2].violations);
+    assert!(
+        reqs[2]
+            .violations
+            .contains(&"auth: wrong password for user \"u\"".to_owned()),
+        "{:?}",
+        reqs[2].violations
+    );
 }
 
 #[tokio::test]
@@ -333,7 +466,10 @@ async fn wrong_user_agent_is_a_recorded_violation() {
     // Violations are recorded, not refused: the script still answers.
     assert_eq!(res.status().as_u16(), 200);
     let reqs = mock.wait_for_requests(1, WAIT).await.unwrap();
-    assert_eq!(reqs[0].violations, ["S7 user-agent: expected \"skilljar\", got \"curl/8\""]);
+    assert_eq!(
+        reqs[0].violations,
+        ["S7 user-agent: expected \"skilljar\", got \"curl/8\""]
+    );
     assert_eq!(reqs[0].event_type.as_deref(), Some("COURSE_ENROLLMENT"));
 }
 
@@ -343,7 +479,13 @@ async fn journal_file_gets_one_line_per_request() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("journal.jsonl");
     let _ = std::fs::remove_file(&path);
-    let mock = MockReceiver::builder().script("503,200").unwrap().journal_file(&path).start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("503,200")
+        .unwrap()
+        .journal_file(&path)
+        .start()
+        .await
+        .unwrap();
     let c = client();
     let body = payload(EventType::LessonCompletion, 0);
     assert_eq!(status(&c, &format!("{}/x", mock.url()), &body).await, 503);
@@ -354,7 +496,10 @@ async fn journal_file_gets_one_line_per_request() {
     mock.shutdown().await;
 
     let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert_eq!(lines[0]["seq"], 1);
     assert_eq!(lines[0]["status"], 503);
@@ -370,7 +515,13 @@ async fn journal_file_gets_one_line_per_request() {
 #[tokio::test]
 async fn journal_json_snapshot_of_one_request() {
     let clock = Arc::new(FixedClock(datetime!(2026-11-27 09:30:00.123456 UTC)));
-    let mock = MockReceiver::builder().script("503").unwrap().clock(clock).start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("503")
+        .unwrap()
+        .clock(clock)
+        .start()
+        .await
+        .unwrap();
     let body = Event::ping(datetime!(2026-11-27 09:29:59.5 UTC)).to_payload();
     let res = client()
         .post(format!("{}/hooks/skilljar?src=test", mock.url()))
@@ -400,17 +551,25 @@ async fn journal_json_snapshot_of_one_request() {
             ".headers[4][1]" => "127.0.0.1:[port]",
         });
     });
-    assert_eq!(listed[0]["headers"][4][0], "host", "the redaction above hides the host's port");
+    assert_eq!(
+        listed[0]["headers"][4][0], "host",
+        "the redaction above hides the host's port"
+    );
 }
 
 #[tokio::test]
 async fn admin_endpoints_filter_clear_and_swap_scripts() {
     let mock = MockReceiver::builder().start().await.unwrap();
     let c = client();
-    let (a, b) = (payload(EventType::CourseEnrollment, 0), payload(EventType::PathCompletion, 0));
+    let (a, b) = (
+        payload(EventType::CourseEnrollment, 0),
+        payload(EventType::PathCompletion, 0),
+    );
     post(&c, &format!("{}/a", mock.url()), &a).await.unwrap();
     post(&c, &format!("{}/b", mock.url()), &b).await.unwrap();
-    post(&c, &format!("{}/b?again", mock.url()), &b).await.unwrap();
+    post(&c, &format!("{}/b?again", mock.url()), &b)
+        .await
+        .unwrap();
 
     let get = |q: &str| {
         let url = format!("{}/_mock/{q}", mock.url());
@@ -423,9 +582,25 @@ async fn admin_endpoints_filter_clear_and_swap_scripts() {
     let (code, all) = get("requests").await;
     assert_eq!((code, all.as_array().unwrap().len()), (200, 3));
     assert_eq!(get("requests?path=/b").await.1.as_array().unwrap().len(), 2);
-    assert_eq!(get("requests?event_type=COURSE_ENROLLMENT").await.1.as_array().unwrap().len(), 1);
+    assert_eq!(
+        get("requests?event_type=COURSE_ENROLLMENT")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let digest = all[1]["digest"].as_str().unwrap().to_owned();
-    assert_eq!(get(&format!("requests?digest={digest}")).await.1.as_array().unwrap().len(), 2);
+    assert_eq!(
+        get(&format!("requests?digest={digest}"))
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let (code, err) = get("requests?colour=red").await;
     assert_eq!(code, 400);
     assert!(err["detail"].as_str().unwrap().contains("?path="), "{err}");
@@ -444,41 +619,96 @@ async fn admin_endpoints_filter_clear_and_swap_scripts() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     let now: Value = res.json().await.unwrap();
-    assert_eq!(now, serde_json::json!({"script": "503", "routes": {"/r": "reset"}, "for_type": {"PATH_COMPLETION": "410"}, "per": "delivery"}));
+    assert_eq!(
+        now,
+        serde_json::json!({"script": "503", "routes": {"/r": "reset"}, "for_type": {"PATH_COMPLETION": "410"}, "per": "delivery"})
+    );
     assert_eq!(status(&c, &mock.url(), &a).await, 503);
     assert_eq!(status(&c, &mock.url(), &b).await, 410);
-    let res = c.put(format!("{}/_mock/script", mock.url())).body("204").send().await.unwrap();
+    let res = c
+        .put(format!("{}/_mock/script", mock.url()))
+        .body("204")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(status(&c, &mock.url(), &a).await, 204);
-    assert_eq!(mock.scripts().routes.len(), 1, "plain text replaces only the default script");
+    assert_eq!(
+        mock.scripts().routes.len(),
+        1,
+        "plain text replaces only the default script"
+    );
 
-    let res = c.put(format!("{}/_mock/script", mock.url())).body("503*x").send().await.unwrap();
+    let res = c
+        .put(format!("{}/_mock/script", mock.url()))
+        .body("503*x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 400);
     let err: Value = res.json().await.unwrap();
-    assert!(err["detail"].as_str().unwrap().contains("at column 5"), "{err}");
+    assert!(
+        err["detail"].as_str().unwrap().contains("at column 5"),
+        "{err}"
+    );
 
-    let res = c.delete(format!("{}/_mock/requests", mock.url())).send().await.unwrap();
-    assert_eq!(res.json::<Value>().await.unwrap(), serde_json::json!({"cleared": 6}));
+    let res = c
+        .delete(format!("{}/_mock/requests", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        serde_json::json!({"cleared": 6})
+    );
     assert!(mock.requests().is_empty());
     assert_eq!(get("nope").await.0, 404);
-    assert_eq!(c.post(format!("{}/_mock/requests", mock.url())).send().await.unwrap().status().as_u16(), 405);
+    assert_eq!(
+        c.post(format!("{}/_mock/requests", mock.url()))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        405
+    );
     assert!(mock.requests().is_empty(), "admin calls are not journaled");
 }
 
 #[tokio::test]
 async fn wait_for_requests_reports_what_arrived() {
     let mock = MockReceiver::builder().start().await.unwrap();
-    post(&client(), &format!("{}/only", mock.url()), &payload(EventType::CourseEnrollment, 0)).await.unwrap();
-    let err = mock.wait_for_requests(2, Duration::from_millis(50)).await.unwrap_err();
+    post(
+        &client(),
+        &format!("{}/only", mock.url()),
+        &payload(EventType::CourseEnrollment, 0),
+    )
+    .await
+    .unwrap();
+    let err = mock
+        .wait_for_requests(2, Duration::from_millis(50))
+        .await
+        .unwrap_err();
     assert_eq!(err.received.len(), 1);
     let msg = err.to_string();
-    assert!(msg.starts_with("waited 50ms for 2 request(s) but 1 arrived"), "{msg}");
-    assert!(msg.contains("#1 POST /only COURSE_ENROLLMENT attempt 0 → 200"), "{msg}");
+    assert!(
+        msg.starts_with("waited 50ms for 2 request(s) but 1 arrived"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("#1 POST /only COURSE_ENROLLMENT attempt 0 → 200"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
 async fn set_script_and_clear_restart_positions() {
-    let mock = MockReceiver::builder().script("503").unwrap().start().await.unwrap();
+    let mock = MockReceiver::builder()
+        .script("503")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let c = client();
     let body = payload(EventType::CourseEnrollment, 0);
     assert_eq!(status(&c, &mock.url(), &body).await, 503);

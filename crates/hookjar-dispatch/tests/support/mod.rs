@@ -60,7 +60,13 @@ impl Api {
 
     /// Sends with the test key.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
-        Self::answer(req.basic_auth(KEY, Some("")).send().await.expect("the API answers")).await
+        Self::answer(
+            req.basic_auth(KEY, Some(""))
+                .send()
+                .await
+                .expect("the API answers"),
+        )
+        .await
     }
 
     pub async fn answer(resp: reqwest::Response) -> Answer {
@@ -139,7 +145,9 @@ impl Api {
     }
 
     pub async fn count_webhooks(&self) -> u64 {
-        self.get("/v1/webhooks").await.body["count"].as_u64().unwrap()
+        self.get("/v1/webhooks").await.body["count"]
+            .as_u64()
+            .unwrap()
     }
 }
 
@@ -306,7 +314,10 @@ where
         if check().await {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -187,7 +187,10 @@ async fn serve(cfg: MockConfig) -> anyhow::Result<()> {
         let _ = writeln!(out, "Press Ctrl-C to stop.");
     }
     shutdown_signal().await?;
-    eprintln!("hookjar mock: shutting down ({} request(s) received)", mock.requests().len());
+    eprintln!(
+        "hookjar mock: shutting down ({} request(s) received)",
+        mock.requests().len()
+    );
     mock.shutdown().await;
     Ok(())
 }
@@ -233,7 +236,9 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for Ctrl-C")
     }
 }
 
@@ -275,9 +280,15 @@ mod tests {
         assert_eq!(cfg.scripts.default.to_string(), "503*2,200");
         assert_eq!(cfg.scripts.per, Per::Request);
         assert_eq!(cfg.scripts.routes["/a"].to_string(), "503*3,200");
-        assert_eq!(cfg.scripts.for_type[&EventType::CourseCompletion].to_string(), "410");
+        assert_eq!(
+            cfg.scripts.for_type[&EventType::CourseCompletion].to_string(),
+            "410"
+        );
         assert_eq!(cfg.expect.basic_auth, Some(("u".into(), "p".into())));
-        assert_eq!(cfg.expect.require_headers, [("x-client-id".to_owned(), "abc".to_owned())]);
+        assert_eq!(
+            cfg.expect.require_headers,
+            [("x-client-id".to_owned(), "abc".to_owned())]
+        );
         assert!(cfg.quiet);
     }
 
@@ -295,16 +306,29 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hookjar-mock-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("mock.toml");
-        std::fs::write(&file, "addr = \"127.0.0.1:9000\"\nscript = \"410\"\n[routes]\n\"/a\" = \"reset\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:9000\"\nscript = \"410\"\n[routes]\n\"/a\" = \"reset\"\n",
+        )
+        .unwrap();
         let f = file.to_str().unwrap();
         let cfg = plan(parse(&["--config", f, "--script", "200"]).unwrap()).unwrap();
         assert_eq!(cfg.addr, Some("127.0.0.1:9000".parse().unwrap()));
         assert_eq!(cfg.scripts.default.to_string(), "200");
         assert_eq!(cfg.scripts.routes["/a"].to_string(), "reset");
 
-        std::fs::write(&file, "script = \"200\"\n\n[for_type]\nCOURSE_COMPLETION = \"41\"\n").unwrap();
-        let err = plan(parse(&["--config", f]).unwrap()).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("{f} line 4: invalid script \"41\"")), "{err}");
+        std::fs::write(
+            &file,
+            "script = \"200\"\n\n[for_type]\nCOURSE_COMPLETION = \"41\"\n",
+        )
+        .unwrap();
+        let err = plan(parse(&["--config", f]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{f} line 4: invalid script \"41\"")),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,159 @@
+//! The endpoint check against endpoints that are right and endpoints that are wrong,
+//! played by the mock receiver. Slow endpoints run on tokio's paused clock: the mock's
+//! delays and the check's timeout are both tokio timers, so nothing waits for real.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use hookjar_conformance::check::{self, CheckConfig, Quiet};
+use hookjar_conformance::{Report, Status};
+use hookjar_core::EventType;
+use hookjar_mock::MockReceiver;
+use hookjar_tests::snapshot_settings;
+use time::macros::datetime;
+
+/// A fixed start that moves one millisecond per payload, so every payload differs as it
+/// does in real runs.
+fn now() -> time::OffsetDateTime {
+    static TICK: AtomicI64 = AtomicI64::new(0);
+    let n = TICK.fetch_add(1, Ordering::Relaxed);
+    datetime!(2026-11-27 12:00:00 UTC) + time::Duration::milliseconds(n)
+}
+
+async fn check(mock: &MockReceiver, configure: impl FnOnce(&mut CheckConfig)) -> Report {
+    let mut config = CheckConfig::new(format!("{}/skilljar", mock.url()));
+    configure(&mut config);
+    check::run(&config, now, &mut Quiet).await.unwrap()
+}
+
+fn case<'a>(report: &'a Report, id: &str) -> &'a hookjar_conformance::CaseResult {
+    report
+        .cases
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no case {id}: {report:#?}"))
+}
+
+#[tokio::test]
+async fn a_correct_endpoint_passes() {
+    let mock = MockReceiver::builder()
+        .basic_auth("hook", "s3cret")
+        .require_header("x-client-id", "abc")
+        .start()
+        .await
+        .unwrap();
+    let report = check(&mock, |c| {
+        c.basic_auth = Some(("hook".into(), "s3cret".into()));
+        c.headers.insert("x-client-id".into(), "abc".into());
+    })
+    .await;
+    assert!(report.passed(), "{}", report.to_table(false, false));
+    assert_eq!(report.totals().failed, 0);
+    // 10 types, ping, 2 auth, 2 header, duplicate, unknown fields, latency.
+    assert_eq!(report.cases.len(), 18);
+    assert_eq!(case(&report, "auth.missing").status, Status::Pass);
+    assert_eq!(case(&report, "header.x-client-id.wrong").status, Status::Pass);
+    // The mock saw Skilljar's headers on every accepted request.
+    let reqs = mock.requests();
+    let accepted: Vec<_> = reqs.iter().filter(|r| r.status == Some(200)).collect();
+    assert_eq!(accepted.len(), 14);
+    assert!(accepted.iter().all(|r| r.violations.is_empty()));
+}
+
+#[tokio::test]
+async fn an_endpoint_that_ignores_basic_auth_fails() {
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let report = check(&mock, |c| {
+        c.basic_auth = Some(("hook".into(), "s3cret".into()));
+    })
+    .await;
+    assert!(!report.passed());
+    let missing = case(&report, "auth.missing");
+    assert_eq!(missing.status, Status::Fail);
+    assert!(missing.seen.contains("anyone who knows your URL can post forged events"));
+    assert_eq!(case(&report, "auth.wrong").status, Status::Fail);
+    assert_eq!(report.totals().failed, 2);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("check__ignores_basic_auth", report.to_table(false, false));
+    });
+}
+
+#[tokio::test]
+async fn an_endpoint_that_404s_some_types_fails_with_the_consequence() {
+    let mock = MockReceiver::builder()
+        .for_type(EventType::CourseCompletion, "404")
+        .unwrap()
+        .for_type(EventType::QuizCompletion, "503")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let report = check(&mock, |_| {}).await;
+    assert!(!report.passed());
+    let c = case(&report, "event.COURSE_COMPLETION");
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.seen.contains("a 404 here would deactivate your webhook at once (S16"),
+        "{}",
+        c.seen
+    );
+    let q = case(&report, "event.QUIZ_COMPLETION");
+    assert!(
+        q.seen.contains("a 503 would be retried 60 times over ~50.1h"),
+        "{}",
+        q.seen
+    );
+    assert_eq!(case(&report, "event.COURSE_ENROLLMENT").status, Status::Pass);
+    assert_eq!(report.totals().failed, 2);
+    assert_eq!(case(&report, "auth").status, Status::Skip);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_endpoint_warns_then_fails_past_the_timeout() {
+    let slow = MockReceiver::builder()
+        .script("200@6s")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let report = check(&slow, |c| c.types = vec![EventType::CourseEnrollment]).await;
+    let e = case(&report, "event.COURSE_ENROLLMENT");
+    assert_eq!(e.status, Status::Warn, "{e:?}");
+    assert!(e.seen.contains("slower than half the 10s timeout"), "{}", e.seen);
+    assert_eq!(case(&report, "latency").status, Status::Warn);
+    assert!(report.passed(), "a warning does not fail the run");
+
+    let too_slow = MockReceiver::builder()
+        .script("200@12s")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let report = check(&too_slow, |c| {
+        c.types = vec![EventType::CourseEnrollment];
+        c.timeout = Duration::from_secs(10);
+    })
+    .await;
+    let e = case(&report, "event.COURSE_ENROLLMENT");
+    assert_eq!(e.status, Status::Fail);
+    assert!(e.seen.starts_with("timeout"), "{}", e.seen);
+    assert!(e.seen.contains("retried 60 times"), "{}", e.seen);
+    assert_eq!(case(&report, "latency").status, Status::Fail);
+    assert!(!report.passed());
+}
+
+#[tokio::test]
+async fn an_endpoint_that_rejects_duplicates_fails() {
+    // Per delivery (body digest): the first POST of a body gets 200, its repeat 409.
+    let mock = MockReceiver::builder()
+        .route("/skilljar", "200,409")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let report = check(&mock, |c| c.types = vec![EventType::PathCompletion]).await;
+    let d = case(&report, "duplicate");
+    assert_eq!(d.status, Status::Fail);
+    assert!(d.seen.contains("HTTP 200 then HTTP 409"), "{}", d.seen);
+    assert!(d.seen.contains("deactivate your webhook at once"), "{}", d.seen);
+}
