@@ -6,7 +6,7 @@ use hookjar_conformance::suite::{self, CASE_IDS, Options, Target, TimeMode};
 use hookjar_conformance::{Report, Status};
 use hookjar_core::RetryPolicy;
 use hookjar_dispatch::{Config, Dispatcher, StoreConfig};
-use hookjar_tests::snapshot_settings;
+use hookjar_tests::report_settings;
 use std::time::Duration;
 
 /// Runs the suite against a reference dispatcher started with `config` (virtual time),
@@ -61,7 +61,7 @@ async fn self_hosted_suite_passes_every_case() {
     assert_eq!(got, expected, "every case runs exactly once");
     assert!(report.passed());
     // The report, without durations and ports, is pinned.
-    snapshot_settings().bind(|| {
+    report_settings().bind(|| {
         insta::assert_snapshot!("conformance__report_table", report.to_table(false, false));
     });
 }
