@@ -10,15 +10,9 @@ use serde_json::{Map, Value};
 
 use crate::exit;
 
-/// Emit an event through a running `hookjar serve`, which delivers it to every active
-/// webhook that takes its type (POST /v1/events).
-///
-/// The event is the type's fixture with a fresh timestamp. Change it with --data (a
-/// JSON object whose top-level keys, such as "user" or "course", replace the
-/// fixture's) and --set (one field at a time, e.g. --set user.email=ada@example.com).
-///
-/// Prints the event's id and how many deliveries were queued.
+/// Emit an event through a running `hookjar serve` (its flags; the long help is `AFTER_HELP`).
 #[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// The event type, e.g. COURSE_ENROLLMENT or course-enrollment.
     #[arg(value_name = "TYPE")]
@@ -40,6 +34,19 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Shown under the flags (the command's one-line summary lives in `main.rs`).
+const AFTER_HELP: &str = "\
+The event is the type's fixture (see `hookjar fixtures`) with a fresh timestamp; the dispatcher
+delivers it to every active webhook whose event_type matches or is blank, once per target URL.
+
+Examples:
+  hookjar emit COURSE_ENROLLMENT --api-key k
+  hookjar emit course-completion --set user.email=ada@example.com --set course.title='Intro'
+  hookjar emit PURCHASE_FULFILLMENT --data purchase.json --server http://127.0.0.1:8750
+
+Prints the event id and how many deliveries were queued; see each attempt with
+  curl -u KEY: http://127.0.0.1:8750/v1/webhooks/WEBHOOK_ID/deliveries";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let event_type: EventType = args.event_type.parse().map_err(anyhow::Error::new)?;
@@ -66,8 +73,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     match status.as_u16() {
         202 => {
-            let answer: Value = serde_json::from_str(&text)
-                .with_context(|| format!("the dispatcher answered 202 with a body that is not JSON: {text}"))?;
+            let answer: Value = serde_json::from_str(&text).with_context(|| {
+                format!("the dispatcher answered 202 with a body that is not JSON: {text}")
+            })?;
             if args.json {
                 println!("{answer}");
             } else {
@@ -78,7 +86,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     if n == 1 { "delivery" } else { "deliveries" }
                 );
                 if n == 0 {
-                    println!("(no active webhook takes {event_type}; create one with POST /v1/webhooks)");
+                    println!(
+                        "(no active webhook takes {event_type}; create one with POST /v1/webhooks)"
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -112,7 +122,10 @@ fn build_body(
     sets: &[String],
 ) -> anyhow::Result<Value> {
     let mut body = Map::new();
-    body.insert("event_type".into(), Value::String(event_type.as_str().into()));
+    body.insert(
+        "event_type".into(),
+        Value::String(event_type.as_str().into()),
+    );
     if data.is_none() && sets.is_empty() {
         return Ok(Value::Object(body));
     }
@@ -133,7 +146,10 @@ fn build_body(
         };
         if let Some(t) = map.get("event_type").and_then(Value::as_str) {
             if t != event_type.as_str() {
-                bail!("--data {} says event_type {t:?} but TYPE is {event_type}", path.display());
+                bail!(
+                    "--data {} says event_type {t:?} but TYPE is {event_type}",
+                    path.display()
+                );
             }
         }
         fields.extend(map);

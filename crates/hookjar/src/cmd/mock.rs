@@ -14,32 +14,46 @@ use hookjar_core::script::Script;
 use hookjar_mock::config::{parse_basic_auth, parse_for_type, parse_header, parse_route};
 use hookjar_mock::{MockConfig, MockReceiver, Per};
 
+/// The guide `hookjar mock --help` prints after the flags.
+pub const GUIDE: &str = "\
+Scripts: a comma-separated list of steps. Each request takes the next step; the last
+step repeats forever.
+
+  200, 503, 410 …   answer with that status
+  STEP*N            the step N times: 503*3,200
+  STEP@DELAY        wait first: 200@1500ms, 503@2s
+  reset             close the connection without answering (TCP reset)
+  hang              never answer (the client times out); others are still served
+  garbage           answer bytes that are not HTTP
+  redirect          307 back to the same URL (a loop); redirect=/other goes elsewhere
+
+By default a script advances per delivery: the retries of one event (same body) walk
+it from the start, so --script 503*2,200 fails every event twice, then accepts it.
+Every request is checked against Skilljar's rules (POST, Content-Type, User-Agent
+skilljar, one JSON object with a known event_type and timestamp); each deviation is
+printed and journaled. Only --basic-auth and --require-header refuse requests (401).
+
+While it runs:
+  GET    /_mock/requests     the journal as JSON (?path=, ?event_type=, ?digest=)
+  GET    /_mock/deliveries   requests grouped per event, with the gaps between retries
+  PUT    /_mock/script       change scripts live: '503*2,200' or {\"script\": …, \"routes\": {…}}
+  DELETE /_mock/requests     forget every request and restart the scripts
+
+Examples:
+  hookjar mock --script '503*2,200'
+  hookjar mock --route /slow=200@11s --for-type COURSE_COMPLETION=410 --journal mock.jsonl
+  hookjar mock --config mock.toml
+
+Full guide: docs/mock.md";
+
 /// Where the receiver listens when neither `--addr` nor the config file says.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8790";
 
 /// Run a webhook receiver that answers exactly as you script it, checks every request
-/// against Skilljar's delivery rules, and remembers everything it was sent.
-///
-/// A script is a comma-separated list of steps; each attempt consumes the next step
-/// and the last step repeats forever:
-///
-///   200, 503, 410 …   answer with that status
-///   STEP*N            the step N times: 503*3,200
-///   STEP@DELAY        wait first: 200@1500ms, 503@2s
-///   reset             close the connection without answering (TCP reset)
-///   hang              never answer (the client times out); others are still served
-///   garbage           answer bytes that are not HTTP
-///   redirect          307 back to the same URL (a loop); redirect=/other elsewhere
-///
-/// By default a script advances per delivery: retries of one event (same body) walk it
-/// from the start, so `--script 503*2,200` fails every event twice, then accepts it.
-///
-/// While it runs: GET /_mock/requests (the journal as JSON; filter with ?path=,
-/// ?event_type=, ?digest=), GET /_mock/deliveries (requests grouped per event, with
-/// the gaps between retries), PUT /_mock/script (change scripts live), DELETE
-/// /_mock/requests (forget everything). See docs/mock.md.
+/// against Skilljar's delivery rules, and remembers everything it was sent. The script
+/// language is printed by `hookjar mock --help` (see [`GUIDE`]).
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_long_help = GUIDE)]
 pub struct Args {
     /// Address to listen on, IP:PORT [default: 127.0.0.1:8790].
     #[arg(long, value_name = "IP:PORT", value_parser = parse_addr_flag)]
@@ -167,11 +181,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(cfg))?;
+    runtime.block_on(serve(cfg, shutdown_signal(), |_| {}))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(cfg: MockConfig) -> anyhow::Result<()> {
+/// Runs the receiver until `shutdown` resolves; `ready` gets its URL once it listens.
+async fn serve(
+    cfg: MockConfig,
+    shutdown: impl std::future::Future<Output = anyhow::Result<()>>,
+    ready: impl FnOnce(String),
+) -> anyhow::Result<()> {
     let banner = banner(&cfg);
     let mut builder = MockReceiver::builder().config(cfg.clone());
     if !cfg.quiet {
@@ -186,7 +205,8 @@ async fn serve(cfg: MockConfig) -> anyhow::Result<()> {
         let _ = write!(out, "{banner}");
         let _ = writeln!(out, "Press Ctrl-C to stop.");
     }
-    shutdown_signal().await?;
+    ready(mock.url());
+    shutdown.await?;
     eprintln!(
         "hookjar mock: shutting down ({} request(s) received)",
         mock.requests().len()
@@ -330,5 +350,76 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The issue's "done when": `--script '503*2,200' --per request` answers 503, 503,
+    /// 200, 200, and `GET /_mock/requests` lists them with bodies and headers.
+    #[tokio::test]
+    async fn the_command_serves_its_script_until_shut_down() {
+        let args = parse(&[
+            "--addr",
+            "127.0.0.1:0",
+            "--script",
+            "503*2,200",
+            "--per",
+            "request",
+            "-q",
+        ])
+        .unwrap();
+        let cfg = plan(args).unwrap();
+        let (url_tx, url_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            cfg,
+            async move {
+                let _ = stop_rx.await;
+                Ok(())
+            },
+            move |url| {
+                let _ = url_tx.send(url);
+            },
+        ));
+        let url = url_rx.await.unwrap();
+        let c = reqwest::Client::new();
+        let mut got = Vec::new();
+        for n in 0..4 {
+            let res = c
+                .post(format!("{url}/hook"))
+                .header("content-type", "application/json")
+                .header("user-agent", "skilljar")
+                .body(format!(
+                    r#"{{"event_type":"PING","timestamp":"2026-01-01T00:00:0{n}.000000+00:00"}}"#
+                ))
+                .send()
+                .await
+                .unwrap();
+            got.push(res.status().as_u16());
+        }
+        assert_eq!(got, [503, 503, 200, 200]);
+        let listed: serde_json::Value = c
+            .get(format!("{url}/_mock/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let listed = listed.as_array().unwrap();
+        assert_eq!(listed.len(), 4);
+        assert!(
+            listed[3]["body"].as_str().unwrap().contains("00:00:03"),
+            "{}",
+            listed[3]
+        );
+        assert_eq!(
+            listed[3]["headers"][1],
+            serde_json::json!(["user-agent", "skilljar"])
+        );
+        stop_tx.send(()).unwrap();
+        server.await.unwrap().unwrap();
+        assert!(
+            c.get(format!("{url}/_mock/requests")).send().await.is_err(),
+            "the port is closed after shutdown"
+        );
     }
 }

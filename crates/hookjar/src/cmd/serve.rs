@@ -10,18 +10,9 @@ use hookjar_dispatch::{Config, Dispatcher, StoreConfig};
 
 use super::util::parse_duration;
 
-/// Run a local Skilljar-style webhook dispatcher.
-///
-/// It serves the Skilljar Webhooks management API (/v1/webhooks, ping, samples) plus
-/// hookjar's own extensions (POST /v1/events to emit an event, a delivery log, and
-/// /openapi.json), and delivers events to your endpoints the way Skilljar does:
-/// retries 5xx answers with back-off (2 s doubling up to 1 h, 60 retries), deactivates
-/// a webhook on any 4xx, after 10 redirects, or when the retries run out.
-///
-/// Authenticate with HTTP Basic: the API key as the username, an empty password
-/// (curl -u KEY: http://127.0.0.1:8750/v1/ping). Stop with Ctrl-C: attempts in flight
-/// finish, everything pending stays in the database for the next start.
+/// Run a local Skilljar-style webhook dispatcher (its flags; the long help is `AFTER_HELP`).
 #[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8750")]
@@ -57,6 +48,23 @@ pub struct Args {
     pub reveal_secrets: bool,
 }
 
+/// Shown under the flags (the command's one-line summary lives in `main.rs`).
+const AFTER_HELP: &str = "\
+Serves the Skilljar Webhooks management API (/v1/webhooks, ping, samples) plus hookjar's
+extensions (POST /v1/events to emit an event, GET /v1/webhooks/ID/deliveries, /openapi.json),
+and delivers events the way Skilljar does: a 5xx is retried after 2 s, 4 s, 8 s, ... up to 1 h
+between tries, 60 retries (about 50 hours); any 4xx, more than 10 redirects, or running out of
+retries deactivates the webhook.
+
+Authenticate with HTTP Basic, the API key as the username and an empty password:
+  curl -u KEY: http://127.0.0.1:8750/v1/ping
+
+Examples:
+  hookjar serve --in-memory --api-key k                   # throw-away, real time
+  hookjar serve --db hooks.db --time-scale 3600           # an hour of back-off per second
+
+Ctrl-C stops it: attempts in flight finish; pending retries stay in --db for the next start.";
+
 fn parse_scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
@@ -69,10 +77,10 @@ fn parse_scale(s: &str) -> Result<f64, String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 
     let policy = RetryPolicy::new(args.base_delay, 2, args.max_delay, args.retry_limit)
@@ -107,12 +115,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("hookjar dispatcher listening on {}", server.url());
         println!("  store: {}", hookjar_dispatch::store::describe(&store));
         if generated {
-            println!("  API key (generated; pass --api-key or HOOKJAR_API_KEY to choose one): {api_key}");
+            println!(
+                "  API key (generated; pass --api-key or HOOKJAR_API_KEY to choose one): {api_key}"
+            );
         }
         if args.time_scale != 1.0 {
-            println!("  time scale: one real second counts as {} s of back-off", args.time_scale);
+            println!(
+                "  time scale: one real second counts as {} s of back-off",
+                args.time_scale
+            );
         }
-        println!("  try: curl -u {}: {}/v1/ping", if generated { api_key.as_str() } else { "$HOOKJAR_API_KEY" }, server.url());
+        println!(
+            "  try: curl -u {}: {}/v1/ping",
+            if generated {
+                api_key.as_str()
+            } else {
+                "$HOOKJAR_API_KEY"
+            },
+            server.url()
+        );
         println!("Press Ctrl-C to stop.");
         wait_for_signal().await;
         eprintln!("stopping: finishing attempts in flight…");
