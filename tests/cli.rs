@@ -290,3 +290,51 @@ fn replay_sends_every_fixture_in_order() {
     assert_eq!(types.len(), 11);
     assert_eq!(types[0], "COURSE_COMPLETION", "name order");
 }
+
+/// The marker after which `docs/cli.md` is generated from `--help`.
+const CLI_DOC_MARKER: &str = "<!-- Everything below is generated from `hookjar … --help` by tests/cli.rs (docs_cli_md_matches_help); regenerate with HOOKJAR_UPDATE_DOCS=1 cargo test -p hookjar --test cli docs_cli -->";
+
+/// `docs/cli.md` carries every command's `--help` verbatim, so it cannot drift from the
+/// code. `HOOKJAR_UPDATE_DOCS=1` rewrites the generated part.
+#[test]
+fn docs_cli_md_matches_help() {
+    let commands: &[&[&str]] = &[
+        &["conformance"],
+        &["check"],
+        &["send"],
+        &["replay"],
+        &["simulate"],
+        &["mock"],
+        &["serve"],
+        &["emit"],
+        &["schedule"],
+        &["fixtures", "list"],
+        &["fixtures", "show"],
+    ];
+    let mut generated = String::new();
+    for cmd in commands {
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.push("--help");
+        let out = hookjar(&args);
+        assert!(out.status.success(), "{args:?}");
+        generated.push_str(&format!(
+            "\n## `hookjar {}`\n\n```text\n{}```\n",
+            cmd.join(" "),
+            stdout(&out)
+        ));
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md");
+    let current = std::fs::read_to_string(path).expect("docs/cli.md exists");
+    let (head, tail) = current
+        .split_once(CLI_DOC_MARKER)
+        .expect("docs/cli.md keeps the generated-part marker");
+    if std::env::var_os("HOOKJAR_UPDATE_DOCS").is_some() {
+        std::fs::write(path, format!("{head}{CLI_DOC_MARKER}\n{generated}")).unwrap();
+        return;
+    }
+    assert_eq!(
+        tail.trim(),
+        generated.trim(),
+        "docs/cli.md is out of date: run HOOKJAR_UPDATE_DOCS=1 cargo test -p hookjar --test cli docs_cli"
+    );
+}
