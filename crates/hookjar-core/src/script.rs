@@ -11,7 +11,7 @@
 //!         | "hang"                                    // never answer
 //!         | "garbage"                                 // answer bytes that are not HTTP
 //!         | "redirect" ( "=" TARGET )?                // 307 to the same URL, or to TARGET
-//! delay  := DIGITS ( "ms" | "s" | "m" )               // 1500ms, 2s, 1m (at most 24h)
+//! delay  := DIGITS ( "ms" | "s" | "m" | "h" )         // 1500ms, 2s, 1m, 1h (at most 24h)
 //! count  := DIGITS                                    // 1 … 1000000
 //! ```
 //!
@@ -277,7 +277,7 @@ const EXPECTED_STEP: &str =
     "a step: a status 200-599 (e.g. 503), reset, hang, garbage, redirect or redirect=/path";
 const EXPECTED_REPEAT: &str = "a repeat count from 1 to 1000000 after '*' (as in 503*3)";
 const EXPECTED_DELAY: &str =
-    "a delay of whole ms, s or m, at most 24h, after '@' (as in 200@1500ms or 503@2s)";
+    "a delay of whole ms, s, m or h, at most 24h, after '@' (as in 200@1500ms or 503@2s)";
 const EXPECTED_TARGET: &str =
     "a redirect target: a path like /other or an http(s):// URL, without spaces, ',', '@' or '*'";
 
@@ -423,6 +423,7 @@ fn parse_delay(value: &str) -> Option<Duration> {
         "ms" => n,
         "s" => n.checked_mul(1000)?,
         "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
         _ => return None,
     };
     let d = Duration::from_millis(ms);
@@ -521,6 +522,7 @@ mod tests {
         assert_eq!(err("reset=/x").token, "reset=/x");
         assert_eq!(err("200@25h").token, "25h");
         assert_eq!(err("200@1441m").token, "1441m");
+        assert_eq!(Script::parse("200@24h").unwrap().to_string(), "200@86400s");
         assert_eq!(err("").column, 1);
         assert_eq!(err("200,").column, 5);
         // Columns count characters, not bytes.

@@ -49,7 +49,6 @@ pub struct AppState {
     inner: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     store: Store,
     clock: Clock,
@@ -59,6 +58,16 @@ struct Shared {
     wake: Arc<tokio::sync::Notify>,
     /// `http://host:port` of the listener, used when a request has no Host header.
     base_url: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("api_key", &"[hidden]")
+            .field("reveal_secrets", &self.reveal_secrets)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
@@ -966,5 +975,77 @@ impl utoipa::Modify for BasicAuth {
                     .build(),
             ),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// S1: walking `next` links from page 1 visits every item exactly once, and
+        /// each page's `previous` leads back.
+        #[test]
+        fn pages_cover_every_item_once(count in 0u64..500, size in proptest::option::of(1u64..150)) {
+            let query = size.map(|s| format!("page_size={s}"));
+            let mut page = PageRequest::parse(query.as_deref()).unwrap();
+            let mut seen = 0;
+            loop {
+                page.resolve(count).unwrap();
+                let on_page = count.saturating_sub(page.offset()).min(page.size);
+                seen += on_page;
+                let (next, previous) = page.links("http://h", "/v1/webhooks", count);
+                prop_assert_eq!(previous.is_some(), page.page > 1);
+                let Some(next) = next else { break };
+                let q = next.split_once('?').unwrap().1;
+                let following = PageRequest::parse(Some(q)).unwrap();
+                prop_assert_eq!(following.page, page.page + 1);
+                prop_assert_eq!(following.size, page.size);
+                page = following;
+            }
+            prop_assert_eq!(seen, count);
+            prop_assert!(page.size <= MAX_PAGE_SIZE);
+        }
+    }
+
+    #[test]
+    fn bad_pages_are_invalid_and_bad_sizes_ignored() {
+        for q in ["page=0", "page=-1", "page=x", "page="] {
+            assert!(
+                matches!(PageRequest::parse(Some(q)), Err(ApiError::InvalidPage)),
+                "{q}"
+            );
+        }
+        assert_eq!(
+            PageRequest::parse(Some("page_size=x")).ok().map(|p| p.size),
+            Some(20)
+        );
+        assert_eq!(
+            PageRequest::parse(Some("page_size=0")).ok().map(|p| p.size),
+            Some(20)
+        );
+        let mut last = PageRequest::parse(Some("page=last&page_size=10"))
+            .ok()
+            .unwrap();
+        last.resolve(25).ok().unwrap();
+        assert_eq!(last.page, 3);
+    }
+
+    #[test]
+    fn emit_body_errors_name_the_field() {
+        let e = read_emit(json!({"event_type": 5})).unwrap_err();
+        assert_eq!(
+            e.field("event_type"),
+            ["Expected an event type name, got a number."]
+        );
+        let e = read_emit(json!([1])).unwrap_err();
+        assert_eq!(
+            e.field("non_field_errors"),
+            ["Invalid data. Expected a dictionary, but got a list."]
+        );
+        let (t, rest) = read_emit(json!({"event_type": "PATH_COMPLETION", "user": {}})).unwrap();
+        assert_eq!(t, EventType::PathCompletion);
+        assert_eq!(rest.keys().collect::<Vec<_>>(), ["user"]);
     }
 }

@@ -122,3 +122,23 @@ mod tests {
         assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000+00:00");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A timer set with `instant_for` never fires before the stored instant, and
+        /// not more than one scaled microsecond after it.
+        #[test]
+        fn instant_for_never_fires_early(ahead in 0i64..400_000_000_000, scale in 0.001f64..100_000.0) {
+            let start = Instant::now();
+            let clock = Clock::anchored(1_700_000_000_000_000, start, scale);
+            let due = 1_700_000_000_000_000 + ahead;
+            let at = clock.micros_at(clock.instant_for(due));
+            prop_assert!(at >= due, "fired at {at}, due {due}");
+            prop_assert!((at - due) as f64 <= scale.max(1.0) + 1.0, "late by {}", at - due);
+        }
+    }
+}

@@ -59,8 +59,8 @@ pub use clock::Clock;
 pub use error::{StartError, StoreError};
 pub use store::StoreConfig;
 
-/// How a dispatcher runs.
-#[derive(Debug, Clone)]
+/// How a dispatcher runs. Its `Debug` output hides the API key.
+#[derive(Clone)]
 pub struct Config {
     /// The API key clients send as the Basic username (S5).
     pub api_key: String,
@@ -85,6 +85,23 @@ pub struct Config {
     /// A clock to use instead of one anchored at start (tests share one across a
     /// restart).
     pub clock: Option<Clock>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("api_key", &"[hidden]")
+            .field("policy", &self.policy)
+            .field("timeout", &self.timeout)
+            .field("time_scale", &self.time_scale)
+            .field("reveal_secrets", &self.reveal_secrets)
+            .field("store", &self.store)
+            .field("max_redirects", &self.max_redirects)
+            .field("concurrency", &self.concurrency)
+            .field("per_webhook_concurrency", &self.per_webhook_concurrency)
+            .field("clock", &self.clock)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -242,4 +259,20 @@ pub fn generate_api_key() -> String {
     let a = hookjar_core::webhook::webhook_id(rand::random());
     let b = hookjar_core::webhook::webhook_id(rand::random());
     format!("{a}{b}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_api_key() {
+        let c = Config {
+            api_key: "sekrit-key".into(),
+            ..Config::default()
+        };
+        let text = format!("{c:?}");
+        assert!(!text.contains("sekrit-key"), "{text}");
+        assert!(generate_api_key().len() == 26);
+    }
 }

@@ -404,11 +404,11 @@ impl Store {
     /// `busy` (they are at their in-flight limit).
     pub async fn next_due(&self, busy: Vec<i64>) -> Result<Option<Micros>, StoreError> {
         self.call(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT MIN(due_at) FROM deliveries WHERE state = 'pending'
-                 AND webhook_seq NOT IN (SELECT value FROM json_each(?1))",
-            )?
-            .query_row([ids_json(&busy)], |r| r.get::<_, Option<i64>>(0))?)
+            // ORDER BY … LIMIT 1 walks the partial index in due order and stops at the
+            // first row that passes the filter (MIN() with a filter would scan it all).
+            Ok(c.prepare_cached(NEXT_DUE_SQL)?
+                .query_row([ids_json(&busy)], |r| r.get::<_, i64>(0))
+                .optional()?)
         })
         .await
     }
@@ -437,15 +437,7 @@ impl Store {
                 .collect();
             let mut taken: HashMap<i64, usize> = in_flight;
             {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT d.seq, d.id, d.attempts, e.event_type, e.body, {WEBHOOK_COLUMNS_W}
-                     FROM deliveries d
-                     JOIN events e ON e.seq = d.event_seq
-                     JOIN webhooks w ON w.seq = d.webhook_seq
-                     WHERE d.state = 'pending' AND d.due_at <= ?1
-                       AND d.webhook_seq NOT IN (SELECT value FROM json_each(?3))
-                     ORDER BY d.due_at LIMIT ?2"
-                ))?;
+                let mut stmt = tx.prepare_cached(&claim_sql())?;
                 // Look a little further than `limit`, as some rows may be skipped.
                 let window = limit.saturating_mul(4) as i64;
                 let mut rows = stmt.query(params![now, window, ids_json(&busy)])?;
@@ -865,6 +857,24 @@ fn drop_pending(
     ])?)
 }
 
+/// The earliest due instant of a pending delivery outside a list of webhooks.
+const NEXT_DUE_SQL: &str = "SELECT due_at FROM deliveries INDEXED BY deliveries_due
+     WHERE state = 'pending' AND webhook_seq NOT IN (SELECT value FROM json_each(?1))
+     ORDER BY due_at LIMIT 1";
+
+/// Due deliveries, earliest first, with their event and webhook.
+fn claim_sql() -> String {
+    format!(
+        "SELECT d.seq, d.id, d.attempts, e.event_type, e.body, {WEBHOOK_COLUMNS_W}
+         FROM deliveries d INDEXED BY deliveries_due
+         JOIN events e ON e.seq = d.event_seq
+         JOIN webhooks w ON w.seq = d.webhook_seq
+         WHERE d.state = 'pending' AND d.due_at <= ?1
+           AND d.webhook_seq NOT IN (SELECT value FROM json_each(?3))
+         ORDER BY d.due_at LIMIT ?2"
+    )
+}
+
 /// A JSON array of ids, for `json_each` in `NOT IN` clauses.
 fn ids_json(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("integers serialise")
@@ -884,4 +894,46 @@ pub fn describe(config: &StoreConfig) -> String {
 
 fn display_path(p: &Path) -> String {
     p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scheduler's two hot queries walk the partial index on `due_at` (so a million
+    /// pending retries cost an index step, not a scan) and never sort.
+    #[test]
+    fn hot_queries_use_the_due_index() {
+        let store = Store::open(&StoreConfig::InMemory).unwrap();
+        let conn = store.conn.lock().unwrap();
+        let plan_of = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Vec<String> {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            stmt.query_map(params, |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        for (sql, plan) in [
+            (NEXT_DUE_SQL.to_owned(), plan_of(NEXT_DUE_SQL, &[&"[]"])),
+            (claim_sql(), plan_of(&claim_sql(), &[&0, &1, &"[]"])),
+        ] {
+            let plan = plan.join("\n");
+            assert!(plan.contains("deliveries_due"), "{sql}\n{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+        }
+    }
+
+    #[test]
+    fn migrations_are_recorded_and_newer_databases_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        migrate(&conn).unwrap(); // idempotent
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(migrate(&conn), Err(StoreError::TooNew { .. })));
+    }
 }

@@ -1343,3 +1343,40 @@ async fn api_response_shapes_snapshot() {
         });
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn s18_other_statuses_are_retried_like_5xx() {
+    let receiver = Receiver::start(&[Reply::Status(304), Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    let got = receiver.wait_for(2, HOUR).await;
+    assert_eq!(gaps(&got), [2.0]);
+    settle().await;
+    let log = api.deliveries(&id).await;
+    assert_eq!(log[0]["attempts"][0]["detail"], "HTTP 304 on first attempt; retry 1 in 2s");
+    assert_eq!(log[0]["state"], "delivered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn s19_graceful_shutdown_finishes_the_attempt_in_flight() {
+    let dir = tempdir();
+    let store = hookjar_dispatch::StoreConfig::File(dir.join("hookjar.db"));
+    let receiver = Receiver::start(&[Reply::Hang(Duration::from_secs(5)), Reply::Status(200)]).await;
+    let first = dispatcher(|c| c.store = store.clone()).await;
+    let api = Api::new(&first);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(1, HOUR).await; // the receiver is holding the answer
+    first.shutdown().await; // waits for the answer and records it
+
+    let second = dispatcher(|c| c.store = store.clone()).await;
+    let api = Api::new(&second);
+    let log = api.deliveries(&id).await;
+    assert_eq!(log[0]["state"], "delivered", "{log:?}");
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(receiver.count(), 1, "not sent again");
+    second.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -722,3 +722,38 @@ async fn set_script_and_clear_restart_positions() {
     let r = &mock.requests()[0];
     assert_eq!((r.seq, r.attempt), (4, 0));
 }
+
+#[tokio::test]
+async fn shutdown_ends_hanging_and_delayed_requests() {
+    let mock = MockReceiver::builder()
+        .route("/hang", "hang")
+        .unwrap()
+        .route("/slow", "200@1h")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let body = payload(EventType::CourseEnrollment, 0);
+    let mut pending = Vec::new();
+    for path in ["/hang", "/slow"] {
+        let url = format!("{}{path}", mock.url());
+        let body = body.clone();
+        pending.push(tokio::spawn(
+            async move { post(&client(), &url, &body).await },
+        ));
+    }
+    mock.wait_for_requests(2, WAIT).await.unwrap();
+    let addr = mock.address();
+    // Returns although one request hangs and one waits an hour.
+    tokio::time::timeout(WAIT, mock.shutdown())
+        .await
+        .expect("shutdown finishes");
+    for p in pending {
+        let err = p.await.unwrap().expect_err("no answer after shutdown");
+        assert!(!err.is_timeout(), "{err:?}");
+    }
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}

@@ -25,7 +25,12 @@ pub struct Args {
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
     /// The dispatcher's URL.
-    #[arg(long, env = "HOOKJAR_SERVER", default_value = "http://127.0.0.1:8750")]
+    #[arg(
+        long,
+        env = "HOOKJAR_SERVER",
+        hide_env_values = true,
+        default_value = "http://127.0.0.1:8750"
+    )]
     pub server: String,
     /// The dispatcher's API key (printed by `hookjar serve` when it generated one).
     #[arg(long, env = "HOOKJAR_API_KEY", hide_env_values = true)]
