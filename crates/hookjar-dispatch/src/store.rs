@@ -13,8 +13,9 @@
 //! - `events` — X1 events with their payload bytes, built once (X5).
 //! - `deliveries` — one event to one webhook: `state` (`pending`, `inflight`,
 //!   `delivered`, `failed`, `dropped`), attempts made, `due_at` (absolute
-//!   dispatcher-time micros, S19). A partial index on `due_at` for pending rows keeps
-//!   "what is due next" cheap with a million rows waiting.
+//!   dispatcher-time micros, S19). A partial index on `(webhook_seq, due_at)` for
+//!   pending rows keeps "what is due next" one index step per webhook, with a million
+//!   rows waiting.
 //! - `attempts` — the delivery log of X2.
 //!
 //! Schema versions live in [`MIGRATIONS`]; `PRAGMA user_version` says how many ran.
@@ -92,6 +93,12 @@ const MIGRATIONS: &[&str] = &[
         next_attempt_at INTEGER,
         PRIMARY KEY (delivery_seq, n)
     ) WITHOUT ROWID;
+    ",
+    // 2: per-webhook due order, for fair claiming (at most N in flight per webhook)
+    // that costs an index step per webhook whatever the backlog.
+    "
+    DROP INDEX deliveries_due;
+    CREATE INDEX deliveries_webhook_due ON deliveries(webhook_seq, due_at) WHERE state = 'pending';
     ",
 ];
 
@@ -315,6 +322,11 @@ impl Store {
             };
             webhook.apply(patch);
             write_webhook(&tx, seq, &webhook)?;
+            if !webhook.active {
+                // Nothing is POSTed to an inactive webhook; re-activation does not
+                // bring old deliveries back.
+                drop_pending(&tx, seq, "webhook deactivated by an update")?;
+            }
             tx.commit()?;
             Ok(Some(webhook))
         })
@@ -335,7 +347,7 @@ impl Store {
             };
             webhook.deactivate(reason);
             write_webhook(&tx, seq, &webhook)?;
-            drop_pending(&tx, seq, reason)?;
+            drop_pending(&tx, seq, &format!("webhook deactivated ({reason})"))?;
             tx.commit()?;
             Ok(Some(webhook))
         })
@@ -401,24 +413,34 @@ impl Store {
     }
 
     /// The earliest due instant of any pending delivery, leaving out the webhooks in
-    /// `busy` (they are at their in-flight limit).
+    /// `busy` (they are at their in-flight limit). One index step per webhook.
     pub async fn next_due(&self, busy: Vec<i64>) -> Result<Option<Micros>, StoreError> {
         self.call(move |c| {
-            // ORDER BY … LIMIT 1 walks the partial index in due order and stops at the
-            // first row that passes the filter (MIN() with a filter would scan it all).
-            Ok(c.prepare_cached(NEXT_DUE_SQL)?
-                .query_row([ids_json(&busy)], |r| r.get::<_, i64>(0))
-                .optional()?)
+            let mut first = c.prepare_cached(NEXT_DUE_SQL)?;
+            let mut earliest: Option<Micros> = None;
+            let mut seqs = c.prepare_cached("SELECT seq FROM webhooks WHERE active = 1")?;
+            let active = seqs
+                .query_map([], |r| r.get::<_, i64>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            for seq in active.into_iter().filter(|s| !busy.contains(s)) {
+                let due: Option<i64> = first.query_row([seq], |r| r.get(0)).optional()?;
+                if let Some(due) = due {
+                    earliest = Some(earliest.map_or(due, |e| e.min(due)));
+                }
+            }
+            Ok(earliest)
         })
         .await
     }
 
     /// Claims up to `limit` deliveries due at `now`, earliest first, marking them
-    /// `inflight`. Deliveries whose webhook is no longer active are dropped instead.
+    /// `inflight`.
     ///
-    /// Fairness: `room` says how many more attempts each webhook may have in flight
-    /// (webhooks not listed may have `per_webhook`); webhooks with no room are left out
-    /// so one slow endpoint cannot take the whole pool.
+    /// Fairness: each active webhook may have at most `per_webhook` attempts in
+    /// flight (`in_flight` says how many it has), so one slow endpoint cannot take the
+    /// whole pool. Each webhook's due deliveries are read from the
+    /// `(webhook_seq, due_at)` index, so the cost does not grow with the number of
+    /// deliveries waiting.
     pub async fn claim_due(
         &self,
         now: Micros,
@@ -428,64 +450,47 @@ impl Store {
     ) -> Result<Vec<Claimed>, StoreError> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut claimed = Vec::new();
-            let mut dropped = Vec::new();
-            let busy: Vec<i64> = in_flight
-                .iter()
-                .filter(|(_, n)| **n >= per_webhook)
-                .map(|(seq, _)| *seq)
-                .collect();
-            let mut taken: HashMap<i64, usize> = in_flight;
+            let mut candidates: Vec<(Micros, Claimed)> = Vec::new();
             {
-                let mut stmt = tx.prepare_cached(&claim_sql())?;
-                // Look a little further than `limit`, as some rows may be skipped.
-                let window = limit.saturating_mul(4) as i64;
-                let mut rows = stmt.query(params![now, window, ids_json(&busy)])?;
-                while let Some(row) = rows.next()? {
-                    if claimed.len() >= limit {
-                        break;
-                    }
-                    let seq: i64 = row.get(0)?;
-                    let (webhook_seq, webhook) = read_webhook_at(row, 5)?;
-                    if !webhook.active {
-                        dropped.push(seq);
+                let active = active_webhooks(&tx)?;
+                let mut due = tx.prepare_cached(CLAIM_SQL)?;
+                for (webhook_seq, webhook) in active {
+                    let busy = in_flight.get(&webhook_seq).copied().unwrap_or(0);
+                    let room = per_webhook.saturating_sub(busy).min(limit);
+                    if room == 0 {
                         continue;
                     }
-                    let n = taken.entry(webhook_seq).or_insert(0);
-                    if *n >= per_webhook {
-                        continue; // stays pending; claimed when this webhook has room
+                    let mut rows = due.query(params![webhook_seq, now, room as i64])?;
+                    while let Some(row) = rows.next()? {
+                        let attempts: i64 = row.get(2)?;
+                        let body: Vec<u8> = row.get(5)?;
+                        candidates.push((
+                            row.get(3)?,
+                            Claimed {
+                                delivery_seq: row.get(0)?,
+                                delivery_id: row.get(1)?,
+                                attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+                                webhook: webhook.clone(),
+                                webhook_seq,
+                                event_type: row.get(4)?,
+                                body: Payload::from_bytes(body),
+                            },
+                        ));
                     }
-                    *n += 1;
-                    let attempts: i64 = row.get(2)?;
-                    let body: Vec<u8> = row.get(4)?;
-                    claimed.push(Claimed {
-                        delivery_seq: seq,
-                        delivery_id: row.get(1)?,
-                        attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-                        webhook,
-                        webhook_seq,
-                        event_type: row.get(3)?,
-                        body: Payload::from_bytes(body),
-                    });
                 }
             }
+            // Earliest first across webhooks.
+            candidates.sort_by_key(|(due, c)| (*due, c.delivery_seq));
+            candidates.truncate(limit);
             {
                 let mut mark =
                     tx.prepare_cached("UPDATE deliveries SET state = 'inflight' WHERE seq = ?1")?;
-                for d in &claimed {
+                for (_, d) in &candidates {
                     mark.execute([d.delivery_seq])?;
-                }
-                let mut drop = tx.prepare_cached(
-                    "UPDATE deliveries SET state = 'dropped', due_at = NULL, finished_at = ?2,
-                        note = 'the webhook was inactive when the delivery fell due'
-                     WHERE seq = ?1",
-                )?;
-                for seq in dropped {
-                    drop.execute(params![seq, now])?;
                 }
             }
             tx.commit()?;
-            Ok(claimed)
+            Ok(candidates.into_iter().map(|(_, d)| d).collect())
         })
         .await
     }
@@ -540,6 +545,14 @@ impl Store {
                              WHERE seq = ?1 AND state = 'inflight'",
                         )?
                         .execute(params![rec.delivery_seq, rec.attempt + 1, next_at])?;
+                        // …and not at all if its webhook went inactive meanwhile.
+                        tx.prepare_cached(
+                            "UPDATE deliveries SET state = 'dropped', due_at = NULL,
+                                note = 'dropped: webhook inactive'
+                             WHERE seq = ?1 AND state = 'pending'
+                               AND (SELECT active FROM webhooks WHERE seq = ?2) = 0",
+                        )?
+                        .execute(params![rec.delivery_seq, rec.webhook_seq])?;
                     }
                     Verdict::Deactivate { reason } => {
                         tx.prepare_cached(
@@ -558,7 +571,8 @@ impl Store {
                                  WHERE seq = ?1 AND active = 1",
                             )?
                             .execute(params![rec.webhook_seq, reason.as_str()])?;
-                        let dropped = drop_pending(&tx, rec.webhook_seq, reason)?;
+                        let dropped =
+                            drop_pending(&tx, rec.webhook_seq, &format!("webhook deactivated ({reason})"))?;
                         if changed > 0 {
                             let id: String = tx.query_row(
                                 "SELECT id FROM webhooks WHERE seq = ?1",
@@ -580,10 +594,20 @@ impl Store {
     /// queue, keeping their due instants (S19); returns how many.
     pub async fn resume_inflight(&self) -> Result<usize, StoreError> {
         self.call(|c| {
-            Ok(c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let resumed = tx.execute(
                 "UPDATE deliveries SET state = 'pending' WHERE state = 'inflight'",
                 [],
-            )?)
+            )?;
+            tx.execute(
+                "UPDATE deliveries SET state = 'dropped', due_at = NULL,
+                    note = 'dropped: webhook inactive'
+                 WHERE state = 'pending'
+                   AND webhook_seq IN (SELECT seq FROM webhooks WHERE active = 0)",
+                [],
+            )?;
+            tx.commit()?;
+            Ok(resumed)
         })
         .await
     }
@@ -737,8 +761,6 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 
 const WEBHOOK_COLUMNS: &str = "seq, id, target_url, active, deactivate_reason, event_type, \
      basic_auth_username, basic_auth_password, additional_headers";
-const WEBHOOK_COLUMNS_W: &str = "w.seq, w.id, w.target_url, w.active, w.deactivate_reason, \
-     w.event_type, w.basic_auth_username, w.basic_auth_password, w.additional_headers";
 
 type WebhookRow = Result<(i64, Webhook), StoreError>;
 
@@ -842,42 +864,34 @@ fn write_webhook(c: &Connection, seq: i64, w: &Webhook) -> Result<(), StoreError
 }
 
 /// Drops a deactivated webhook's pending deliveries (S15: nothing more is POSTed).
-fn drop_pending(
-    c: &Connection,
-    webhook_seq: i64,
-    reason: DeactivateReason,
-) -> Result<usize, StoreError> {
+fn drop_pending(c: &Connection, webhook_seq: i64, why: &str) -> Result<usize, StoreError> {
     Ok(c.prepare_cached(
         "UPDATE deliveries SET state = 'dropped', due_at = NULL, note = ?2
          WHERE webhook_seq = ?1 AND state = 'pending'",
     )?
-    .execute(params![
-        webhook_seq,
-        format!("dropped: webhook deactivated ({reason})")
-    ])?)
+    .execute(params![webhook_seq, format!("dropped: {why}")])?)
 }
 
-/// The earliest due instant of a pending delivery outside a list of webhooks.
-const NEXT_DUE_SQL: &str = "SELECT due_at FROM deliveries INDEXED BY deliveries_due
-     WHERE state = 'pending' AND webhook_seq NOT IN (SELECT value FROM json_each(?1))
-     ORDER BY due_at LIMIT 1";
+/// The earliest due instant of one webhook's pending deliveries.
+const NEXT_DUE_SQL: &str = "SELECT due_at FROM deliveries INDEXED BY deliveries_webhook_due
+     WHERE state = 'pending' AND webhook_seq = ?1 ORDER BY due_at LIMIT 1";
 
-/// Due deliveries, earliest first, with their event and webhook.
-fn claim_sql() -> String {
-    format!(
-        "SELECT d.seq, d.id, d.attempts, e.event_type, e.body, {WEBHOOK_COLUMNS_W}
-         FROM deliveries d INDEXED BY deliveries_due
-         JOIN events e ON e.seq = d.event_seq
-         JOIN webhooks w ON w.seq = d.webhook_seq
-         WHERE d.state = 'pending' AND d.due_at <= ?1
-           AND d.webhook_seq NOT IN (SELECT value FROM json_each(?3))
-         ORDER BY d.due_at LIMIT ?2"
-    )
-}
+/// One webhook's due deliveries, earliest first, with their event.
+const CLAIM_SQL: &str = "SELECT d.seq, d.id, d.attempts, d.due_at, e.event_type, e.body
+     FROM deliveries d INDEXED BY deliveries_webhook_due
+     JOIN events e ON e.seq = d.event_seq
+     WHERE d.state = 'pending' AND d.webhook_seq = ?1 AND d.due_at <= ?2
+     ORDER BY d.due_at LIMIT ?3";
 
-/// A JSON array of ids, for `json_each` in `NOT IN` clauses.
-fn ids_json(ids: &[i64]) -> String {
-    serde_json::to_string(ids).expect("integers serialise")
+/// The active webhooks, oldest first.
+fn active_webhooks(c: &Connection) -> Result<Vec<(i64, Webhook)>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = 1 ORDER BY seq"
+    ))?;
+    let rows = stmt
+        .query_map([], read_webhook)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().collect()
 }
 
 fn headers_json(h: &Headers) -> String {
@@ -900,8 +914,9 @@ fn display_path(p: &Path) -> String {
 mod tests {
     use super::*;
 
-    /// The scheduler's two hot queries walk the partial index on `due_at` (so a million
-    /// pending retries cost an index step, not a scan) and never sort.
+    /// The scheduler's two hot queries walk the partial index on `(webhook_seq,
+    /// due_at)` (so a million pending retries cost an index step, not a scan) and
+    /// never sort.
     #[test]
     fn hot_queries_use_the_due_index() {
         let store = Store::open(&StoreConfig::InMemory).unwrap();
@@ -914,11 +929,11 @@ mod tests {
                 .unwrap()
         };
         for (sql, plan) in [
-            (NEXT_DUE_SQL.to_owned(), plan_of(NEXT_DUE_SQL, &[&"[]"])),
-            (claim_sql(), plan_of(&claim_sql(), &[&0, &1, &"[]"])),
+            (NEXT_DUE_SQL, plan_of(NEXT_DUE_SQL, &[&1])),
+            (CLAIM_SQL, plan_of(CLAIM_SQL, &[&1, &0, &1])),
         ] {
             let plan = plan.join("\n");
-            assert!(plan.contains("deliveries_due"), "{sql}\n{plan}");
+            assert!(plan.contains("deliveries_webhook_due"), "{sql}\n{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
         }
     }

@@ -1355,7 +1355,10 @@ async fn s18_other_statuses_are_retried_like_5xx() {
     assert_eq!(gaps(&got), [2.0]);
     settle().await;
     let log = api.deliveries(&id).await;
-    assert_eq!(log[0]["attempts"][0]["detail"], "HTTP 304 on first attempt; retry 1 in 2s");
+    assert_eq!(
+        log[0]["attempts"][0]["detail"],
+        "HTTP 304 on first attempt; retry 1 in 2s"
+    );
     assert_eq!(log[0]["state"], "delivered");
 }
 
@@ -1363,7 +1366,8 @@ async fn s18_other_statuses_are_retried_like_5xx() {
 async fn s19_graceful_shutdown_finishes_the_attempt_in_flight() {
     let dir = tempdir();
     let store = hookjar_dispatch::StoreConfig::File(dir.join("hookjar.db"));
-    let receiver = Receiver::start(&[Reply::Hang(Duration::from_secs(5)), Reply::Status(200)]).await;
+    let receiver =
+        Receiver::start(&[Reply::Hang(Duration::from_secs(5)), Reply::Status(200)]).await;
     let first = dispatcher(|c| c.store = store.clone()).await;
     let api = Api::new(&first);
     let id = api.hook(&receiver.url).await;
@@ -1379,4 +1383,32 @@ async fn s19_graceful_shutdown_finishes_the_attempt_in_flight() {
     assert_eq!(receiver.count(), 1, "not sent again");
     second.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s4_deactivating_by_update_drops_waiting_retries() {
+    let receiver = Receiver::start(&[Reply::Status(503)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(1, HOUR).await;
+    settle().await; // the retry waits 2 s
+    let off = api
+        .patch_json(&format!("/v1/webhooks/{id}"), json!({"active": false}))
+        .await;
+    assert_eq!(
+        off.body["deactivate_reason"],
+        Value::Null,
+        "a user's deactivation has no reason"
+    );
+    api.patch_json(&format!("/v1/webhooks/{id}"), json!({"active": true}))
+        .await;
+    tokio::time::sleep(10 * HOUR).await;
+    assert_eq!(
+        receiver.count(),
+        1,
+        "the waiting retry was dropped, not resurrected"
+    );
+    assert_eq!(api.deliveries(&id).await[0]["state"], "dropped");
 }
