@@ -52,7 +52,10 @@ async fn a_correct_endpoint_passes() {
     // 10 types, ping, 2 auth, 2 header, duplicate, unknown fields, latency.
     assert_eq!(report.cases.len(), 18);
     assert_eq!(case(&report, "auth.missing").status, Status::Pass);
-    assert_eq!(case(&report, "header.x-client-id.wrong").status, Status::Pass);
+    assert_eq!(
+        case(&report, "header.x-client-id.wrong").status,
+        Status::Pass
+    );
     // The mock saw Skilljar's headers on every accepted request.
     let reqs = mock.requests();
     let accepted: Vec<_> = reqs.iter().filter(|r| r.status == Some(200)).collect();
@@ -70,7 +73,11 @@ async fn an_endpoint_that_ignores_basic_auth_fails() {
     assert!(!report.passed());
     let missing = case(&report, "auth.missing");
     assert_eq!(missing.status, Status::Fail);
-    assert!(missing.seen.contains("anyone who knows your URL can post forged events"));
+    assert!(
+        missing
+            .seen
+            .contains("anyone who knows your URL can post forged events")
+    );
     assert_eq!(case(&report, "auth.wrong").status, Status::Fail);
     assert_eq!(report.totals().failed, 2);
     snapshot_settings().bind(|| {
@@ -93,17 +100,22 @@ async fn an_endpoint_that_404s_some_types_fails_with_the_consequence() {
     let c = case(&report, "event.COURSE_COMPLETION");
     assert_eq!(c.status, Status::Fail);
     assert!(
-        c.seen.contains("a 404 here would deactivate your webhook at once (S16"),
+        c.seen
+            .contains("a 404 here would deactivate your webhook at once (S16"),
         "{}",
         c.seen
     );
     let q = case(&report, "event.QUIZ_COMPLETION");
     assert!(
-        q.seen.contains("a 503 would be retried 60 times over ~50.1h"),
+        q.seen
+            .contains("a 503 would be retried 60 times over ~50.1h"),
         "{}",
         q.seen
     );
-    assert_eq!(case(&report, "event.COURSE_ENROLLMENT").status, Status::Pass);
+    assert_eq!(
+        case(&report, "event.COURSE_ENROLLMENT").status,
+        Status::Pass
+    );
     assert_eq!(report.totals().failed, 2);
     assert_eq!(case(&report, "auth").status, Status::Skip);
 }
@@ -119,7 +131,11 @@ async fn a_slow_endpoint_warns_then_fails_past_the_timeout() {
     let report = check(&slow, |c| c.types = vec![EventType::CourseEnrollment]).await;
     let e = case(&report, "event.COURSE_ENROLLMENT");
     assert_eq!(e.status, Status::Warn, "{e:?}");
-    assert!(e.seen.contains("slower than half the 10s timeout"), "{}", e.seen);
+    assert!(
+        e.seen.contains("slower than half the 10s timeout"),
+        "{}",
+        e.seen
+    );
     assert_eq!(case(&report, "latency").status, Status::Warn);
     assert!(report.passed(), "a warning does not fail the run");
 
@@ -155,5 +171,9 @@ async fn an_endpoint_that_rejects_duplicates_fails() {
     let d = case(&report, "duplicate");
     assert_eq!(d.status, Status::Fail);
     assert!(d.seen.contains("HTTP 200 then HTTP 409"), "{}", d.seen);
-    assert!(d.seen.contains("deactivate your webhook at once"), "{}", d.seen);
+    assert!(
+        d.seen.contains("deactivate your webhook at once"),
+        "{}",
+        d.seen
+    );
 }

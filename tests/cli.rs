@@ -152,7 +152,9 @@ struct Background {
     _rt: tokio::runtime::Runtime,
 }
 
-fn background_mock(build: impl FnOnce(hookjar_mock::MockReceiverBuilder) -> hookjar_mock::MockReceiverBuilder) -> Background {
+fn background_mock(
+    build: impl FnOnce(hookjar_mock::MockReceiverBuilder) -> hookjar_mock::MockReceiverBuilder,
+) -> Background {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -176,15 +178,30 @@ fn conformance_passes_and_writes_junit() {
     assert!(text.contains(" passed, 0 failed"), "{text}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).expect("valid JUnit XML");
-    let cases = doc.descendants().filter(|n| n.has_tag_name("testcase")).count();
+    let cases = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .count();
     assert!(cases >= 30, "{cases} test cases");
-    assert_eq!(doc.descendants().filter(|n| n.has_tag_name("failure")).count(), 0);
+    assert_eq!(
+        doc.descendants()
+            .filter(|n| n.has_tag_name("failure"))
+            .count(),
+        0
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn conformance_json_and_only() {
-    let out = hookjar(&["conformance", "--quiet", "--format", "json", "--only", "S14"]);
+    let out = hookjar(&[
+        "conformance",
+        "--quiet",
+        "--format",
+        "json",
+        "--only",
+        "S14",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["passed"], true);
@@ -206,7 +223,10 @@ fn simulate_503_forever_json() {
     assert_eq!(attempts[0]["status"], 503);
     assert_eq!(attempts[0]["verdict"], "retry");
     assert_eq!(attempts[0]["next_delay_s"], 2);
-    let gaps: Vec<u64> = attempts[..60].iter().map(|a| a["next_delay_s"].as_u64().unwrap()).collect();
+    let gaps: Vec<u64> = attempts[..60]
+        .iter()
+        .map(|a| a["next_delay_s"].as_u64().unwrap())
+        .collect();
     let mut expected: Vec<u64> = (1..=11).map(|i| 1u64 << i).collect();
     expected.extend(std::iter::repeat_n(3600, 49));
     assert_eq!(gaps, expected);
@@ -235,10 +255,17 @@ fn check_passes_a_correct_endpoint_and_fails_bad_ones() {
     let url = format!("{}/hook", lax.mock.url());
     let out = hookjar(&["check", &url, "--basic-auth", "u:p", "--quiet"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("FAIL auth.missing"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("FAIL auth.missing"),
+        "{}",
+        stdout(&out)
+    );
 
     // 404 for one type: the consequence is spelled out.
-    let picky = background_mock(|b| b.for_type(hookjar_core::EventType::LessonCompletion, "404").unwrap());
+    let picky = background_mock(|b| {
+        b.for_type(hookjar_core::EventType::LessonCompletion, "404")
+            .unwrap()
+    });
     let url = format!("{}/hook", picky.mock.url());
     let out = hookjar(&["check", &url, "--quiet", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -251,12 +278,25 @@ fn check_passes_a_correct_endpoint_and_fails_bad_ones() {
         .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["id"], "event.LESSON_COMPLETION");
-    assert!(failed[0]["seen"].as_str().unwrap().contains("deactivate your webhook at once"));
+    assert!(
+        failed[0]["seen"]
+            .as_str()
+            .unwrap()
+            .contains("deactivate your webhook at once")
+    );
 
     // Too slow for a 300 ms timeout (the check's own timeout; the mock waits 1 s).
     let slow = background_mock(|b| b.script("200@1s").unwrap());
     let url = format!("{}/hook", slow.mock.url());
-    let out = hookjar(&["check", &url, "--timeout", "300ms", "--type", "COURSE_ENROLLMENT", "--quiet"]);
+    let out = hookjar(&[
+        "check",
+        &url,
+        "--timeout",
+        "300ms",
+        "--type",
+        "COURSE_ENROLLMENT",
+        "--quiet",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.contains("FAIL event.COURSE_ENROLLMENT"), "{text}");
@@ -267,7 +307,16 @@ fn check_passes_a_correct_endpoint_and_fails_bad_ones() {
 fn send_prints_request_answer_and_verdict() {
     let m = background_mock(|b| b.script("503").unwrap());
     let url = format!("{}/x", m.mock.url());
-    let out = hookjar(&["send", "course-completion", "--to", &url, "--set", "user.email=ada@example.com", "--basic-auth", "u:p"]);
+    let out = hookjar(&[
+        "send",
+        "course-completion",
+        "--to",
+        &url,
+        "--set",
+        "user.email=ada@example.com",
+        "--basic-auth",
+        "u:p",
+    ]);
     assert_eq!(out.status.code(), Some(1), "a 503 is not a delivery");
     let text = stdout(&out);
     assert!(text.contains("> User-Agent: skilljar"), "{text}");
@@ -276,7 +325,10 @@ fn send_prints_request_answer_and_verdict() {
     assert!(text.contains("would be retried 60 times"), "{text}");
     let reqs = m.mock.requests();
     assert_eq!(reqs.len(), 1);
-    assert_eq!(reqs[0].json.as_ref().unwrap()["user"]["email"], "ada@example.com");
+    assert_eq!(
+        reqs[0].json.as_ref().unwrap()["user"]["email"],
+        "ada@example.com"
+    );
 }
 
 #[test]
@@ -285,8 +337,17 @@ fn replay_sends_every_fixture_in_order() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/events");
     let out = hookjar(&["replay", dir, "--to", &m.mock.url()]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stdout(&out).contains("11 delivered, 0 not delivered"), "{}", stdout(&out));
-    let types: Vec<String> = m.mock.requests().iter().filter_map(|r| r.event_type.clone()).collect();
+    assert!(
+        stdout(&out).contains("11 delivered, 0 not delivered"),
+        "{}",
+        stdout(&out)
+    );
+    let types: Vec<String> = m
+        .mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.event_type.clone())
+        .collect();
     assert_eq!(types.len(), 11);
     assert_eq!(types[0], "COURSE_COMPLETION", "name order");
 }

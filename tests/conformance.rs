@@ -82,7 +82,10 @@ async fn suite_fails_a_dispatcher_with_the_wrong_backoff() {
     assert_eq!(status_of(&report, "S15.exhaustion"), Status::Fail);
     assert_eq!(status_of(&report, "S18.transport"), Status::Fail);
     let seen = &report.cases[0].seen;
-    assert!(seen.contains("gap before retry 1 was 3.000s, expected 2s"), "{seen}");
+    assert!(
+        seen.contains("gap before retry 1 was 3.000s, expected 2s"),
+        "{seen}"
+    );
     assert!(!report.passed());
 }
 
@@ -99,7 +102,11 @@ async fn suite_fails_a_dispatcher_that_gives_up_early() {
     )
     .await;
     assert_eq!(status_of(&report, "S15.exhaustion"), Status::Fail);
-    assert!(report.cases[0].seen.starts_with("60 POSTs"), "{:?}", report.cases[0].seen);
+    assert!(
+        report.cases[0].seen.starts_with("60 POSTs"),
+        "{:?}",
+        report.cases[0].seen
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -75,10 +75,19 @@ fn s11_payload_shape_for_every_event_type() {
         .await;
         assert_eq!(code, 201);
         for t in EventType::ALL {
-            let (code, _) = api(&d, reqwest::Method::POST, "/v1/events", Some(json!({"event_type": t}))).await;
+            let (code, _) = api(
+                &d,
+                reqwest::Method::POST,
+                "/v1/events",
+                Some(json!({"event_type": t})),
+            )
+            .await;
             assert_eq!(code, 202);
         }
-        let reqs = mock.wait_for_requests(10, Duration::from_secs(30)).await.unwrap();
+        let reqs = mock
+            .wait_for_requests(10, Duration::from_secs(30))
+            .await
+            .unwrap();
         for t in EventType::ALL {
             let r = reqs
                 .iter()
@@ -106,12 +115,20 @@ fn s15_simulate_503_forever() {
     for a in &t.attempts[..60] {
         assert_eq!(a.verdict, "retry");
         let expected = policy.delay_before_retry(a.attempt + 1).unwrap().as_secs();
-        assert_eq!(a.next_delay_s, Some(json!(expected)), "attempt {}", a.attempt);
+        assert_eq!(
+            a.next_delay_s,
+            Some(json!(expected)),
+            "attempt {}",
+            a.attempt
+        );
     }
     assert_eq!(t.attempts[60].verdict, "deactivate");
     assert_eq!(t.attempts[60].at_s, json!(180_494));
     assert!(!t.final_state.active);
-    assert_eq!(t.final_state.deactivate_reason.as_deref(), Some("RETRY_COUNT"));
+    assert_eq!(
+        t.final_state.deactivate_reason.as_deref(),
+        Some("RETRY_COUNT")
+    );
 }
 
 /// `simulate` output, pinned.
@@ -121,7 +138,10 @@ fn simulate_snapshots() {
         let t = sim("503*3,200");
         insta::assert_json_snapshot!("simulate__503x3_200", t);
         insta::assert_snapshot!("simulate__503x3_200_table", t.to_table());
-        insta::assert_snapshot!("simulate__reset_hang_404_table", sim("reset,hang,404").to_table());
+        insta::assert_snapshot!(
+            "simulate__reset_hang_404_table",
+            sim("reset,hang,404").to_table()
+        );
     });
 }
 

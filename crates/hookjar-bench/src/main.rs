@@ -178,16 +178,25 @@ fn mock_run(requests: u64, concurrency: u64) -> anyhow::Result<()> {
     let mut mock_rates = Vec::new();
     for _ in 0..2 {
         bare_rates.push(load(&format!("http://{bare}/hook"), requests, concurrency)?);
-        mock_rates.push(load(&format!("{}/hook", mock.url()), requests, concurrency)?);
+        mock_rates.push(load(
+            &format!("{}/hook", mock.url()),
+            requests,
+            concurrency,
+        )?);
     }
     let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
     let (b, m) = (best(&bare_rates), best(&mock_rates));
     let journaled = std::fs::read_to_string(&journal)?.lines().count();
-    println!("mock run: {requests} requests × 2 rounds per server, {concurrency} concurrent keep-alive clients");
+    println!(
+        "mock run: {requests} requests × 2 rounds per server, {concurrency} concurrent keep-alive clients"
+    );
     println!("  bare hyper:     {b:>9.0} req/s  (rounds: {bare_rates:.0?})");
     println!("  hookjar mock:   {m:>9.0} req/s  (rounds: {mock_rates:.0?}), journal file on");
     println!("  ratio mock/bare: {:.2}", m / b);
-    println!("  journal lines written: {journaled}; requests in memory: {}", mock.requests().len());
+    println!(
+        "  journal lines written: {journaled}; requests in memory: {}",
+        mock.requests().len()
+    );
     let _ = std::fs::remove_file(&journal);
     Ok(())
 }
@@ -199,8 +208,17 @@ fn temp_db(name: &str) -> PathBuf {
     dir.join("hookjar.db")
 }
 
-async fn api_post(client: &reqwest::Client, url: String, body: serde_json::Value) -> anyhow::Result<u16> {
-    let resp = client.post(url).basic_auth("k", Some("")).json(&body).send().await?;
+async fn api_post(
+    client: &reqwest::Client,
+    url: String,
+    body: serde_json::Value,
+) -> anyhow::Result<u16> {
+    let resp = client
+        .post(url)
+        .basic_auth("k", Some(""))
+        .json(&body)
+        .send()
+        .await?;
     Ok(resp.status().as_u16())
 }
 
@@ -293,7 +311,10 @@ fn restart_run(pending: u64) -> anyhow::Result<()> {
             anyhow::ensure!(n == 1);
         }
         drop(store);
-        println!("restart run: {pending} pending deliveries stored in {:.1} s", fill.elapsed().as_secs_f64());
+        println!(
+            "restart run: {pending} pending deliveries stored in {:.1} s",
+            fill.elapsed().as_secs_f64()
+        );
         let start = Instant::now();
         let d = Dispatcher::start(
             Config {
@@ -315,9 +336,19 @@ fn restart_run(pending: u64) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let all = start.elapsed();
-        println!("  Dispatcher::start on the store: {:.3} s", up.as_secs_f64());
-        println!("  first delivery received after:  {:.3} s", first.as_secs_f64());
-        println!("  all {pending} delivered after:    {:.1} s ({:.0} deliveries/s)", all.as_secs_f64(), pending as f64 / all.as_secs_f64());
+        println!(
+            "  Dispatcher::start on the store: {:.3} s",
+            up.as_secs_f64()
+        );
+        println!(
+            "  first delivery received after:  {:.3} s",
+            first.as_secs_f64()
+        );
+        println!(
+            "  all {pending} delivered after:    {:.1} s ({:.0} deliveries/s)",
+            all.as_secs_f64(),
+            pending as f64 / all.as_secs_f64()
+        );
         d.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;

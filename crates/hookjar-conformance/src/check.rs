@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::report::{CaseResult, Report, Status};
-use crate::sender::{self, Sent};
+use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender, Sent};
 
 /// What to check and how.
 #[derive(Debug, Clone)]
@@ -86,8 +86,8 @@ pub async fn run(
     config: &CheckConfig,
     now: impl Fn() -> OffsetDateTime,
     progress: &mut dyn Progress,
-) -> Result<Report, reqwest::Error> {
-    let client = sender::client(config.timeout)?;
+) -> Result<Report, hookjar_dispatch::StartError> {
+    let sender = Sender::new(config.timeout, MAX_REDIRECTS)?;
     let started = tokio::time::Instant::now();
     let mut report = Report::new("endpoint-check", config.url.clone());
     let mut latencies: Vec<(String, Duration)> = Vec::new();
@@ -102,20 +102,26 @@ pub async fn run(
         let id = format!("event.{}", t.as_str());
         progress.start(&id);
         let payload = Event::fixture(t, now()).to_payload();
-        let sent = sender::send(&client, &config.request(payload)).await;
+        let sent = sender.send(&config.request(payload)).await;
         latencies.push((id.clone(), sent.latency));
         let r = expect_accepted(&id, "S10,S17", &sent, config);
         accepted.push(r.status != Status::Fail);
         push(&mut report, progress, r);
     }
     progress.start("ping");
-    let sent = sender::send(&client, &config.request(Event::ping(now()).to_payload())).await;
+    let sent = sender
+        .send(&config.request(Event::ping(now()).to_payload()))
+        .await;
     latencies.push(("ping".into(), sent.latency));
     let r = expect_accepted("ping", "S13", &sent, config);
     push(&mut report, progress, r);
 
     // Forged requests must be refused, when the webhook is configured to carry proof.
-    let probe_type = config.types.first().copied().unwrap_or(EventType::CourseEnrollment);
+    let probe_type = config
+        .types
+        .first()
+        .copied()
+        .unwrap_or(EventType::CourseEnrollment);
     if let Some((user, _)) = &config.basic_auth {
         for (id, u, p, what) in [
             ("auth.missing", "", "", "without Basic auth"),
@@ -129,7 +135,7 @@ pub async fn run(
             progress.start(id);
             let payload = Event::fixture(probe_type, now()).to_payload();
             let req = DeliveryRequest::new(config.url.clone(), u, p, &config.headers, payload);
-            let sent = sender::send(&client, &req).await;
+            let sent = sender.send(&req).await;
             let r = expect_rejected(id, "S8", what, &sent);
             push(&mut report, progress, r);
         }
@@ -172,7 +178,7 @@ pub async fn run(
                 .unwrap_or((String::new(), String::new()));
             let payload = Event::fixture(probe_type, now()).to_payload();
             let req = DeliveryRequest::new(config.url.clone(), &u, &p, &headers, payload);
-            let sent = sender::send(&client, &req).await;
+            let sent = sender.send(&req).await;
             let r = expect_rejected(&id, "S9", &what, &sent);
             push(&mut report, progress, r);
         }
@@ -182,8 +188,8 @@ pub async fn run(
     progress.start("duplicate");
     let payload = Event::fixture(probe_type, now()).to_payload();
     let req = config.request(payload);
-    let first = sender::send(&client, &req).await;
-    let second = sender::send(&client, &req).await;
+    let first = sender.send(&req).await;
+    let second = sender.send(&req).await;
     latencies.push(("duplicate".into(), first.latency.max(second.latency)));
     let both_ok = is_2xx(&first.outcome) && is_2xx(&second.outcome);
     let r = CaseResult::check(
@@ -194,7 +200,11 @@ pub async fn run(
         if both_ok {
             format!("{} then {}", first.outcome, second.outcome)
         } else {
-            let bad = if is_2xx(&first.outcome) { &second } else { &first };
+            let bad = if is_2xx(&first.outcome) {
+                &second
+            } else {
+                &first
+            };
             format!(
                 "{} then {}: {}",
                 first.outcome,
@@ -215,7 +225,7 @@ pub async fn run(
     if let Some(Value::Object(user)) = event.data.get_mut("user") {
         user.insert("hookjar_unknown_nested".into(), json!(true));
     }
-    let sent = sender::send(&client, &config.request(event.to_payload())).await;
+    let sent = sender.send(&config.request(event.to_payload())).await;
     latencies.push(("unknown-fields".into(), sent.latency));
     let r = expect_accepted("unknown-fields", "S11", &sent, config);
     push(&mut report, progress, r);

@@ -7,7 +7,9 @@
 //!   dispatcher through its HTTP API and observing it through the mock receiver.
 //! - [`simulate`] — the reference dispatcher against a scripted mock, in virtual time.
 //! - [`report`] — case results; table, JSON and JUnit output.
-//! - [`sender`] — the HTTP edge: one POST of a `DeliveryRequest`, mapped to an `Outcome`.
+//!
+//! Requests are sent with the reference dispatcher's `deliver::Sender`, so `check`,
+//! `send` and `replay` treat answers exactly as the dispatcher does.
 //!
 //! # Promises
 //! Every case names the clause it checks and says what it expected and what it saw. A
@@ -15,7 +17,6 @@
 
 pub mod check;
 pub mod report;
-pub mod sender;
 pub mod simulate;
 pub mod suite;
 

@@ -140,7 +140,13 @@ impl Report {
 
     /// The table for people. `color` adds ANSI colours to the status column.
     pub fn to_table(&self, color: bool, show_durations: bool) -> String {
-        let id_w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(4).max(4);
+        let id_w = self
+            .cases
+            .iter()
+            .map(|c| c.id.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
         let mut out = String::new();
         let _ = writeln!(out, "{} — {}", self.suite, self.target);
         for c in &self.cases {
@@ -161,7 +167,12 @@ impl Report {
             } else {
                 String::new()
             };
-            let _ = writeln!(out, "{label} {:<id_w$}{dur}  {}", c.id, shorten(&c.seen, 200));
+            let _ = writeln!(
+                out,
+                "{label} {:<id_w$}{dur}  {}",
+                c.id,
+                shorten(&c.seen, 200)
+            );
             if matches!(c.status, Status::Fail | Status::Warn) {
                 let _ = writeln!(out, "     {:<id_w$}  expected: {}", "", c.expected);
             }
@@ -245,7 +256,8 @@ mod tests {
 
     fn sample() -> Report {
         let mut r = Report::new("endpoint-check", "http://127.0.0.1:1/hook");
-        r.cases.push(CaseResult::check("ping", "S13", true, "2xx", "200 in 3ms"));
+        r.cases
+            .push(CaseResult::check("ping", "S13", true, "2xx", "200 in 3ms"));
         r.cases.push(CaseResult::check(
             "auth.missing",
             "S8",
@@ -268,9 +280,15 @@ mod tests {
     #[test]
     fn table_lists_expectations_for_failures() {
         let t = sample().to_table(false, false);
-        assert!(t.contains("FAIL auth.missing  200: your endpoint accepted it"), "{t}");
+        assert!(
+            t.contains("FAIL auth.missing  200: your endpoint accepted it"),
+            "{t}"
+        );
         assert!(t.contains("expected: a 4xx (401)"), "{t}");
-        assert!(t.ends_with("1 passed, 1 failed, 0 warned, 0 skipped\n"), "{t}");
+        assert!(
+            t.ends_with("1 passed, 1 failed, 0 warned, 0 skipped\n"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -143,7 +143,9 @@ pub async fn simulate(config: &SimulateConfig) -> Result<Timeline, SimulateError
     let (code, hook) = call(
         reqwest::Method::POST,
         "/v1/webhooks",
-        Some(json!({"target_url": format!("{}/hook", mock.url()), "event_type": config.event_type})),
+        Some(
+            json!({"target_url": format!("{}/hook", mock.url()), "event_type": config.event_type}),
+        ),
     )
     .await?;
     let id = hook["id"].as_str().map(str::to_owned).ok_or_else(|| {
@@ -156,12 +158,15 @@ pub async fn simulate(config: &SimulateConfig) -> Result<Timeline, SimulateError
     )
     .await?;
     if code != 202 {
-        return Err(SimulateError::Api(format!("emit answered {code}: {emitted}")));
+        return Err(SimulateError::Api(format!(
+            "emit answered {code}: {emitted}"
+        )));
     }
 
     // Follow the delivery log until the delivery ends, sleeping (virtually) until its
     // next attempt is due.
-    let limit = config.policy.total() + config.timeout * (config.policy.max_retries + 1)
+    let limit = config.policy.total()
+        + config.timeout * (config.policy.max_retries + 1)
         + Duration::from_secs(3600);
     let started = tokio::time::Instant::now();
     let delivery = loop {
@@ -172,7 +177,9 @@ pub async fn simulate(config: &SimulateConfig) -> Result<Timeline, SimulateError
         )
         .await?;
         if code != 200 {
-            return Err(SimulateError::Api(format!("the delivery log answered {code}: {log}")));
+            return Err(SimulateError::Api(format!(
+                "the delivery log answered {code}: {log}"
+            )));
         }
         let d = log["results"][0].clone();
         let state = d["state"].as_str().unwrap_or("");
@@ -210,9 +217,17 @@ pub async fn simulate(config: &SimulateConfig) -> Result<Timeline, SimulateError
                 _ => Value::Null,
             };
             // The back-off runs from the end of the attempt (its start plus latency).
-            let latency = time::Duration::seconds_f64(a["latency_ms"].as_f64().unwrap_or(0.0) / 1000.0);
-            let next_delay_s = match (at, a["next_attempt_at"].as_str().and_then(|t| parse_timestamp(t).ok())) {
-                (Some(t), Some(n)) => Some(secs_value(round_ms((n - (t + latency)).unsigned_abs()))),
+            let latency =
+                time::Duration::seconds_f64(a["latency_ms"].as_f64().unwrap_or(0.0) / 1000.0);
+            let next_delay_s = match (
+                at,
+                a["next_attempt_at"]
+                    .as_str()
+                    .and_then(|t| parse_timestamp(t).ok()),
+            ) {
+                (Some(t), Some(n)) => {
+                    Some(secs_value(round_ms((n - (t + latency)).unsigned_abs())))
+                }
                 _ => None,
             };
             TimelineAttempt {

@@ -248,10 +248,9 @@ pub async fn run(
     type CaseFn = for<'a> fn(&'a mut Ctx) -> futures_box::BoxFut<'a>;
     let groups: &[(&[&str], CaseFn)] = &[
         (&["S5.auth", "S5.ping"], |c| Box::pin(s5_auth(c))),
-        (
-            &["S2.create-json", "S2.create-form", "S3.resource"],
-            |c| Box::pin(s2_create(c)),
-        ),
+        (&["S2.create-json", "S2.create-form", "S3.resource"], |c| {
+            Box::pin(s2_create(c))
+        }),
         (&["S4.update", "S4.delete", "S4.not-found"], |c| {
             Box::pin(s4_update_delete(c))
         }),
@@ -272,7 +271,9 @@ pub async fn run(
             |c| Box::pin(s7_request(c)),
         ),
         (&["S10.event-types"], |c| Box::pin(s10_event_types(c))),
-        (&["S12.fan-out", "S12.one-per-url"], |c| Box::pin(s12_fan_out(c))),
+        (&["S12.fan-out", "S12.one-per-url"], |c| {
+            Box::pin(s12_fan_out(c))
+        }),
         (&["S13.ping", "S13.ping-failure"], |c| Box::pin(s13_ping(c))),
         (&["S14.backoff"], |c| Box::pin(s14_backoff(c))),
         (&["S15.exhaustion"], |c| Box::pin(s15_exhaustion(c))),
@@ -280,8 +281,12 @@ pub async fn run(
             Box::pin(s16_deactivate(c))
         }),
         (&["S17.success"], |c| Box::pin(s17_success(c))),
-        (&["S18.redirects", "S18.transport"], |c| Box::pin(s18_other(c))),
-        (&["X2.delivery-log", "X5.same-bytes"], |c| Box::pin(x5_same_bytes(c))),
+        (&["S18.redirects", "S18.transport"], |c| {
+            Box::pin(s18_other(c))
+        }),
+        (&["X2.delivery-log", "X5.same-bytes"], |c| {
+            Box::pin(x5_same_bytes(c))
+        }),
         (&["S19.stored"], |c| Box::pin(s19_stored(c))),
     ];
 
@@ -439,7 +444,11 @@ impl Ctx {
     }
 
     /// A webhook for `event_type` (None = all) at the mock's `path`.
-    async fn hook(&mut self, path: &str, event_type: Option<EventType>) -> Result<String, CaseError> {
+    async fn hook(
+        &mut self,
+        path: &str,
+        event_type: Option<EventType>,
+    ) -> Result<String, CaseError> {
         let v = self
             .create(json!({"target_url": self.mock_url(path), "event_type": event_type}))
             .await?;
@@ -452,7 +461,9 @@ impl Ctx {
             .json(reqwest::Method::GET, &format!("/v1/webhooks/{id}"), None)
             .await?;
         if code != 200 {
-            return Err(CaseError(format!("GET /v1/webhooks/{id} answered {code}: {v}")));
+            return Err(CaseError(format!(
+                "GET /v1/webhooks/{id} answered {code}: {v}"
+            )));
         }
         Ok(v)
     }
@@ -468,7 +479,9 @@ impl Ctx {
             .json(reqwest::Method::POST, "/v1/events", Some(&body))
             .await?;
         if code != 202 {
-            return Err(CaseError(format!("POST /v1/events answered {code}, expected 202: {v}")));
+            return Err(CaseError(format!(
+                "POST /v1/events answered {code}, expected 202: {v}"
+            )));
         }
         Ok(v)
     }
@@ -494,7 +507,8 @@ impl Ctx {
         budget: Duration,
         done: impl Fn(&Value) -> bool,
     ) -> Result<Value, CaseError> {
-        let deadline = tokio::time::Instant::now() + self.time.wait(budget) + Duration::from_secs(2);
+        let deadline =
+            tokio::time::Instant::now() + self.time.wait(budget) + Duration::from_secs(2);
         loop {
             let v = self.webhook(id).await?;
             if done(&v) || tokio::time::Instant::now() >= deadline {
@@ -505,7 +519,10 @@ impl Ctx {
     }
 
     fn on_path(&self, reqs: &[RecordedRequest], path: &str) -> Vec<RecordedRequest> {
-        reqs.iter().filter(|r| r.path_only() == path).cloned().collect()
+        reqs.iter()
+            .filter(|r| r.path_only() == path)
+            .cloned()
+            .collect()
     }
 
     /// Deletes what the case created.
@@ -521,7 +538,10 @@ impl Ctx {
     /// Dispatcher-time gaps between consecutive requests.
     fn gaps(&self, reqs: &[RecordedRequest]) -> Vec<Duration> {
         reqs.windows(2)
-            .map(|w| self.time.observed(w[1].arrived.duration_since(w[0].arrived)))
+            .map(|w| {
+                self.time
+                    .observed(w[1].arrived.duration_since(w[0].arrived))
+            })
             .collect()
     }
 
@@ -530,7 +550,10 @@ impl Ctx {
         for (i, gap) in gaps.iter().enumerate() {
             let n = i as u32 + 1;
             let Some(expected) = self.policy.delay_before_retry(n) else {
-                return Some(format!("a retry {n} beyond the limit of {}", self.policy.max_retries));
+                return Some(format!(
+                    "a retry {n} beyond the limit of {}",
+                    self.policy.max_retries
+                ));
             };
             let tol = self.time.tolerance(expected);
             if gap.abs_diff(expected) > tol {
@@ -604,7 +627,9 @@ async fn s5_auth(ctx: &mut Ctx) -> CaseOutput {
         "S5",
         ok,
         "401 {\"detail\"} with WWW-Authenticate: Basic without a key, with a wrong key and with a Bearer token",
-        format!("no key → {none_code} (WWW-Authenticate: {challenge:?}, body {none_body}); wrong key → {wrong}; Bearer → {bearer}"),
+        format!(
+            "no key → {none_code} (WWW-Authenticate: {challenge:?}, body {none_body}); wrong key → {wrong}; Bearer → {bearer}"
+        ),
     );
     let (code, body) = ctx.api.get("/v1/ping").await?;
     let ping = CaseResult::check(
@@ -658,7 +683,10 @@ async fn s2_create(ctx: &mut Ctx) -> CaseOutput {
                 .form(&[
                     ("target_url", url.as_str()),
                     ("active", "false"),
-                    ("additional_headers", r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#),
+                    (
+                        "additional_headers",
+                        r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#,
+                    ),
                 ]),
             true,
         )
@@ -702,7 +730,10 @@ async fn s2_create(ctx: &mut Ctx) -> CaseOutput {
     ]
     .into_iter()
     .collect();
-    let id_ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+    let id_ok = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
     let masked = v["basic_auth_password"] == "********";
     let resource = CaseResult::check(
         "S3.resource",
@@ -711,8 +742,7 @@ async fn s2_create(ctx: &mut Ctx) -> CaseOutput {
         "id matching ^[0-9a-z]+$, every S3 field, a set password read back as \"********\"",
         format!(
             "id {id:?}, fields {:?}, basic_auth_password {}",
-            fields,
-            v["basic_auth_password"]
+            fields, v["basic_auth_password"]
         ),
     );
     Ok(vec![create_json, create_form, resource])
@@ -729,7 +759,8 @@ async fn s4_update_delete(ctx: &mut Ctx) -> CaseOutput {
             Some(&json!({"target_url": new_url})),
         )
         .await?;
-    let put_ok = code == 200 && v["target_url"] == new_url && v["event_type"] == "COURSE_COMPLETION";
+    let put_ok =
+        code == 200 && v["target_url"] == new_url && v["event_type"] == "COURSE_COMPLETION";
     let (pcode, pv) = ctx
         .api
         .json(
@@ -750,7 +781,10 @@ async fn s4_update_delete(ctx: &mut Ctx) -> CaseOutput {
                 v["event_type"], pv["event_type"]
             )
         } else {
-            format!("PUT → {code} {v}; PATCH → {pcode} event_type {}", pv["event_type"])
+            format!(
+                "PUT → {code} {v}; PATCH → {pcode} event_type {}",
+                pv["event_type"]
+            )
         },
     );
     let del = ctx
@@ -810,7 +844,9 @@ async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
         && p1["results"].as_array().is_some_and(|r| r.len() == 2)
         && p1["previous"].is_null()
         && next.starts_with("http")
-        && p2["previous"].as_str().is_some_and(|p| p.starts_with("http"))
+        && p2["previous"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("http"))
         && p2["count"] == count;
     Ok(vec![CaseResult::check(
         "S1.list",
@@ -858,7 +894,9 @@ async fn s6_validation(ctx: &mut Ctx) -> CaseOutput {
     let ok = code == 400
         && v["target_url"].is_array()
         && v["event_type"].is_array()
-        && v["additional_headers"].as_array().is_some_and(|a| a.len() == 2)
+        && v["additional_headers"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
         && malformed.0 == 400
         && before["count"] == after["count"];
     Ok(vec![CaseResult::check(
@@ -886,7 +924,11 @@ async fn s6b_samples(ctx: &mut Ctx) -> CaseOutput {
             .await?;
         let ev = &v["results"][0];
         if code != 200 || ev["event_type"] != t.as_str() || !ev["timestamp"].is_string() {
-            bad.push(format!("sample-{} → {code} {}", t.kebab(), v.to_string().chars().take(120).collect::<String>()));
+            bad.push(format!(
+                "sample-{} → {code} {}",
+                t.kebab(),
+                v.to_string().chars().take(120).collect::<String>()
+            ));
         }
     }
     Ok(vec![CaseResult::check(
@@ -907,13 +949,13 @@ async fn s6b_samples(ctx: &mut Ctx) -> CaseOutput {
 
 async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
     ctx.create(json!({
-            "target_url": ctx.mock_url("/ok"),
-            "event_type": "COURSE_ENROLLMENT",
-            "basic_auth_username": "hookjar-user",
-            "basic_auth_password": "hookjar-pass",
-            "additional_headers": {"x-hookjar-client": "conformance", "client_id": "examplestring2"}
-        }))
-        .await?;
+        "target_url": ctx.mock_url("/ok"),
+        "event_type": "COURSE_ENROLLMENT",
+        "basic_auth_username": "hookjar-user",
+        "basic_auth_password": "hookjar-pass",
+        "additional_headers": {"x-hookjar-client": "conformance", "client_id": "examplestring2"}
+    }))
+    .await?;
     let emitted = ctx.emit(EventType::CourseEnrollment, json!({})).await?;
     let emit = CaseResult::check(
         "X1.emit",
@@ -929,8 +971,8 @@ async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
     let ct = header(r, "content-type").unwrap_or("");
     let ua = header(r, "user-agent").unwrap_or("");
     let auth = header(r, "authorization").unwrap_or("");
-    let expected_auth =
-        hookjar_core::request::basic_auth_header("hookjar-user", "hookjar-pass").unwrap_or_default();
+    let expected_auth = hookjar_core::request::basic_auth_header("hookjar-user", "hookjar-pass")
+        .unwrap_or_default();
     let json = r.json.clone().unwrap_or(Value::Null);
     let keys: Vec<String> = json
         .as_object()
@@ -941,7 +983,13 @@ async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
         .is_some_and(|t| hookjar_core::payload::parse_timestamp(t).is_ok());
     Ok(vec![
         emit,
-        CaseResult::check("S7.method", "S7", r.method == "POST", "POST", r.method.clone()),
+        CaseResult::check(
+            "S7.method",
+            "S7",
+            r.method == "POST",
+            "POST",
+            r.method.clone(),
+        ),
         CaseResult::check(
             "S7.content-type",
             "S7",
@@ -1007,11 +1055,11 @@ async fn s10_event_types(ctx: &mut Ctx) -> CaseOutput {
         ctx.emit(t, json!({})).await?;
     }
     let reqs = ctx.wait(10, Duration::from_secs(10)).await;
-    let seen: BTreeSet<String> = reqs
+    let seen: BTreeSet<String> = reqs.iter().filter_map(|r| r.event_type.clone()).collect();
+    let expected: BTreeSet<String> = EventType::ALL
         .iter()
-        .filter_map(|r| r.event_type.clone())
+        .map(|t| t.as_str().to_owned())
         .collect();
-    let expected: BTreeSet<String> = EventType::ALL.iter().map(|t| t.as_str().to_owned()).collect();
     Ok(vec![CaseResult::check(
         "S10.event-types",
         "S10",
@@ -1022,12 +1070,14 @@ async fn s10_event_types(ctx: &mut Ctx) -> CaseOutput {
 }
 
 async fn s12_fan_out(ctx: &mut Ctx) -> CaseOutput {
-    ctx.hook("/s12-a", Some(EventType::CourseCompletion)).await?;
+    ctx.hook("/s12-a", Some(EventType::CourseCompletion))
+        .await?;
     ctx.hook("/s12-b", None).await?;
     ctx.create(json!({"target_url": ctx.mock_url("/s12-c"), "active": false}))
         .await?;
     ctx.hook("/s12-shared", None).await?;
-    ctx.hook("/s12-shared", Some(EventType::LessonCompletion)).await?;
+    ctx.hook("/s12-shared", Some(EventType::LessonCompletion))
+        .await?;
     let e1 = ctx.emit(EventType::LessonCompletion, json!({})).await?;
     let e2 = ctx.emit(EventType::CourseCompletion, json!({})).await?;
     // Expected: LESSON → b, shared (once); COURSE_COMPLETION → a, b, shared.
@@ -1035,13 +1085,21 @@ async fn s12_fan_out(ctx: &mut Ctx) -> CaseOutput {
     ctx.settle(Duration::from_secs(30)).await;
     let reqs = ctx.mock.requests();
     let count = |p: &str| ctx.on_path(&reqs, p).len();
-    let (a, b, c, shared) = (count("/s12-a"), count("/s12-b"), count("/s12-c"), count("/s12-shared"));
+    let (a, b, c, shared) = (
+        count("/s12-a"),
+        count("/s12-b"),
+        count("/s12-c"),
+        count("/s12-shared"),
+    );
     let fan = CaseResult::check(
         "S12.fan-out",
         "S12",
         a == 1 && b == 2 && c == 0,
         "typed webhook gets only its type (1), all-types webhook gets both (2), inactive webhook nothing (0)",
-        format!("typed {a}, all-types {b}, inactive {c}; emit answered {} then {}", e1["deliveries"], e2["deliveries"]),
+        format!(
+            "typed {a}, all-types {b}, inactive {c}; emit answered {} then {}",
+            e1["deliveries"], e2["deliveries"]
+        ),
     );
     let one = CaseResult::check(
         "S12.one-per-url",
@@ -1060,7 +1118,11 @@ async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
     let id = up["id"].as_str().unwrap_or_default().to_owned();
     let (code, v) = ctx
         .api
-        .json(reqwest::Method::POST, &format!("/v1/webhooks/{id}/ping"), None)
+        .json(
+            reqwest::Method::POST,
+            &format!("/v1/webhooks/{id}/ping"),
+            None,
+        )
         .await?;
     let reqs = ctx.wait(1, Duration::from_secs(10)).await;
     let pinged = reqs.first();
@@ -1076,13 +1138,20 @@ async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
         "S13",
         ok,
         "200 {succeeded: true, http_status_code: 200, message}; the receiver gets {event_type: PING} with the webhook's headers",
-        format!("{code} {v}; receiver saw {:?}", pinged.map(|r| r.body.clone())),
+        format!(
+            "{code} {v}; receiver saw {:?}",
+            pinged.map(|r| r.body.clone())
+        ),
     );
     ctx.mock.clear();
     let down = ctx.hook("/s13-down", None).await?;
     let (code, v) = ctx
         .api
-        .json(reqwest::Method::POST, &format!("/v1/webhooks/{down}/ping"), None)
+        .json(
+            reqwest::Method::POST,
+            &format!("/v1/webhooks/{down}/ping"),
+            None,
+        )
         .await?;
     ctx.settle(Duration::from_secs(60)).await;
     let after = ctx.webhook(&down).await?;
@@ -1090,9 +1159,16 @@ async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
     let failure = CaseResult::check(
         "S13.ping-failure",
         "S13",
-        code == 200 && v["succeeded"] == false && v["http_status_code"] == 503 && after["active"] == true && posts == 1,
+        code == 200
+            && v["succeeded"] == false
+            && v["http_status_code"] == 503
+            && after["active"] == true
+            && posts == 1,
         "a failed ping answers {succeeded: false, http_status_code: 503}, is not retried, does not deactivate",
-        format!("{code} {v}; {posts} POST(s) in 60 s; active {}", after["active"]),
+        format!(
+            "{code} {v}; {posts} POST(s) in 60 s; active {}",
+            after["active"]
+        ),
     );
     Ok(vec![ping, failure])
 }
@@ -1100,14 +1176,26 @@ async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
 async fn s14_backoff(ctx: &mut Ctx) -> CaseOutput {
     let id = ctx.hook("/s14", Some(EventType::CourseCompletion)).await?;
     ctx.emit(EventType::CourseCompletion, json!({})).await?;
-    let budget = ctx.policy.schedule().get(5).map_or(Duration::from_secs(120), |a| a.at) + Duration::from_secs(10);
+    let budget = ctx
+        .policy
+        .schedule()
+        .get(5)
+        .map_or(Duration::from_secs(120), |a| a.at)
+        + Duration::from_secs(10);
     let reqs = ctx.wait(6, budget).await;
-    ctx.settle(ctx.policy.delay_before_retry(6).unwrap_or(Duration::from_secs(64))).await;
+    ctx.settle(
+        ctx.policy
+            .delay_before_retry(6)
+            .unwrap_or(Duration::from_secs(64)),
+    )
+    .await;
     let reqs_after = ctx.mock.requests();
     let gaps = ctx.gaps(&reqs);
     let hook = ctx.webhook(&id).await?;
     let mismatch = ctx.gap_mismatch(&gaps);
-    let expected: Vec<Duration> = (1..=5).filter_map(|n| ctx.policy.delay_before_retry(n)).collect();
+    let expected: Vec<Duration> = (1..=5)
+        .filter_map(|n| ctx.policy.delay_before_retry(n))
+        .collect();
     Ok(vec![CaseResult::check(
         "S14.backoff",
         "S14",
@@ -1140,7 +1228,9 @@ async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
     let id = ctx.hook("/s15", Some(EventType::QuizCompletion)).await?;
     ctx.emit(EventType::QuizCompletion, json!({})).await?;
     let total = ctx.policy.max_retries as usize + 1;
-    let reqs = ctx.wait(total, ctx.policy.total() + Duration::from_secs(60)).await;
+    let reqs = ctx
+        .wait(total, ctx.policy.total() + Duration::from_secs(60))
+        .await;
     let hook = ctx
         .until_webhook(&id, Duration::from_secs(60), |v| v["active"] == false)
         .await?;
@@ -1237,7 +1327,9 @@ async fn s17_success(ctx: &mut Ctx) -> CaseOutput {
 }
 
 async fn s18_other(ctx: &mut Ctx) -> CaseOutput {
-    let id = ctx.hook("/s18-redirect", Some(EventType::PathEnrollment)).await?;
+    let id = ctx
+        .hook("/s18-redirect", Some(EventType::PathEnrollment))
+        .await?;
     ctx.emit(EventType::PathEnrollment, json!({})).await?;
     let hook = ctx
         .until_webhook(&id, Duration::from_secs(30), |v| v["active"] == false)
@@ -1254,7 +1346,9 @@ async fn s18_other(ctx: &mut Ctx) -> CaseOutput {
         ),
     );
     ctx.mock.clear();
-    let id = ctx.hook("/s18-reset", Some(EventType::PurchaseFulfillment)).await?;
+    let id = ctx
+        .hook("/s18-reset", Some(EventType::PurchaseFulfillment))
+        .await?;
     ctx.emit(EventType::PurchaseFulfillment, json!({})).await?;
     let reqs = ctx.wait(2, Duration::from_secs(30)).await;
     let gaps = ctx.gaps(&reqs);
@@ -1277,8 +1371,11 @@ async fn s18_other(ctx: &mut Ctx) -> CaseOutput {
 }
 
 async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
-    let id = ctx.hook("/x5", Some(EventType::ViltEventRegistration)).await?;
-    ctx.emit(EventType::ViltEventRegistration, json!({})).await?;
+    let id = ctx
+        .hook("/x5", Some(EventType::ViltEventRegistration))
+        .await?;
+    ctx.emit(EventType::ViltEventRegistration, json!({}))
+        .await?;
     let reqs = ctx.wait(3, Duration::from_secs(60)).await;
     let digests: BTreeSet<String> = reqs.iter().map(|r| r.digest.to_string()).collect();
     let bodies_equal = reqs.windows(2).all(|w| w[0].body == w[1].body);
@@ -1292,16 +1389,28 @@ async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
     // X2: the log shows the delivery with its three attempts; redeliver resends the bytes.
     let (code, v) = ctx
         .api
-        .json(reqwest::Method::GET, &format!("/v1/webhooks/{id}/deliveries"), None)
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/webhooks/{id}/deliveries"),
+            None,
+        )
         .await?;
-    let deliveries = v["results"].as_array().cloned().or_else(|| v.as_array().cloned()).unwrap_or_default();
+    let deliveries = v["results"]
+        .as_array()
+        .cloned()
+        .or_else(|| v.as_array().cloned())
+        .unwrap_or_default();
     let first = deliveries.first().cloned().unwrap_or(Value::Null);
     let attempts = first["attempts"].as_array().map_or(0, Vec::len);
     let delivery_id = first["id"].as_str().unwrap_or_default().to_owned();
     ctx.mock.clear();
     let (rcode, rv) = ctx
         .api
-        .json(reqwest::Method::POST, &format!("/v1/deliveries/{delivery_id}/redeliver"), None)
+        .json(
+            reqwest::Method::POST,
+            &format!("/v1/deliveries/{delivery_id}/redeliver"),
+            None,
+        )
         .await?;
     let again = ctx.wait(1, Duration::from_secs(10)).await;
     let same_digest = again
@@ -1321,14 +1430,23 @@ async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
 }
 
 async fn s19_stored(ctx: &mut Ctx) -> CaseOutput {
-    let id = ctx.hook("/ok", Some(EventType::DashboardTaskCreated)).await?;
+    let id = ctx
+        .hook("/ok", Some(EventType::DashboardTaskCreated))
+        .await?;
     let emitted = ctx.emit(EventType::DashboardTaskCreated, json!({})).await?;
     // Straight after the 202 the delivery must already be in the log.
     let (code, v) = ctx
         .api
-        .json(reqwest::Method::GET, &format!("/v1/webhooks/{id}/deliveries"), None)
+        .json(
+            reqwest::Method::GET,
+            &format!("/v1/webhooks/{id}/deliveries"),
+            None,
+        )
         .await?;
-    let n = v["results"].as_array().or_else(|| v.as_array()).map_or(0, Vec::len);
+    let n = v["results"]
+        .as_array()
+        .or_else(|| v.as_array())
+        .map_or(0, Vec::len);
     ctx.wait(1, Duration::from_secs(10)).await;
     Ok(vec![CaseResult::check(
         "S19.stored",

@@ -25,11 +25,20 @@ pub struct Sender {
     max_redirects: usize,
 }
 
-/// One attempt's result: the outcome and how long it took.
+/// Redirects followed before `TOO_MANY_REDIRECTS` (S18, settled).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// How much of an answer's body is kept for people to read (`hookjar send`, `check`);
+/// the dispatcher itself ignores it (S17).
+pub const BODY_KEPT: usize = 2048;
+
+/// One attempt's result: the outcome, how long it took, and the start of the answer's
+/// body (at most [`BODY_KEPT`] bytes, lossy UTF-8; empty without an answer).
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub outcome: Outcome,
     pub latency: Duration,
+    pub body: String,
 }
 
 impl Sender {
@@ -52,17 +61,23 @@ impl Sender {
     /// outcome.
     pub async fn send(&self, request: &DeliveryRequest) -> Sent {
         let started = Instant::now();
-        let outcome = self.try_send(request).await;
+        let (outcome, body) = self.try_send(request).await;
         Sent {
             outcome,
             latency: started.elapsed(),
+            body,
         }
     }
 
-    async fn try_send(&self, request: &DeliveryRequest) -> Outcome {
+    async fn try_send(&self, request: &DeliveryRequest) -> (Outcome, String) {
         let headers = match request.header_map() {
             Ok(h) => h,
-            Err(e) => return Outcome::transport(TransportKind::Other, e.to_string()),
+            Err(e) => {
+                return (
+                    Outcome::transport(TransportKind::Other, e.to_string()),
+                    String::new(),
+                );
+            }
         };
         let result = self
             .client
@@ -74,17 +89,26 @@ impl Sender {
         match result {
             Ok(mut response) => {
                 let code = response.status().as_u16();
-                // S17: the body is ignored; read a little so the connection is reused.
+                // S17: the body is ignored; read a little so the connection is reused,
+                // keeping its start for people to read.
                 let mut read = 0;
+                let mut kept = Vec::new();
                 while read < DRAIN_LIMIT {
                     match response.chunk().await {
-                        Ok(Some(chunk)) => read += chunk.len(),
+                        Ok(Some(chunk)) => {
+                            read += chunk.len();
+                            let room = BODY_KEPT.saturating_sub(kept.len());
+                            kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        }
                         _ => break,
                     }
                 }
-                Outcome::status(code)
+                (
+                    Outcome::status(code),
+                    String::from_utf8_lossy(&kept).into_owned(),
+                )
             }
-            Err(e) => self.classify_error(&e),
+            Err(e) => (self.classify_error(&e), String::new()),
         }
     }
 

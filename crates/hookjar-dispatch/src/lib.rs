@@ -113,7 +113,7 @@ impl Default for Config {
             time_scale: 1.0,
             reveal_secrets: false,
             store: StoreConfig::InMemory,
-            max_redirects: 10,
+            max_redirects: deliver::MAX_REDIRECTS,
             concurrency: 64,
             per_webhook_concurrency: 16,
             clock: None,

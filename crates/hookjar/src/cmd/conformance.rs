@@ -28,7 +28,12 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// The API key of --server (also read from HOOKJAR_API_KEY).
-    #[arg(long, env = "HOOKJAR_API_KEY", requires = "server", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HOOKJAR_API_KEY",
+        requires = "server",
+        hide_env_values = true
+    )]
     pub api_key: Option<String>,
     /// The --time-scale the server runs with (X3): waits and gap checks adapt to it.
     #[arg(long, default_value_t = 1.0, requires = "server", value_name = "N")]

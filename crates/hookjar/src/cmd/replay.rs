@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hookjar_conformance::sender;
 use hookjar_core::{DeliveryRequest, Event, Payload, RetryPolicy};
+use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender};
 use serde_json::Value;
 
 use super::util::{parse_basic_auth, parse_duration, parse_header, runtime, wall_now};
@@ -77,7 +77,10 @@ pub fn load(path: &Path, keep_timestamps: bool) -> anyhow::Result<Vec<Item>> {
             .collect()
     } else {
         let text = std::fs::read_to_string(path).with_context(|| {
-            format!("cannot read {} (give a folder of *.json or a journal .jsonl)", path.display())
+            format!(
+                "cannot read {} (give a folder of *.json or a journal .jsonl)",
+                path.display()
+            )
         })?;
         let mut items = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -107,16 +110,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let items = load(&args.path, args.keep_timestamps)?;
     let (u, p) = args.basic_auth.unwrap_or_default();
     let headers = args.headers.into_iter().collect();
-    let client = sender::client(args.timeout)?;
+    let sender = Sender::new(args.timeout, MAX_REDIRECTS)?;
     let policy = RetryPolicy::default();
     let rt = runtime()?;
     let (mut ok, mut failed) = (0usize, 0usize);
     for item in &items {
         let req = DeliveryRequest::new(args.to.clone(), &u, &p, &headers, item.payload.clone());
-        let sent = rt.block_on(sender::send(&client, &req));
+        let sent = rt.block_on(sender.send(&req));
         let event_type = serde_json::from_slice::<Value>(item.payload.bytes())
             .ok()
-            .and_then(|v| v.get("event_type").and_then(Value::as_str).map(str::to_owned))
+            .and_then(|v| {
+                v.get("event_type")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| "?".to_owned());
         let delivered = policy.classify(&sent.outcome, 0) == hookjar_core::Verdict::Delivered;
         if delivered {
@@ -139,7 +146,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             item.source
         );
     }
-    println!("{ok} delivered, {failed} not delivered, {} sent to {}", items.len(), args.to);
+    println!(
+        "{ok} delivered, {failed} not delivered, {} sent to {}",
+        items.len(),
+        args.to
+    );
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -5,13 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hookjar_conformance::sender;
 use hookjar_core::{DeliveryRequest, Event, EventType, RetryPolicy};
+use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender};
 use serde_json::json;
 
-use super::util::{
-    Format, parse_basic_auth, parse_duration, parse_header, runtime, wall_now,
-};
+use super::util::{Format, parse_basic_auth, parse_duration, parse_header, runtime, wall_now};
 use crate::exit;
 
 /// Send one event to a URL exactly as Skilljar would, then print the request, the
@@ -77,8 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (u, p) = args.basic_auth.unwrap_or_default();
     let headers = args.headers.into_iter().collect();
     let request = DeliveryRequest::new(args.to.clone(), &u, &p, &headers, event.to_payload());
-    let client = sender::client(args.timeout)?;
-    let sent = runtime()?.block_on(sender::send(&client, &request));
+    let sender = Sender::new(args.timeout, MAX_REDIRECTS)?;
+    let sent = runtime()?.block_on(sender.send(&request));
     let policy = RetryPolicy::default();
     let verdict = policy.classify(&sent.outcome, 0);
     let body_text = String::from_utf8_lossy(request.body.bytes()).into_owned();

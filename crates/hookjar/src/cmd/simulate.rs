@@ -23,7 +23,11 @@ pub struct Args {
     #[arg(long, value_name = "SCRIPT")]
     pub script: String,
     /// The event type emitted.
-    #[arg(long = "type", value_name = "TYPE", default_value = "COURSE_ENROLLMENT")]
+    #[arg(
+        long = "type",
+        value_name = "TYPE",
+        default_value = "COURSE_ENROLLMENT"
+    )]
     pub event_type: EventType,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-
 /// Parses a duration flag: `500ms`, `2s`, `10m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
