@@ -383,6 +383,10 @@ impl Api {
             .await
     }
 
+    async fn get_json(&self, path: &str) -> Result<(u16, Value), CaseError> {
+        self.json(reqwest::Method::GET, path, None).await
+    }
+
     async fn json(
         &self,
         method: reqwest::Method,
@@ -456,16 +460,22 @@ impl Ctx {
     }
 
     async fn webhook(&self, id: &str) -> Result<Value, CaseError> {
-        let (code, v) = self
-            .api
-            .json(reqwest::Method::GET, &format!("/v1/webhooks/{id}"), None)
-            .await?;
+        let (code, v) = self.api.get_json(&format!("/v1/webhooks/{id}")).await?;
         if code != 200 {
             return Err(CaseError(format!(
                 "GET /v1/webhooks/{id} answered {code}: {v}"
             )));
         }
         Ok(v)
+    }
+
+    /// A webhook's delivery log (X2): the status and the deliveries of its first page.
+    async fn deliveries(&self, id: &str) -> Result<(u16, Vec<Value>), CaseError> {
+        let (code, v) = self
+            .api
+            .get_json(&format!("/v1/webhooks/{id}/deliveries"))
+            .await?;
+        Ok((code, v["results"].as_array().cloned().unwrap_or_default()))
     }
 
     /// Emits an event (X1), expecting 202.
@@ -804,10 +814,7 @@ async fn s4_update_delete(ctx: &mut Ctx) -> CaseOutput {
         "DELETE → 204 with no body; the webhook is gone (404)",
         format!("DELETE → {} {:?}; GET after → {after}", del.0, del.1),
     );
-    let (code, v) = ctx
-        .api
-        .json(reqwest::Method::GET, "/v1/webhooks/doesnotexist0", None)
-        .await?;
+    let (code, v) = ctx.api.get_json("/v1/webhooks/doesnotexist0").await?;
     let not_found = CaseResult::check(
         "S4.not-found",
         "S4",
@@ -822,15 +829,9 @@ async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
     for _ in 0..3 {
         ctx.hook("/ok", Some(EventType::PathEnrollment)).await?;
     }
-    let (code, all) = ctx
-        .api
-        .json(reqwest::Method::GET, "/v1/webhooks?page_size=100", None)
-        .await?;
+    let (code, all) = ctx.api.get_json("/v1/webhooks?page_size=100").await?;
     let count = all["count"].as_u64().unwrap_or(0);
-    let (c1, p1) = ctx
-        .api
-        .json(reqwest::Method::GET, "/v1/webhooks?page_size=2", None)
-        .await?;
+    let (c1, p1) = ctx.api.get_json("/v1/webhooks?page_size=2").await?;
     let next = p1["next"].as_str().unwrap_or("").to_owned();
     let p2 = if next.starts_with("http") {
         let (_, text) = ctx.api.send(ctx.api.client.get(&next), true).await?;
@@ -863,10 +864,7 @@ async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
 }
 
 async fn s6_validation(ctx: &mut Ctx) -> CaseOutput {
-    let (_, before) = ctx
-        .api
-        .json(reqwest::Method::GET, "/v1/webhooks?page_size=1", None)
-        .await?;
+    let (_, before) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
     let bad = json!({
         "target_url": "ftp://example.com/hook",
         "event_type": "COURSE_STARTED",
@@ -887,10 +885,7 @@ async fn s6_validation(ctx: &mut Ctx) -> CaseOutput {
             true,
         )
         .await?;
-    let (_, after) = ctx
-        .api
-        .json(reqwest::Method::GET, "/v1/webhooks?page_size=1", None)
-        .await?;
+    let (_, after) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
     let ok = code == 400
         && v["target_url"].is_array()
         && v["event_type"].is_array()
@@ -916,11 +911,7 @@ async fn s6b_samples(ctx: &mut Ctx) -> CaseOutput {
     for t in EventType::ALL {
         let (code, v) = ctx
             .api
-            .json(
-                reqwest::Method::GET,
-                &format!("/v1/webhooks/sample-{}", t.kebab()),
-                None,
-            )
+            .get_json(&format!("/v1/webhooks/sample-{}", t.kebab()))
             .await?;
         let ev = &v["results"][0];
         if code != 200 || ev["event_type"] != t.as_str() || !ev["timestamp"].is_string() {
@@ -1387,19 +1378,7 @@ async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
         format!("{} POSTs, {} distinct digest(s)", reqs.len(), digests.len()),
     );
     // X2: the log shows the delivery with its three attempts; redeliver resends the bytes.
-    let (code, v) = ctx
-        .api
-        .json(
-            reqwest::Method::GET,
-            &format!("/v1/webhooks/{id}/deliveries"),
-            None,
-        )
-        .await?;
-    let deliveries = v["results"]
-        .as_array()
-        .cloned()
-        .or_else(|| v.as_array().cloned())
-        .unwrap_or_default();
+    let (code, deliveries) = ctx.deliveries(&id).await?;
     let first = deliveries.first().cloned().unwrap_or(Value::Null);
     let attempts = first["attempts"].as_array().map_or(0, Vec::len);
     let delivery_id = first["id"].as_str().unwrap_or_default().to_owned();
@@ -1435,18 +1414,8 @@ async fn s19_stored(ctx: &mut Ctx) -> CaseOutput {
         .await?;
     let emitted = ctx.emit(EventType::DashboardTaskCreated, json!({})).await?;
     // Straight after the 202 the delivery must already be in the log.
-    let (code, v) = ctx
-        .api
-        .json(
-            reqwest::Method::GET,
-            &format!("/v1/webhooks/{id}/deliveries"),
-            None,
-        )
-        .await?;
-    let n = v["results"]
-        .as_array()
-        .or_else(|| v.as_array())
-        .map_or(0, Vec::len);
+    let (code, deliveries) = ctx.deliveries(&id).await?;
+    let n = deliveries.len();
     ctx.wait(1, Duration::from_secs(10)).await;
     Ok(vec![CaseResult::check(
         "S19.stored",

@@ -1,16 +1,12 @@
 //! `hookjar check URL`: the integrator endpoint check.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use hookjar_conformance::check::{self, CheckConfig};
 use hookjar_core::EventType;
 
-use super::util::{
-    Format, SuiteProgress, finish_report, parse_basic_auth, parse_duration, parse_header, runtime,
-    wall_now,
-};
+use super::flags::{ReportFlags, SendFlags};
+use super::util::{SuiteProgress, finish_report, runtime, wall_now};
 
 /// Check your webhook endpoint the way Skilljar will treat it.
 ///
@@ -28,28 +24,13 @@ use super::util::{
 pub struct Args {
     /// Your endpoint, e.g. https://example.com/skilljar-webhook.
     pub url: String,
-    /// The Basic auth your webhook is configured with, as user:pass.
-    #[arg(long, value_name = "USER:PASS", value_parser = parse_basic_auth)]
-    pub basic_auth: Option<(String, String)>,
-    /// An additional header your webhook is configured with, as 'name: value'
-    /// (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
-    /// How long Skilljar waits for an answer (warn past half of it).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub send: SendFlags,
     /// Only these event types (repeatable; default: all ten).
     #[arg(long = "type", value_name = "TYPE")]
     pub types: Vec<EventType>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Also write a JUnit XML report to this file (for CI).
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// No progress spinner.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub report: ReportFlags,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -61,9 +42,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     })?;
     let mut config = CheckConfig::new(&args.url);
-    config.basic_auth = args.basic_auth;
-    config.headers = args.headers.into_iter().collect();
-    config.timeout = args.timeout;
+    config.basic_auth = args.send.basic_auth.clone();
+    config.headers = args.send.header_map();
+    config.timeout = args.send.timeout;
     if !args.types.is_empty() {
         config.types = args.types;
     }
@@ -71,8 +52,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // unknown-fields, latency.
     let auth_cases = if config.basic_auth.is_some() { 2 } else { 1 };
     let total = config.types.len() + 1 + auth_cases + 2 * config.headers.len() + 3;
-    let mut progress = SuiteProgress::new(args.quiet, Some(total as u64));
+    let mut progress = SuiteProgress::new(args.report.quiet, Some(total as u64));
     let report = runtime()?.block_on(check::run(&config, wall_now, &mut progress))?;
     drop(progress);
-    finish_report(&report, args.format, args.junit.as_deref())
+    finish_report(&report, args.report.format, args.report.junit.as_deref())
 }

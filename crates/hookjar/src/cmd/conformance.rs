@@ -1,13 +1,13 @@
 //! `hookjar conformance`: the dispatcher conformance suite.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use hookjar_conformance::suite::{self, CASE_IDS, Options, Target, TimeMode};
 use hookjar_core::RetryPolicy;
 
-use super::util::{Format, SuiteProgress, finish_report, runtime};
+use super::flags::ReportFlags;
+use super::util::{SuiteProgress, finish_report, parse_time_scale, runtime};
 
 /// Run the dispatcher conformance suite: one named case per clause of the spec
 /// (S1.list, S7.content-type, S14.backoff, S15.exhaustion, S16.deactivate-4xx, …), each
@@ -36,7 +36,7 @@ pub struct Args {
     )]
     pub api_key: Option<String>,
     /// The --time-scale the server runs with (X3): waits and gap checks adapt to it.
-    #[arg(long, default_value_t = 1.0, requires = "server", value_name = "N")]
+    #[arg(long, default_value_t = 1.0, requires = "server", value_name = "N", value_parser = parse_time_scale)]
     pub time_scale: f64,
     /// Keep only the first retries of the time-dependent cases; skip the 50-hour
     /// exhaustion case (useful with --server in real time).
@@ -45,24 +45,11 @@ pub struct Args {
     /// Only cases whose id starts with this (repeatable), e.g. --only S14 --only S7.
     #[arg(long, value_name = "PREFIX")]
     pub only: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Also write a JUnit XML report to this file (for CI).
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub report: ReportFlags,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
-        anyhow::bail!(
-            "--time-scale must be a positive number (got {}); use the value the server runs with",
-            args.time_scale
-        );
-    }
     let options = Options {
         quick: args.quick,
         only: args.only.clone(),
@@ -84,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             CASE_IDS.join(", ")
         );
     }
-    let mut progress = SuiteProgress::new(args.quiet, Some(total as u64));
+    let mut progress = SuiteProgress::new(args.report.quiet, Some(total as u64));
     let report = match &args.server {
         None => hookjar_conformance::virtual_runtime()?
             .block_on(suite::run_self_hosted(&options, &mut progress))?,
@@ -103,5 +90,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     drop(progress);
-    finish_report(&report, args.format, args.junit.as_deref())
+    finish_report(&report, args.report.format, args.report.junit.as_deref())
 }

@@ -4,6 +4,7 @@ pub mod check;
 pub mod conformance;
 pub mod emit;
 pub mod fixtures;
+pub mod flags;
 pub mod mock;
 pub mod replay;
 pub mod schedule;

@@ -2,14 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use hookjar_core::{DeliveryRequest, Event, Payload, RetryPolicy};
 use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender};
 use serde_json::Value;
 
-use super::util::{parse_basic_auth, parse_duration, parse_header, runtime, wall_now};
+use super::flags::SendFlags;
+use super::util::{runtime, wall_now};
 use crate::exit;
 
 /// Send every fixture in a folder, or every request of a mock journal, to a URL, in
@@ -26,18 +26,11 @@ pub struct Args {
     /// Where to send them.
     #[arg(long, value_name = "URL")]
     pub to: String,
-    /// Basic auth to send, as user:pass (S8).
-    #[arg(long, value_name = "USER:PASS", value_parser = parse_basic_auth)]
-    pub basic_auth: Option<(String, String)>,
-    /// An additional header to send, as 'name: value' (repeatable, S9).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
+    #[command(flatten)]
+    pub send: SendFlags,
     /// Keep the timestamps in fixture files instead of stamping each send afresh.
     #[arg(long)]
     pub keep_timestamps: bool,
-    /// How long to wait for each answer.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
 }
 
 /// One thing to send: where it came from and its bytes.
@@ -108,9 +101,9 @@ pub fn load(path: &Path, keep_timestamps: bool) -> anyhow::Result<Vec<Item>> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let items = load(&args.path, args.keep_timestamps)?;
-    let (u, p) = args.basic_auth.unwrap_or_default();
-    let headers = args.headers.into_iter().collect();
-    let sender = Sender::new(args.timeout, MAX_REDIRECTS)?;
+    let (u, p) = args.send.auth();
+    let headers = args.send.header_map();
+    let sender = Sender::new(args.send.timeout, MAX_REDIRECTS)?;
     let policy = RetryPolicy::default();
     let rt = runtime()?;
     let (mut ok, mut failed) = (0usize, 0usize);

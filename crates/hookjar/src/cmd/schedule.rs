@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use hookjar_core::RetryPolicy;
 use hookjar_core::verdict::human_duration;
 use serde_json::json;
 
-use super::util::{Format, parse_duration, secs_json};
+use super::flags::PolicyFlags;
+use super::util::{Format, secs_json};
 
 /// Print every POST of a delivery that keeps failing: the attempt number, the wait
 /// before it, and when it is sent counted from the first POST.
@@ -21,28 +21,15 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Wait before the first retry (e.g. 2s, 500ms).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub base_delay: Duration,
-    /// Longest wait between two attempts (e.g. 1h, 3600s).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
-    pub max_delay: Duration,
-    /// Retries after the first attempt.
-    #[arg(long, default_value_t = 60)]
-    pub retry_limit: u32,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
     /// Each wait is the previous one times this.
     #[arg(long, default_value_t = 2)]
     pub factor: u32,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let policy = RetryPolicy::new(
-        args.base_delay,
-        args.factor,
-        args.max_delay,
-        args.retry_limit,
-    )
-    .context("invalid retry policy")?;
+    let policy = args.policy.policy(args.factor)?;
     print!("{}", render(&policy, args.format));
     Ok(ExitCode::SUCCESS)
 }

@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use hookjar_core::{DeliveryRequest, Event, EventType, RetryPolicy};
 use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender};
 use serde_json::json;
 
-use super::util::{Format, parse_basic_auth, parse_duration, parse_header, runtime, wall_now};
+use super::flags::SendFlags;
+use super::util::{Format, runtime, wall_now};
 use crate::exit;
 
 /// Send one event to a URL exactly as Skilljar would, then print the request, the
@@ -31,15 +31,8 @@ pub struct Args {
     /// others are strings). Repeatable.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub sets: Vec<String>,
-    /// Basic auth to send, as user:pass (S8).
-    #[arg(long, value_name = "USER:PASS", value_parser = parse_basic_auth)]
-    pub basic_auth: Option<(String, String)>,
-    /// An additional header to send, as 'name: value' (repeatable, S9).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
-    /// How long to wait for the answer.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub send: SendFlags,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -72,10 +65,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for s in &args.sets {
         event.set(s).with_context(|| format!("--set {s}"))?;
     }
-    let (u, p) = args.basic_auth.unwrap_or_default();
-    let headers = args.headers.into_iter().collect();
+    let (u, p) = args.send.auth();
+    let headers = args.send.header_map();
     let request = DeliveryRequest::new(args.to.clone(), &u, &p, &headers, event.to_payload());
-    let sender = Sender::new(args.timeout, MAX_REDIRECTS)?;
+    let sender = Sender::new(args.send.timeout, MAX_REDIRECTS)?;
     let sent = runtime()?.block_on(sender.send(&request));
     let policy = RetryPolicy::default();
     let verdict = policy.classify(&sent.outcome, 0);

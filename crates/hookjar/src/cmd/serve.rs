@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hookjar_core::RetryPolicy;
 use hookjar_dispatch::{Config, Dispatcher, StoreConfig};
 
-use super::util::parse_duration;
+use super::flags::PolicyFlags;
+use super::util::{parse_duration, parse_time_scale};
 
 /// Run a local Skilljar-style webhook dispatcher (its flags; the long help is `AFTER_HELP`).
 #[derive(Debug, clap::Args)]
@@ -28,20 +28,13 @@ pub struct Args {
     #[arg(long)]
     pub in_memory: bool,
     /// Make back-off waits pass faster: with 3600, an hour of back-off takes a second.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
     pub time_scale: f64,
     /// How long to wait for your endpoint to answer before counting a timeout.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Retries after the first attempt before the webhook is deactivated.
-    #[arg(long, default_value_t = 60)]
-    pub retry_limit: u32,
-    /// Wait before the first retry; each later wait doubles.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub base_delay: Duration,
-    /// Longest wait between two retries.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
-    pub max_delay: Duration,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
     /// Show stored basic-auth passwords in API answers, as Skilljar does (hookjar
     /// masks them as "********" by default).
     #[arg(long)]
@@ -65,15 +58,6 @@ Examples:
 
 Ctrl-C stops it: attempts in flight finish; pending retries stay in --db for the next start.";
 
-fn parse_scale(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
-        _ => Err(format!(
-            "{s:?} is not a time scale; give a positive number such as 1, 60 or 3600"
-        )),
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -83,8 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 
-    let policy = RetryPolicy::new(args.base_delay, 2, args.max_delay, args.retry_limit)
-        .context("invalid retry policy")?;
+    let policy = args.policy.policy(2)?;
     let (api_key, generated) = match args.api_key.filter(|k| !k.is_empty()) {
         Some(k) => (k, false),
         None => (hookjar_dispatch::generate_api_key(), true),

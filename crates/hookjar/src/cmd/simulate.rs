@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use hookjar_conformance::simulate::{SimulateConfig, simulate};
-use hookjar_core::{EventType, RetryPolicy};
+use hookjar_core::EventType;
 
+use super::flags::PolicyFlags;
 use super::util::{Format, parse_duration};
 
 /// Show what the reference dispatcher does with one event when the receiver answers
@@ -32,15 +32,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Wait before the first retry.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub base_delay: Duration,
-    /// Longest wait between two attempts.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
-    pub max_delay: Duration,
-    /// Retries after the first attempt.
-    #[arg(long, default_value_t = 60)]
-    pub retry_limit: u32,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
     /// The dispatcher's request timeout (what `hang` runs into).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -50,8 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Check the script first, for an error that points at the bad token.
     hookjar_core::script::Script::parse(&args.script)
         .map_err(|e| anyhow::anyhow!("--script {:?}: {e}", args.script))?;
-    let policy = RetryPolicy::new(args.base_delay, 2, args.max_delay, args.retry_limit)
-        .context("invalid retry policy")?;
+    let policy = args.policy.policy(2)?;
     let config = SimulateConfig {
         script: args.script,
         event_type: args.event_type,

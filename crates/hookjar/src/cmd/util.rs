@@ -60,12 +60,18 @@ pub fn secs_json(d: Duration) -> serde_json::Value {
     }
 }
 
-/// Parses `--basic-auth user:pass` (the password may contain ':').
+/// Parses `--basic-auth user:pass` (the password may contain ':'); the same parser as
+/// the mock receiver's.
 pub fn parse_basic_auth(s: &str) -> Result<(String, String), String> {
-    match s.split_once(':') {
-        Some((u, p)) => Ok((u.to_owned(), p.to_owned())),
-        None => Err(format!(
-            "{s:?} has no ':'; write the username and password as user:pass"
+    hookjar_mock::config::parse_basic_auth(s).map_err(|e| e.0)
+}
+
+/// Parses `--time-scale N` (X3): a positive number.
+pub fn parse_time_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a time scale; give a positive number such as 1, 60 or 3600"
         )),
     }
 }
