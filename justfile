@@ -28,3 +28,9 @@ ci:
 # Benchmarks and long load runs (see docs/performance.md).
 bench:
     cargo bench --workspace
+
+# Load runs of docs/performance.md (release; loopback only; bounded).
+load:
+    cargo run --release -p hookjar-bench -- mock
+    cargo run --release -p hookjar-bench -- dispatch
+    cargo run --release -p hookjar-bench -- restart

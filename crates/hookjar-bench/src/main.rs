@@ -59,6 +59,16 @@ enum Run {
         #[arg(long, default_value_t = 16)]
         concurrency: u64,
     },
+    /// A bare hyper server answering 200, for an outside load generator (wrk) to
+    /// compare with `hookjar mock`. Stops after `--seconds`.
+    Bare {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8799")]
+        addr: SocketAddr,
+        /// How long to serve.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Start-up and drain time with N pending deliveries in the store.
     Restart {
         /// Pending deliveries.
@@ -80,6 +90,18 @@ fn main() -> anyhow::Result<()> {
             concurrency,
         } => dispatch_run(events, webhooks, concurrency),
         Run::Restart { pending } => restart_run(pending),
+        Run::Bare { addr, seconds } => {
+            let rt = one_thread()?;
+            rt.block_on(async {
+                let served = Arc::new(AtomicU64::new(0));
+                let listener = TcpListener::bind(addr).await?;
+                let bound = serve_bare(listener, Arc::clone(&served));
+                println!("bare hyper on http://{bound} for {seconds} s");
+                tokio::time::sleep(Duration::from_secs(seconds)).await;
+                println!("served {} requests", served.load(Ordering::Relaxed));
+                Ok(())
+            })
+        }
     }
 }
 
@@ -91,10 +113,16 @@ fn one_thread() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// A bare hyper HTTP/1 server that counts requests and answers 200 with a short body.
+/// A bare hyper HTTP/1 server on a random port that counts requests and answers 200.
 async fn bare_hyper(count: Arc<AtomicU64>) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    Ok(serve_bare(listener, count))
+}
+
+/// Serves `listener` as a bare hyper HTTP/1 server: reads each body, answers 200 with
+/// a short JSON body, counts requests.
+fn serve_bare(listener: TcpListener, count: Arc<AtomicU64>) -> SocketAddr {
+    let addr = listener.local_addr().expect("bound listener");
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -118,7 +146,7 @@ async fn bare_hyper(count: Arc<AtomicU64>) -> anyhow::Result<SocketAddr> {
             });
         }
     });
-    Ok(addr)
+    addr
 }
 
 /// Sends `total` POSTs from `concurrency` keep-alive clients; returns requests/s.
