@@ -399,3 +399,28 @@ fn docs_cli_md_matches_help() {
         "docs/cli.md is out of date: run HOOKJAR_UPDATE_DOCS=1 cargo test -p hookjar --test cli docs_cli"
     );
 }
+
+#[test]
+fn conformance_ignores_an_api_key_from_the_environment_without_server() {
+    // Users export HOOKJAR_API_KEY for serve/emit; the self-hosted suite must still run.
+    let out = Command::new(env!("CARGO_BIN_EXE_hookjar"))
+        .args(["conformance", "--quiet", "--only", "S5"])
+        .env("HOOKJAR_API_KEY", "from-env")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn commands_refuse_urls_skilljar_would_not_accept() {
+    for args in [
+        &["send", "PING", "--to", "nope"][..],
+        &["check", "ftp://example.com/hook"][..],
+        &["replay", "fixtures", "--to", "/relative"][..],
+    ] {
+        let out = hookjar(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not a URL Skilljar would accept"), "{err}");
+    }
+}

@@ -76,6 +76,18 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
+    /// In words, with its article, e.g. `a connection failure`.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            TransportKind::Connect => "a connection failure",
+            TransportKind::Timeout => "a timeout",
+            TransportKind::Reset => "a reset connection",
+            TransportKind::Tls => "a TLS failure",
+            TransportKind::Protocol => "an answer that is not HTTP",
+            TransportKind::Other => "a transport error",
+        }
+    }
+
     /// A short label, e.g. `connect`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -239,8 +251,8 @@ impl RetryPolicy {
                     .to_owned()
             }
             Outcome::Transport { error, .. } => format!(
-                "a {} failure would be retried {} times over ~{}, then deactivate your webhook (S18, S15, RETRY_COUNT)",
-                error.as_str(),
+                "{} would be retried {} times over ~{}, then deactivate your webhook (S18, S15, RETRY_COUNT)",
+                error.describe(),
                 self.max_retries,
                 human_duration(self.total())
             ),
@@ -363,6 +375,10 @@ mod tests {
         assert_eq!(
             p.explain_status(404),
             "a 404 here would deactivate your webhook at once (S16, HTTP_4XX_RESPONSE)"
+        );
+        assert_eq!(
+            p.explain(&Outcome::transport(TransportKind::Other, "x")),
+            "a transport error would be retried 60 times over ~50.1h, then deactivate your webhook (S18, S15, RETRY_COUNT)"
         );
         assert_eq!(
             p.explain_status(503),

@@ -6,7 +6,7 @@ use hookjar_conformance::check::{self, CheckConfig};
 use hookjar_core::EventType;
 
 use super::flags::{ReportFlags, SendFlags};
-use super::util::{SuiteProgress, finish_report, runtime, wall_now};
+use super::util::{SuiteProgress, finish_report, parse_target_url, runtime, wall_now};
 
 /// Check your webhook endpoint the way Skilljar will treat it.
 ///
@@ -23,6 +23,7 @@ use super::util::{SuiteProgress, finish_report, runtime, wall_now};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Your endpoint, e.g. https://example.com/skilljar-webhook.
+    #[arg(value_parser = parse_target_url)]
     pub url: String,
     #[command(flatten)]
     pub send: SendFlags,
@@ -34,13 +35,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    hookjar_core::webhook::validate_target_url(&args.url).map_err(|e| {
-        anyhow::anyhow!(
-            "{:?} is not a URL Skilljar would accept ({}); give an absolute http(s) URL",
-            args.url,
-            e.join(" ")
-        )
-    })?;
     let mut config = CheckConfig::new(&args.url);
     config.basic_auth = args.send.basic_auth.clone();
     config.headers = args.send.header_map();

@@ -27,16 +27,18 @@ pub struct Args {
     /// reference dispatcher in-process).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
-    /// The API key of --server (also read from HOOKJAR_API_KEY).
-    #[arg(
-        long,
-        env = "HOOKJAR_API_KEY",
-        requires = "server",
-        hide_env_values = true
-    )]
+    /// The API key of --server (also read from HOOKJAR_API_KEY; ignored without
+    /// --server).
+    #[arg(long, env = "HOOKJAR_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// The --time-scale the server runs with (X3): waits and gap checks adapt to it.
-    #[arg(long, default_value_t = 1.0, requires = "server", value_name = "N", value_parser = parse_time_scale)]
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        requires = "server",
+        value_name = "N",
+        value_parser = parse_time_scale
+    )]
     pub time_scale: f64,
     /// Keep only the first retries of the time-dependent cases; skip the 50-hour
     /// exhaustion case (useful with --server in real time).

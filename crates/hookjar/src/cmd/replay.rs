@@ -9,7 +9,7 @@ use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender};
 use serde_json::Value;
 
 use super::flags::SendFlags;
-use super::util::{runtime, wall_now};
+use super::util::{parse_target_url, runtime, wall_now};
 use crate::exit;
 
 /// Send every fixture in a folder, or every request of a mock journal, to a URL, in
@@ -24,7 +24,7 @@ pub struct Args {
     /// A folder of event JSON files (e.g. fixtures/events) or a mock journal (.jsonl).
     pub path: PathBuf,
     /// Where to send them.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_target_url)]
     pub to: String,
     #[command(flatten)]
     pub send: SendFlags,

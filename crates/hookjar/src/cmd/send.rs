@@ -9,7 +9,7 @@ use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender};
 use serde_json::json;
 
 use super::flags::SendFlags;
-use super::util::{Format, runtime, wall_now};
+use super::util::{Format, parse_target_url, runtime, wall_now};
 use crate::exit;
 
 /// Send one event to a URL exactly as Skilljar would, then print the request, the
@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(value_name = "TYPE|FILE")]
     pub event: String,
     /// Where to send it.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_target_url)]
     pub to: String,
     /// Change a field of the payload: path=value with a dotted path, e.g.
     /// user.email=ada@example.com or course.id=42 (values that parse as JSON are JSON,

@@ -66,6 +66,18 @@ pub fn parse_basic_auth(s: &str) -> Result<(String, String), String> {
     hookjar_mock::config::parse_basic_auth(s).map_err(|e| e.0)
 }
 
+/// Parses a URL to send to: absolute http(s), as a webhook's `target_url` must be (S2).
+pub fn parse_target_url(s: &str) -> Result<String, String> {
+    hookjar_core::webhook::validate_target_url(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| {
+            format!(
+                "{s:?} is not a URL Skilljar would accept ({}); give an absolute http(s) URL such as http://127.0.0.1:8790/hook",
+                e.join(" ")
+            )
+        })
+}
+
 /// Parses `--time-scale N` (X3): a positive number.
 pub fn parse_time_scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
