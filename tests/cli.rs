@@ -408,7 +408,12 @@ fn conformance_ignores_an_api_key_from_the_environment_without_server() {
         .env("HOOKJAR_API_KEY", "from-env")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -140,6 +140,27 @@ async fn quick_skips_exhaustion_and_only_filters() {
     assert!(report.passed(), "a skip does not fail a run");
 }
 
+#[test]
+fn only_selects_whole_clauses_and_ids() {
+    let only = |o: &[&str]| -> Vec<&str> {
+        let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+        CASE_IDS
+            .iter()
+            .copied()
+            .filter(|id| suite::selected(id, &o))
+            .collect()
+    };
+    assert_eq!(only(&["S1"]), ["S1.list"]);
+    assert_eq!(only(&["s18.transport"]), ["S18.transport"]);
+    assert_eq!(only(&["S7."]).len(), 4);
+    assert_eq!(
+        only(&["S13", "X5"]),
+        ["S13.ping", "S13.ping-failure", "X5.same-bytes"]
+    );
+    assert_eq!(only(&[]).len(), CASE_IDS.len());
+    assert!(only(&["S1.l"]).is_empty(), "no partial names");
+}
+
 #[tokio::test(start_paused = true)]
 async fn junit_report_is_valid_xml_with_one_testcase_per_case() {
     let mut c = config();

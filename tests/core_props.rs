@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use hookjar_core::request::{basic_auth_header, decode_basic_auth};
-use hookjar_core::webhook::{RESERVED_HEADERS, validate_header};
+use hookjar_core::webhook::{RESERVED_HEADERS, validate_header, validate_target_url};
 use hookjar_core::{
-    DeactivateReason, DeliveryRequest, NewWebhook, Outcome, Payload, RetryPolicy, TransportKind,
-    Verdict, WebhookPatch,
+    DeactivateReason, DeliveryRequest, EventType, NewWebhook, Outcome, Payload, RetryPolicy,
+    TransportKind, Verdict, WebhookPatch,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -123,13 +123,34 @@ proptest! {
         }
     }
 
-    /// S6: validation of webhook-shaped input with arbitrary strings never panics.
+    /// S6: webhook-shaped input is accepted exactly when every field is valid, and a
+    /// refusal names exactly the fields that are wrong.
     #[test]
-    fn s6_validation_of_webhook_shaped_input(url in ".{0,40}", name in ".{0,12}", value in ".{0,12}", event_type in ".{0,20}") {
-        let body = json!({"target_url": url, "event_type": event_type, "additional_headers": {name: value}});
-        let _ = NewWebhook::from_json(&body);
+    fn s6_validation_of_webhook_shaped_input(
+        url in prop_oneof![".{0,40}", "https?://[a-z]{1,8}\\.example(/[a-z]{0,8})?"],
+        name in prop_oneof![".{0,12}", "x-[a-z]{1,8}"],
+        value in ".{0,12}",
+        event_type in prop_oneof![".{0,20}", Just("COURSE_COMPLETION".to_owned()), Just(String::new())],
+    ) {
+        let body = json!({"target_url": url, "event_type": event_type, "additional_headers": {name.clone(): value.clone()}});
+        let url_ok = validate_target_url(&url).is_ok();
+        let type_ok = event_type.trim().is_empty() || EventType::ALL.iter().any(|t| t.as_str() == event_type);
+        let header_ok = validate_header(&name, &value).is_ok();
+        match NewWebhook::from_json(&body) {
+            Ok(w) => {
+                prop_assert!(url_ok && type_ok && header_ok);
+                prop_assert_eq!(&w.target_url, &url);
+                prop_assert_eq!(w.additional_headers.get(&name), Some(&value));
+            }
+            Err(e) => {
+                prop_assert!(!(url_ok && type_ok && header_ok), "refused valid input: {}", e);
+                prop_assert_eq!(e.field("target_url").is_empty(), url_ok, "{}", e);
+                prop_assert_eq!(e.field("event_type").is_empty(), type_ok, "{}", e);
+                prop_assert_eq!(e.field("additional_headers").is_empty(), header_ok, "{}", e);
+            }
+        }
         let pairs = vec![("target_url".to_owned(), url), ("additional_headers".to_owned(), body["additional_headers"].to_string())];
-        let _ = NewWebhook::from_form(&pairs);
+        prop_assert_eq!(NewWebhook::from_form(&pairs).is_ok(), url_ok && header_ok);
     }
 
     /// S6, S9: every accepted header survives a round trip into an `http::HeaderMap`

@@ -76,7 +76,8 @@ pub struct Target {
 pub struct Options {
     /// Keep only the first retries of the time-dependent cases; skip exhaustion.
     pub quick: bool,
-    /// Only cases whose id starts with one of these (e.g. `S14`, `S7.`); empty = all.
+    /// Only these clauses or cases (e.g. `S14`, `S7.`, `S18.transport`); empty = all.
+    /// See [`selected`].
     pub only: Vec<String>,
 }
 
@@ -236,13 +237,7 @@ pub async fn run(
         created: Vec::new(),
     };
     let mut report = Report::new("dispatcher-conformance", target.url.clone());
-    let wanted = |id: &str| {
-        options.only.is_empty()
-            || options
-                .only
-                .iter()
-                .any(|o| id.to_ascii_lowercase().starts_with(&o.to_ascii_lowercase()))
-    };
+    let wanted = |id: &str| selected(id, &options.only);
 
     // Cases are grouped: one function may report several ids from one observation.
     type CaseFn = for<'a> fn(&'a mut Ctx) -> futures_box::BoxFut<'a>;
@@ -328,6 +323,18 @@ pub async fn run(
     }
     report.duration = started.elapsed();
     Ok(report)
+}
+
+/// Whether case `id` is selected by `--only` prefixes: a clause (`S1` selects `S1.list`,
+/// not `S10.event-types`), a clause with its dot (`S7.`), or a whole id
+/// (`S18.transport`); case-insensitive. No prefix selects everything.
+pub fn selected(id: &str, only: &[String]) -> bool {
+    let id = id.to_ascii_lowercase();
+    only.is_empty()
+        || only.iter().any(|o| {
+            let o = o.to_ascii_lowercase();
+            id == o || id.starts_with(&format!("{}.", o.trim_end_matches('.')))
+        })
 }
 
 fn clause_of(id: &str) -> String {
@@ -951,8 +958,8 @@ async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
     let emit = CaseResult::check(
         "X1.emit",
         "X1",
-        emitted["event"].is_string() && emitted["deliveries"] == 1,
-        "202 {\"event\": id, \"deliveries\": 1} for one matching webhook",
+        emitted["event"].is_string() && emitted["deliveries"].as_u64().is_some_and(|n| n >= 1),
+        "202 {\"event\": id, \"deliveries\": n} (n ≥ 1: the suite's webhook, plus any the server already had)",
         emitted.to_string(),
     );
     let reqs = ctx.wait(1, Duration::from_secs(10)).await;
@@ -1420,7 +1427,7 @@ async fn s19_stored(ctx: &mut Ctx) -> CaseOutput {
     Ok(vec![CaseResult::check(
         "S19.stored",
         "S19",
-        emitted["deliveries"] == 1 && code == 200 && n == 1,
+        emitted["deliveries"].as_u64().is_some_and(|d| d >= 1) && code == 200 && n == 1,
         "when emit answers 202 the event's delivery is already stored (listed in the delivery log)",
         format!("emit {emitted}; log right after: {code}, {n} delivery(ies)"),
     )])

@@ -243,7 +243,8 @@ impl NewWebhook {
     /// Reads a create body given as JSON.
     pub fn from_json(value: &Value) -> Result<Self, ValidationErrors> {
         let mask = value.get("basic_auth_password").and_then(Value::as_str) == Some(PASSWORD_MASK);
-        Self::from_patch(WebhookPatch::from_json(value), mask)
+        let has_url = value.get("target_url").is_some();
+        Self::from_patch(WebhookPatch::from_json(value), has_url, mask)
     }
 
     /// Reads a create body given as form (or multipart) pairs.
@@ -251,18 +252,22 @@ impl NewWebhook {
         let mask = pairs
             .iter()
             .any(|(k, v)| k == "basic_auth_password" && v == PASSWORD_MASK);
-        Self::from_patch(WebhookPatch::from_form(pairs), mask)
+        let has_url = pairs.iter().any(|(k, _)| k == "target_url");
+        Self::from_patch(WebhookPatch::from_form(pairs), has_url, mask)
     }
 
+    /// `has_url`: whether the input named `target_url` at all (it may have been
+    /// refused for its value, which is reported as such, not as missing).
     fn from_patch(
         patch: Result<WebhookPatch, ValidationErrors>,
+        has_url: bool,
         mask_sent: bool,
     ) -> Result<Self, ValidationErrors> {
         let (patch, mut errors) = match patch {
             Ok(p) => (p, ValidationErrors::default()),
             Err(e) => (WebhookPatch::default(), e),
         };
-        if patch.target_url.is_none() && errors.field("target_url").is_empty() {
+        if !has_url {
             errors.add("target_url", "This field is required.");
         }
         if mask_sent {
@@ -568,6 +573,26 @@ mod tests {
                 "Unknown field \"colour\"; the writable fields are target_url, active, event_type, basic_auth_username, basic_auth_password, additional_headers."
             ]
         );
+    }
+
+    #[test]
+    fn a_valid_url_is_not_reported_missing_when_another_field_is_bad() {
+        for body in [
+            json!({"target_url": "http://x.example/", "active": "banana"}),
+            json!({"target_url": "http://x.example/", "event_type": "NOPE"}),
+            json!({"target_url": "http://x.example/", "additional_headers": {"x": 1}}),
+            json!({"target_url": "http://x.example/", "basic_auth_username": null}),
+        ] {
+            let e = NewWebhook::from_json(&body).unwrap_err();
+            assert!(e.field("target_url").is_empty(), "{body}: {e}");
+            assert_eq!(e.0.len(), 1, "{body}: {e}");
+        }
+        let pairs = vec![
+            ("target_url".to_owned(), "http://x.example/".to_owned()),
+            ("active".to_owned(), "banana".to_owned()),
+        ];
+        let e = NewWebhook::from_form(&pairs).unwrap_err();
+        assert!(e.field("target_url").is_empty(), "{e}");
     }
 
     #[test]

@@ -666,7 +666,7 @@ async fn retrieve_webhook(
     responses((status = 200, body = SampleResult), (status = 404, body = Detail)))]
 fn sample(state: &AppState, kebab: &str) -> Result<Json<SampleResult>, ApiError> {
     let t = EventType::from_kebab(kebab).ok_or(ApiError::NotFound)?;
-    let event = Event::fixture(t, state.inner.clock.now_datetime());
+    let event = Event::fixture(t, state.inner.clock.wall_datetime());
     Ok(Json(SampleResult {
         results: vec![event.to_value()],
     }))
@@ -737,7 +737,7 @@ async fn ping_webhook(
         .get_webhook(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let body = Event::ping(state.inner.clock.now_datetime()).to_payload();
+    let body = Event::ping(state.inner.clock.wall_datetime()).to_payload();
     let request = DeliveryRequest::for_webhook(&webhook, body);
     let sent = state.inner.sender.send(&request).await;
     let succeeded = matches!(sent.outcome, Outcome::Status { code } if (200..300).contains(&code));
@@ -857,7 +857,7 @@ async fn emit_event(
         }
     };
     let (event_type, overrides) = read_emit(value).map_err(ApiError::Validation)?;
-    let mut event = Event::fixture(event_type, state.inner.clock.now_datetime());
+    let mut event = Event::fixture(event_type, state.inner.clock.wall_datetime());
     event.merge_top_level(overrides);
     let id = webhook_id(rand::random());
     let now = state.inner.clock.now();

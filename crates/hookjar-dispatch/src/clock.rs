@@ -68,9 +68,12 @@ impl Clock {
         self.micros_at(Instant::now())
     }
 
-    /// Now, as a date (for payload timestamps).
-    pub fn now_datetime(&self) -> OffsetDateTime {
-        to_datetime(self.now())
+    /// Now on the wall clock, unscaled, as a date: payload and sample timestamps
+    /// (S11). X3's time scale compresses back-off only; a receiver that checks
+    /// timestamp freshness must still see the real time.
+    pub fn wall_datetime(&self) -> OffsetDateTime {
+        let elapsed = Instant::now().saturating_duration_since(self.anchor_instant);
+        to_datetime(self.anchor_wall.saturating_add(Self::micros_of(elapsed)))
     }
 
     /// The dispatcher time at a tokio instant.
@@ -108,6 +111,18 @@ pub fn format_micros(micros: Micros) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test(start_paused = true)]
+    async fn x3_payload_timestamps_are_not_scaled() {
+        let clock = super::Clock::anchored(1_000_000, tokio::time::Instant::now(), 3600.0);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        // Two real seconds: two hours of back-off, but two seconds on payloads.
+        assert_eq!(clock.now(), 1_000_000 + 7_200_000_000);
+        assert_eq!(
+            clock.wall_datetime(),
+            super::to_datetime(1_000_000 + 2_000_000)
+        );
+    }
+
     use super::*;
 
     #[tokio::test(start_paused = true)]

@@ -209,6 +209,12 @@ impl Engine {
             loop {
                 match self.store.record(records.clone()).await {
                     Ok(effects) => {
+                        if effects.skipped > 0 {
+                            tracing::info!(
+                                skipped = effects.skipped,
+                                "attempts of deleted webhooks were not recorded"
+                            );
+                        }
                         for (webhook, reason, dropped) in effects.deactivated {
                             tracing::warn!(
                                 %webhook,
@@ -225,9 +231,14 @@ impl Engine {
                         tokio::time::sleep(ERROR_PAUSE).await;
                     }
                     Err(e) => {
-                        // The deliveries stay inflight and are resumed on restart
-                        // (at-least-once, S19).
-                        tracing::error!(error = %e, count = records.len(), "giving up recording attempts");
+                        // Put the deliveries back in the queue so they are attempted
+                        // again (at-least-once, S19); if even that fails they stay
+                        // inflight and are resumed on the next start.
+                        tracing::error!(error = %e, count = records.len(), "giving up recording attempts; requeueing their deliveries");
+                        let seqs = records.iter().map(|r| r.delivery_seq).collect();
+                        if let Err(e) = self.store.requeue(seqs, self.clock.now()).await {
+                            tracing::error!(error = %e, "cannot requeue; they resume on the next start");
+                        }
                         break;
                     }
                 }

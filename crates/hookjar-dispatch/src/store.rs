@@ -151,6 +151,8 @@ pub struct AttemptRecord {
 pub struct RecordEffects {
     /// `(webhook id, reason, deliveries dropped)` for each deactivation.
     pub deactivated: Vec<(String, DeactivateReason, usize)>,
+    /// Records whose delivery no longer exists (its webhook was deleted).
+    pub skipped: usize,
 }
 
 /// One attempt in the delivery log (X2).
@@ -503,6 +505,16 @@ impl Store {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut effects = RecordEffects::default();
             for rec in &batch {
+                // The delivery may be gone: its webhook was deleted while the POST was
+                // in flight. Nothing is left to record; skipping it keeps the rest of
+                // the batch (other webhooks' verdicts) from failing with it.
+                let exists = tx
+                    .prepare_cached("SELECT 1 FROM deliveries WHERE seq = ?1")?
+                    .exists(params![rec.delivery_seq])?;
+                if !exists {
+                    effects.skipped += 1;
+                    continue;
+                }
                 let (status, error) = match &rec.outcome {
                     Outcome::Status { code } => (Some(i64::from(*code)), None),
                     other => (None, Some(other.to_string())),
@@ -586,6 +598,26 @@ impl Store {
             }
             tx.commit()?;
             Ok(effects)
+        })
+        .await
+    }
+
+    /// Puts these in-flight deliveries back in the queue, due now (used when their
+    /// attempts could not be recorded: at-least-once, S19).
+    pub async fn requeue(&self, delivery_seqs: Vec<i64>, now: Micros) -> Result<usize, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            for seq in delivery_seqs {
+                n += tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = 'pending', due_at = ?2
+                         WHERE seq = ?1 AND state = 'inflight'",
+                    )?
+                    .execute(params![seq, now])?;
+            }
+            tx.commit()?;
+            Ok(n)
         })
         .await
     }

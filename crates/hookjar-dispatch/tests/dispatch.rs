@@ -1412,3 +1412,42 @@ async fn s4_deactivating_by_update_drops_waiting_retries() {
     );
     assert_eq!(api.deliveries(&id).await[0]["state"], "dropped");
 }
+
+/// S4 + S16: deleting a webhook while its POST is in flight must not lose the other
+/// webhooks' results recorded in the same batch (here: a 410 that deactivates).
+#[tokio::test(start_paused = true)]
+async fn s4_delete_during_a_post_keeps_other_webhooks_verdicts() {
+    // All three answer at the same instant, so their results are recorded together.
+    let slow = Receiver::start(&[Reply::Late(Duration::from_secs(1), 200)]).await;
+    let gone = Receiver::start(&[Reply::Late(Duration::from_secs(1), 200)]).await;
+    let blocked = Receiver::start(&[Reply::Late(Duration::from_secs(1), 410)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let slow_id = api.hook(&slow.url).await;
+    let gone_id = api.hook(&gone.url).await;
+    let blocked_id = api.hook(&blocked.url).await;
+    api.emit("QUIZ_COMPLETION").await;
+    // Both slow POSTs are in flight; delete their webhooks under them.
+    slow.wait_for(1, HOUR).await;
+    gone.wait_for(1, HOUR).await;
+    blocked.wait_for(1, HOUR).await;
+    assert_eq!(
+        api.delete(&format!("/v1/webhooks/{slow_id}")).await.status,
+        204
+    );
+    assert_eq!(
+        api.delete(&format!("/v1/webhooks/{gone_id}")).await.status,
+        204
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let w = api.webhook(&blocked_id).await;
+    assert_eq!(w["active"], false, "{w}");
+    assert_eq!(w["deactivate_reason"], "HTTP_4XX_RESPONSE");
+    let d = api.deliveries(&blocked_id).await;
+    assert_eq!(d[0]["state"], "failed", "{d:?}");
+    assert_eq!(d[0]["attempts"].as_array().unwrap().len(), 1);
+    // Nothing more is sent to the deactivated webhook.
+    api.emit("QUIZ_COMPLETION").await;
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(blocked.count(), 1);
+}

@@ -197,8 +197,10 @@ impl fmt::Display for Source {
 pub struct State {
     scripts: Scripts,
     journal: Vec<Arc<RecordedRequest>>,
-    attempts: HashMap<Digest, u32>,
-    positions: HashMap<(Source, Option<Digest>), u64>,
+    /// Attempts per delivery: (path without query, body digest). One event fanned out
+    /// to two URLs of one receiver is two deliveries.
+    attempts: HashMap<(String, Digest), u32>,
+    positions: HashMap<(Source, Option<(String, Digest)>), u64>,
     next_seq: u64,
 }
 
@@ -240,8 +242,17 @@ impl State {
 
     /// Decides how to answer `req`, records it and returns the record and the plan.
     pub fn decide(&mut self, req: Inspected) -> (Arc<RecordedRequest>, Plan) {
+        let delivery = (
+            req.incoming
+                .path
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            req.digest,
+        );
         let attempt = {
-            let n = self.attempts.entry(req.digest).or_insert(0);
+            let n = self.attempts.entry(delivery.clone()).or_insert(0);
             let a = *n;
             *n = n.saturating_add(1);
             a
@@ -273,7 +284,7 @@ impl State {
         } else {
             let (source, script) = pick(&self.scripts, &req);
             let key_digest = match self.scripts.per {
-                Per::Delivery => Some(req.digest),
+                Per::Delivery => Some(delivery),
                 Per::Request => None,
             };
             let pos = self
@@ -472,7 +483,8 @@ mod tests {
         let p = event(EventType::PathCompletion, 1);
         let c = event(EventType::CourseCompletion, 1);
         let got = answers(&mut st, &[("/a?x=1", p.clone()), ("/b", p), ("/b", c)]);
-        assert_eq!(got, ["0:reset", "1:410", "0:200"]);
+        // The same body at another path is another delivery: attempt 0 again.
+        assert_eq!(got, ["0:reset", "0:410", "0:200"]);
         let names: Vec<&str> = st.journal().iter().map(|r| r.script.as_str()).collect();
         assert_eq!(names, ["route /a", "for_type PATH_COMPLETION", "default"]);
     }

@@ -182,7 +182,8 @@ pub struct Attempt {
     pub status: Option<u16>,
 }
 
-/// The requests that share one body digest: one event's first POST and its retries.
+/// The requests of one delivery — one body digest (X5) at one path: one event's first
+/// POST to that URL and its retries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Delivery {
     /// The body digest (X5).
@@ -197,14 +198,15 @@ pub struct Delivery {
     pub gaps: Vec<Duration>,
 }
 
-/// Groups requests by digest, in order of each delivery's first request.
+/// Groups requests by (path without query, digest), in order of each delivery's first
+/// request.
 pub fn group_deliveries<'a>(
     requests: impl IntoIterator<Item = &'a RecordedRequest>,
 ) -> Vec<Delivery> {
-    let mut index: HashMap<Digest, usize> = HashMap::new();
+    let mut index: HashMap<(&str, Digest), usize> = HashMap::new();
     let mut out: Vec<Delivery> = Vec::new();
     for r in requests {
-        let i = *index.entry(r.digest).or_insert_with(|| {
+        let i = *index.entry((r.path_only(), r.digest)).or_insert_with(|| {
             out.push(Delivery {
                 digest: r.digest,
                 event_type: r.event_type.clone(),

@@ -135,11 +135,13 @@ async fn per_path_scripts_override_the_default() {
     assert_eq!(reqs[0].script, "route /a");
     assert_eq!(reqs[1].script, "default");
     assert_eq!(reqs[2].path, "/a?x=1");
-    // Every request carried the same body: one delivery, attempts 0…6.
+    // One body, three paths: three deliveries (the query does not count), each with
+    // its own attempt numbers.
     assert_eq!(
         reqs.iter().map(|r| r.attempt).collect::<Vec<_>>(),
-        [0, 1, 2, 3, 4, 5, 6]
+        [0, 0, 1, 0, 2, 3, 1]
     );
+    assert_eq!(mock.deliveries().len(), 3);
 }
 
 #[tokio::test]
@@ -756,4 +758,31 @@ async fn shutdown_ends_hanging_and_delayed_requests() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+}
+
+/// One event fanned out to two URLs of the same receiver is two deliveries (S12): each
+/// URL walks the script from its first step, with its own attempt numbers.
+#[tokio::test]
+async fn one_body_at_two_paths_is_two_deliveries() {
+    let mock = MockReceiver::builder()
+        .script("503*2,200")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let c = client();
+    let body = payload(EventType::CourseEnrollment, 7);
+    let (h, k) = (format!("{}/h", mock.url()), format!("{}/k?x=1", mock.url()));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(status(&c, &h, &body).await);
+        got.push(status(&c, &k, &body).await);
+    }
+    assert_eq!(got, [503, 503, 503, 503, 200, 200]);
+    let reqs = mock.requests();
+    let attempts: Vec<u32> = reqs.iter().map(|r| r.attempt).collect();
+    assert_eq!(attempts, [0, 0, 1, 1, 2, 2], "{}", dump(&reqs));
+    let deliveries = mock.deliveries();
+    assert_eq!(deliveries.len(), 2, "one per path");
+    assert_eq!(deliveries[0].digest, deliveries[1].digest, "same body");
 }

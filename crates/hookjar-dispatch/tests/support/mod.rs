@@ -161,6 +161,8 @@ pub enum Reply {
     RedirectThen(u32),
     /// Answer after this long (in tokio time).
     Hang(Duration),
+    /// Answer with this status after this long (in tokio time).
+    Late(Duration, u16),
 }
 
 /// One request the receiver got.
@@ -284,6 +286,10 @@ async fn receive(
         Reply::Hang(d) => {
             tokio::time::sleep(d).await;
             StatusCode::OK.into_response()
+        }
+        Reply::Late(d, code) => {
+            tokio::time::sleep(d).await;
+            StatusCode::from_u16(code).unwrap().into_response()
         }
     }
 }

@@ -19,6 +19,8 @@ use super::util::{SuiteProgress, finish_report, parse_time_scale, runtime};
 /// retry life-cycle, takes seconds. With --server it tests any dispatcher that speaks
 /// the Skilljar webhooks API plus hookjar's POST /v1/events (X1) and delivery log (X2);
 /// it must be able to reach this machine's loopback, where the mock receiver listens.
+/// The suite creates (and deletes) its own webhooks; webhooks the server already has
+/// also receive the events it emits, so prefer a dispatcher of its own.
 ///
 /// Exit code 0 only when every case passes.
 #[derive(Debug, clap::Args)]
@@ -44,7 +46,8 @@ pub struct Args {
     /// exhaustion case (useful with --server in real time).
     #[arg(long)]
     pub quick: bool,
-    /// Only cases whose id starts with this (repeatable), e.g. --only S14 --only S7.
+    /// Only this clause or case (repeatable): --only S14 runs S14.*, --only S1 runs S1.list
+    /// (not S10–S19), --only S18.transport runs that one case.
     #[arg(long, value_name = "PREFIX")]
     pub only: Vec<String>,
     #[command(flatten)]
@@ -58,13 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let total = CASE_IDS
         .iter()
-        .filter(|id| {
-            options.only.is_empty()
-                || options
-                    .only
-                    .iter()
-                    .any(|o| id.to_ascii_lowercase().starts_with(&o.to_ascii_lowercase()))
-        })
+        .filter(|id| suite::selected(id, &options.only))
         .count();
     if total == 0 {
         anyhow::bail!(
