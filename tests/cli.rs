@@ -238,9 +238,13 @@ fn simulate_503_forever_json() {
 #[test]
 fn simulate_rejects_a_bad_script_pointing_at_the_token() {
     let out = hookjar(&["simulate", "--script", "503*x"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(2), "a bad value is a usage error");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--script \"503*x\""), "{err}");
+    assert!(
+        err.contains("invalid value '503*x' for '--script <SCRIPT>'"),
+        "{err}"
+    );
+    assert!(err.contains('^'), "the snippet points at the token: {err}");
 }
 
 #[test]

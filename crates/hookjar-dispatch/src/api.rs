@@ -155,6 +155,9 @@ pub enum ApiError {
     /// 415: a body in a format the API does not read.
     #[error("unsupported media type {0:?}")]
     UnsupportedMediaType(String),
+    /// 415: an endpoint that takes JSON only got something else (X1).
+    #[error("unsupported media type {0:?} (JSON only)")]
+    JsonOnly(String),
     /// 500; logged, never shown.
     #[error(transparent)]
     Internal(#[from] StoreError),
@@ -185,6 +188,12 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge => detail(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("Request body is larger than {} bytes (1 MiB).", MAX_BODY),
+            ),
+            ApiError::JsonOnly(ct) => detail(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Unsupported media type \"{ct}\" in request. This endpoint accepts application/json only, e.g. {{\"event_type\": \"COURSE_ENROLLMENT\"}}."
+                ),
             ),
             ApiError::UnsupportedMediaType(ct) => detail(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -851,9 +860,12 @@ async fn emit_event(
     let value = match read_input(&headers, body).await? {
         Input::Json(v) => v,
         Input::Form(_) => {
-            return Err(ApiError::UnsupportedMediaType(
-                "application/x-www-form-urlencoded".into(),
-            ));
+            let ct = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/x-www-form-urlencoded")
+                .to_owned();
+            return Err(ApiError::JsonOnly(ct));
         }
     };
     let (event_type, overrides) = read_emit(value).map_err(ApiError::Validation)?;

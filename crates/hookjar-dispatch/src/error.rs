@@ -7,7 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database file could not be opened or prepared.
-    #[error("cannot open the database {path}: {source}")]
+    #[error(
+        "cannot open the database {path}: {source}; check that its folder exists and is writable, or use --in-memory"
+    )]
     Open {
         path: PathBuf,
         #[source]
@@ -37,7 +39,9 @@ pub enum StoreError {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen on {addr}: {source}; is another process using that address? Choose another --addr"
+    )]
     Bind {
         addr: String,
         #[source]

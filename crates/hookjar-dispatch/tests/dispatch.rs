@@ -1079,6 +1079,11 @@ async fn s19_an_accepted_event_survives_a_crash_right_after_emit() {
     let emitted = api.emit("PURCHASE_FULFILLMENT").await;
     assert_eq!(emitted["deliveries"], 1);
     drop(first); // before the engine had a chance to send
+    assert_eq!(
+        receiver.count(),
+        0,
+        "the first instance must not have sent it, or this tests nothing"
+    );
 
     let second = dispatcher(|c| c.store = store.clone()).await;
     let got = receiver.wait_for(1, HOUR).await;
@@ -1251,17 +1256,27 @@ async fn x4_openapi_is_generated_from_the_handlers() {
     assert!(doc["components"]["schemas"]["WebhookResource"].is_object());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn org_disabled_admin_deactivation_drops_pending() {
+    // A receiver that fails, so the delivery is pending a retry when the admin acts.
+    let receiver = Receiver::start(&[Reply::Status(503)]).await;
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
-    let id = api.hook("https://example.invalid/h").await;
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(1, HOUR).await;
+    settle().await;
+    assert_eq!(api.deliveries(&id).await[0]["state"], "pending");
     let a = api
         .post_json(&format!("/v1/webhooks/{id}/deactivate"), json!({}))
         .await;
     assert_eq!(a.status, 200);
     assert_eq!(a.body["active"], false);
     assert_eq!(a.body["deactivate_reason"], "ORG_DISABLED");
+    // The pending retry is dropped: nothing more is sent, ever.
+    tokio::time::sleep(10 * HOUR).await;
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(api.deliveries(&id).await[0]["state"], "dropped");
 }
 
 /// A fresh folder under the system temp dir.

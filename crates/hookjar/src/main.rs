@@ -77,15 +77,45 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", render_error(&err));
             ExitCode::from(exit::ERROR)
         }
     }
 }
 
+/// The error and its causes joined by `: `, skipping a cause whose text the message
+/// already contains (library errors often quote their source).
+fn render_error(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn errors_do_not_repeat_their_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let err =
+            anyhow::Error::new(io).context("cannot listen on 127.0.0.1:1: Address already in use");
+        assert_eq!(
+            super::render_error(&err),
+            "cannot listen on 127.0.0.1:1: Address already in use"
+        );
+        let err = anyhow::anyhow!("root cause").context("while doing x");
+        assert_eq!(super::render_error(&err), "while doing x: root cause");
+    }
 
     #[test]
     fn cli_is_well_formed() {

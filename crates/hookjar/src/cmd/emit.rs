@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use hookjar_core::EventType;
-use hookjar_core::payload::{parse_assignment, set_dotted};
+use hookjar_core::{Event, EventType};
 use serde_json::{Map, Value};
 
 use crate::exit;
@@ -16,7 +15,7 @@ use crate::exit;
 pub struct Args {
     /// The event type, e.g. COURSE_ENROLLMENT or course-enrollment.
     #[arg(value_name = "TYPE")]
-    pub event_type: String,
+    pub event_type: EventType,
     /// A JSON file whose top-level keys replace the fixture's.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
@@ -54,7 +53,7 @@ Prints the event id and how many deliveries were queued; see each attempt with
   curl -u KEY: http://127.0.0.1:8750/v1/webhooks/WEBHOOK_ID/deliveries";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let event_type: EventType = args.event_type.parse().map_err(anyhow::Error::new)?;
+    let event_type = args.event_type;
     let body = build_body(event_type, args.data.as_deref(), &args.set)?;
     let url = format!("{}/v1/events", args.server.trim_end_matches('/'));
 
@@ -119,8 +118,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The `{"event_type": T, …}` body: only the type when nothing is overridden (the
-/// dispatcher uses its fixture); otherwise the fixture's objects with --data and
-/// --set applied, sent whole so nested --set paths survive the top-level merge.
+/// dispatcher uses its fixture); otherwise the fixture's objects with --data merged at
+/// the top level and --set applied (core's `Event::merge_top_level` and `Event::set`),
+/// sent whole so nested --set paths survive the dispatcher's top-level merge.
 fn build_body(
     event_type: EventType,
     data: Option<&std::path::Path>,
@@ -134,9 +134,8 @@ fn build_body(
     if data.is_none() && sets.is_empty() {
         return Ok(Value::Object(body));
     }
-    let Value::Object(mut fields) = hookjar_core::fixtures::value(event_type) else {
-        bail!("the {event_type} fixture is not a JSON object");
-    };
+    // The timestamp is the dispatcher's to set; this one is never sent.
+    let mut event = Event::fixture(event_type, time::OffsetDateTime::UNIX_EPOCH);
     if let Some(path) = data {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read --data {}", path.display()))?;
@@ -157,22 +156,14 @@ fn build_body(
                 );
             }
         }
-        fields.extend(map);
+        event.merge_top_level(map);
     }
-    let mut root = Value::Object(fields);
     for assignment in sets {
-        let (path, value) = parse_assignment(assignment)?;
-        if path == "event_type" || path == "timestamp" {
-            bail!("--set {path}: {path} is set by the dispatcher");
-        }
-        set_dotted(&mut root, path, value)?;
+        event
+            .set(assignment)
+            .with_context(|| format!("--set {assignment}"))?;
     }
-    let Value::Object(mut fields) = root else {
-        unreachable!("the root stays an object")
-    };
-    fields.shift_remove("event_type");
-    fields.shift_remove("timestamp");
-    body.extend(fields);
+    body.extend(event.data);
     Ok(Value::Object(body))
 }
 

@@ -48,6 +48,10 @@ pub fn show(name: &str) -> anyhow::Result<&'static str> {
     }
     let t: EventType = name
         .parse()
-        .map_err(|e| anyhow::anyhow!("{e} (or PING); `hookjar fixtures list` lists them"))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}, their kebab names (course-enrollment, …, vilt-registration) or PING; `hookjar fixtures list` lists both"
+            )
+        })?;
     Ok(fixtures::text(t))
 }

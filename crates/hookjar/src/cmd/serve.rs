@@ -16,6 +16,7 @@ use super::util::{parse_duration, parse_time_scale};
 pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8750")]
+    #[arg(value_parser = parse_listen_addr)]
     pub addr: String,
     /// API key clients must send as the Basic auth username. Generated and printed
     /// when not given.
@@ -57,6 +58,13 @@ Examples:
   hookjar serve --db hooks.db --time-scale 3600           # an hour of back-off per second
 
 Ctrl-C stops it: attempts in flight finish; pending retries stay in --db for the next start.";
+
+/// `--addr`: an IP:PORT to listen on.
+fn parse_listen_addr(s: &str) -> Result<String, String> {
+    hookjar_mock::config::parse_addr(s)
+        .map(|a| a.to_string())
+        .map_err(|e| e.0)
+}
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
@@ -112,8 +120,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "  try: curl -u {}: {}/v1/ping",
             if generated {
                 api_key.as_str()
-            } else {
+            } else if std::env::var("HOOKJAR_API_KEY").as_deref() == Ok(api_key.as_str()) {
                 "$HOOKJAR_API_KEY"
+            } else {
+                "YOUR_API_KEY"
             },
             server.url()
         );

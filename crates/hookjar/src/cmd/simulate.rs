@@ -20,7 +20,7 @@ use super::util::{Format, parse_duration};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The receiver's script, e.g. '503*3,200'.
-    #[arg(long, value_name = "SCRIPT")]
+    #[arg(long, value_name = "SCRIPT", value_parser = parse_script)]
     pub script: String,
     /// The event type emitted.
     #[arg(
@@ -39,10 +39,14 @@ pub struct Args {
     pub timeout: Duration,
 }
 
+/// `--script`: checked up front, with an error that points at the bad token.
+fn parse_script(s: &str) -> Result<String, String> {
+    hookjar_core::script::Script::parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("{e}\n{}", e.snippet()))
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // Check the script first, for an error that points at the bad token.
-    hookjar_core::script::Script::parse(&args.script)
-        .map_err(|e| anyhow::anyhow!("--script {:?}: {e}", args.script))?;
     let policy = args.policy.policy(2)?;
     let config = SimulateConfig {
         script: args.script,
