@@ -390,6 +390,11 @@ impl Api {
             .await
     }
 
+    /// A POST without a body (ping, redeliver).
+    async fn post_empty(&self, path: &str) -> Result<(u16, Value), CaseError> {
+        self.json(reqwest::Method::POST, path, None).await
+    }
+
     async fn get_json(&self, path: &str) -> Result<(u16, Value), CaseError> {
         self.json(reqwest::Method::GET, path, None).await
     }
@@ -1116,11 +1121,7 @@ async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
     let id = up["id"].as_str().unwrap_or_default().to_owned();
     let (code, v) = ctx
         .api
-        .json(
-            reqwest::Method::POST,
-            &format!("/v1/webhooks/{id}/ping"),
-            None,
-        )
+        .post_empty(&format!("/v1/webhooks/{id}/ping"))
         .await?;
     let reqs = ctx.wait(1, Duration::from_secs(10)).await;
     let pinged = reqs.first();
@@ -1145,11 +1146,7 @@ async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
     let down = ctx.hook("/s13-down", None).await?;
     let (code, v) = ctx
         .api
-        .json(
-            reqwest::Method::POST,
-            &format!("/v1/webhooks/{down}/ping"),
-            None,
-        )
+        .post_empty(&format!("/v1/webhooks/{down}/ping"))
         .await?;
     ctx.settle(Duration::from_secs(60)).await;
     let after = ctx.webhook(&down).await?;
@@ -1392,11 +1389,7 @@ async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
     ctx.mock.clear();
     let (rcode, rv) = ctx
         .api
-        .json(
-            reqwest::Method::POST,
-            &format!("/v1/deliveries/{delivery_id}/redeliver"),
-            None,
-        )
+        .post_empty(&format!("/v1/deliveries/{delivery_id}/redeliver"))
         .await?;
     let again = ctx.wait(1, Duration::from_secs(10)).await;
     let same_digest = again
