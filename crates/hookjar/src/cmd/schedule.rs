@@ -23,9 +23,19 @@ pub struct Args {
     pub format: Format,
     #[command(flatten)]
     pub policy: PolicyFlags,
-    /// Each wait is the previous one times this.
-    #[arg(long, default_value_t = 2)]
+    /// Each wait is the previous one times this (a whole number, at least 1).
+    #[arg(long, default_value_t = 2, value_parser = parse_factor)]
     pub factor: u32,
+}
+
+/// `--factor`: a whole number ≥ 1.
+fn parse_factor(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a back-off factor; give a whole number of at least 1 (Skilljar doubles: 2)"
+        )),
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
