@@ -11,7 +11,7 @@ use std::time::Duration;
 use hookjar_core::{EventType, RetryPolicy};
 use serde_json::{Value, json};
 use support::{Api, KEY, Receiver, Reply, dispatcher, eventually, settle, snapshot_settings};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -226,11 +226,7 @@ async fn s3_password_is_masked_and_the_mask_keeps_it() {
 
 #[tokio::test]
 async fn s3_mask_round_trip_keeps_the_password_that_is_sent() {
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&receiver)
-        .await;
+    let receiver = wiremock_200().await;
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
     let w = api
@@ -533,10 +529,10 @@ async fn s6b_samples_for_every_type_with_fresh_timestamps() {
 // Delivery (S7–S13)
 // ---------------------------------------------------------------------------
 
+/// An independent receiver (wiremock) that answers 200 to every POST.
 async fn wiremock_200() -> MockServer {
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/hook"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&receiver)
         .await;
@@ -710,11 +706,7 @@ async fn s11_payload_is_flat_with_a_microsecond_utc_timestamp_and_no_id() {
 
 #[tokio::test]
 async fn s12_fan_out_to_matching_and_all_type_webhooks_only() {
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&receiver)
-        .await;
+    let receiver = wiremock_200().await;
     let server = dispatcher(|_| {}).await;
     let api = Api::new(&server);
     let base = receiver.uri();

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hookjar_core::{Event, EventType};
-use hookjar_mock::{FixedClock, MockReceiver, RecordedRequest};
+use hookjar_mock::{FixedClock, MockReceiver, Per, RecordedRequest};
 use serde_json::Value;
 use std::sync::Arc;
 use time::macros::datetime;
@@ -48,6 +48,17 @@ async fn status(client: &reqwest::Client, url: &str, body: &[u8]) -> u16 {
         .as_u16()
 }
 
+/// A receiver with one default script, advancing `per` delivery or request.
+async fn scripted(script: &str, per: Per) -> MockReceiver {
+    MockReceiver::builder()
+        .script(script)
+        .unwrap()
+        .per(per)
+        .start()
+        .await
+        .unwrap()
+}
+
 /// Prints the journal when an assertion about it fails.
 fn dump(requests: &[RecordedRequest]) -> String {
     requests
@@ -58,13 +69,7 @@ fn dump(requests: &[RecordedRequest]) -> String {
 
 #[tokio::test]
 async fn per_request_script_answers_503_503_200_200() {
-    let mock = MockReceiver::builder()
-        .script("503*2,200")
-        .unwrap()
-        .per_request()
-        .start()
-        .await
-        .unwrap();
+    let mock = scripted("503*2,200", Per::Request).await;
     let c = client();
     let url = format!("{}/hook", mock.url());
     let mut got = Vec::new();
@@ -81,12 +86,7 @@ async fn per_request_script_answers_503_503_200_200() {
 
 #[tokio::test]
 async fn per_delivery_each_event_gets_503_503_200() {
-    let mock = MockReceiver::builder()
-        .script("503*2,200")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let mock = scripted("503*2,200", Per::Delivery).await;
     let c = client();
     let url = mock.url();
     let (a, b) = (
@@ -180,13 +180,7 @@ async fn per_type_scripts_fail_one_kind_of_event() {
 
 #[tokio::test(start_paused = true)]
 async fn delays_are_exact_on_a_paused_clock() {
-    let mock = MockReceiver::builder()
-        .script("200@1500ms,503@2s,200")
-        .unwrap()
-        .per_request()
-        .start()
-        .await
-        .unwrap();
+    let mock = scripted("200@1500ms,503@2s,200", Per::Request).await;
     let c = client();
     let url = mock.url();
     let body = payload(EventType::QuizCompletion, 0);
@@ -210,12 +204,7 @@ async fn delays_are_exact_on_a_paused_clock() {
 
 #[tokio::test(start_paused = true)]
 async fn delivery_gaps_follow_the_monotonic_clock() {
-    let mock = MockReceiver::builder()
-        .script("503*2,200")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let mock = scripted("503*2,200", Per::Delivery).await;
     let c = client();
     let body = payload(EventType::CourseEnrollment, 0);
     assert_eq!(status(&c, &mock.url(), &body).await, 503);
@@ -246,13 +235,7 @@ fn has_io_kind(err: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind
 
 #[tokio::test]
 async fn reset_is_a_connection_error_and_the_server_keeps_serving() {
-    let mock = MockReceiver::builder()
-        .script("reset,200")
-        .unwrap()
-        .per_request()
-        .start()
-        .await
-        .unwrap();
+    let mock = scripted("reset,200", Per::Request).await;
     let c = client();
     let body = payload(EventType::CourseEnrollment, 0);
     let err = post(&c, &mock.url(), &body)
@@ -305,13 +288,7 @@ async fn hang_times_out_while_other_requests_are_served() {
 
 #[tokio::test]
 async fn garbage_is_not_http() {
-    let mock = MockReceiver::builder()
-        .script("garbage,200")
-        .unwrap()
-        .per_request()
-        .start()
-        .await
-        .unwrap();
+    let mock = scripted("garbage,200", Per::Request).await;
     let c = client();
     let body = payload(EventType::CourseEnrollment, 0);
     let err = post(&c, &mock.url(), &body)
@@ -329,12 +306,7 @@ async fn garbage_is_not_http() {
 #[tokio::test]
 async fn garbage_bytes_reach_the_socket() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mock = MockReceiver::builder()
-        .script("garbage")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let mock = scripted("garbage", Per::Delivery).await;
     let mut s = tokio::net::TcpStream::connect(mock.address())
         .await
         .unwrap();
@@ -705,12 +677,7 @@ async fn wait_for_requests_reports_what_arrived() {
 
 #[tokio::test]
 async fn set_script_and_clear_restart_positions() {
-    let mock = MockReceiver::builder()
-        .script("503")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let mock = scripted("503", Per::Delivery).await;
     let c = client();
     let body = payload(EventType::CourseEnrollment, 0);
     assert_eq!(status(&c, &mock.url(), &body).await, 503);
@@ -764,12 +731,7 @@ async fn shutdown_ends_hanging_and_delayed_requests() {
 /// URL walks the script from its first step, with its own attempt numbers.
 #[tokio::test]
 async fn one_body_at_two_paths_is_two_deliveries() {
-    let mock = MockReceiver::builder()
-        .script("503*2,200")
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let mock = scripted("503*2,200", Per::Delivery).await;
     let c = client();
     let body = payload(EventType::CourseEnrollment, 7);
     let (h, k) = (format!("{}/h", mock.url()), format!("{}/k?x=1", mock.url()));
