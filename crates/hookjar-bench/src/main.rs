@@ -236,6 +236,19 @@ fn temp_db(name: &str) -> PathBuf {
     dir.join("hookjar.db")
 }
 
+/// The reference dispatcher on the SQLite file `db`, API key `k`, a random port.
+async fn dispatcher_on(db: &std::path::Path) -> anyhow::Result<Dispatcher> {
+    Ok(Dispatcher::start(
+        Config {
+            api_key: "k".into(),
+            store: StoreConfig::File(db.to_owned()),
+            ..Config::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await?)
+}
+
 async fn api_post(
     client: &reqwest::Client,
     url: String,
@@ -258,15 +271,7 @@ fn dispatch_run(events: u64, webhooks: u64, concurrency: u64) -> anyhow::Result<
     let rt = one_thread()?;
     let expected = events * webhooks;
     rt.block_on(async {
-        let d = Dispatcher::start(
-            Config {
-                api_key: "k".into(),
-                store: StoreConfig::File(db.clone()),
-                ..Config::default()
-            },
-            "127.0.0.1:0",
-        )
-        .await?;
+        let d = dispatcher_on(&db).await?;
         let client = reqwest::Client::builder().no_proxy().build()?;
         for w in 0..webhooks {
             let code = api_post(
@@ -344,15 +349,7 @@ fn restart_run(pending: u64) -> anyhow::Result<()> {
             fill.elapsed().as_secs_f64()
         );
         let start = Instant::now();
-        let d = Dispatcher::start(
-            Config {
-                api_key: "k".into(),
-                store: StoreConfig::File(db.clone()),
-                ..Config::default()
-            },
-            "127.0.0.1:0",
-        )
-        .await?;
+        let d = dispatcher_on(&db).await?;
         let up = start.elapsed();
         while received.load(Ordering::Relaxed) == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
