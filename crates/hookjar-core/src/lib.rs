@@ -11,6 +11,7 @@
 //! - [`retry`] — the back-off schedule (S14–S15).
 //! - [`verdict`] — what an outcome means: delivered, retry, deactivate (S15–S18).
 //! - [`script`] — the mock receiver's script language.
+//! - [`timeline`] — X3's dispatcher time: one anchored timeline, time scales.
 //!
 //! # Promises
 //! No I/O, no async runtime, no clock: every rule that depends on time takes it as an
@@ -24,6 +25,7 @@ pub mod payload;
 pub mod request;
 pub mod retry;
 pub mod script;
+pub mod timeline;
 pub mod verdict;
 pub mod webhook;
 

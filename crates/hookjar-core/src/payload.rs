@@ -54,6 +54,13 @@ pub fn parse_timestamp(s: &str) -> Result<OffsetDateTime, TimestampError> {
     })
 }
 
+/// Whether `s` is an ISO 8601 date and time with an offset or `Z` (X1's `timestamp`
+/// override), e.g. `2015-02-13T18:57:55.066475+00:00`. Impossible dates (February 30)
+/// are not.
+pub fn is_iso8601_timestamp(s: &str) -> bool {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Iso8601::DEFAULT).is_ok()
+}
+
 /// A payload's body, serialised once. Cloning is cheap and shares the bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Payload {
@@ -412,6 +419,20 @@ pub fn inspect_body(body: &[u8]) -> BodyReport {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn x1_timestamp_overrides_are_iso_8601() {
+        for ok in [
+            "2015-02-13T18:57:55.066475+00:00",
+            "2015-02-13T18:57:55Z",
+            "2015-02-13T18:57:55+02:00",
+        ] {
+            assert!(is_iso8601_timestamp(ok), "{ok}");
+        }
+        for bad in ["yesterday", "2015-02-30T00:00:00Z", "2015-02-13", ""] {
+            assert!(!is_iso8601_timestamp(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn timestamps_have_microseconds_and_utc_offset() {

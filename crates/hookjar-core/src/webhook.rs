@@ -29,6 +29,15 @@ pub const RESERVED_HEADERS: [&str; 7] = [
     "transfer-encoding",
     "connection",
 ];
+/// Hop-by-hop header names (RFC 9110 §7.6.1) that `additional_headers` may not
+/// set (S6): they describe one connection, not the message. Any `Proxy-*` name is
+/// refused too.
+pub const HOP_BY_HOP_HEADERS: [&str; 4] = ["upgrade", "te", "keep-alive", "expect"];
+/// The longest additional header value, in bytes (S6, settled: receivers commonly
+/// answer 431 above 8 KiB of headers).
+pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
+/// The most additional headers one webhook may have (S6, settled).
+pub const MAX_ADDITIONAL_HEADERS: usize = 50;
 /// The fields a client may write.
 pub const WRITABLE_FIELDS: [&str; 6] = [
     "target_url",
@@ -441,6 +450,12 @@ fn read_headers(value: &Value, source: Source) -> Result<Headers, Vec<String>> {
         )]);
     };
     let mut errors = Vec::new();
+    if map.len() > MAX_ADDITIONAL_HEADERS {
+        errors.push(format!(
+            "Ensure there are no more than {MAX_ADDITIONAL_HEADERS} headers (got {}).",
+            map.len()
+        ));
+    }
     let mut out = Headers::new();
     let mut seen = std::collections::HashSet::new();
     for (name, v) in map {
@@ -470,8 +485,16 @@ fn read_headers(value: &Value, source: Source) -> Result<Headers, Vec<String>> {
     }
 }
 
-/// Checks a `target_url` (S2): an absolute http or https URL with a host, at most
-/// 1024 characters. Returns every problem.
+/// Checks a `target_url` (S2, S6): at most 1024 characters, and valid by the rules
+/// of Django's `URLValidator` (which Skilljar's API uses): scheme `http` or `https`,
+/// optional `user:password@`, a host that is a domain name with a top-level domain,
+/// `localhost`, an IPv4 address or a bracketed IPv6 address, an optional port, and no
+/// whitespace or control character anywhere. On top of that, the URL must be sent as
+/// stored: a URL whose path or query the HTTP client would rewrite (a backslash, a
+/// character it must percent-encode such as `"` or `{`) is refused, so the request
+/// line carries the stored path and query byte for byte (up to `.`/`..` segments
+/// being resolved and non-ASCII characters percent-encoded, as every client does).
+/// Returns every problem.
 pub fn validate_target_url(url: &str) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
     if url.chars().count() > MAX_TARGET_URL_LEN {
@@ -479,15 +502,11 @@ pub fn validate_target_url(url: &str) -> Result<(), Vec<String>> {
             "Ensure this field has no more than {MAX_TARGET_URL_LEN} characters."
         ));
     }
-    let valid = match url::Url::parse(url) {
-        Ok(u) => {
-            matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| !h.is_empty())
-                && url.trim() == url
-        }
-        Err(_) => false,
+    let Some(parts) = django_url(url) else {
+        errors.push("Enter a valid URL.".to_owned());
+        return Err(errors);
     };
-    if !valid {
+    if !sent_as_stored(url, &parts) {
         errors.push("Enter a valid URL.".to_owned());
     }
     if errors.is_empty() {
@@ -497,9 +516,229 @@ pub fn validate_target_url(url: &str) -> Result<(), Vec<String>> {
     }
 }
 
-/// Checks one additional header (S6): the name is an HTTP token and not one the
-/// dispatcher owns; the value is one line of text without control bytes or
-/// surrounding spaces (which HTTP would strip, so it could not be sent verbatim).
+/// The URL under which fan-out (S12) compares webhooks: the WHATWG serialisation
+/// (lower-case scheme and host, default port dropped, dot segments resolved, an
+/// empty path as `/`) without the fragment. A string that does not parse is its own
+/// key.
+pub fn normalise_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_fragment(None);
+            u.into()
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// The raw path and query of a URL that passed [`django_url`].
+struct UrlParts<'a> {
+    path: &'a str,
+    query: Option<&'a str>,
+}
+
+/// Django's `URLValidator` (http/https only), plus DRF's refusal of NUL and S6's of
+/// every control character. Returns the raw path and query.
+fn django_url(s: &str) -> Option<UrlParts<'_>> {
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return None;
+    }
+    let (scheme, rest) = s.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, resource) = rest.split_at(end);
+    // `(?:[^\s:@/]+(?::[^\s:@/]*)?@)?`
+    let hostport = match authority.split_once('@') {
+        Some((userinfo, hostport)) => {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let plain = |t: &str| !t.contains([':', '@', '/']);
+            if user.is_empty() || !plain(user) || !plain(password) {
+                return None;
+            }
+            hostport
+        }
+        None => authority,
+    };
+    let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
+        let (v6, after) = inner.split_once(']')?;
+        let ok = !v6.is_empty()
+            && v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            && v6.parse::<std::net::Ipv6Addr>().is_ok();
+        if !ok {
+            return None;
+        }
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (None, port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(hostport), None),
+        }
+    };
+    if let Some(port) = port {
+        let digits =
+            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        if !digits || port.parse::<u32>().ok()? > 65535 {
+            return None;
+        }
+    }
+    if let Some(host) = host {
+        let ok = host.eq_ignore_ascii_case("localhost") || is_ipv4(host) || is_domain(host);
+        if !ok || host.len() > 253 {
+            return None;
+        }
+    }
+    let resource = resource.split('#').next().unwrap_or("");
+    let (path, query) = match resource.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (resource, None),
+    };
+    Some(UrlParts { path, query })
+}
+
+/// Django's IPv4 rule: four decimal octets 0–255 without leading zeros.
+fn is_ipv4(host: &str) -> bool {
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4
+        && octets.iter().all(|o| {
+            !o.is_empty()
+                && o.len() <= 3
+                && o.bytes().all(|b| b.is_ascii_digit())
+                && (o == &"0" || !o.starts_with('0'))
+                && o.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
+}
+
+/// Django's host rule: labels of letters (any non-ASCII letter too), digits and
+/// inner hyphens, at most 63 long, and a top-level domain of letters (or an `xn--`
+/// punycode label); one trailing dot allowed.
+fn is_domain(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let labels: Vec<&str> = host.split('.').collect();
+    if labels.len() < 2 {
+        return false;
+    }
+    let unicode = |c: char| ('\u{a1}'..='\u{ffff}').contains(&c);
+    let alnum = |c: char| c.is_ascii_alphanumeric() || unicode(c);
+    let label_ok = |l: &str| {
+        let n = l.chars().count();
+        (1..=63).contains(&n)
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| alnum(c) || c == '-')
+    };
+    let (tld, rest) = labels.split_last().expect("two labels or more");
+    let tld_ok = {
+        let n = tld.chars().count();
+        let letters = (2..=63).contains(&n)
+            && !tld.starts_with('-')
+            && !tld.ends_with('-')
+            && tld
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || unicode(c) || c == '-');
+        let puny = tld.len() > 4
+            && tld[..4].eq_ignore_ascii_case("xn--")
+            && tld.len() <= 63
+            && tld[4..].bytes().all(|b| b.is_ascii_alphanumeric());
+        letters || puny
+    };
+    tld_ok && rest.iter().all(|l| label_ok(l))
+}
+
+/// Whether the HTTP client (the `url` crate, as reqwest uses it) sends this URL's
+/// path and query as given: only dot segments resolved and non-ASCII characters
+/// percent-encoded.
+fn sent_as_stored(s: &str, parts: &UrlParts<'_>) -> bool {
+    let Ok(u) = url::Url::parse(s) else {
+        return false;
+    };
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+        return false;
+    }
+    let path = if parts.path.is_empty() {
+        "/".to_owned()
+    } else {
+        encode_non_ascii(&remove_dot_segments(parts.path))
+    };
+    let query = parts.query.map(encode_non_ascii);
+    u.path() == path && u.query() == query.as_deref()
+}
+
+/// RFC 3986 §5.2.4.
+fn remove_dot_segments(path: &str) -> String {
+    let mut input = path;
+    let mut out = String::with_capacity(path.len());
+    let pop = |out: &mut String| {
+        let cut = out.rfind('/').unwrap_or(0);
+        out.truncate(cut);
+    };
+    while !input.is_empty() {
+        if let Some(r) = input.strip_prefix("../") {
+            input = r;
+        } else if let Some(r) = input.strip_prefix("./") {
+            input = r;
+        } else if input.starts_with("/./") {
+            input = &input[2..];
+        } else if input == "/." {
+            input = "/";
+        } else if input.starts_with("/../") {
+            input = &input[3..];
+            pop(&mut out);
+        } else if input == "/.." {
+            input = "/";
+            pop(&mut out);
+        } else if input == "." || input == ".." {
+            input = "";
+        } else {
+            let start = usize::from(input.starts_with('/'));
+            let end = input[start..].find('/').map_or(input.len(), |i| i + start);
+            out.push_str(&input[..end]);
+            input = &input[end..];
+        }
+    }
+    out
+}
+
+fn encode_non_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// Checks an API key (S5, S6): not empty, and without `:`, which HTTP Basic uses to
+/// end the username, so no client could send such a key.
+pub fn validate_api_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the API key must not be empty".to_owned());
+    }
+    if key.contains(':') {
+        return Err(
+            "the API key contains ':', which no client can send as an HTTP Basic username (':' ends it); choose a key without ':'"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Checks one additional header (S6): the name is an HTTP token, not one the
+/// dispatcher owns and not a hop-by-hop name; the value is at most 8 KiB of one line
+/// of text without control bytes or surrounding spaces (which HTTP would strip, so it
+/// could not be sent verbatim).
 pub fn validate_header(name: &str, value: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("Header names may not be empty.".to_owned());
@@ -519,6 +758,18 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), String> {
             "Header \"{name}\" is set by the dispatcher and cannot be replaced.{hint}"
         ));
     }
+    let lower = name.to_ascii_lowercase();
+    if HOP_BY_HOP_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+        return Err(format!(
+            "Header \"{name}\" is a hop-by-hop header (it describes one connection, not the message) and cannot be sent as an additional header."
+        ));
+    }
+    if value.len() > MAX_HEADER_VALUE_BYTES {
+        return Err(format!(
+            "Header \"{name}\": the value is {} bytes; at most {MAX_HEADER_VALUE_BYTES} (8 KiB) are allowed.",
+            value.len()
+        ));
+    }
     if value.chars().any(char::is_control) {
         return Err(format!(
             "Header \"{name}\": the value contains a control character (CR, LF, tab or other); it must be one line of text."
@@ -535,6 +786,87 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), String> {
 /// RFC 9110 `tchar`.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn label() -> impl Strategy<Value = String> {
+        "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?"
+    }
+
+    fn host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("localhost".to_owned()),
+            (0u8..=255, 0u8..=255, 0u8..=255, 0u8..=255)
+                .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+            (proptest::collection::vec(label(), 1..3), "[a-z]{2,6}")
+                .prop_map(|(ls, tld)| format!("{}.{tld}", ls.join("."))),
+            Just("[::1]".to_owned()),
+        ]
+    }
+
+    fn url() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![Just("http"), Just("https"), Just("HTTP")],
+            host(),
+            proptest::option::of(1u32..=65535),
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(".".to_owned()),
+                    Just("..".to_owned()),
+                    "[a-zA-Z0-9_~%-]{0,8}"
+                ],
+                0..4,
+            ),
+            proptest::option::of("[a-z0-9=&%]{0,10}"),
+        )
+            .prop_map(|(scheme, host, port, segs, query)| {
+                let mut u = format!("{scheme}://{host}");
+                if let Some(p) = port {
+                    u.push_str(&format!(":{p}"));
+                }
+                for s in segs {
+                    u.push('/');
+                    u.push_str(&s);
+                }
+                if let Some(q) = query {
+                    u.push('?');
+                    u.push_str(&q);
+                }
+                u
+            })
+    }
+
+    proptest! {
+        /// Well-formed URLs are accepted, their path and query are sent as stored (up
+        /// to dot segments), and normalising is idempotent.
+        #[test]
+        fn well_formed_urls_are_accepted(u in url()) {
+            let u = u.replace('%', "%25");
+            prop_assert!(validate_target_url(&u).is_ok(), "{:?}", u);
+            let n = normalise_url(&u);
+            prop_assert_eq!(normalise_url(&n), n.clone());
+            prop_assert!(validate_target_url(&n).is_ok(), "{:?}", n);
+        }
+
+        /// A whitespace or control character anywhere refuses the URL.
+        #[test]
+        fn whitespace_and_control_characters_are_refused(
+            u in url(),
+            at in any::<prop::sample::Index>(),
+            c in prop_oneof![Just(' '), Just('\t'), Just('\n'), Just('\r'), Just('\u{0}'), Just('\u{7f}'), Just('\u{a0}')],
+        ) {
+            let u = u.replace('%', "%25");
+            let i = at.index(u.len() + 1);
+            let i = (0..=i).rev().find(|i| u.is_char_boundary(*i)).unwrap_or(0);
+            let mut bad = u.clone();
+            bad.insert(i, c);
+            prop_assert!(validate_target_url(&bad).is_err(), "{:?}", bad);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -623,6 +955,105 @@ mod tests {
             assert!(validate_target_url(bad).is_err(), "{bad}");
         }
         assert!(validate_target_url("http://127.0.0.1:8080/x?y=1").is_ok());
+    }
+
+    #[test]
+    fn s6_django_url_rules() {
+        for bad in [
+            "http:127.0.0.1:18011/nohost",
+            "http:///127.0.0.1:1/x",
+            "http://127.0.0.1:1/sp ace",
+            "http://127.0.0.1:1/a\u{0}b",
+            "http://127.0.0.1:1/a\tb",
+            "http://-bad-.com/",
+            "http://bad-.com/",
+            "http://nodot/",
+            "http://example.c0m/",
+            "http://256.1.1.1/",
+            "http://01.1.1.1/",
+            "http://[::1/x",
+            "http://[zz::1]/x",
+            "http://[::1]x/",
+            "http://127.0.0.1:99999/x",
+            "http://127.0.0.1:/x",
+            "http://a@b@example.com/",
+            "http://:pw@example.com/",
+            "http://127.0.0.1:1/a\\b",
+            "http://example.com/{x}",
+            "http://example.com/?q=\"x\"",
+            "ftp://example.com/x",
+            "http://example.com/\u{85}",
+        ] {
+            assert!(validate_target_url(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "http://localhost/x",
+            "http://LOCALHOST:80/x",
+            "http://127.0.0.1:8080/x?y=1",
+            "https://example.com",
+            "HTTPS://Example.COM/Path",
+            "http://[::1]:8080/x",
+            "http://[2001:db8::1]/",
+            "http://sub.example-site.co.uk/a/./b/../c",
+            "http://user:pw@example.com/x",
+            "http://example.com./x",
+            "http://xn--bcher-kva.example/x",
+            "http://b\u{fc}cher.example/caf\u{e9}?q=\u{e9}",
+            "http://example.com/caf%C3%A9?q=a%20b#frag ment",
+        ] {
+            let good = good.replace(' ', "");
+            assert!(validate_target_url(&good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn s12_urls_compare_normalised() {
+        let n = normalise_url;
+        assert_eq!(n("HTTP://LOCALHOST:80/dup"), "http://localhost/dup");
+        assert_eq!(n("http://localhost/./dup"), n("http://localhost/x/../dup"));
+        assert_eq!(n("https://Example.com:443"), "https://example.com/");
+        assert_eq!(n("http://example.com/x#a"), n("http://example.com/x#b"));
+        assert_ne!(n("http://example.com/X"), n("http://example.com/x"));
+    }
+
+    #[test]
+    fn s5_api_keys_without_a_colon() {
+        assert!(validate_api_key("k").is_ok());
+        assert!(validate_api_key("").is_err());
+        assert!(validate_api_key("user:pass").unwrap_err().contains("':'"));
+    }
+
+    #[test]
+    fn s6_header_caps_and_hop_by_hop_names() {
+        assert!(validate_header("x", &"v".repeat(MAX_HEADER_VALUE_BYTES)).is_ok());
+        assert!(
+            validate_header("x", &"v".repeat(MAX_HEADER_VALUE_BYTES + 1))
+                .unwrap_err()
+                .contains("8 KiB")
+        );
+        for name in [
+            "Upgrade",
+            "TE",
+            "keep-alive",
+            "Expect",
+            "Proxy-Authorization",
+        ] {
+            assert!(
+                validate_header(name, "x")
+                    .unwrap_err()
+                    .contains("hop-by-hop"),
+                "{name}"
+            );
+        }
+        let many: Map<String, Value> = (0..=MAX_ADDITIONAL_HEADERS)
+            .map(|i| (format!("x-{i}"), Value::String("v".into())))
+            .collect();
+        let e = WebhookPatch::from_json(&serde_json::json!({ "additional_headers": many }))
+            .unwrap_err();
+        assert!(
+            e.field("additional_headers")[0].contains("no more than 50"),
+            "{e}"
+        );
     }
 
     #[test]
