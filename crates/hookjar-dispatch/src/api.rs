@@ -38,6 +38,8 @@ use crate::store::{DeliveryView, NewEvent, Redeliver, Store};
 
 /// Request bodies larger than this are refused with 413 (S6).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// `Retry-After` (seconds) of a 503 answered when the store cannot take writes.
+pub const STORE_RETRY_AFTER: &str = "5";
 /// S1: the default page size.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// S1: the largest page size; larger requests are clamped to it.
@@ -201,6 +203,22 @@ impl IntoResponse for ApiError {
                     "Unsupported media type \"{ct}\" in request. Send application/json, application/x-www-form-urlencoded or multipart/form-data."
                 ),
             ),
+            ApiError::Internal(e) if e.unavailable().is_some() => {
+                // A full disk and the like: the client can retry once it is fixed.
+                let cause = e.unavailable().unwrap_or_default();
+                tracing::error!(error = %e, "the store cannot take the request: {cause}");
+                let mut r = detail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "The dispatcher cannot use its store: {cause}. Nothing was changed; retry the request once that is fixed."
+                    ),
+                );
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(STORE_RETRY_AFTER),
+                );
+                r
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 detail(
@@ -698,6 +716,13 @@ async fn update_webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<WebhookResource>, ApiError> {
+    // An unknown id is 404 whatever the body (S4).
+    state
+        .inner
+        .store
+        .get_webhook(id.clone())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let patch = match read_input(&headers, body).await? {
         Input::Json(v) => WebhookPatch::from_json(&v),
         Input::Form(pairs) => WebhookPatch::from_form(&pairs),
@@ -802,13 +827,14 @@ async fn list_deliveries(
 ) -> Result<Json<DeliveryPage>, ApiError> {
     let mut page = PageRequest::parse(uri.query())?;
     let store = &state.inner.store;
+    let timeline = state.inner.clock.timeline();
     let (count, _) = store
-        .deliveries_of(id.clone(), 0, 0)
+        .deliveries_of(id.clone(), 0, 0, timeline)
         .await?
         .ok_or(ApiError::NotFound)?;
     page.resolve(count)?;
     let (count, results) = store
-        .deliveries_of(id, page.offset(), page.size)
+        .deliveries_of(id, page.offset(), page.size, timeline)
         .await?
         .ok_or(ApiError::NotFound)?;
     let (next, previous) = page.links(&base_url(&state, &headers), uri.path(), count);
@@ -868,9 +894,12 @@ async fn emit_event(
             return Err(ApiError::JsonOnly(ct));
         }
     };
-    let (event_type, overrides) = read_emit(value).map_err(ApiError::Validation)?;
+    let (event_type, timestamp, overrides) = read_emit(value).map_err(ApiError::Validation)?;
     let mut event = Event::fixture(event_type, state.inner.clock.wall_datetime());
     event.merge_top_level(overrides);
+    if let Some(t) = timestamp {
+        event.timestamp = t;
+    }
     let id = webhook_id(rand::random());
     let now = state.inner.clock.now();
     let body = event.to_payload();
@@ -898,8 +927,13 @@ async fn emit_event(
     ))
 }
 
-/// Splits an X1 body into its type and the top-level keys that replace the fixture's.
-fn read_emit(value: Value) -> Result<(EventType, Map<String, Value>), ValidationErrors> {
+/// An X1 body: the type, the `timestamp` override (kept verbatim when valid ISO
+/// 8601) and the other top-level keys that replace the fixture's.
+type EmitBody = (EventType, Option<String>, Map<String, Value>);
+
+/// Splits an X1 body into its type, its timestamp override and the top-level keys
+/// that replace the fixture's.
+fn read_emit(value: Value) -> Result<EmitBody, ValidationErrors> {
     let Value::Object(mut map) = value else {
         return Err(ValidationErrors::non_field(format!(
             "Invalid data. Expected a dictionary, but got {}.",
@@ -933,9 +967,26 @@ fn read_emit(value: Value) -> Result<(EventType, Map<String, Value>), Validation
             None
         }
     };
-    // The timestamp is always fresh (X1); a given one is ignored by merge_top_level.
+    // X1: a given timestamp is kept as given if it is ISO 8601; else 400.
+    let timestamp = match map.shift_remove("timestamp") {
+        None => None,
+        Some(Value::String(s)) if hookjar_core::payload::is_iso8601_timestamp(&s) => Some(s),
+        Some(other) => {
+            errors.add(
+                "timestamp",
+                format!(
+                    "Enter a valid ISO 8601 date and time with an offset, such as 2015-02-13T18:57:55.066475+00:00 (got {}), or leave it out for the current time.",
+                    match &other {
+                        Value::String(s) => format!("{s:?}"),
+                        v => json_kind(v).to_owned(),
+                    }
+                ),
+            );
+            None
+        }
+    };
     match t {
-        Some(t) if errors.is_empty() => Ok((t, map)),
+        Some(t) if errors.is_empty() => Ok((t, timestamp, map)),
         _ => Err(errors),
     }
 }
@@ -1044,6 +1095,23 @@ mod tests {
         assert_eq!(last.page, 3);
     }
 
+    #[tokio::test]
+    async fn a_full_disk_is_503_with_retry_after_and_the_cause() {
+        let full = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        let r = ApiError::Internal(full).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], STORE_RETRY_AFTER);
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("the store's disk is full"), "{text}");
+        let other = StoreError::Task("boom".into());
+        let r = ApiError::Internal(other).into_response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
     #[test]
     fn emit_body_errors_name_the_field() {
         let e = read_emit(json!({"event_type": 5})).unwrap_err();
@@ -1056,8 +1124,13 @@ mod tests {
             e.field("non_field_errors"),
             ["Invalid data. Expected a dictionary, but got a list."]
         );
-        let (t, rest) = read_emit(json!({"event_type": "PATH_COMPLETION", "user": {}})).unwrap();
+        let (t, ts, rest) =
+            read_emit(json!({"event_type": "PATH_COMPLETION", "user": {}})).unwrap();
         assert_eq!(t, EventType::PathCompletion);
+        assert_eq!(ts, None);
         assert_eq!(rest.keys().collect::<Vec<_>>(), ["user"]);
+        let e =
+            read_emit(json!({"event_type": "PATH_COMPLETION", "timestamp": "soon"})).unwrap_err();
+        assert!(e.field("timestamp")[0].contains("ISO 8601"), "{e}");
     }
 }

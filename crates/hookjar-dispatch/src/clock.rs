@@ -2,35 +2,41 @@
 //!
 //! - **Deadlines** use [`tokio::time::Instant`], so a test runtime started with
 //!   `start_paused = true` runs two days of back-off in no real time.
-//! - **Stored instants** are absolute: microseconds since the Unix epoch of
-//!   *dispatcher time*, which is the wall-clock time read once when the clock is made
-//!   (the anchor) plus the tokio time elapsed since, multiplied by the time scale (X3).
+//! - **Wall time** is read once, when the clock is made (the wall anchor), and then
+//!   advanced by the tokio time elapsed since, so tests drive it too.
+//! - **Dispatcher time** (stored instants: retry due times, the delivery log's `at`)
+//!   is X3's one timeline: `D0 + (wall − W0) × N` from the anchor
+//!   ([`hookjar_core::timeline::Timeline`]) kept in the store. A restart on the same
+//!   store resumes the same timeline, so a pending retry keeps its place, and time
+//!   spent stopped counts; a restart with another scale re-anchors at the current
+//!   dispatcher time. At scale 1 from the first start, dispatcher time is wall time.
 //!
 //! With a time scale of 3600, one real second of back-off counts as an hour: a retry
-//! due in 3600 s of dispatcher time fires after one second. Stored instants keep their
-//! meaning across restarts because they are absolute; a new process anchors its own
-//! clock to the wall clock and maps the stored instants onto its own tokio timeline.
+//! due in 3600 s of dispatcher time fires after one second.
 //!
 //! This is the only module that reads [`SystemTime::now`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hookjar_core::timeline::Timeline;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-/// Microseconds since the Unix epoch, in dispatcher time.
+/// Microseconds since the Unix epoch (wall or dispatcher time, as named).
 pub type Micros = i64;
 
-/// The dispatcher's clock: wall-clock anchor, tokio anchor and time scale.
+/// The dispatcher's clock: a wall-clock source anchored to a tokio instant, and the
+/// X3 timeline that maps wall time to dispatcher time.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    anchor_wall: Micros,
-    anchor_instant: Instant,
-    scale: f64,
+    wall_base: Micros,
+    instant_base: Instant,
+    timeline: Timeline,
 }
 
 impl Clock {
-    /// A clock anchored at the current wall-clock time and the current tokio instant.
+    /// A clock reading the wall clock now, at the current tokio instant, with a fresh
+    /// timeline at `scale` (the dispatcher replaces it with the store's on start).
     ///
     /// `scale` is X3's time scale (1.0 = real time); values that are not finite and
     /// positive are treated as 1.0. Must be called inside a tokio runtime when the
@@ -43,8 +49,8 @@ impl Clock {
         Clock::anchored(wall, Instant::now(), scale)
     }
 
-    /// A clock whose dispatcher time at `instant` is `wall` (for tests that want a
-    /// fixed date).
+    /// A clock whose wall time at `instant` is `wall` (for tests that want a fixed
+    /// date, or a "new process" whose wall clock reads a later time).
     pub fn anchored(wall: Micros, instant: Instant, scale: f64) -> Self {
         let scale = if scale.is_finite() && scale > 0.0 {
             scale
@@ -52,15 +58,25 @@ impl Clock {
             1.0
         };
         Clock {
-            anchor_wall: wall,
-            anchor_instant: instant,
-            scale,
+            wall_base: wall,
+            instant_base: instant,
+            timeline: Timeline::start(wall, scale),
         }
+    }
+
+    /// The same wall clock on another timeline (the one kept in the store).
+    pub fn with_timeline(self, timeline: Timeline) -> Self {
+        Clock { timeline, ..self }
     }
 
     /// The time scale (X3).
     pub fn scale(&self) -> f64 {
-        self.scale
+        self.timeline.scale
+    }
+
+    /// The X3 anchor in use.
+    pub fn timeline(&self) -> Timeline {
+        self.timeline
     }
 
     /// Now, in dispatcher time.
@@ -68,40 +84,58 @@ impl Clock {
         self.micros_at(Instant::now())
     }
 
-    /// Now on the wall clock, unscaled, as a date: payload and sample timestamps
-    /// (S11). X3's time scale compresses back-off only; a receiver that checks
-    /// timestamp freshness must still see the real time.
+    /// Now on the wall clock, unscaled.
+    pub fn wall_now(&self) -> Micros {
+        self.wall_at(Instant::now())
+    }
+
+    /// Now on the wall clock, as a date: payload and sample timestamps (S11). X3's
+    /// time scale compresses back-off only; a receiver that checks timestamp
+    /// freshness must still see the real time.
     pub fn wall_datetime(&self) -> OffsetDateTime {
-        let elapsed = Instant::now().saturating_duration_since(self.anchor_instant);
-        to_datetime(self.anchor_wall.saturating_add(Self::micros_of(elapsed)))
+        to_datetime(self.wall_now())
+    }
+
+    fn wall_at(&self, at: Instant) -> Micros {
+        let elapsed = at.saturating_duration_since(self.instant_base);
+        self.wall_base.saturating_add(Self::micros_of(elapsed))
     }
 
     /// The dispatcher time at a tokio instant.
     pub fn micros_at(&self, at: Instant) -> Micros {
-        let elapsed = at.saturating_duration_since(self.anchor_instant);
-        let scaled = (elapsed.as_micros() as f64 * self.scale).round() as i64;
-        self.anchor_wall.saturating_add(scaled)
+        self.timeline.dispatcher_at(self.wall_at(at))
+    }
+
+    /// The wall time at which dispatcher time reaches `micros`.
+    pub fn wall_for(&self, micros: Micros) -> Micros {
+        self.timeline.wall_at(micros)
     }
 
     /// The tokio instant at which dispatcher time reaches `micros` (never before the
-    /// anchor: an instant already past maps to the anchor, which is due at once).
+    /// wall anchor: an instant already past maps to it, which is due at once).
     pub fn instant_for(&self, micros: Micros) -> Instant {
-        let ahead = micros.saturating_sub(self.anchor_wall).max(0) as f64 / self.scale;
-        // Round up, so a timer never fires before the stored instant is reached.
-        let ahead = Duration::from_micros(ahead.ceil().min(u64::MAX as f64 / 2.0) as u64);
-        self.anchor_instant + ahead
+        let ahead = self.wall_for(micros).saturating_sub(self.wall_base).max(0);
+        // About 146 years at most, so the addition cannot overflow.
+        let ahead = Duration::from_micros(ahead.min(1 << 52) as u64);
+        self.instant_base + ahead
     }
 
-    /// `delay` of dispatcher time, in micros.
+    /// `delay` in micros.
     pub fn micros_of(delay: Duration) -> Micros {
         i64::try_from(delay.as_micros()).unwrap_or(i64::MAX)
     }
 }
 
-/// A stored instant as a date; out-of-range values clamp to the epoch.
+/// A stored instant as a date; out-of-range values clamp to the nearest date that
+/// can be shown (years 1 to 9999), never to the epoch.
 pub fn to_datetime(micros: Micros) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    let max = time::macros::datetime!(9999-12-31 23:59:59.999999 UTC);
+    let min = time::macros::datetime!(0001-01-01 00:00:00 UTC);
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap_or(if micros > 0 {
+        max
+    } else {
+        min
+    })
 }
 
 /// A stored instant in S11's timestamp form (`2015-02-13T18:57:55.066475+00:00`).
@@ -135,6 +169,20 @@ mod tests {
         assert_eq!(due - start, Duration::from_secs(2));
         assert_eq!(clock.instant_for(0), start, "past instants are due at once");
         assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000+00:00");
+        assert!(
+            format_micros(i64::MAX).starts_with("9999-12-31"),
+            "not 1970"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn x3_a_stored_timeline_counts_time_spent_stopped() {
+        // The store's anchor: scale 3600 since wall time 0.
+        let stored = Timeline::start(0, 3600.0);
+        // A process started 10 s of wall time later.
+        let clock = Clock::anchored(10_000_000, Instant::now(), 3600.0).with_timeline(stored);
+        assert_eq!(clock.now(), 36_000_000_000, "ten hours of dispatcher time");
+        assert_eq!(clock.wall_for(36_000_000_000 + 3_600_000_000), 11_000_000);
     }
 }
 

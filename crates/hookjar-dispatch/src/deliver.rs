@@ -2,9 +2,15 @@
 //!
 //! The request itself (URL, headers, body) is always built by
 //! `hookjar_core::DeliveryRequest` (S7–S9); this module only performs it with reqwest
-//! (rustls, one connection pool per target host, a redirect limit and a timeout) and
-//! maps the result onto the core's outcome vocabulary, which `RetryPolicy::classify`
-//! turns into a verdict.
+//! (rustls, one connection pool per target host, a timeout) and maps the result onto
+//! the core's outcome vocabulary, which `RetryPolicy::classify` turns into a verdict.
+//!
+//! Redirects (S18) are followed here, hop by hop, with the standard client rules
+//! (those of Python's `requests`, which Skilljar uses): 307/308 repeat the POST with
+//! its body; 301/302/303 turn it into a GET without the body — which [`Sent`] reports
+//! in `downgraded`, since the event is then lost; `Authorization` is dropped when a
+//! hop leaves the original scheme, host and port; more than the limit is
+//! `TOO_MANY_REDIRECTS`. The timeout covers the whole chain.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -23,6 +29,7 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 pub struct Sender {
     client: reqwest::Client,
     max_redirects: usize,
+    timeout: Duration,
 }
 
 /// Redirects followed before `TOO_MANY_REDIRECTS` (S18, settled).
@@ -39,6 +46,9 @@ pub struct Sent {
     pub outcome: Outcome,
     pub latency: Duration,
     pub body: String,
+    /// The status of the first 301/302/303 redirect that turned the POST into a
+    /// bodiless GET (S18), if one did.
+    pub downgraded: Option<u16>,
 }
 
 impl Sender {
@@ -47,13 +57,14 @@ impl Sender {
     pub fn new(timeout: Duration, max_redirects: usize) -> Result<Self, StartError> {
         let client = reqwest::Client::builder()
             .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::limited(max_redirects))
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .build()
             .map_err(StartError::Client)?;
         Ok(Sender {
             client,
             max_redirects,
+            timeout,
         })
     }
 
@@ -61,55 +72,115 @@ impl Sender {
     /// outcome.
     pub async fn send(&self, request: &DeliveryRequest) -> Sent {
         let started = Instant::now();
-        let (outcome, body) = self.try_send(request).await;
+        let mut downgraded = None;
+        let (outcome, body) =
+            match tokio::time::timeout(self.timeout, self.try_send(request, &mut downgraded)).await
+            {
+                Ok(done) => done,
+                Err(_) => (
+                    Outcome::transport(TransportKind::Timeout, "no answer within the timeout"),
+                    String::new(),
+                ),
+            };
         Sent {
             outcome,
             latency: started.elapsed(),
             body,
+            downgraded,
         }
     }
 
-    async fn try_send(&self, request: &DeliveryRequest) -> (Outcome, String) {
-        let headers = match request.header_map() {
+    async fn try_send(
+        &self,
+        request: &DeliveryRequest,
+        downgraded: &mut Option<u16>,
+    ) -> (Outcome, String) {
+        let fail = |kind, detail: String| (Outcome::transport(kind, detail), String::new());
+        let mut headers = match request.header_map() {
             Ok(h) => h,
-            Err(e) => {
+            Err(e) => return fail(TransportKind::Other, e.to_string()),
+        };
+        let mut url = match reqwest::Url::parse(&request.url) {
+            Ok(u) => u,
+            Err(e) => return fail(TransportKind::Other, format!("invalid URL: {e}")),
+        };
+        let origin = url.origin();
+        let mut method = reqwest::Method::POST;
+        let mut body = Some(request.body.bytes().clone());
+        let mut hops = 0usize;
+        let mut response = loop {
+            let mut req = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            }
+            let response = match req.send().await {
+                Ok(r) => r,
+                Err(e) => return (self.classify_error(&e), String::new()),
+            };
+            let code = response.status().as_u16();
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let (true, Some(location)) = (matches!(code, 301 | 302 | 303 | 307 | 308), location)
+            else {
+                break response;
+            };
+            if hops == self.max_redirects {
                 return (
-                    Outcome::transport(TransportKind::Other, e.to_string()),
+                    Outcome::TooManyRedirects {
+                        hops: u32::try_from(self.max_redirects + 1).unwrap_or(u32::MAX),
+                    },
                     String::new(),
                 );
             }
-        };
-        let result = self
-            .client
-            .post(&request.url)
-            .headers(headers)
-            .body(request.body.bytes().clone())
-            .send()
-            .await;
-        match result {
-            Ok(mut response) => {
-                let code = response.status().as_u16();
-                // S17: the body is ignored; read a little so the connection is reused,
-                // keeping its start for people to read.
-                let mut read = 0;
-                let mut kept = Vec::new();
-                while read < DRAIN_LIMIT {
-                    match response.chunk().await {
-                        Ok(Some(chunk)) => {
-                            read += chunk.len();
-                            let room = BODY_KEPT.saturating_sub(kept.len());
-                            kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                        }
-                        _ => break,
-                    }
+            let next = match url.join(&location) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+                _ => {
+                    return fail(
+                        TransportKind::Protocol,
+                        format!("HTTP {code} redirect to an unusable location {location:?}"),
+                    );
                 }
-                (
-                    Outcome::status(code),
-                    String::from_utf8_lossy(&kept).into_owned(),
-                )
+            };
+            if matches!(code, 301 | 302 | 303) && method == reqwest::Method::POST {
+                method = reqwest::Method::GET;
+                body = None;
+                headers.remove(reqwest::header::CONTENT_TYPE);
+                headers.remove(reqwest::header::CONTENT_LENGTH);
+                downgraded.get_or_insert(code);
             }
-            Err(e) => (self.classify_error(&e), String::new()),
+            if next.origin() != origin {
+                headers.remove(reqwest::header::AUTHORIZATION);
+                headers.remove(reqwest::header::COOKIE);
+                headers.remove(reqwest::header::PROXY_AUTHORIZATION);
+            }
+            hops += 1;
+            url = next;
+        };
+        let code = response.status().as_u16();
+        // S17: the body is ignored; read a little so the connection is reused,
+        // keeping its start for people to read.
+        let mut read = 0;
+        let mut kept = Vec::new();
+        while read < DRAIN_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    read += chunk.len();
+                    let room = BODY_KEPT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                _ => break,
+            }
         }
+        (
+            Outcome::status(code),
+            String::from_utf8_lossy(&kept).into_owned(),
+        )
     }
 
     fn classify_error(&self, e: &reqwest::Error) -> Outcome {

@@ -19,16 +19,25 @@
 //!
 //! The scheduler sets one timer, to the earliest due instant in the store, and sleeps
 //! until it fires or something wakes it (no polling). Each delivery moves through
-//! typed phases: `Claimed` (marked `inflight` in the store) → sent → `AttemptRecord`
-//! (with the core's verdict) → recorded as delivered, pending again at an absolute
-//! instant, or failed with the webhook deactivated. A delivery still `inflight` when
-//! the process dies is put back in the queue on the next start (S19).
+//! typed phases: `Claimed` (marked `inflight`, its attempt written ahead as
+//! `started`) → sent → `AttemptRecord` (with the core's verdict) → recorded as
+//! delivered, pending again at an absolute instant, or failed with the webhook
+//! deactivated.
+//!
+//! S19: an attempt still `started` when the process dies counts as made; on the next
+//! start [`recover`] records it with the outcome `unknown` and the normal back-off
+//! from the restart (or `RETRY_COUNT` if it was the last), so no delivery ever sees
+//! more than 61 POSTs nor a retry earlier than its back-off.
+//!
+//! Store errors (a full disk, …) never drop work: the scheduler and the writer retry
+//! their bookkeeping with back-off (1 s doubling to 30 s), and deliveries left
+//! `inflight` by a failed write are recorded as soon as the store accepts writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookjar_core::{DeliveryRequest, RetryPolicy};
+use hookjar_core::{DeliveryRequest, Outcome, RetryPolicy, TransportKind};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -38,8 +47,75 @@ use crate::store::{AttemptRecord, Claimed, Store};
 
 /// The most results written in one transaction.
 const WRITE_BATCH: usize = 1024;
-/// How long the scheduler waits after a store error before trying again.
+/// How long the scheduler and the writer wait after a first store error before
+/// trying again; each further error doubles it, up to [`ERROR_PAUSE_MAX`].
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
+const ERROR_PAUSE_MAX: Duration = Duration::from_secs(30);
+
+/// The pause after `errors` store errors in a row (≥ 1).
+fn error_pause(errors: u32) -> Duration {
+    ERROR_PAUSE
+        .saturating_mul(1 << errors.saturating_sub(1).min(5))
+        .min(ERROR_PAUSE_MAX)
+}
+
+/// S19: records every attempt that was started and never completed (the last
+/// process stopped during its POST) as made, with the outcome `unknown`, and
+/// schedules its retry with the normal back-off counted from now (when the attempt
+/// had certainly ended), or deactivates with `RETRY_COUNT` after the last retry.
+/// Returns how many there were.
+pub async fn recover(
+    store: &Store,
+    clock: &Clock,
+    policy: &RetryPolicy,
+) -> Result<usize, crate::StoreError> {
+    let interrupted = store.interrupted().await?;
+    let now = clock.now();
+    let records: Vec<AttemptRecord> = interrupted
+        .into_iter()
+        .map(|i| {
+            let outcome = Outcome::transport(
+                TransportKind::Other,
+                "outcome unknown: the dispatcher stopped during the attempt",
+            );
+            let verdict = policy.classify(&outcome, i.attempt);
+            let detail = format!(
+                "outcome unknown: the dispatcher stopped during this attempt, which counts as made; {}",
+                match verdict {
+                    hookjar_core::Verdict::RetryAfter { delay } => format!(
+                        "the next retry waits the normal {} s from the restart",
+                        delay.as_secs()
+                    ),
+                    _ => policy.describe(&outcome, i.attempt),
+                }
+            );
+            AttemptRecord {
+                delivery_seq: i.delivery_seq,
+                webhook_seq: i.webhook_seq,
+                attempt: i.attempt,
+                revision: i.revision,
+                started_at: i.started_at,
+                wall_at: i.wall_at.unwrap_or_else(|| clock.wall_now()),
+                finished_at: now,
+                latency_us: 0,
+                outcome,
+                verdict,
+                detail,
+                unknown: true,
+            }
+        })
+        .collect();
+    let n = records.len();
+    if n > 0 {
+        store.record(records).await?;
+        tracing::warn!(
+            count = n,
+            "attempts interrupted by the last stop count as made (outcome unknown); their retries follow the normal back-off"
+        );
+    }
+    store.drop_pending_of_inactive().await?;
+    Ok(n)
+}
 
 /// What the engine needs; shared with the API (which wakes it).
 #[derive(Debug)]
@@ -64,7 +140,7 @@ impl Engine {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (records_tx, records_rx) = mpsc::unbounded_channel();
         let mut writer = JoinSet::new();
-        writer.spawn(Arc::clone(&self).write_records(records_rx));
+        writer.spawn(Arc::clone(&self).write_records(records_rx, shutdown.clone()));
         // Each worker returns its webhook's seq, so the in-flight count per webhook
         // can be kept (fairness: one slow endpoint cannot take the whole pool).
         let mut workers: JoinSet<i64> = JoinSet::new();
@@ -80,6 +156,7 @@ impl Engine {
             }
         };
 
+        let mut errors = 0u32;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -100,16 +177,22 @@ impl Engine {
 
             // Claim what is due now and start one worker per delivery.
             let now = self.clock.now();
+            let wall_now = self.clock.wall_now();
             let room = self.concurrency - workers.len();
             let claimed = match self
                 .store
-                .claim_due(now, room, self.per_webhook, in_flight.clone())
+                .claim_due(now, wall_now, room, self.per_webhook, in_flight.clone())
                 .await
             {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot claim due deliveries; retrying in 1s");
-                    tokio::time::sleep(ERROR_PAUSE).await;
+                    errors += 1;
+                    let pause = error_pause(errors);
+                    tracing::error!(error = %e, "cannot claim due deliveries; retrying in {pause:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => break,
+                    }
                     continue;
                 }
             };
@@ -142,11 +225,17 @@ impl Engine {
             let next: Option<Micros> = match self.store.next_due(busy).await {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot read the next due instant; retrying in 1s");
-                    tokio::time::sleep(ERROR_PAUSE).await;
+                    errors += 1;
+                    let pause = error_pause(errors);
+                    tracing::error!(error = %e, "cannot read the next due instant; retrying in {pause:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => break,
+                    }
                     continue;
                 }
             };
+            errors = 0;
             let timer = async {
                 match next {
                     Some(due) => tokio::time::sleep_until(self.clock.instant_for(due)).await,
@@ -171,10 +260,23 @@ impl Engine {
     async fn attempt(&self, d: Claimed) -> AttemptRecord {
         let request = DeliveryRequest::for_webhook(&d.webhook, d.body.clone());
         let started_at = self.clock.now();
+        let wall_at = self.clock.wall_now();
         let sent = self.sender.send(&request).await;
         let finished_at = self.clock.now();
         let verdict = self.policy.classify(&sent.outcome, d.attempt);
-        let detail = self.policy.describe(&sent.outcome, d.attempt);
+        let mut detail = self.policy.describe(&sent.outcome, d.attempt);
+        if let Some(code) = sent.downgraded {
+            // S18: the client did what Python's requests does; say so, loudly.
+            detail.push_str(&format!(
+                "; a {code} redirect turned the POST into a GET without the body, so the receiver never got the event"
+            ));
+            tracing::warn!(
+                delivery = %d.delivery_id,
+                webhook = %d.webhook.id,
+                status = code,
+                "a {code} redirect turned the POST into a GET without the body (S18); use 307/308 to keep the POST"
+            );
+        }
         // One line per attempt; never the URL's query, auth or headers (secrets).
         tracing::info!(
             delivery = %d.delivery_id,
@@ -190,29 +292,53 @@ impl Engine {
             delivery_seq: d.delivery_seq,
             webhook_seq: d.webhook_seq,
             attempt: d.attempt,
+            revision: d.revision,
             started_at,
+            wall_at,
             finished_at,
             latency_us: i64::try_from(sent.latency.as_micros()).unwrap_or(i64::MAX),
             outcome: sent.outcome,
             verdict,
             detail,
+            unknown: false,
         }
     }
 
     /// Writes attempt records in batches (one transaction each) and wakes the
     /// scheduler, since a retry may now be the earliest due delivery.
-    async fn write_records(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<AttemptRecord>) {
+    ///
+    /// A batch that cannot be written is retried with back-off until it is: its
+    /// deliveries stay `inflight` (their attempts written ahead) meanwhile, and carry
+    /// on by themselves once the store accepts writes. During a graceful stop a
+    /// batch that still fails is left for the next start to recover (S19).
+    async fn write_records(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
             let records = std::mem::take(&mut batch);
-            let mut tries = 0;
+            let mut errors = 0u32;
             loop {
                 match self.store.record(records.clone()).await {
                     Ok(effects) => {
+                        if errors > 0 {
+                            tracing::info!(
+                                count = records.len(),
+                                "attempts recorded after store errors"
+                            );
+                        }
                         if effects.skipped > 0 {
                             tracing::info!(
                                 skipped = effects.skipped,
                                 "attempts of deleted webhooks were not recorded"
+                            );
+                        }
+                        if effects.stale > 0 {
+                            tracing::info!(
+                                stale = effects.stale,
+                                "verdicts from before a webhook update were logged, not applied (S16)"
                             );
                         }
                         for (webhook, reason, dropped) in effects.deactivated {
@@ -225,21 +351,15 @@ impl Engine {
                         }
                         break;
                     }
-                    Err(e) if tries < 3 => {
-                        tries += 1;
-                        tracing::error!(error = %e, "cannot record attempts; retrying");
-                        tokio::time::sleep(ERROR_PAUSE).await;
+                    Err(e) if *shutdown.borrow() => {
+                        tracing::error!(error = %e, count = records.len(), "cannot record attempts while stopping; the next start recovers them (outcome unknown)");
+                        break;
                     }
                     Err(e) => {
-                        // Put the deliveries back in the queue so they are attempted
-                        // again (at-least-once, S19); if even that fails they stay
-                        // inflight and are resumed on the next start.
-                        tracing::error!(error = %e, count = records.len(), "giving up recording attempts; requeueing their deliveries");
-                        let seqs = records.iter().map(|r| r.delivery_seq).collect();
-                        if let Err(e) = self.store.requeue(seqs, self.clock.now()).await {
-                            tracing::error!(error = %e, "cannot requeue; they resume on the next start");
-                        }
-                        break;
+                        errors += 1;
+                        let pause = error_pause(errors);
+                        tracing::error!(error = %e, count = records.len(), "cannot record attempts; retrying in {pause:?}");
+                        tokio::time::sleep(pause).await;
                     }
                 }
             }

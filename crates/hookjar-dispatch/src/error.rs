@@ -33,6 +33,41 @@ pub enum StoreError {
     /// The blocking task running the query panicked or was cancelled.
     #[error("the store task failed: {0}")]
     Task(String),
+    /// Another live process owns this SQLite store (S19: one owner per store).
+    #[error(
+        "the store {path} is in use by another hookjar dispatcher ({owner}); stop that process first, or give this one another --db file"
+    )]
+    Owned { path: PathBuf, owner: String },
+    /// The owner lock file could not be created or locked.
+    #[error(
+        "cannot lock the store {path} (lock file {lock}): {source}; check that its folder is writable"
+    )]
+    Lock {
+        path: PathBuf,
+        lock: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// When the store cannot take writes for a reason outside the dispatcher (a full
+    /// disk, a read-only or failing file system, a busy database), the cause in
+    /// words; the request may be retried once it is fixed. `None` for other errors.
+    pub fn unavailable(&self) -> Option<&'static str> {
+        use rusqlite::ErrorCode as C;
+        let StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) = self else {
+            return None;
+        };
+        Some(match e.code {
+            C::DiskFull => "the store's disk is full",
+            C::ReadOnly => "the store is read-only",
+            C::SystemIoFailure => "the store's disk cannot be read or written (I/O error)",
+            C::DatabaseBusy | C::DatabaseLocked => "the store is busy",
+            C::CannotOpen => "the store's file cannot be opened",
+            _ => return None,
+        })
+    }
 }
 
 /// A failure to start the dispatcher.

@@ -62,14 +62,16 @@ pub use store::StoreConfig;
 /// How a dispatcher runs. Its `Debug` output hides the API key.
 #[derive(Clone)]
 pub struct Config {
-    /// The API key clients send as the Basic username (S5).
+    /// The API key clients send as the Basic username (S5); it may not contain `:`.
+    /// Empty: the key kept in the store, generated and saved on its first start
+    /// (see [`Dispatcher::api_key`]).
     pub api_key: String,
     /// The retry schedule (S14–S15).
     pub policy: RetryPolicy,
     /// How long one POST may take before it counts as a timeout (S18).
     pub timeout: Duration,
-    /// X3: one second of real time counts as this many seconds of back-off. Ignored
-    /// when `clock` is given.
+    /// X3: one second of real time counts as this many seconds of back-off (finite,
+    /// above 0, at most 1,000,000). Ignored when `clock` is given.
     pub time_scale: f64,
     /// Show stored passwords in clear, as Skilljar does (S3).
     pub reveal_secrets: bool,
@@ -82,8 +84,9 @@ pub struct Config {
     /// Attempts in flight at most at once to one webhook, so a slow endpoint cannot
     /// hold up the others (capped at `concurrency`).
     pub per_webhook_concurrency: usize,
-    /// A clock to use instead of one anchored at start (tests share one across a
-    /// restart).
+    /// A wall clock (and scale) to use instead of the system's: tests drive it with
+    /// tokio's paused clock, and give a restarted dispatcher a later wall time. The
+    /// X3 timeline itself always comes from the store.
     pub clock: Option<Clock>,
 }
 
@@ -129,6 +132,10 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct Dispatcher {
     addr: SocketAddr,
+    api_key: String,
+    store: store::Store,
+    /// This process owns the store (S19) until the dispatcher stops or is dropped.
+    owner: Option<store::OwnerLock>,
     shutdown: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     engine: Option<JoinHandle<()>>,
@@ -158,23 +165,37 @@ impl Dispatcher {
                 "concurrency and per-webhook concurrency must be at least 1".into(),
             ));
         }
-        if config.api_key.is_empty() {
-            return Err(StartError::Config("the API key must not be empty".into()));
+        if !config.api_key.is_empty() {
+            hookjar_core::webhook::validate_api_key(&config.api_key).map_err(StartError::Config)?;
         }
+        let clock = config
+            .clock
+            .unwrap_or_else(|| Clock::system(config.time_scale));
+        hookjar_core::timeline::validate_time_scale(match config.clock {
+            Some(c) => c.scale(),
+            None => config.time_scale,
+        })
+        .map_err(|e| StartError::Config(e.to_string()))?;
         let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
+        let owner = store::OwnerLock::acquire(&config.store)?;
         let store_config = config.store.clone();
         let store = tokio::task::spawn_blocking(move || store::Store::open(&store_config))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
-        let resumed = store.resume_inflight().await?;
+        // X3: one timeline across restarts, kept in the store.
+        let timeline = store.timeline(clock.wall_now(), clock.scale()).await?;
+        let clock = clock.with_timeline(timeline);
+        let api_key = if config.api_key.is_empty() {
+            store.kept_api_key(generate_api_key()).await?
+        } else {
+            config.api_key
+        };
+        let resumed = engine::recover(&store, &clock, &policy).await?;
         let pending = store.pending_count().await?;
         if pending > 0 {
             tracing::info!(pending, resumed, "resuming deliveries from the store");
         }
 
-        let clock = config
-            .clock
-            .unwrap_or_else(|| Clock::system(config.time_scale));
         let sender = deliver::Sender::new(config.timeout, config.max_redirects)?;
         let wake = Arc::new(Notify::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -191,10 +212,10 @@ impl Dispatcher {
         let engine = tokio::spawn(engine.run(shutdown_rx.clone()));
 
         let state = api::AppState::new(
-            store,
+            store.clone(),
             clock,
             sender,
-            config.api_key,
+            api_key.clone(),
             config.reveal_secrets,
             wake,
             format!("http://{addr}"),
@@ -212,6 +233,9 @@ impl Dispatcher {
 
         Ok(Dispatcher {
             addr,
+            api_key,
+            store,
+            owner,
             shutdown,
             server: Some(server),
             engine: Some(engine),
@@ -228,6 +252,17 @@ impl Dispatcher {
         self.addr
     }
 
+    /// The API key in use: the configured one, or the one kept in the store.
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// Test hook: the store, to inject store faults ([`store::Store::refuse_writes`]).
+    #[doc(hidden)]
+    pub fn store(&self) -> &store::Store {
+        &self.store
+    }
+
     /// Stops gracefully: the API stops accepting, attempts in flight finish and are
     /// recorded; deliveries not yet due stay in the store.
     pub async fn shutdown(mut self) {
@@ -238,6 +273,7 @@ impl Dispatcher {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
+        self.owner.take();
     }
 }
 
@@ -250,6 +286,8 @@ impl Drop for Dispatcher {
         if let Some(server) = self.server.take() {
             server.abort();
         }
+        // Like a killed process, let go of the store at once.
+        self.owner.take();
     }
 }
 

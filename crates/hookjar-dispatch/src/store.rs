@@ -16,7 +16,19 @@
 //!   dispatcher-time micros, S19). A partial index on `(webhook_seq, due_at)` for
 //!   pending rows keeps "what is due next" one index step per webhook, with a million
 //!   rows waiting.
-//! - `attempts` — the delivery log of X2.
+//! - `attempts` — the delivery log of X2. A row is written when an attempt is
+//!   claimed, before its POST leaves (verdict `started`), and completed with the
+//!   outcome; a row still `started` after a crash is completed as `unknown` on the
+//!   next start and counts as made (S19).
+//! - `meta` — the X3 timeline anchor and the generated API key.
+//!
+//! Webhooks carry a `revision` that every update bumps; an attempt remembers the
+//! revision it was claimed under, and its verdict changes the webhook only if that
+//! revision still holds (S16, settled: a late answer from before an update is logged
+//! as `stale`, not applied).
+//!
+//! One process owns a file store: [`OwnerLock`] holds an OS lock on `FILE-owner`
+//! (released by the OS when the process dies, so a crash never blocks a restart).
 //!
 //! Schema versions live in [`MIGRATIONS`]; `PRAGMA user_version` says how many ran.
 
@@ -24,7 +36,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use hookjar_core::webhook::{Headers, webhook_id};
+use hookjar_core::timeline::Timeline;
+use hookjar_core::webhook::{Headers, normalise_url, webhook_id};
 use hookjar_core::{DeactivateReason, EventType, Outcome, Payload, Verdict, Webhook, WebhookPatch};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
@@ -40,6 +53,63 @@ pub enum StoreConfig {
     InMemory,
     /// A SQLite file (`--db FILE`), created when missing.
     File(PathBuf),
+}
+
+/// The OS lock that makes this process the one owner of a file store (S19). Held
+/// until dropped; the OS releases it when the process dies, so a store left by a
+/// crash (`kill -9`) is never blocked.
+#[derive(Debug)]
+pub struct OwnerLock {
+    _file: std::fs::File,
+}
+
+impl OwnerLock {
+    /// Locks `FILE-owner` next to a file store and writes this process's pid in it;
+    /// `None` for an in-memory store. Fails at once, naming the owner's pid, when
+    /// another process holds it.
+    pub fn acquire(config: &StoreConfig) -> Result<Option<OwnerLock>, StoreError> {
+        use std::io::{Read as _, Seek as _, Write as _};
+        let StoreConfig::File(path) = config else {
+            return Ok(None);
+        };
+        let mut lock = path.clone().into_os_string();
+        lock.push("-owner");
+        let lock = PathBuf::from(lock);
+        let failed = |source| StoreError::Lock {
+            path: path.clone(),
+            lock: lock.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(StoreError::Owned {
+                    path: path.clone(),
+                    owner: if pid.is_empty() {
+                        "pid unknown".to_owned()
+                    } else {
+                        format!("pid {pid}")
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+        file.set_len(0).map_err(failed)?;
+        file.rewind().map_err(failed)?;
+        writeln!(file, "{}", std::process::id()).map_err(failed)?;
+        file.flush().map_err(failed)?;
+        Ok(Some(OwnerLock { _file: file }))
+    }
 }
 
 /// Schema migrations, in order; `PRAGMA user_version` is how many have run.
@@ -100,6 +170,15 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX deliveries_due;
     CREATE INDEX deliveries_webhook_due ON deliveries(webhook_seq, due_at) WHERE state = 'pending';
     ",
+    // 3: issue #8 — webhook revisions (stale verdicts), write-ahead attempts with
+    // wall time, the X3 anchor and the kept API key.
+    "
+    ALTER TABLE webhooks ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN wall_at INTEGER;
+    ALTER TABLE attempts ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN stale INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -127,6 +206,8 @@ pub struct Claimed {
     /// The webhook as it is now (its URL, auth and headers are used, S12).
     pub webhook: Webhook,
     pub webhook_seq: i64,
+    /// The webhook's revision when claimed (S16: the verdict applies to it only).
+    pub revision: i64,
     pub event_type: String,
     pub body: Payload,
 }
@@ -137,13 +218,33 @@ pub struct AttemptRecord {
     pub delivery_seq: i64,
     pub webhook_seq: i64,
     pub attempt: u32,
+    /// The webhook's revision when the attempt was claimed.
+    pub revision: i64,
+    /// Dispatcher time (X3) when the POST started.
     pub started_at: Micros,
+    /// Wall time when the POST started.
+    pub wall_at: Micros,
     pub finished_at: Micros,
     pub latency_us: i64,
     pub outcome: Outcome,
     pub verdict: Verdict,
     /// The log line of `RetryPolicy::describe`.
     pub detail: String,
+    /// The outcome is unknown: the dispatcher stopped during the attempt (S19). It
+    /// counts as made and is logged with the verdict `unknown`.
+    pub unknown: bool,
+}
+
+/// An attempt that was started (written ahead) and never completed: the
+/// dispatcher stopped during its POST.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    pub delivery_seq: i64,
+    pub webhook_seq: i64,
+    pub attempt: u32,
+    pub revision: i64,
+    pub started_at: Micros,
+    pub wall_at: Option<Micros>,
 }
 
 /// The effect of recording a batch: webhooks deactivated by it.
@@ -153,6 +254,8 @@ pub struct RecordEffects {
     pub deactivated: Vec<(String, DeactivateReason, usize)>,
     /// Records whose delivery no longer exists (its webhook was deleted).
     pub skipped: usize,
+    /// Verdicts not applied because the webhook changed during the attempt (S16).
+    pub stale: usize,
 }
 
 /// One attempt in the delivery log (X2).
@@ -160,16 +263,24 @@ pub struct RecordEffects {
 pub struct AttemptView {
     /// 0 for the first POST, n for retry n.
     pub attempt: u32,
-    /// When the POST started (S11 timestamp form).
+    /// When the POST started, in dispatcher time (X3: under a time scale this runs
+    /// ahead of the wall clock; `next_attempt_at − at` is the S14 wait).
     pub at: String,
+    /// When the POST started on the wall clock (null in logs from before hookjar
+    /// recorded it).
+    pub wall_at: Option<String>,
     /// The HTTP status, when one was received.
     pub status: Option<u16>,
     /// The transport error, when no status was received.
     pub error: Option<String>,
     /// Milliseconds from sending to the answer (or the error).
     pub latency_ms: f64,
-    /// `delivered`, `retry` or `deactivate`.
+    /// `delivered`, `retry` or `deactivate`; `started` while the POST is in flight;
+    /// `unknown` when the dispatcher stopped during it (it counts as made, S19).
     pub verdict: String,
+    /// The webhook was updated while this attempt was in flight, so its verdict was
+    /// logged but not applied to the webhook (S16).
+    pub stale: bool,
     /// A human line, e.g. `HTTP 503 on retry 60; deactivated (RETRY_COUNT)`.
     pub detail: String,
     /// When the next attempt is due, after a `retry` verdict.
@@ -189,8 +300,10 @@ pub struct DeliveryView {
     /// `pending`, `inflight`, `delivered`, `failed` or `dropped`.
     pub state: String,
     pub created_at: String,
-    /// When the next attempt is due, while pending.
+    /// When the next attempt is due, while pending (dispatcher time, X3).
     pub next_attempt_at: Option<String>,
+    /// When the next attempt is due on the wall clock, while pending.
+    pub next_attempt_wall_at: Option<String>,
     /// Why it ended without delivery, when it did.
     pub note: Option<String>,
     pub attempts: Vec<AttemptView>,
@@ -231,6 +344,68 @@ impl Store {
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// X3: the timeline to use from now on, given the wall time and the scale this
+    /// process runs at — the stored anchor, a new anchor at the current dispatcher
+    /// time if the scale changed, or a first anchor (saved in both cases).
+    pub async fn timeline(&self, wall_now: Micros, scale: f64) -> Result<Timeline, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let stored: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = 'timeline'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let stored = match stored {
+                None => None,
+                Some(text) => Some(parse_timeline(&text).ok_or_else(|| StoreError::Corrupt {
+                    table: "meta",
+                    column: "timeline",
+                    detail: text.clone(),
+                })?),
+            };
+            let (timeline, save) = Timeline::resume(stored, wall_now, scale);
+            if save {
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('timeline', ?1)",
+                    [format!(
+                        "{} {} {}",
+                        timeline.wall, timeline.dispatcher, timeline.scale
+                    )],
+                )?;
+            }
+            tx.commit()?;
+            Ok(timeline)
+        })
+        .await
+    }
+
+    /// The API key kept in the store, saving `candidate` as it when there is none
+    /// (`hookjar serve` without `--api-key`: the same key after a restart).
+    pub async fn kept_api_key(&self, candidate: String) -> Result<String, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('api_key', ?1)",
+                [candidate],
+            )?;
+            let key: String =
+                tx.query_row("SELECT value FROM meta WHERE key = 'api_key'", [], |r| {
+                    r.get(0)
+                })?;
+            tx.commit()?;
+            Ok(key)
+        })
+        .await
+    }
+
+    /// Test hook: refuse (or accept again) every write, as a read-only or failing
+    /// disk would (`PRAGMA query_only`). Not used by the dispatcher itself.
+    #[doc(hidden)]
+    pub async fn refuse_writes(&self, refuse: bool) -> Result<(), StoreError> {
+        self.call(move |c| Ok(c.pragma_update(None, "query_only", refuse)?))
+            .await
     }
 
     /// Runs `f` with the connection on tokio's blocking pool.
@@ -368,7 +543,8 @@ impl Store {
     /// all due at `now`; returns how many deliveries were queued.
     ///
     /// Fan-out (S12): active webhooks that take this type or all types, oldest first;
-    /// a `target_url` already served by an older webhook is skipped.
+    /// a `target_url` already served by an older webhook is skipped (compared in
+    /// normalised form, `hookjar_core::webhook::normalise_url`).
     pub async fn emit(&self, event: NewEvent, now: Micros) -> Result<usize, StoreError> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -393,7 +569,7 @@ impl Store {
                 let mut out = Vec::new();
                 for row in rows {
                     let (seq, w) = row?;
-                    if w.receives(event.event_type) && seen.insert(w.target_url.clone()) {
+                    if w.receives(event.event_type) && seen.insert(normalise_url(&w.target_url)) {
                         out.push(seq);
                     }
                 }
@@ -436,7 +612,9 @@ impl Store {
     }
 
     /// Claims up to `limit` deliveries due at `now`, earliest first, marking them
-    /// `inflight`.
+    /// `inflight` and writing each attempt ahead (S19): the attempt row (verdict
+    /// `started`) and the delivery's attempt count are committed before any POST
+    /// leaves, so a crash can neither repeat an attempt uncounted nor exceed 61.
     ///
     /// Fairness: each active webhook may have at most `per_webhook` attempts in
     /// flight (`in_flight` says how many it has), so one slow endpoint cannot take the
@@ -446,6 +624,7 @@ impl Store {
     pub async fn claim_due(
         &self,
         now: Micros,
+        wall_now: Micros,
         limit: usize,
         per_webhook: usize,
         in_flight: HashMap<i64, usize>,
@@ -456,7 +635,7 @@ impl Store {
             {
                 let active = active_webhooks(&tx)?;
                 let mut due = tx.prepare_cached(CLAIM_SQL)?;
-                for (webhook_seq, webhook) in active {
+                for (webhook_seq, revision, webhook) in active {
                     let busy = in_flight.get(&webhook_seq).copied().unwrap_or(0);
                     let room = per_webhook.saturating_sub(busy).min(limit);
                     if room == 0 {
@@ -474,6 +653,7 @@ impl Store {
                                 attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
                                 webhook: webhook.clone(),
                                 webhook_seq,
+                                revision,
                                 event_type: row.get(4)?,
                                 body: Payload::from_bytes(body),
                             },
@@ -485,10 +665,18 @@ impl Store {
             candidates.sort_by_key(|(due, c)| (*due, c.delivery_seq));
             candidates.truncate(limit);
             {
-                let mut mark =
-                    tx.prepare_cached("UPDATE deliveries SET state = 'inflight' WHERE seq = ?1")?;
+                let mut mark = tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1 WHERE seq = ?1",
+                )?;
+                let mut ahead = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO attempts
+                       (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
+                        detail, next_attempt_at, revision, stale)
+                     VALUES (?1, ?2, ?3, ?4, 0, NULL, NULL, 'started', 'POST in flight', NULL, ?5, 0)",
+                )?;
                 for (_, d) in &candidates {
                     mark.execute([d.delivery_seq])?;
+                    ahead.execute(params![d.delivery_seq, d.attempt, now, wall_now, d.revision])?;
                 }
             }
             tx.commit()?;
@@ -500,6 +688,10 @@ impl Store {
     /// Records a batch of attempts and applies their verdicts in one transaction:
     /// delivered; pending again at `finished_at + delay` (S14); or failed with the
     /// webhook deactivated and its other pending deliveries dropped (S15, S16, S18).
+    ///
+    /// A verdict changes the webhook only if the webhook's revision is still the one
+    /// the attempt was claimed under; otherwise the attempt is logged as `stale` and
+    /// its delivery ends without touching the webhook (S16, settled).
     pub async fn record(&self, batch: Vec<AttemptRecord>) -> Result<RecordEffects, StoreError> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -508,15 +700,21 @@ impl Store {
                 // The delivery may be gone: its webhook was deleted while the POST was
                 // in flight. Nothing is left to record; skipping it keeps the rest of
                 // the batch (other webhooks' verdicts) from failing with it.
-                let exists = tx
-                    .prepare_cached("SELECT 1 FROM deliveries WHERE seq = ?1")?
-                    .exists(params![rec.delivery_seq])?;
-                if !exists {
+                let current: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT w.revision FROM deliveries d JOIN webhooks w ON w.seq = d.webhook_seq
+                         WHERE d.seq = ?1",
+                    )?
+                    .query_row(params![rec.delivery_seq], |r| r.get(0))
+                    .optional()?;
+                let Some(current) = current else {
                     effects.skipped += 1;
                     continue;
-                }
+                };
+                let stale = current != rec.revision;
                 let (status, error) = match &rec.outcome {
                     Outcome::Status { code } => (Some(i64::from(*code)), None),
+                    _ if rec.unknown => (None, Some("outcome unknown".to_owned())),
                     other => (None, Some(other.to_string())),
                 };
                 let next_at = match rec.verdict {
@@ -525,21 +723,30 @@ impl Store {
                     }
                     _ => None,
                 };
+                let label = if rec.unknown {
+                    "unknown"
+                } else {
+                    rec.verdict.label()
+                };
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO attempts
-                       (delivery_seq, n, started_at, latency_us, status, error, verdict, detail, next_attempt_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
+                        detail, next_attempt_at, revision, stale)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?
                 .execute(params![
                     rec.delivery_seq,
                     rec.attempt,
                     rec.started_at,
+                    rec.wall_at,
                     rec.latency_us,
                     status,
                     error,
-                    rec.verdict.label(),
+                    label,
                     rec.detail,
                     next_at,
+                    rec.revision,
+                    stale,
                 ])?;
                 match rec.verdict {
                     Verdict::Delivered => {
@@ -566,6 +773,21 @@ impl Store {
                         )?
                         .execute(params![rec.delivery_seq, rec.webhook_seq])?;
                     }
+                    Verdict::Deactivate { reason } if stale => {
+                        effects.stale += 1;
+                        tx.prepare_cached(
+                            "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
+                                finished_at = ?3, note = ?4 WHERE seq = ?1",
+                        )?
+                        .execute(params![
+                            rec.delivery_seq,
+                            rec.attempt + 1,
+                            rec.finished_at,
+                            format!(
+                                "ended ({reason}), not applied to the webhook: it was updated while the attempt was in flight"
+                            )
+                        ])?;
+                    }
                     Verdict::Deactivate { reason } => {
                         tx.prepare_cached(
                             "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
@@ -579,7 +801,8 @@ impl Store {
                         ])?;
                         let changed = tx
                             .prepare_cached(
-                                "UPDATE webhooks SET active = 0, deactivate_reason = ?2
+                                "UPDATE webhooks SET active = 0, deactivate_reason = ?2,
+                                    revision = revision + 1
                                  WHERE seq = ?1 AND active = 1",
                             )?
                             .execute(params![rec.webhook_seq, reason.as_str()])?;
@@ -602,44 +825,65 @@ impl Store {
         .await
     }
 
-    /// Puts these in-flight deliveries back in the queue, due now (used when their
-    /// attempts could not be recorded: at-least-once, S19).
-    pub async fn requeue(&self, delivery_seqs: Vec<i64>, now: Micros) -> Result<usize, StoreError> {
-        self.call(move |c| {
-            let tx = c.transaction()?;
-            let mut n = 0;
-            for seq in delivery_seqs {
-                n += tx
-                    .prepare_cached(
-                        "UPDATE deliveries SET state = 'pending', due_at = ?2
-                         WHERE seq = ?1 AND state = 'inflight'",
-                    )?
-                    .execute(params![seq, now])?;
+    /// The attempts that were started and never completed: the dispatcher stopped
+    /// during their POST (S19). The caller records each as `unknown`.
+    pub async fn interrupted(&self) -> Result<Vec<Interrupted>, StoreError> {
+        self.call(|c| {
+            let mut stmt = c.prepare(
+                "SELECT d.seq, d.webhook_seq, a.n, a.revision, a.started_at, a.wall_at
+                 FROM deliveries d LEFT JOIN attempts a
+                   ON a.delivery_seq = d.seq AND a.n = d.attempts - 1 AND a.verdict = 'started'
+                 WHERE d.state = 'inflight'",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = Vec::new();
+            for (delivery_seq, webhook_seq, n, revision, started_at, wall_at) in rows {
+                match (n, revision, started_at) {
+                    (Some(n), Some(revision), Some(started_at)) => out.push(Interrupted {
+                        delivery_seq,
+                        webhook_seq,
+                        attempt: u32::try_from(n).unwrap_or(u32::MAX),
+                        revision,
+                        started_at,
+                        wall_at,
+                    }),
+                    // Left in flight by a hookjar from before write-ahead attempts:
+                    // nothing says an attempt was made, so it is due again.
+                    _ => {
+                        c.execute(
+                            "UPDATE deliveries SET state = 'pending' WHERE seq = ?1",
+                            [delivery_seq],
+                        )?;
+                    }
+                }
             }
-            tx.commit()?;
-            Ok(n)
+            Ok(out)
         })
         .await
     }
 
-    /// Puts deliveries that were in flight when the process stopped back in the
-    /// queue, keeping their due instants (S19); returns how many.
-    pub async fn resume_inflight(&self) -> Result<usize, StoreError> {
+    /// Drops the pending deliveries of inactive webhooks (left by a crash between a
+    /// deactivation and its bookkeeping).
+    pub async fn drop_pending_of_inactive(&self) -> Result<usize, StoreError> {
         self.call(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let resumed = tx.execute(
-                "UPDATE deliveries SET state = 'pending' WHERE state = 'inflight'",
-                [],
-            )?;
-            tx.execute(
+            Ok(c.execute(
                 "UPDATE deliveries SET state = 'dropped', due_at = NULL,
                     note = 'dropped: webhook inactive'
                  WHERE state = 'pending'
                    AND webhook_seq IN (SELECT seq FROM webhooks WHERE active = 0)",
                 [],
-            )?;
-            tx.commit()?;
-            Ok(resumed)
+            )?)
         })
         .await
     }
@@ -663,6 +907,7 @@ impl Store {
         webhook: String,
         offset: u64,
         limit: u64,
+        timeline: Timeline,
     ) -> Result<Option<(u64, Vec<DeliveryView>)>, StoreError> {
         self.call(move |c| {
             let Some((wseq, _)) = find_webhook(c, &webhook)? else {
@@ -681,7 +926,7 @@ impl Store {
             let rows = stmt
                 .query_map(params![wseq, limit as i64, offset as i64], |r| {
                     let state: String = r.get(5)?;
-                    let due: Option<i64> = r.get(7)?;
+                    let due = r.get::<_, Option<i64>>(7)?.filter(|_| state == "pending");
                     Ok((
                         r.get::<_, i64>(0)?,
                         DeliveryView {
@@ -689,9 +934,9 @@ impl Store {
                             event: r.get(2)?,
                             event_type: r.get(3)?,
                             digest: r.get(4)?,
-                            next_attempt_at: due
-                                .filter(|_| state == "pending")
-                                .map(crate::clock::format_micros),
+                            next_attempt_at: due.map(crate::clock::format_micros),
+                            next_attempt_wall_at: due
+                                .map(|d| crate::clock::format_micros(timeline.wall_at(d))),
                             state,
                             created_at: crate::clock::format_micros(r.get(6)?),
                             note: r.get(8)?,
@@ -701,7 +946,8 @@ impl Store {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut attempts = c.prepare_cached(
-                "SELECT n, started_at, status, error, latency_us, verdict, detail, next_attempt_at
+                "SELECT n, started_at, status, error, latency_us, verdict, detail, next_attempt_at,
+                    wall_at, stale
                  FROM attempts WHERE delivery_seq = ?1 ORDER BY n",
             )?;
             let mut out = Vec::with_capacity(rows.len());
@@ -711,6 +957,10 @@ impl Store {
                         Ok(AttemptView {
                             attempt: r.get(0)?,
                             at: crate::clock::format_micros(r.get(1)?),
+                            wall_at: r
+                                .get::<_, Option<i64>>(8)?
+                                .map(crate::clock::format_micros),
+                            stale: r.get(9)?,
                             status: r.get(2)?,
                             error: r.get(3)?,
                             latency_ms: r.get::<_, i64>(4)? as f64 / 1000.0,
@@ -879,7 +1129,8 @@ fn find_webhook(c: &Connection, id: &str) -> Result<Option<(i64, Webhook)>, Stor
 fn write_webhook(c: &Connection, seq: i64, w: &Webhook) -> Result<(), StoreError> {
     c.prepare_cached(
         "UPDATE webhooks SET target_url = ?2, active = ?3, deactivate_reason = ?4, event_type = ?5,
-            basic_auth_username = ?6, basic_auth_password = ?7, additional_headers = ?8
+            basic_auth_username = ?6, basic_auth_password = ?7, additional_headers = ?8,
+            revision = revision + 1
          WHERE seq = ?1",
     )?
     .execute(params![
@@ -915,15 +1166,30 @@ const CLAIM_SQL: &str = "SELECT d.seq, d.id, d.attempts, d.due_at, e.event_type,
      WHERE d.state = 'pending' AND d.webhook_seq = ?1 AND d.due_at <= ?2
      ORDER BY d.due_at LIMIT ?3";
 
-/// The active webhooks, oldest first.
-fn active_webhooks(c: &Connection) -> Result<Vec<(i64, Webhook)>, StoreError> {
+/// The active webhooks with their revisions, oldest first.
+fn active_webhooks(c: &Connection) -> Result<Vec<(i64, i64, Webhook)>, StoreError> {
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = 1 ORDER BY seq"
+        "SELECT {WEBHOOK_COLUMNS}, revision FROM webhooks WHERE active = 1 ORDER BY seq"
     ))?;
     let rows = stmt
-        .query_map([], read_webhook)?
+        .query_map([], |r| Ok((read_webhook(r)?, r.get::<_, i64>(9)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().collect()
+    rows.into_iter()
+        .map(|(w, rev)| w.map(|(seq, w)| (seq, rev, w)))
+        .collect()
+}
+
+/// `wall dispatcher scale`, as the X3 anchor is kept in `meta`.
+fn parse_timeline(text: &str) -> Option<Timeline> {
+    let mut parts = text.split_whitespace();
+    let wall = parts.next()?.parse().ok()?;
+    let dispatcher = parts.next()?.parse().ok()?;
+    let scale: f64 = parts.next()?.parse().ok()?;
+    (parts.next().is_none() && scale.is_finite() && scale > 0.0).then_some(Timeline {
+        wall,
+        dispatcher,
+        scale,
+    })
 }
 
 fn headers_json(h: &Headers) -> String {

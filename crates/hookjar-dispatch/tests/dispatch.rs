@@ -1458,3 +1458,590 @@ async fn s4_delete_during_a_post_keeps_other_webhooks_verdicts() {
     tokio::time::sleep(HOUR).await;
     assert_eq!(blocked.count(), 1);
 }
+
+// ---------------------------------------------------------------------------
+// Issue #8: a dispatcher you can trust in the corners
+// ---------------------------------------------------------------------------
+
+/// 2026-01-01T00:00:00Z: the wall clock of the restart tests.
+const WALL0: i64 = 1_767_225_600_000_000;
+
+/// A wall clock reading `wall` now, at X3 scale `scale` (a fresh process's clock).
+fn wall_clock(wall: i64, scale: f64) -> hookjar_dispatch::Clock {
+    hookjar_dispatch::Clock::anchored(wall, tokio::time::Instant::now(), scale)
+}
+
+/// The S14 wait before retry `n` (n ≥ 1), in seconds.
+fn backoff(n: u32) -> f64 {
+    RetryPolicy::default()
+        .delay_before_retry(n)
+        .expect("a retry")
+        .as_secs_f64()
+}
+
+#[tokio::test(start_paused = true)]
+async fn x3_a_restart_keeps_pending_retries_in_place() {
+    let dir = tempdir();
+    let store = hookjar_dispatch::StoreConfig::File(dir.join("hookjar.db"));
+    let receiver = Receiver::start(&[Reply::Status(503)]).await;
+    let start = tokio::time::Instant::now();
+    let first = dispatcher(|c| {
+        c.store = store.clone();
+        c.clock = Some(wall_clock(WALL0, 3600.0));
+    })
+    .await;
+    let api = Api::new(&first);
+    api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    drop(first); // kill -9 after 6 s: the retries are at the 1 h cap by now
+    let before = receiver.count();
+    let last = receiver.requests()[before - 1].at;
+
+    // A new process: its clock reads the wall clock now, 6 s later.
+    let elapsed = (tokio::time::Instant::now() - start).as_micros() as i64;
+    let second = dispatcher(|c| {
+        c.store = store.clone();
+        c.clock = Some(wall_clock(WALL0 + elapsed, 3600.0));
+    })
+    .await;
+    let got = receiver.wait_for(before + 1, HOUR).await;
+    let gap = (got[before].at - last).as_secs_f64();
+    // The cap is 3600 s of back-off: one second at this scale.
+    assert!(
+        gap <= 1.0 + 0.001,
+        "the next POST came {gap} s after the last one; at most the 1 s cap"
+    );
+    second.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn x3_a_restart_with_another_scale_keeps_the_retry_instant() {
+    let dir = tempdir();
+    let store = hookjar_dispatch::StoreConfig::File(dir.join("hookjar.db"));
+    let receiver = Receiver::start(&[Reply::Status(503)]).await;
+    let start = tokio::time::Instant::now();
+    let first = dispatcher(|c| {
+        c.store = store.clone();
+        c.clock = Some(wall_clock(WALL0, 3600.0));
+    })
+    .await;
+    let api = Api::new(&first);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    drop(first);
+    let before = receiver.count();
+
+    let elapsed = (tokio::time::Instant::now() - start).as_micros() as i64;
+    let second = dispatcher(|c| {
+        c.store = store.clone();
+        c.clock = Some(wall_clock(WALL0 + elapsed, 1.0));
+    })
+    .await;
+    let api = Api::new(&second);
+    let log = api.deliveries(&id).await;
+    let next = log[0]["next_attempt_at"].as_str().unwrap().to_owned();
+    let next =
+        time::OffsetDateTime::parse(&next, &time::format_description::well_known::Rfc3339).unwrap();
+    let wall_next = log[0]["next_attempt_wall_at"].as_str().unwrap().to_owned();
+    let wall_next =
+        time::OffsetDateTime::parse(&wall_next, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let restart = hookjar_dispatch::clock::to_datetime(WALL0 + elapsed);
+    let ahead = (wall_next - restart).as_seconds_f64();
+    assert!(
+        (0.0..=3600.0).contains(&ahead),
+        "the pending retry is due {ahead} s of wall time after the restart (dispatcher time {next}); at most the 1 h cap"
+    );
+    let got = receiver.wait_for(before + 1, 2 * HOUR).await;
+    let waited = (got[before].at - tokio::time::Instant::now())
+        .as_secs_f64()
+        .abs();
+    assert!(waited <= 3600.0, "{waited}");
+    second.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn x3_the_delivery_log_shows_dispatcher_and_wall_time() {
+    let receiver = Receiver::start(&[Reply::Status(503), Reply::Status(200)]).await;
+    let server = dispatcher(|c| c.clock = Some(wall_clock(WALL0, 3600.0))).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    tokio::time::sleep(Duration::from_secs(10)).await; // ten hours of dispatcher time
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(2, HOUR).await;
+    settle().await;
+    let log = api.deliveries(&id).await;
+    let a = &log[0]["attempts"][0];
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let wall = parse(&a["wall_at"]);
+    let at = parse(&a["at"]);
+    let w0 = hookjar_dispatch::clock::to_datetime(WALL0);
+    assert_eq!((wall - w0).whole_seconds(), 10, "wall time: 10 s later");
+    assert_eq!((at - w0).whole_hours(), 10, "dispatcher time: 10 h later");
+}
+
+#[tokio::test]
+async fn x3_absurd_time_scales_are_refused() {
+    for scale in [1e12, f64::NAN, f64::INFINITY, 0.0, -1.0] {
+        let config = hookjar_dispatch::Config {
+            api_key: KEY.into(),
+            time_scale: scale,
+            ..hookjar_dispatch::Config::default()
+        };
+        let e = hookjar_dispatch::Dispatcher::start(config, "127.0.0.1:0")
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains("time scale"), "{scale}: {e}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn s16_a_stale_404_does_not_switch_a_reactivated_webhook_off() {
+    let receiver = Receiver::start(&[
+        Reply::Late(Duration::from_millis(500), 404),
+        Reply::Late(Duration::from_secs(3), 404),
+        Reply::Status(200),
+    ])
+    .await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(2, HOUR).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let w = api.webhook(&id).await;
+    assert_eq!(w["active"], false, "the first 404 deactivates: {w}");
+    let fixed = format!("{}/fixed", receiver.url);
+    let a = api
+        .put_json(
+            &format!("/v1/webhooks/{id}"),
+            json!({"active": true, "target_url": fixed}),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await; // the old URL's late 404 lands
+    let w = api.webhook(&id).await;
+    assert_eq!(w["active"], true, "a stale 404 is not applied: {w}");
+    assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 1);
+    let got = receiver.wait_for(3, HOUR).await;
+    assert_eq!(got[2].path, "/hook/fixed");
+    settle().await;
+    let log = api.deliveries(&id).await;
+    let stale: Vec<&Value> = log
+        .iter()
+        .flat_map(|d| d["attempts"].as_array().unwrap())
+        .filter(|a| a["stale"] == true)
+        .collect();
+    assert_eq!(
+        stale.len(),
+        1,
+        "the late 404 is logged, marked stale: {log:#?}"
+    );
+    assert_eq!(stale[0]["status"], 404);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s19_a_crash_during_a_post_counts_the_attempt() {
+    let dir = tempdir();
+    let store = hookjar_dispatch::StoreConfig::File(dir.join("hookjar.db"));
+    let receiver = Receiver::start(&[Reply::Hang(Duration::from_secs(60))]).await;
+    let first = dispatcher(|c| c.store = store.clone()).await;
+    let api = Api::new(&first);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(1, HOUR).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(first); // kill -9 while the POST waits for its answer
+    receiver.set_script(&[Reply::Status(200)]);
+
+    let restart = tokio::time::Instant::now();
+    let second = dispatcher(|c| c.store = store.clone()).await;
+    let api = Api::new(&second);
+    let got = receiver.wait_for(2, HOUR).await;
+    let waited = (got[1].at - restart).as_secs_f64();
+    assert!(
+        waited >= backoff(1),
+        "the retry came {waited} s after the restart, before its 2 s back-off"
+    );
+    settle().await;
+    let log = api.deliveries(&id).await;
+    let attempts = log[0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{log:#?}");
+    assert_eq!(attempts[0]["verdict"], "unknown");
+    assert_eq!(attempts[1]["attempt"], 1);
+    assert_eq!(log[0]["state"], "delivered");
+    second.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s15_crashes_during_posts_never_make_more_than_61() {
+    let dir = tempdir();
+    let store = hookjar_dispatch::StoreConfig::File(dir.join("hookjar.db"));
+    let receiver = Receiver::start(&[Reply::Late(Duration::from_secs(1), 503)]).await;
+    let mut server = dispatcher(|c| c.store = store.clone()).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    // Crash during every POST, 70 times over.
+    for _ in 0..70 {
+        let n = receiver.count();
+        if !receiver.arrived(n + 1, 2 * HOUR).await {
+            break;
+        }
+        drop(server);
+        server = dispatcher(|c| c.store = store.clone()).await;
+    }
+    let got = receiver.requests();
+    assert_eq!(got.len(), 61, "61 POSTs at most, crashes or not");
+    for (i, gap) in gaps(&got).iter().enumerate() {
+        let want = backoff(i as u32 + 1);
+        assert!(
+            *gap >= want,
+            "retry {} came {gap} s after the last POST, before its {want} s back-off",
+            i + 1
+        );
+    }
+    let api = Api::new(&server);
+    let w = api.webhook(&id).await;
+    assert_eq!(w["deactivate_reason"], "RETRY_COUNT", "{w}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn s19_a_second_dispatcher_on_one_store_is_refused() {
+    let dir = tempdir();
+    let db = dir.join("hookjar.db");
+    let store = hookjar_dispatch::StoreConfig::File(db.clone());
+    let first = dispatcher(|c| c.store = store.clone()).await;
+    let config = hookjar_dispatch::Config {
+        api_key: KEY.into(),
+        store: store.clone(),
+        ..hookjar_dispatch::Config::default()
+    };
+    let e = hookjar_dispatch::Dispatcher::start(config.clone(), "127.0.0.1:0")
+        .await
+        .expect_err("a second owner is refused");
+    let msg = e.to_string();
+    assert!(msg.contains(&db.display().to_string()), "{msg}");
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    drop(first); // a crash releases the store at once
+    let third = hookjar_dispatch::Dispatcher::start(config, "127.0.0.1:0")
+        .await
+        .expect("a stale owner does not block a restart");
+    third.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A small tmpfs for disk-full tests, or `None` (with one "skipped" line) when this
+/// process cannot mount one (not root, or no mount permission).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempdir();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a tmpfs (needs root) for the disk-full test");
+            let _ = std::fs::remove_dir_all(&dir);
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+
+    /// Fills the file system; returns the filler's path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write as _;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn s19_a_full_disk_answers_503_naming_the_cause() {
+    let Some(fs) = Tmpfs::mount("2m") else {
+        return;
+    };
+    let server =
+        dispatcher(|c| c.store = hookjar_dispatch::StoreConfig::File(fs.0.join("h.db"))).await;
+    let api = Api::new(&server);
+    api.hook("http://127.0.0.1:9/hook").await;
+    let filler = fs.fill();
+    let big = "x".repeat(600 * 1024);
+    let a = api
+        .post_json(
+            "/v1/events",
+            json!({"event_type": "COURSE_ENROLLMENT", "note": big}),
+        )
+        .await;
+    assert_eq!(a.status, 503, "{a:?}");
+    assert!(a.headers.contains_key("retry-after"), "{a:?}");
+    let detail = a.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("the store's disk is full"), "{detail}");
+    std::fs::remove_file(filler).unwrap();
+    let a = api
+        .post_json(
+            "/v1/events",
+            json!({"event_type": "COURSE_ENROLLMENT", "note": big}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "space is back: {a:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn s6_target_urls_follow_djangos_url_validator() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    for bad in [
+        "http:127.0.0.1:18011/nohost",
+        "http:///127.0.0.1:1/x",
+        "http://127.0.0.1:1/sp ace",
+        "http://127.0.0.1:1/a\u{0}b",
+        "http://127.0.0.1:1/a\tb",
+        "http://-bad-.com/",
+        "http://bad-.com/",
+        "http://nodot/",
+        "http://256.1.1.1/",
+        "http://[::1/x",
+        "http://[zz::1]/x",
+        "http://127.0.0.1:99999/x",
+        "http://127.0.0.1:1/a\\b",
+        "ftp://example.com/x",
+    ] {
+        let a = api
+            .post_json("/v1/webhooks", json!({ "target_url": bad }))
+            .await;
+        assert_eq!(a.status, 400, "{bad:?}: {a:?}");
+        assert_eq!(a.body["target_url"][0], "Enter a valid URL.", "{bad:?}");
+    }
+    for good in [
+        "http://localhost/x",
+        "http://127.0.0.1:8080/x?y=1",
+        "https://example.com",
+        "HTTPS://Example.COM/Path",
+        "http://[::1]:8080/x",
+        "http://sub.example-site.co.uk/a/./b",
+        "http://user:pw@example.com/x",
+        "http://example.com/caf%C3%A9?q=a%20b#frag",
+    ] {
+        let a = api
+            .post_json("/v1/webhooks", json!({ "target_url": good }))
+            .await;
+        assert_eq!(a.status, 201, "{good:?}: {a:?}");
+        assert_eq!(a.body["target_url"], good, "stored byte for byte");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn s12_fan_out_compares_normalised_urls() {
+    let receiver = Receiver::start(&[Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let port = receiver
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    for url in [
+        format!("http://localhost:{port}/dup"),
+        format!("HTTP://LOCALHOST:{port}/dup"),
+        format!("http://localhost:{port}/./dup"),
+        format!("http://localhost:{port}/x/../dup"),
+    ] {
+        api.hook(&url).await;
+    }
+    assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 1);
+    receiver.wait_for(1, HOUR).await;
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(receiver.count(), 1);
+}
+
+#[tokio::test]
+async fn s6_an_api_key_with_a_colon_is_refused_at_start() {
+    let config = hookjar_dispatch::Config {
+        api_key: "user:pass".into(),
+        ..hookjar_dispatch::Config::default()
+    };
+    let e = hookjar_dispatch::Dispatcher::start(config, "127.0.0.1:0")
+        .await
+        .expect_err("refused");
+    assert!(e.to_string().contains("':'"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn x1_a_valid_timestamp_override_is_kept_and_a_bad_one_refused() {
+    let receiver = Receiver::start(&[Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    api.hook(&receiver.url).await;
+    let a = api
+        .post_json(
+            "/v1/events",
+            json!({"event_type": "COURSE_ENROLLMENT", "timestamp": "2015-02-13T18:57:55.066475+00:00"}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{a:?}");
+    let got = receiver.wait_for(1, HOUR).await;
+    assert_eq!(
+        got[0].json()["timestamp"],
+        "2015-02-13T18:57:55.066475+00:00"
+    );
+    for bad in [json!("yesterday"), json!(5), json!("2015-02-30T00:00:00Z")] {
+        let a = api
+            .post_json(
+                "/v1/events",
+                json!({"event_type": "COURSE_ENROLLMENT", "timestamp": bad}),
+            )
+            .await;
+        assert_eq!(a.status, 400, "{bad}: {a:?}");
+        assert!(a.body["timestamp"][0].is_string(), "{a:?}");
+    }
+}
+
+#[tokio::test]
+async fn s6_header_values_and_counts_are_capped_and_hop_by_hop_names_refused() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let create = |headers: Value| {
+        let api = api.clone();
+        async move {
+            api.post_json(
+                "/v1/webhooks",
+                json!({"target_url": "http://127.0.0.1:9/h", "additional_headers": headers}),
+            )
+            .await
+        }
+    };
+    let big = "v".repeat(8 * 1024 + 1);
+    assert_eq!(create(json!({ "x-big": big })).await.status, 400);
+    assert_eq!(
+        create(json!({ "x-ok": "v".repeat(8 * 1024) })).await.status,
+        201
+    );
+    for name in [
+        "Upgrade",
+        "TE",
+        "Keep-Alive",
+        "Expect",
+        "Proxy-Authorization",
+        "proxy-connection",
+    ] {
+        let a = create(json!({ name: "x" })).await;
+        assert_eq!(a.status, 400, "{name}: {a:?}");
+    }
+    // One more than the cap of 50 (S6, settled).
+    let many: serde_json::Map<String, Value> =
+        (0..=50).map(|i| (format!("x-h{i}"), json!("v"))).collect();
+    assert_eq!(create(Value::Object(many)).await.status, 400);
+}
+
+#[tokio::test]
+async fn s4_patch_of_an_unknown_id_with_a_bad_body_is_404() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let a = api
+        .send(
+            api.http
+                .patch(api.url("/v1/webhooks/nope"))
+                .header("content-type", "application/json")
+                .body("{not json"),
+        )
+        .await;
+    assert_eq!(a.status, 404, "{a:?}");
+    let a = api
+        .patch_json("/v1/webhooks/nope", json!({"active": "maybe"}))
+        .await;
+    assert_eq!(a.status, 404, "{a:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn s18_a_302_that_turns_the_post_into_a_get_is_logged() {
+    let receiver = Receiver::start(&[Reply::Moved(302)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    let got = receiver.wait_for(2, HOUR).await;
+    assert_eq!(
+        (got[0].method.as_str(), got[1].method.as_str()),
+        ("POST", "GET")
+    );
+    assert!(got[1].body.is_empty(), "the GET has no body");
+    settle().await;
+    let log = api.deliveries(&id).await;
+    let detail = log[0]["attempts"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("302") && detail.contains("GET"),
+        "the log says the POST became a GET: {detail}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn s19_deliveries_left_inflight_by_failed_writes_resume_on_their_own() {
+    let receiver =
+        Receiver::start(&[Reply::Late(Duration::from_secs(1), 503), Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(1, HOUR).await;
+    // The store refuses writes while the 503 comes back, and for a minute after.
+    server.store().refuse_writes(true).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        receiver.count(),
+        1,
+        "nothing is sent while the store refuses writes"
+    );
+    server.store().refuse_writes(false).await.unwrap();
+    // Once writes succeed, the 503 is recorded and the retry follows its back-off.
+    let got = receiver.wait_for(2, HOUR).await;
+    let gap = (got[1].at - got[0].at).as_secs_f64();
+    assert!(
+        gap >= 1.0 + backoff(1),
+        "the retry came {gap} s after the first POST"
+    );
+    settle().await;
+    let log = api.deliveries(&id).await;
+    assert_eq!(log[0]["state"], "delivered", "{log:#?}");
+    let attempts = log[0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["status"], 503);
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(receiver.count(), 2, "no POST repeated");
+}

@@ -163,12 +163,16 @@ pub enum Reply {
     Hang(Duration),
     /// Answer with this status after this long (in tokio time).
     Late(Duration, u16),
+    /// This redirect status (301, 302, 303, 307 or 308) to `/moved`, where the next
+    /// request is answered 200.
+    Moved(u16),
 }
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: Instant,
+    pub method: String,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -230,6 +234,15 @@ impl Receiver {
         self.state.log.lock().unwrap().len()
     }
 
+    /// Waits (in tokio time) until `n` requests arrived; false if they did not
+    /// within `within`.
+    pub async fn arrived(&self, n: usize, within: Duration) -> bool {
+        let mut rx = self.state.count.subscribe();
+        tokio::time::timeout(within, rx.wait_for(|c| *c >= n))
+            .await
+            .is_ok()
+    }
+
     /// Waits (in tokio time: virtual under a paused clock) until `n` requests arrived.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
         let mut rx = self.state.count.subscribe();
@@ -249,6 +262,7 @@ impl Receiver {
 
 async fn receive(
     State(state): State<Arc<ReceiverState>>,
+    method: axum::http::Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -263,6 +277,7 @@ async fn receive(
         let mut script = state.script.lock().unwrap();
         match script[0] {
             Reply::RedirectThen(hops) if hop < hops => script[0],
+            Reply::Moved(_) if uri.path() == "/moved" => Reply::Status(200),
             _ if script.len() > 1 => script.remove(0),
             first => first,
         }
@@ -271,6 +286,7 @@ async fn receive(
         let mut log = state.log.lock().unwrap();
         log.push(Received {
             at: Instant::now(),
+            method: method.to_string(),
             path: uri.path().to_owned(),
             headers,
             body,
@@ -283,6 +299,11 @@ async fn receive(
         Reply::RedirectLoop => redirect(uri.path()),
         Reply::RedirectThen(hops) if hop < hops => redirect(&format!("/hop/{}", hop + 1)),
         Reply::RedirectThen(_) => StatusCode::OK.into_response(),
+        Reply::Moved(code) => (
+            StatusCode::from_u16(code).unwrap(),
+            [(axum::http::header::LOCATION, "/moved".to_owned())],
+        )
+            .into_response(),
         Reply::Hang(d) => {
             tokio::time::sleep(d).await;
             StatusCode::OK.into_response()
