@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use hookjar_dispatch::{Config, Dispatcher, StoreConfig};
 
 use super::flags::PolicyFlags;
-use super::util::{parse_duration, parse_time_scale};
+use super::util::parse_duration;
 
 /// Run a local Skilljar-style webhook dispatcher (its flags; the long help is `AFTER_HELP`).
 #[derive(Debug, clap::Args)]
@@ -18,9 +18,9 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8750")]
     #[arg(value_parser = parse_listen_addr)]
     pub addr: String,
-    /// API key clients must send as the Basic auth username. Generated and printed
-    /// when not given.
-    #[arg(long, env = "HOOKJAR_API_KEY", hide_env_values = true)]
+    /// API key clients must send as the Basic auth username (no ':'). When not
+    /// given, one is generated, kept in the --db file for the next start, and printed.
+    #[arg(long, env = "HOOKJAR_API_KEY", hide_env_values = true, value_parser = parse_api_key)]
     pub api_key: Option<String>,
     /// SQLite file keeping webhooks, events and pending retries across restarts.
     #[arg(long, default_value = "hookjar.db", conflicts_with = "in_memory")]
@@ -28,8 +28,10 @@ pub struct Args {
     /// Keep everything in memory instead (lost when the dispatcher stops).
     #[arg(long)]
     pub in_memory: bool,
-    /// Make back-off waits pass faster: with 3600, an hour of back-off takes a second.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
+    /// Make back-off waits pass faster: with 3600, an hour of back-off takes a second
+    /// (at most 1000000). Pending retries keep their place across restarts and scale
+    /// changes.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_serve_time_scale)]
     pub time_scale: f64,
     /// How long to wait for your endpoint to answer before counting a timeout.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -57,7 +59,26 @@ Examples:
   hookjar serve --in-memory --api-key k                   # throw-away, real time
   hookjar serve --db hooks.db --time-scale 3600           # an hour of back-off per second
 
-Ctrl-C stops it: attempts in flight finish; pending retries stay in --db for the next start.";
+Ctrl-C stops it: attempts in flight finish; pending retries stay in --db for the next start.
+One process owns a --db file: a second `hookjar serve` on it exits at once, naming the owner.";
+
+/// `--api-key`: S5/S6's rule (no ':', which would end the Basic username).
+fn parse_api_key(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        // Empty means "not given" (a generated key), as before.
+        return Ok(String::new());
+    }
+    hookjar_core::webhook::validate_api_key(s).map(|()| s.to_owned())
+}
+
+/// `--time-scale`: X3's rule (finite, above 0, at most 1000000).
+fn parse_serve_time_scale(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; give a time scale such as 1, 60 or 3600"))?;
+    hookjar_core::timeline::validate_time_scale(n).map_err(|e| e.to_string())
+}
 
 /// `--addr`: an IP:PORT to listen on.
 fn parse_listen_addr(s: &str) -> Result<String, String> {
@@ -76,9 +97,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .try_init();
 
     let policy = args.policy.policy(2)?;
+    // Without a key, the dispatcher uses the one kept in the store (generated on
+    // the store's first start).
     let (api_key, generated) = match args.api_key.filter(|k| !k.is_empty()) {
         Some(k) => (k, false),
-        None => (hookjar_dispatch::generate_api_key(), true),
+        None => (String::new(), true),
     };
     let store = if args.in_memory {
         StoreConfig::InMemory
@@ -103,16 +126,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let server = Dispatcher::start(config, &args.addr)
             .await
             .with_context(|| format!("cannot start the dispatcher on {}", args.addr))?;
+        let api_key = server.api_key().to_owned();
         println!("hookjar dispatcher listening on {}", server.url());
         println!("  store: {}", hookjar_dispatch::store::describe(&store));
         if generated {
+            let kept = if args.in_memory {
+                "generated"
+            } else {
+                "generated once, kept in the store"
+            };
             println!(
-                "  API key (generated; pass --api-key or HOOKJAR_API_KEY to choose one): {api_key}"
+                "  API key ({kept}; pass --api-key or HOOKJAR_API_KEY to choose one): {api_key}"
             );
         }
         if args.time_scale != 1.0 {
             println!(
-                "  time scale: one real second counts as {} s of back-off",
+                "  time scale: one real second counts as {} s of back-off (the delivery log shows dispatcher time as `at`, wall time as `wall_at`)",
                 args.time_scale
             );
         }
