@@ -177,3 +177,93 @@ async fn an_endpoint_that_rejects_duplicates_fails() {
         d.seen
     );
 }
+
+/// An endpoint that answers a POST to any path but `/moved` with `status` and
+/// `Location: /moved`, and everything else with 200 (issue #8, S18).
+async fn redirecting_endpoint(status: u16) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head = loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break head.to_owned();
+                        }
+                    }
+                };
+                let answer = if head.starts_with("POST ") && !head.starts_with("POST /moved ") {
+                    format!(
+                        "HTTP/1.1 {status} Moved\r\nLocation: /moved\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    )
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+                };
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/skilljar")
+}
+
+#[tokio::test]
+async fn s18_an_endpoint_that_redirects_a_post_into_a_get_fails() {
+    for status in [301, 302, 303] {
+        let url = redirecting_endpoint(status).await;
+        let report = check::run(&CheckConfig::new(url), now, &mut Quiet)
+            .await
+            .unwrap();
+        let c = case(&report, "event.COURSE_ENROLLMENT");
+        assert_eq!(c.status, Status::Fail, "{status}: {c:#?}");
+        assert!(
+            c.seen.contains(&format!("{status}")) && c.seen.contains("GET"),
+            "{status}: {}",
+            c.seen
+        );
+    }
+    // 307 keeps the POST and its body: the event arrives.
+    let url = redirecting_endpoint(307).await;
+    let report = check::run(&CheckConfig::new(url), now, &mut Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        case(&report, "event.COURSE_ENROLLMENT").status,
+        Status::Pass
+    );
+}
+
+#[tokio::test]
+async fn s16_a_429_fails_with_a_warning_that_it_deactivates_on_skilljar() {
+    let mock = MockReceiver::builder()
+        .for_type(EventType::CourseEnrollment, "429")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let report = check(&mock, |_| {}).await;
+    let c = case(&report, "event.COURSE_ENROLLMENT");
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.seen.contains("rate limit") && c.seen.contains("deactivate"),
+        "{}",
+        c.seen
+    );
+}

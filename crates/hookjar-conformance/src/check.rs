@@ -13,6 +13,10 @@
 //!   X5: there is no event id to deduplicate on, and a 4xx would deactivate).
 //! - `unknown-fields` — a payload with extra keys must get 2xx (S11).
 //! - `latency` — every answer within the timeout; past half of it is a warning.
+//!
+//! Every accepted-answer case also fails an endpoint that answers a POST with a
+//! 301/302/303 redirect (the client follows it as a bodiless GET, so the event is lost,
+//! S18), and says plainly that a 429 deactivates the webhook on Skilljar (S16).
 
 use std::time::Duration;
 
@@ -244,7 +248,19 @@ fn is_2xx(o: &Outcome) -> bool {
 
 fn expect_accepted(id: &str, clause: &str, sent: &Sent, config: &CheckConfig) -> CaseResult {
     let ms = sent.latency.as_millis();
-    let mut r = if is_2xx(&sent.outcome) {
+    let mut r = if let Some(code) = sent.downgraded {
+        // S18: Skilljar's client turns the POST into a GET without the body.
+        CaseResult::new(
+            id,
+            clause,
+            Status::Fail,
+            "2xx",
+            format!(
+                "{} in {ms}ms after a {code} redirect turned the POST into a GET without the body: the event is lost (Skilljar's client does the same); answer at the final URL, or redirect with 307/308, which keep the POST",
+                sent.outcome
+            ),
+        )
+    } else if is_2xx(&sent.outcome) {
         CaseResult::new(
             id,
             clause,
@@ -259,9 +275,14 @@ fn expect_accepted(id: &str, clause: &str, sent: &Sent, config: &CheckConfig) ->
             Status::Fail,
             "2xx",
             format!(
-                "{} in {ms}ms: {}",
+                "{} in {ms}ms: {}{}",
                 sent.outcome,
-                config.policy.explain(&sent.outcome)
+                config.policy.explain(&sent.outcome),
+                if sent.outcome.status_code() == Some(429) {
+                    "; a 429 (rate limit) is no exception on Skilljar: it deactivates the webhook like any 4xx, so exempt Skilljar's requests from rate limiting"
+                } else {
+                    ""
+                }
             ),
         )
     };
