@@ -147,7 +147,7 @@ impl Sender {
                     );
                 }
             };
-            if matches!(code, 301 | 302 | 303) && method == reqwest::Method::POST {
+            if (301..=303).contains(&code) && method == reqwest::Method::POST {
                 method = reqwest::Method::GET;
                 body = None;
                 headers.remove(reqwest::header::CONTENT_TYPE);

@@ -30,8 +30,13 @@
 //!
 //! # Promises
 //! - At-least-once (S19): `POST /v1/events` answers after the event and its deliveries
-//!   are committed; retry instants are stored as absolute times, so a restart on the
-//!   same database resumes every due or in-flight delivery.
+//!   are committed; retry instants are stored as absolute dispatcher times on one X3
+//!   timeline kept in the store, so a restart on the same database resumes every due
+//!   or in-flight delivery in place. Attempts are written ahead of their POST: one
+//!   interrupted by a crash counts as made (outcome `unknown`), so no delivery sees more
+//!   than 61 POSTs nor a retry before its back-off.
+//! - One owner per file store (an OS lock); store errors answer 503 naming the cause,
+//!   and the engine retries its bookkeeping until the store takes writes again.
 //! - Identical bytes (X5): the payload is serialised once at emit and resent unchanged.
 //! - Virtual time: deadlines use `tokio::time`, so a runtime with a paused clock runs
 //!   the 61-attempt, 50-hour life-cycle at once. (Under a paused clock the receiver

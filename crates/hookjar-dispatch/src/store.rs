@@ -87,22 +87,18 @@ impl OwnerLock {
             .truncate(false)
             .open(&lock)
             .map_err(failed)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim();
-                return Err(StoreError::Owned {
-                    path: path.clone(),
-                    owner: if pid.is_empty() {
-                        "pid unknown".to_owned()
-                    } else {
-                        format!("pid {pid}")
-                    },
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        if !lock_exclusive(&file).map_err(failed)? {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(StoreError::Owned {
+                path: path.clone(),
+                owner: if pid.is_empty() {
+                    "pid unknown".to_owned()
+                } else {
+                    format!("pid {pid}")
+                },
+            });
         }
         file.set_len(0).map_err(failed)?;
         file.rewind().map_err(failed)?;
@@ -110,6 +106,24 @@ impl OwnerLock {
         file.flush().map_err(failed)?;
         Ok(Some(OwnerLock { _file: file }))
     }
+}
+
+/// Takes an exclusive `flock(2)` on `file` without waiting: `Ok(false)` when another
+/// open file description (another process) holds it.
+#[cfg(unix)]
+fn lock_exclusive(file: &std::fs::File) -> std::io::Result<bool> {
+    use rustix::fs::{FlockOperation, flock};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Elsewhere there is no lock: one owner per store is the user's to keep.
+#[cfg(not(unix))]
+fn lock_exclusive(_file: &std::fs::File) -> std::io::Result<bool> {
+    Ok(true)
 }
 
 /// Schema migrations, in order; `PRAGMA user_version` is how many have run.
