@@ -776,7 +776,13 @@ async fn ping_webhook(
     let request = DeliveryRequest::for_webhook(&webhook, body);
     let sent = state.inner.sender.send(&request).await;
     let succeeded = matches!(sent.outcome, Outcome::Status { code } if (200..300).contains(&code));
-    let message = if succeeded {
+    let message = if let Some(code) = sent.downgraded {
+        // S18: the client followed a 301/302/303 as a bodiless GET.
+        format!(
+            "Ping answered {} only after a {code} redirect turned the POST into a GET without the body: events sent this way are lost. Answer at the final URL, or redirect with 307/308.",
+            sent.outcome
+        )
+    } else if succeeded {
         format!("Ping delivered ({}).", sent.outcome)
     } else {
         format!(

@@ -314,7 +314,7 @@ impl Engine {
     async fn write_records(
         self: Arc<Self>,
         mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
-        shutdown: watch::Receiver<bool>,
+        mut shutdown: watch::Receiver<bool>,
     ) {
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
@@ -359,7 +359,11 @@ impl Engine {
                         errors += 1;
                         let pause = error_pause(errors);
                         tracing::error!(error = %e, count = records.len(), "cannot record attempts; retrying in {pause:?}");
-                        tokio::time::sleep(pause).await;
+                        // A graceful stop cuts the pause short (one last try).
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.wait_for(|s| *s) => {}
+                        }
                     }
                 }
             }

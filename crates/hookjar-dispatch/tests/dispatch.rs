@@ -2009,6 +2009,14 @@ async fn s18_a_302_that_turns_the_post_into_a_get_is_logged() {
         detail.contains("302") && detail.contains("GET"),
         "the log says the POST became a GET: {detail}"
     );
+    let ping = api
+        .post_json(&format!("/v1/webhooks/{id}/ping"), json!({}))
+        .await;
+    let message = ping.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("302") && message.contains("GET"),
+        "{message}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
