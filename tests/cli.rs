@@ -433,3 +433,159 @@ fn commands_refuse_urls_skilljar_would_not_accept() {
         assert!(err.contains("is not a URL Skilljar would accept"), "{err}");
     }
 }
+
+/// A server command run under `sh -c 'ulimit -n N; exec hookjar …'`, with the URL it
+/// prints at start.
+struct Child {
+    child: std::process::Child,
+    url: String,
+    /// Kept open: the server prints more after its first line.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Child {
+    fn start(fd_limit: u32, args: &[&str], banner: &str) -> Child {
+        use std::io::BufRead as _;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {fd_limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_hookjar"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run hookjar under sh");
+        let mut first = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        let url = first
+            .trim()
+            .strip_prefix(banner)
+            .unwrap_or_else(|| panic!("{args:?} printed {first:?}"))
+            .trim()
+            .to_owned();
+        Child {
+            child,
+            url,
+            _stdout: stdout,
+        }
+    }
+
+    /// Stops it (it must still be running) and returns its stderr.
+    fn stop(mut self) -> String {
+        use std::io::Read as _;
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the server is still running"
+        );
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        eprintln!("--- server stderr\n{err}");
+        err
+    }
+}
+
+/// Opens `n` connections that send nothing.
+fn idle_sockets(addr: &str, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect()
+}
+
+/// `GET path` on a fresh connection, waiting at most `wait`; the status line.
+fn get_status(addr: &str, path: &str, auth: Option<&str>, wait: std::time::Duration) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(wait)).unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: Basic {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Issue #13 item 1: with 64 file descriptors, 120 idle sockets exhaust them; the API
+/// backs off instead of dying, closes the idle sockets at the 1 s header timeout and
+/// answers again.
+#[test]
+fn serve_keeps_answering_when_out_of_file_descriptors() {
+    let server = Child::start(
+        64,
+        &[
+            "serve",
+            "--in-memory",
+            "--api-key",
+            "k",
+            "--addr",
+            "127.0.0.1:0",
+            "--header-timeout",
+            "1s",
+        ],
+        "hookjar dispatcher listening on",
+    );
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let idle = idle_sockets(&addr, 120);
+    let status = get_status(
+        &addr,
+        "/v1/ping",
+        Some("azo="),
+        std::time::Duration::from_secs(20),
+    );
+    drop(idle);
+    let err = server.stop();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(err.contains("API: cannot accept connections"), "{err}");
+}
+
+/// The same for the mock receiver, and its connection cap: at 8 connections the
+/// receiver says so, and serves the next client once idle ones close.
+#[test]
+fn mock_keeps_answering_at_its_connection_cap_and_fd_limit() {
+    let mock = Child::start(
+        64,
+        &[
+            "mock",
+            "--addr",
+            "127.0.0.1:0",
+            "--header-timeout",
+            "1s",
+            "--max-connections",
+            "8",
+            "--quiet",
+        ],
+        "hookjar mock listening on",
+    );
+    let addr = mock.url.trim_start_matches("http://").to_owned();
+    let idle = idle_sockets(&addr, 20);
+    let status = get_status(
+        &addr,
+        "/_mock/requests",
+        None,
+        std::time::Duration::from_secs(20),
+    );
+    drop(idle);
+    let err = mock.stop();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        err.contains("mock receiver: connection limit reached (8 open)"),
+        "{err}"
+    );
+}

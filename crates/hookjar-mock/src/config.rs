@@ -137,6 +137,8 @@ pub struct MockConfig {
     pub journal: Option<PathBuf>,
     /// No console line per request (CLI only).
     pub quiet: bool,
+    /// Header-read timeout and connection cap (`--header-timeout`, `--max-connections`).
+    pub limits: hookjar_net::Limits,
 }
 
 #[derive(Deserialize)]
@@ -249,13 +251,32 @@ pub(crate) fn normalise_path(p: &str) -> String {
     }
 }
 
-/// `127.0.0.1:8790` → a socket address.
+/// `127.0.0.1:8790` or `localhost:8790` → a socket address (a host name is resolved,
+/// IPv4 first).
 pub fn parse_addr(s: &str) -> Result<SocketAddr, InvalidSetting> {
-    s.trim().parse().map_err(|_| {
+    let s = s.trim();
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let bad = || {
         InvalidSetting(format!(
-            "address {s:?} is not IP:PORT; write e.g. 127.0.0.1:8790 (or 0.0.0.0:8790 to listen on every interface)"
+            "address {s:?} is not HOST:PORT; write e.g. 127.0.0.1:8790 or localhost:8790 (or 0.0.0.0:8790 to listen on every interface)"
         ))
-    })
+    };
+    // HOST:PORT with a name (localhost:8790): resolved now, IPv4 first.
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+        _ => return Err(bad()),
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(s)
+        .map_err(|e| InvalidSetting(format!("address {s:?}: cannot resolve the host name ({e}); write an IP such as 127.0.0.1:8790")))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(bad)
 }
 
 /// `/a=503*3,200` → (`/a`, script). The path must start with `/`.

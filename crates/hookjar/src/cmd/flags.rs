@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hookjar_core::RetryPolicy;
 
-use super::util::{Format, parse_basic_auth, parse_duration, parse_header};
+use super::util::{Format, parse_basic_auth, parse_duration, parse_header, parse_timeout};
 
 /// The retry policy of S14–S15 (`schedule`, `simulate`, `serve`).
 #[derive(Debug, Clone, clap::Args)]
@@ -43,7 +43,7 @@ pub struct SendFlags {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
     /// How long to wait for an answer (Skilljar's dispatcher gives up after 10 s).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
 }
 
@@ -71,4 +71,37 @@ pub struct ReportFlags {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// What a server holds its clients to (`serve`, `mock`): see hookjar-net.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerFlags {
+    /// A client must send a request's headers within this; an idle keep-alive
+    /// connection is closed after it too.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// Connections open at once at most; at the limit new ones wait until one closes.
+    #[arg(long, default_value_t = hookjar_net::DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections, value_name = "N")]
+    pub max_connections: usize,
+}
+
+impl ServerFlags {
+    /// The limits the server runs with.
+    pub fn limits(&self) -> hookjar_net::Limits {
+        hookjar_net::Limits {
+            header_timeout: self.header_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+/// `--max-connections`: a whole number of at least 1.
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a connection limit; give a whole number of at least 1 (default {})",
+            hookjar_net::DEFAULT_MAX_CONNECTIONS
+        )),
+    }
 }

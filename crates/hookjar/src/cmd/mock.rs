@@ -14,6 +14,8 @@ use hookjar_core::script::Script;
 use hookjar_mock::config::{parse_basic_auth, parse_for_type, parse_header, parse_route};
 use hookjar_mock::{MockConfig, MockReceiver, Per};
 
+use super::flags::ServerFlags;
+
 /// The guide `hookjar mock --help` prints after the flags.
 pub const GUIDE: &str = "\
 Scripts: a comma-separated list of steps. Each request takes the next step; the last
@@ -55,8 +57,9 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8790";
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = GUIDE)]
 pub struct Args {
-    /// Address to listen on, IP:PORT [default: 127.0.0.1:8790].
-    #[arg(long, value_name = "IP:PORT", value_parser = parse_addr_flag)]
+    /// Address to listen on, HOST:PORT (e.g. 127.0.0.1:8790 or localhost:8790)
+    /// [default: 127.0.0.1:8790].
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr_flag)]
     pub addr: Option<SocketAddr>,
 
     /// How to answer every request no other script claims, e.g. '503*2,reset,200'
@@ -103,6 +106,9 @@ pub struct Args {
     /// Do not print a line per request (the URL is still printed at start).
     #[arg(long, short)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub server: ServerFlags,
 }
 
 /// `--per` values.
@@ -172,11 +178,20 @@ pub fn plan(args: Args) -> anyhow::Result<MockConfig> {
         cfg.journal = args.journal;
     }
     cfg.quiet |= args.quiet;
+    cfg.limits = args.server.limits();
     Ok(cfg)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = plan(args)?;
+    // Warnings (connection limit reached, out of file descriptors) go to stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(super::util::color_stderr())
+        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

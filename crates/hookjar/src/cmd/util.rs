@@ -27,9 +27,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{s:?} is not a duration; write e.g. 500ms, 2s, 10m or 1h"))
 }
 
+/// Parses a timeout: a duration longer than zero (a zero timeout would fail every
+/// request at random).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!(
+            "{s:?} is not a usable timeout; give a duration longer than zero, e.g. 500ms or 10s"
+        ));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_must_be_longer_than_zero() {
+        assert!(
+            parse_timeout("0s")
+                .unwrap_err()
+                .contains("longer than zero")
+        );
+        assert!(parse_timeout("0").is_err());
+        assert_eq!(parse_timeout("1ms"), Ok(Duration::from_millis(1)));
+    }
 
     #[test]
     fn durations() {
@@ -109,6 +132,12 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn color_stdout() -> bool {
     use std::io::IsTerminal as _;
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// Whether to colour output on stderr: a terminal, and `NO_COLOR` unset.
+pub fn color_stderr() -> bool {
+    use std::io::IsTerminal as _;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 /// The wall clock, for payload timestamps in commands that talk to real endpoints.
