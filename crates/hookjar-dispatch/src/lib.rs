@@ -17,7 +17,9 @@
 //!
 //! # Layout
 //! - [`api`] — axum handlers (thin), DRF-shaped errors ([`api::ApiError`]), S5 auth,
-//!   pagination, JSON/form/multipart bodies, the OpenAPI document of X4.
+//!   pagination, JSON/form/multipart bodies.
+//! - [`openapi`] — the OpenAPI document of X4, in Skilljar's names, pinned by a
+//!   snapshot and checked against Skilljar's published facts and by schemathesis.
 //! - [`engine`] — the scheduler (one timer at the earliest due instant), the bounded
 //!   pool of senders and the batching writer.
 //! - [`deliver`] — one POST with reqwest (rustls, redirect limit, timeout), named as a
@@ -38,12 +40,17 @@
 //!   should run on the same runtime: tokio jumps time forward whenever that runtime
 //!   waits on I/O from another thread.)
 //! - Secrets (passwords, header values, the API key) are never logged.
+//! - The API runs on `hookjar-net`'s accept loop: a client must send a request's
+//!   headers within [`Config::limits`]' header timeout (idle keep-alive connections
+//!   close after it too), at most `max_connections` are open at once, and running out
+//!   of file descriptors only pauses accepting.
 
 pub mod api;
 pub mod clock;
 pub mod deliver;
 pub mod engine;
 pub mod error;
+pub mod openapi;
 pub mod store;
 
 use std::net::SocketAddr;
