@@ -221,9 +221,10 @@ fn header_name_pattern() -> String {
 
 /// An `http`/`https` URL whose host is `localhost` or a domain name, with an optional
 /// port, path, query and fragment: Django's `URLValidator` (S6, settled) without its
-/// IP and non-ASCII hosts, which the server accepts too. Every string it matches is
-/// a `target_url` the server accepts.
-pub const TARGET_URL_PATTERN: &str = "^https?://(?:localhost|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}\\.?)(?::[1-9][0-9]{0,3})?(?:[/?#][!-~]*)?$";
+/// IP and non-ASCII hosts, and with only RFC 3986 characters in the path, query and
+/// fragment (the validator takes more). Every string it matches is a `target_url`
+/// the server accepts.
+pub const TARGET_URL_PATTERN: &str = "^https?://(?:localhost|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}\\.?)(?::[1-9][0-9]{0,3})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?(?:#(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$";
 
 /// The spellings of a boolean that the server reads, as Django REST framework's
 /// `BooleanField` does (S2): JSON `0`/`1` and these strings.

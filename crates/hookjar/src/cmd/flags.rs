@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use hookjar_core::RetryPolicy;
 
 use super::util::{Format, parse_basic_auth, parse_duration, parse_header, parse_timeout};
@@ -27,7 +26,7 @@ impl PolicyFlags {
     /// The policy, checked, with Skilljar's doubling (or `factor`).
     pub fn policy(&self, factor: u32) -> anyhow::Result<RetryPolicy> {
         RetryPolicy::new(self.base_delay, factor, self.max_delay, self.retry_limit)
-            .context("invalid retry policy")
+            .map_err(|e| crate::exit::bad_input(format!("invalid retry policy: {e}")))
     }
 }
 
