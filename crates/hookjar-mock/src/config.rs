@@ -69,10 +69,29 @@ pub struct ScriptUpdate {
     pub script: Option<Script>,
     /// Replaces every per-path script (`{}` removes them all).
     pub routes: Option<BTreeMap<String, Script>>,
-    /// Replaces every per-type script (`{}` removes them all).
+    /// Replaces every per-type script (`{}` removes them all). Types are named as
+    /// `--for-type` names them: `COURSE_COMPLETION` or `course-completion`.
+    #[serde(default, deserialize_with = "for_type_names")]
     pub for_type: Option<BTreeMap<EventType, Script>>,
     /// Changes how positions advance.
     pub per: Option<Per>,
+}
+
+/// `for_type` keys by any name `EventType::from_str` reads (wire or kebab).
+fn for_type_names<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<EventType, Script>>, D::Error> {
+    let raw: Option<BTreeMap<String, Script>> = Option::deserialize(d)?;
+    raw.map(|m| {
+        m.into_iter()
+            .map(|(name, script)| {
+                name.parse::<EventType>()
+                    .map(|t| (t, script))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    })
+    .transpose()
 }
 
 impl Scripts {
@@ -463,5 +482,14 @@ X-Client-Id = "abc"
         assert_eq!(s.for_type[&EventType::PathCompletion].to_string(), "reset");
         assert_eq!(s.per, Per::Request);
         assert!(serde_json::from_str::<ScriptUpdate>(r#"{"scripts": "200"}"#).is_err());
+        // Kebab names, as --for-type takes them (issue #13).
+        let u: ScriptUpdate =
+            serde_json::from_str(r#"{"for_type": {"course-completion": "410"}}"#).unwrap();
+        s.apply(u);
+        assert_eq!(s.for_type[&EventType::CourseCompletion].to_string(), "410");
+        let e = serde_json::from_str::<ScriptUpdate>(r#"{"for_type": {"nope": "410"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown event type \"nope\""), "{e}");
     }
 }

@@ -209,8 +209,9 @@ async fn serve(
     let banner = banner(&cfg);
     let mut builder = MockReceiver::builder().config(cfg.clone());
     if !cfg.quiet {
-        builder = builder.on_request(|r| {
-            let _ = writeln!(std::io::stdout().lock(), "{}", r.console_line());
+        let color = super::util::color_stdout();
+        builder = builder.on_request(move |r| {
+            let _ = writeln!(std::io::stdout().lock(), "{}", console_line(r, color));
         });
     }
     let mock = builder.start().await?;
@@ -228,6 +229,35 @@ async fn serve(
     );
     mock.shutdown().await;
     Ok(())
+}
+
+/// A request's console line, coloured as every hookjar command colours: the answer
+/// green for a 2xx and red otherwise, violation lines (`    ! …`) yellow.
+fn console_line(r: &hookjar_mock::RecordedRequest, color: bool) -> String {
+    use super::util::{Paint, paint};
+    let text = r.console_line();
+    if !color {
+        return text;
+    }
+    let tone = if r.status.is_some_and(|s| (200..300).contains(&s)) {
+        Paint::Good
+    } else {
+        Paint::Bad
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 0 {
+                match line.rsplit_once(" → ") {
+                    Some((head, step)) => format!("{head} → {}", paint(step, tone, true)),
+                    None => line.to_owned(),
+                }
+            } else {
+                paint(line, Paint::Warn, true)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What the receiver will do, printed at start.

@@ -9,9 +9,7 @@ use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender};
 use serde_json::Value;
 
 use super::flags::SendFlags;
-use super::util::{
-    Paint, color_stderr, color_stdout, paint, parse_target_url, runtime, wall_now,
-};
+use super::util::{Paint, color_stderr, color_stdout, paint, parse_target_url, runtime, wall_now};
 use crate::exit::{self, bad_input};
 
 /// Send every fixture in a folder, one event file, or every request of a mock
@@ -69,9 +67,8 @@ pub struct Loaded {
 
 /// Reads one event object from `text` (pretty-printed or not).
 fn event_item(source: &Path, text: &str, keep_timestamps: bool) -> anyhow::Result<Item> {
-    let mut event = Event::from_json(text).map_err(|e| {
-        bad_input(format!("{} is not an event payload: {e}", source.display()))
-    })?;
+    let mut event = Event::from_json(text)
+        .map_err(|e| bad_input(format!("{} is not an event payload: {e}", source.display())))?;
     if !keep_timestamps {
         event = event.restamped(wall_now());
     }
@@ -91,7 +88,10 @@ fn journal_entry(v: &Value) -> Option<(String, Option<String>, Option<Vec<(Strin
         hs.iter()
             .filter_map(|h| {
                 let pair = h.as_array()?;
-                Some((pair.first()?.as_str()?.to_owned(), pair.get(1)?.as_str()?.to_owned()))
+                Some((
+                    pair.first()?.as_str()?.to_owned(),
+                    pair.get(1)?.as_str()?.to_owned(),
+                ))
             })
             .collect()
     });

@@ -49,8 +49,16 @@ mod tests {
             parse_server_url("http://127.0.0.1:8750/"),
             Ok("http://127.0.0.1:8750".to_owned())
         );
-        assert!(parse_server_url("notaurl").unwrap_err().contains("\"notaurl\""));
-        assert!(parse_server_url("ftp://x").unwrap_err().contains("not http or https"));
+        assert!(
+            parse_server_url("notaurl")
+                .unwrap_err()
+                .contains("\"notaurl\"")
+        );
+        assert!(
+            parse_server_url("ftp://x")
+                .unwrap_err()
+                .contains("not http or https")
+        );
     }
 
     #[test]
@@ -120,7 +128,10 @@ pub fn parse_server_url(s: &str) -> Result<String, String> {
     };
     let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad(&format!("the scheme is {:?}, not http or https", url.scheme())));
+        return Err(bad(&format!(
+            "the scheme is {:?}, not http or https",
+            url.scheme()
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("it has no host"));
