@@ -1089,3 +1089,78 @@ fn mock_violation_lines_are_coloured() {
         assert_eq!(violation.contains("\u{1b}[33m"), coloured, "{violation:?}");
     }
 }
+
+/// emit: 0 when queued, 1 when the dispatcher refuses (a wrong key, a non-2xx), 2 for
+/// bad input, 3 when unreachable (above).
+#[test]
+fn emit_follows_the_exit_code_table() {
+    let server = Child::start(
+        1024,
+        &[
+            "serve",
+            "--in-memory",
+            "--api-key",
+            "k",
+            "--addr",
+            "127.0.0.1:0",
+        ],
+        "hookjar dispatcher listening on",
+    );
+    let ok = hookjar(&[
+        "emit",
+        "COURSE_ENROLLMENT",
+        "--server",
+        &server.url,
+        "--api-key",
+        "k",
+    ]);
+    let refused = hookjar(&[
+        "emit",
+        "COURSE_ENROLLMENT",
+        "--server",
+        &server.url,
+        "--api-key",
+        "wrong",
+    ]);
+    let dir = scratch("emit");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let bad_data = hookjar(&[
+        "emit",
+        "COURSE_ENROLLMENT",
+        "--server",
+        &server.url,
+        "--api-key",
+        "k",
+        "--data",
+        bad.to_str().unwrap(),
+    ]);
+    server.stop();
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert_eq!(bad_data.status.code(), Some(2), "{}", stderr(&bad_data));
+    assert!(stderr(&bad_data).contains("is not valid JSON"));
+}
+
+/// send: a file that is not an event is bad input (2); one that cannot be read is an
+/// environment problem (3).
+#[test]
+fn send_tells_bad_files_from_unreadable_ones() {
+    let dir = scratch("sendfile");
+    let not_event = dir.join("x.json");
+    std::fs::write(&not_event, "[1, 2]").unwrap();
+    let out = hookjar(&[
+        "send",
+        not_event.to_str().unwrap(),
+        "--to",
+        "http://127.0.0.1:9/",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not an event payload"));
+    let out = hookjar(&["send", dir.to_str().unwrap(), "--to", "http://127.0.0.1:9/"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a folder cannot be read as a file"
+    );
+}

@@ -12,7 +12,12 @@
 //! - `duplicate` — the same bytes twice (a retry after a lost answer) must both get 2xx (S11,
 //!   X5: there is no event id to deduplicate on, and a 4xx would deactivate).
 //! - `unknown-fields` — a payload with extra keys must get 2xx (S11).
-//! - `latency` — every answer within the timeout; past half of it is a warning.
+//! - `latency` — every answer within the timeout; past half of it is a warning. Requests
+//!   that got no answer (refused, reset) are not timed; when none was answered the case
+//!   fails rather than passing on nothing.
+//!
+//! A failed `ping` says that a ping is never retried and never deactivates (S13); the
+//! `duplicate` case reports both sends' times.
 
 use std::time::Duration;
 
