@@ -80,8 +80,15 @@ fn event_item(source: &Path, text: &str, keep_timestamps: bool) -> anyhow::Resul
     })
 }
 
+/// What replay takes from a journal entry.
+struct Entry {
+    body: String,
+    path: Option<String>,
+    headers: Option<Vec<(String, String)>>,
+}
+
 /// A journal entry: its body, path and headers.
-fn journal_entry(v: &Value) -> Option<(String, Option<String>, Option<Vec<(String, String)>>)> {
+fn journal_entry(v: &Value) -> Option<Entry> {
     let body = v.get("body")?.as_str()?.to_owned();
     let path = v.get("path").and_then(Value::as_str).map(str::to_owned);
     let headers = v.get("headers").and_then(Value::as_array).map(|hs| {
@@ -95,7 +102,11 @@ fn journal_entry(v: &Value) -> Option<(String, Option<String>, Option<Vec<(Strin
             })
             .collect()
     });
-    Some((body, path, headers))
+    Some(Entry {
+        body,
+        path,
+        headers,
+    })
 }
 
 /// Reads PATH into the payloads to send, in order.
@@ -177,12 +188,12 @@ pub fn load(path: &Path, keep_timestamps: bool) -> anyhow::Result<Loaded> {
                 glued
             }
         };
-        if let Some((body, recorded_path, headers)) = entry {
+        if let Some(e) = entry {
             loaded.items.push(Item {
                 source: at,
-                payload: Payload::from_bytes(body.into_bytes()),
-                path: recorded_path,
-                headers,
+                payload: Payload::from_bytes(e.body.into_bytes()),
+                path: e.path,
+                headers: e.headers,
             });
         }
     }
