@@ -21,6 +21,10 @@ fmt:
 run *ARGS:
     cargo run --release -- conformance {{ARGS}}
 
+# The OpenAPI contract against the server, as CI checks it (schemathesis, ~2 min).
+schemathesis:
+    bash .ci/schemathesis
+
 # Everything CI does.
 ci:
     bash .ci/run

@@ -16,14 +16,12 @@ use hookjar_core::script::{Script, ScriptError};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as Body;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{Expectations, MockConfig, Per, ScriptUpdate, Scripts, normalise_path};
@@ -189,7 +187,7 @@ impl MockReceiverBuilder {
             on_request: self.on_request,
             shutdown: shutdown_rx,
         });
-        let task = tokio::spawn(serve(listener, Arc::clone(&shared)));
+        let task = tokio::spawn(serve(listener, Arc::clone(&shared), self.config.limits));
         tracing::debug!(%address, "mock receiver listening");
         Ok(MockReceiver {
             shared,
@@ -343,34 +341,26 @@ fn clear(shared: &Shared) -> usize {
     n
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    conns.spawn(connection(stream, Arc::clone(&shared)));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    tracing::warn!(error = %e, "mock receiver: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = shared.shutting_down() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    drop(listener);
-    while conns.join_next().await.is_some() {}
+/// The accept loop of hookjar-net: header-read timeout, connection cap, back-off when
+/// `accept` fails; ends (after every connection) when the receiver shuts down.
+async fn serve(listener: TcpListener, shared: Arc<Shared>, limits: hookjar_net::Limits) {
+    let shutdown = shared.shutdown.clone();
+    hookjar_net::accept_loop(
+        listener,
+        limits,
+        "mock receiver",
+        shutdown,
+        Arc::new(hookjar_net::Stats::default()),
+        move |stream, _peer| connection(stream, Arc::clone(&shared), limits),
+    )
+    .await;
 }
 
 const FAULT_NONE: u8 = 0;
 const FAULT_RESET: u8 = 1;
 const FAULT_GARBAGE: u8 = 2;
 
-async fn connection(stream: TcpStream, shared: Arc<Shared>) {
+async fn connection(stream: TcpStream, shared: Arc<Shared>, limits: hookjar_net::Limits) {
     let fault = Arc::new(AtomicU8::new(FAULT_NONE));
     let io = TokioIo::new(FaultIo {
         stream,
@@ -383,19 +373,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
         let fault = Arc::clone(&fault);
         async move { handle(req, &shared, &fault).await }
     });
-    let conn = http1::Builder::new().serve_connection(io, svc);
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "mock receiver: connection ended");
-            }
-        }
-        () = shared.shutting_down() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
+    hookjar_net::serve_connection(io, svc, limits, shared.shutdown.clone()).await;
 }
 
 /// Why a request got no HTTP answer: hyper closes the connection, and [`FaultIo`]

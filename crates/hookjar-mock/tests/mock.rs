@@ -748,3 +748,38 @@ async fn one_body_at_two_paths_is_two_deliveries() {
     assert_eq!(deliveries.len(), 2, "one per path");
     assert_eq!(deliveries[0].digest, deliveries[1].digest, "same body");
 }
+
+/// Issue #13 item 1: sockets that send nothing are closed once the 10 s header timeout
+/// has passed (virtual time), and the receiver keeps answering.
+#[tokio::test(start_paused = true)]
+async fn idle_connections_are_closed_at_the_header_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(
+            tokio::net::TcpStream::connect(mock.address())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut buf = [0u8; 64];
+    for s in &mut idle {
+        let read = tokio::time::timeout(Duration::from_secs(11), s.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "a silent connection must be closed within the header timeout: {read:?} after {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    let res = post(
+        &client(),
+        &format!("{}/hook", mock.url()),
+        &payload(EventType::CourseEnrollment, 1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -50,7 +50,13 @@ impl Api {
     pub fn new(server: &Dispatcher) -> Self {
         Api {
             base: server.url(),
-            http: reqwest::Client::new(),
+            // Idle pooled connections are dropped before the server's header-read
+            // timeout closes them: on a paused clock both would fall on the same
+            // instant, and a request sent on a connection the server is closing fails.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(hookjar_net::DEFAULT_HEADER_TIMEOUT / 2)
+                .build()
+                .expect("a client"),
         }
     }
 

@@ -14,6 +14,8 @@ use hookjar_core::script::Script;
 use hookjar_mock::config::{parse_basic_auth, parse_for_type, parse_header, parse_route};
 use hookjar_mock::{MockConfig, MockReceiver, Per};
 
+use super::flags::ServerFlags;
+
 /// The guide `hookjar mock --help` prints after the flags.
 pub const GUIDE: &str = "\
 Scripts: a comma-separated list of steps. Each request takes the next step; the last
@@ -55,8 +57,9 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8790";
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = GUIDE)]
 pub struct Args {
-    /// Address to listen on, IP:PORT [default: 127.0.0.1:8790].
-    #[arg(long, value_name = "IP:PORT", value_parser = parse_addr_flag)]
+    /// Address to listen on, HOST:PORT (e.g. 127.0.0.1:8790 or localhost:8790)
+    /// [default: 127.0.0.1:8790].
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr_flag)]
     pub addr: Option<SocketAddr>,
 
     /// How to answer every request no other script claims, e.g. '503*2,reset,200'
@@ -103,6 +106,9 @@ pub struct Args {
     /// Do not print a line per request (the URL is still printed at start).
     #[arg(long, short)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub server: ServerFlags,
 }
 
 /// `--per` values.
@@ -172,11 +178,20 @@ pub fn plan(args: Args) -> anyhow::Result<MockConfig> {
         cfg.journal = args.journal;
     }
     cfg.quiet |= args.quiet;
+    cfg.limits = args.server.limits();
     Ok(cfg)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = plan(args)?;
+    // Warnings (connection limit reached, out of file descriptors) go to stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(super::util::color_stderr())
+        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -194,8 +209,9 @@ async fn serve(
     let banner = banner(&cfg);
     let mut builder = MockReceiver::builder().config(cfg.clone());
     if !cfg.quiet {
-        builder = builder.on_request(|r| {
-            let _ = writeln!(std::io::stdout().lock(), "{}", r.console_line());
+        let color = super::util::color_stdout();
+        builder = builder.on_request(move |r| {
+            let _ = writeln!(std::io::stdout().lock(), "{}", console_line(r, color));
         });
     }
     let mock = builder.start().await?;
@@ -213,6 +229,35 @@ async fn serve(
     );
     mock.shutdown().await;
     Ok(())
+}
+
+/// A request's console line, coloured as every hookjar command colours: the answer
+/// green for a 2xx and red otherwise, violation lines (`    ! …`) yellow.
+fn console_line(r: &hookjar_mock::RecordedRequest, color: bool) -> String {
+    use super::util::{Paint, paint};
+    let text = r.console_line();
+    if !color {
+        return text;
+    }
+    let tone = if r.status.is_some_and(|s| (200..300).contains(&s)) {
+        Paint::Good
+    } else {
+        Paint::Bad
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 0 {
+                match line.rsplit_once(" → ") {
+                    Some((head, step)) => format!("{head} → {}", paint(step, tone, true)),
+                    None => line.to_owned(),
+                }
+            } else {
+                paint(line, Paint::Warn, true)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What the receiver will do, printed at start.
