@@ -182,7 +182,10 @@ impl Dispatcher {
         })
         .map_err(|e| StartError::Config(e.to_string()))?;
         let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
-        let owner = store::OwnerLock::acquire(&config.store)?;
+        let owner_config = config.store.clone();
+        let owner = tokio::task::spawn_blocking(move || store::OwnerLock::acquire(&owner_config))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
         let store_config = config.store.clone();
         let store = tokio::task::spawn_blocking(move || store::Store::open(&store_config))
             .await
