@@ -137,7 +137,7 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct Dispatcher {
     addr: SocketAddr,
-    api_key: String,
+    api_key: HiddenKey,
     store: store::Store,
     /// This process owns the store (S19) until the dispatcher stops or is dropped.
     owner: Option<store::OwnerLock>,
@@ -241,7 +241,7 @@ impl Dispatcher {
 
         Ok(Dispatcher {
             addr,
-            api_key,
+            api_key: HiddenKey(api_key),
             store,
             owner,
             shutdown,
@@ -262,7 +262,7 @@ impl Dispatcher {
 
     /// The API key in use: the configured one, or the one kept in the store.
     pub fn api_key(&self) -> &str {
-        &self.api_key
+        &self.api_key.0
     }
 
     /// Test hook: the store, to inject store faults ([`store::Store::refuse_writes`]).
@@ -299,6 +299,15 @@ impl Drop for Dispatcher {
     }
 }
 
+/// The API key, kept out of `Debug` output.
+struct HiddenKey(String);
+
+impl std::fmt::Debug for HiddenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
 /// A fresh API key for `hookjar serve` when none is given: 26 lowercase base-36
 /// characters (128 random bits).
 pub fn generate_api_key() -> String {
@@ -319,6 +328,8 @@ mod tests {
         };
         let text = format!("{c:?}");
         assert!(!text.contains("sekrit-key"), "{text}");
+        let text = format!("{:?}", HiddenKey("sekrit-key".into()));
+        assert_eq!(text, "[hidden]");
         assert!(generate_api_key().len() == 26);
     }
 }
