@@ -148,7 +148,7 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct Dispatcher {
     addr: SocketAddr,
-    api_key: String,
+    api_key: HiddenKey,
     store: store::Store,
     /// This process owns the store (S19) until the dispatcher stops or is dropped.
     owner: Option<store::OwnerLock>,
@@ -197,7 +197,10 @@ impl Dispatcher {
         })
         .map_err(|e| StartError::Config(e.to_string()))?;
         let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
-        let owner = store::OwnerLock::acquire(&config.store)?;
+        let owner_config = config.store.clone();
+        let owner = tokio::task::spawn_blocking(move || store::OwnerLock::acquire(&owner_config))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
         let store_config = config.store.clone();
         let store = tokio::task::spawn_blocking(move || store::Store::open(&store_config))
             .await
@@ -245,7 +248,7 @@ impl Dispatcher {
 
         Ok(Dispatcher {
             addr,
-            api_key,
+            api_key: HiddenKey(api_key),
             store,
             owner,
             shutdown,
@@ -266,7 +269,7 @@ impl Dispatcher {
 
     /// The API key in use: the configured one, or the one kept in the store.
     pub fn api_key(&self) -> &str {
-        &self.api_key
+        &self.api_key.0
     }
 
     /// Test hook: the store, to inject store faults ([`store::Store::refuse_writes`]).
@@ -331,6 +334,15 @@ async fn serve(
     .await;
 }
 
+/// The API key, kept out of `Debug` output.
+struct HiddenKey(String);
+
+impl std::fmt::Debug for HiddenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
 /// A fresh API key for `hookjar serve` when none is given: 26 lowercase base-36
 /// characters (128 random bits).
 pub fn generate_api_key() -> String {
@@ -351,6 +363,8 @@ mod tests {
         };
         let text = format!("{c:?}");
         assert!(!text.contains("sekrit-key"), "{text}");
+        let text = format!("{:?}", HiddenKey("sekrit-key".into()));
+        assert_eq!(text, "[hidden]");
         assert!(generate_api_key().len() == 26);
     }
 

@@ -1532,7 +1532,8 @@ async fn x3_a_restart_with_another_scale_keeps_the_retry_instant() {
     drop(first);
     let before = receiver.count();
 
-    let elapsed = (tokio::time::Instant::now() - start).as_micros() as i64;
+    let restart = tokio::time::Instant::now();
+    let elapsed = (restart - start).as_micros() as i64;
     let second = dispatcher(|c| {
         c.store = store.clone();
         c.clock = Some(wall_clock(WALL0 + elapsed, 1.0));
@@ -1547,17 +1548,18 @@ async fn x3_a_restart_with_another_scale_keeps_the_retry_instant() {
     let wall_next =
         time::OffsetDateTime::parse(&wall_next, &time::format_description::well_known::Rfc3339)
             .unwrap();
-    let restart = hookjar_dispatch::clock::to_datetime(WALL0 + elapsed);
-    let ahead = (wall_next - restart).as_seconds_f64();
+    let restart_wall = hookjar_dispatch::clock::to_datetime(WALL0 + elapsed);
+    let ahead = (wall_next - restart_wall).as_seconds_f64();
     assert!(
         (0.0..=3600.0).contains(&ahead),
         "the pending retry is due {ahead} s of wall time after the restart (dispatcher time {next}); at most the 1 h cap"
     );
     let got = receiver.wait_for(before + 1, 2 * HOUR).await;
-    let waited = (got[before].at - tokio::time::Instant::now())
-        .as_secs_f64()
-        .abs();
-    assert!(waited <= 3600.0, "{waited}");
+    let waited = (got[before].at - restart).as_secs_f64();
+    assert!(
+        (waited - ahead).abs() <= 0.001,
+        "the POST came {waited} s after the restart, when the log said {ahead} s"
+    );
     second.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -1660,6 +1662,11 @@ async fn s19_a_crash_during_a_post_counts_the_attempt() {
     api.emit("COURSE_ENROLLMENT").await;
     receiver.wait_for(1, HOUR).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = api.deliveries(&id).await;
+    assert_eq!(
+        log[0]["attempts"][0]["verdict"], "started",
+        "the attempt is written before its POST leaves: {log:#?}"
+    );
     drop(first); // kill -9 while the POST waits for its answer
     receiver.set_script(&[Reply::Status(200)]);
 
