@@ -27,6 +27,7 @@
 //! - [`clock`] — the only reader of the wall clock: tokio instants for deadlines,
 //!   absolute micros for stored instants, X3's time scale.
 //! - [`error`] — typed errors of the store and of start-up.
+//! - [`ui`] — the console page at `/ui` (static assets over the API).
 //!
 //! # Promises
 //! - At-least-once (S19): `POST /v1/events` answers after the event and its deliveries
@@ -45,6 +46,7 @@ pub mod deliver;
 pub mod engine;
 pub mod error;
 pub mod store;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -199,7 +201,7 @@ impl Dispatcher {
             wake,
             format!("http://{addr}"),
         );
-        let app = api::router(state);
+        let app = api::router(state).merge(ui::router(clock));
         let mut stop = shutdown_rx;
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

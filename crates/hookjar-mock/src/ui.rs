@@ -581,7 +581,9 @@ mod tests {
             for (i, _) in INDEX_HTML.match_indices(attr) {
                 let value = &INDEX_HTML[i + attr.len()..];
                 assert!(
-                    value.starts_with("/_mock/ui/") || value.starts_with('#'),
+                    value.starts_with("/_mock/ui/")
+                        || value.starts_with('#')
+                        || value.starts_with("data:,\""),
                     "{}",
                     &value[..value.find('"').unwrap_or(value.len())]
                 );

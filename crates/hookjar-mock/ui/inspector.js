@@ -133,7 +133,7 @@
       onclick: () => select(r.seq),
     }, time(r));
     const checks = bad
-      ? el('td', { class: 'checks bad' }, ...r.violations.map((t) => el('span', { class: 'violation', title: t }, '⚠ ' + t)))
+      ? el('td', { class: 'checks bad' }, ...r.violations.map((t) => el('span', { class: 'violation', title: t }, '⚠ ' + t.split(':')[0])))
       : el('td', { class: 'checks ok' }, 'ok');
     return el('tr', {
       class: ['row', bad ? 'has-violations' : '', state.selected === r.seq ? 'selected' : ''].join(' ').trim(),
@@ -143,7 +143,7 @@
     el('td', {}, open),
     el('td', { class: 'path' }, r.method === 'POST' ? r.path : `${r.method} ${r.path}`),
     el('td', {}, r.event_type || '—'),
-    el('td', { class: 'mono' }, `${r.digest} · ${r.attempt}`),
+    el('td', { class: 'mono digest' }, r.digest, el('br'), el('small', {}, r.attempt === 0 ? 'first attempt' : `retry ${r.attempt}`)),
     el('td', { class: 'mono answer' }, r.script === 'default' ? r.step : `${r.step} (${r.script})`),
     el('td', { class: `verdict v-${v.verdict}`, title: v.detail }, v.verdict),
     checks);
@@ -184,12 +184,10 @@
   const SKIP = new Set(['host', 'content-length', 'connection', 'transfer-encoding', 'keep-alive']);
 
   function curl(r) {
-    const parts = ['curl'];
-    if (r.method !== 'POST') parts.push('-X', r.method);
-    parts.push(quote(location.origin + r.path));
-    for (const [k, v] of r.headers) if (!SKIP.has(k.toLowerCase())) parts.push('-H', quote(`${k}: ${v}`));
-    if (r.body) parts.push('--data-raw', quote(r.body));
-    return parts.join(' \\\n  ');
+    const lines = [`curl${r.method === 'POST' ? '' : ' -X ' + r.method} ${quote(location.origin + r.path)}`];
+    for (const [k, v] of r.headers) if (!SKIP.has(k.toLowerCase())) lines.push(`-H ${quote(`${k}: ${v}`)}`);
+    if (r.body) lines.push(`--data-raw ${quote(r.body)}`);
+    return lines.join(' \\\n  ');
   }
 
   function renderDetail() {

@@ -104,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot start the dispatcher on {}", args.addr))?;
         println!("hookjar dispatcher listening on {}", server.url());
+        println!("  console: {}/ui (log in with the API key)", server.url());
         println!("  store: {}", hookjar_dispatch::store::describe(&store));
         if generated {
             println!(
