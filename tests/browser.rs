@@ -7,8 +7,8 @@
 //! Without them each test prints one `skipped: …` line and passes, unless
 //! `HOOKJAR_REQUIRE_BROWSER=1` (CI sets it), which makes a missing browser a failure.
 //!
-//! With `HOOKJAR_SCREENSHOTS=DIR` the tests save the screenshots shown in the docs
-//! (`just screenshots` writes them to `docs/img/`).
+//! With `HOOKJAR_SCREENSHOTS=DIR` (relative to the workspace root) the tests save the
+//! screenshots shown in the docs: `just screenshots` writes them to `docs/img/`.
 //!
 //! The servers run in this process on loopback ports; the browser runs with a fresh
 //! profile and no network features (the machine may be offline).
@@ -310,7 +310,9 @@ async fn screenshot(c: &Client, name: &str) {
     let Some(dir) = std::env::var_os("HOOKJAR_SCREENSHOTS") else {
         return;
     };
-    let dir = Path::new(&dir);
+    // A relative folder is taken from the workspace root (cargo runs tests in tests/).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let dir = dir.as_path();
     std::fs::create_dir_all(dir).expect("the screenshot folder can be made");
     c.execute(
         "document.activeElement.blur(); window.scrollTo(0, 0); return null;",
@@ -638,6 +640,9 @@ async fn console_shows_the_retry_timeline_and_redelivers() {
         // Taller than 1280×800 only so the docs' picture shows the whole timeline.
         viewport(&c, 1280, 960).await;
         screenshot(&c, "dispatcher-console.png").await;
+        viewport(&c, 390, 844).await;
+        screenshot(&c, "dispatcher-console-phone.png").await;
+        viewport(&c, 1280, 800).await;
 
         // Redeliver: the same bytes again, as a new delivery (the mock's script for
         // this body is at its last step, 200).
