@@ -252,11 +252,25 @@ async fn find(c: &Client, css: &str) -> Element {
         .unwrap_or_else(|e| panic!("no element {css}: {e}"))
 }
 
+/// A property (`innerText`, `dataset.id`, …) of the first element matching `css` (`""`
+/// when there is none), read in
+/// one step: the pages re-render as data arrives, so a found element may go stale.
+async fn read(c: &Client, css: &str, property: &str) -> String {
+    let v = c
+        .execute(
+            "let v = document.querySelector(arguments[0]);
+                for (const k of arguments[1].split('.')) v = v == null ? v : v[k];
+                return v == null ? '' : String(v);",
+            vec![json!(css), json!(property)],
+        )
+        .await
+        .expect("the page answers");
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// The visible text of the first element matching `css`.
 async fn text_of(c: &Client, css: &str) -> String {
-    match c.find(Locator::Css(css)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    read(c, css, "innerText").await.trim().to_owned()
 }
 
 /// Waits until the element's visible text contains `needle`; returns the text.
@@ -290,11 +304,29 @@ async fn type_into(c: &Client, css: &str, text: &str) {
 
 /// Clicks the element, finding it again if the page re-rendered it meanwhile.
 async fn click(c: &Client, css: &str) {
+    act(c, css, "click", |e| async move { e.click().await }).await;
+}
+
+/// Presses Enter on the element (keyboard use), finding it again if it went stale.
+async fn press_enter(c: &Client, css: &str) {
+    let enter = fantoccini::key::Key::Enter.to_string();
+    act(c, css, "press Enter on", |e| {
+        let enter = enter.clone();
+        async move { e.send_keys(&enter).await }
+    })
+    .await;
+}
+
+async fn act<F, Fut>(c: &Client, css: &str, what: &str, action: F)
+where
+    F: Fn(Element) -> Fut,
+    Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+{
     let mut last = String::new();
     let start = Instant::now();
     while start.elapsed() < STEP {
         match c.find(Locator::Css(css)).await {
-            Ok(e) => match e.click().await {
+            Ok(e) => match action(e).await {
                 Ok(()) => return,
                 Err(err) => last = err.to_string(),
             },
@@ -302,7 +334,7 @@ async fn click(c: &Client, css: &str) {
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    panic!("cannot click {css}: {last}");
+    panic!("cannot {what} {css}: {last}");
 }
 
 /// Saves a screenshot for the docs when `HOOKJAR_SCREENSHOTS` names a folder.
@@ -388,7 +420,7 @@ async fn inspector_lists_a_request_live_and_shows_its_detail() {
             )
             .await;
             assert_eq!(status, 200);
-            let row = wait_until("request #2 in the list", Duration::from_secs(5), || async {
+            wait_until("request #2 in the list", Duration::from_secs(5), || async {
                 c.find(Locator::Css("#rows tr[data-seq='2']")).await.ok()
             })
             .await;
@@ -414,14 +446,9 @@ async fn inspector_lists_a_request_live_and_shows_its_detail() {
             assert!(rows[0][5].contains("delivered"), "{rows:?}");
             assert!(rows[0][6].contains("S7 user-agent"), "{rows:?}");
             assert_eq!(rows[1][6], "ok", "{rows:?}");
-            let class = row.attr("class").await.unwrap().unwrap_or_default();
+            let class = read(&c, "#rows tr[data-seq='2']", "className").await;
             assert!(class.contains("has-violations"), "{class}");
-            let first_class = find(&c, "#rows tr[data-seq='1']")
-                .await
-                .attr("class")
-                .await
-                .unwrap()
-                .unwrap_or_default();
+            let first_class = read(&c, "#rows tr[data-seq='1']", "className").await;
             assert!(!first_class.contains("has-violations"), "{first_class}");
 
             // The detail: headers, pretty JSON, the Basic auth user, curl.
@@ -436,12 +463,7 @@ async fn inspector_lists_a_request_live_and_shows_its_detail() {
                 header_text.contains("content-type") && header_text.contains("application/json"),
                 "{header_text}"
             );
-            let body = find(&c, "#d-body")
-                .await
-                .prop("textContent")
-                .await
-                .unwrap()
-                .unwrap_or_default();
+            let body = read(&c, "#d-body", "textContent").await;
             assert!(
                 body.contains("\n  \"event_type\": \"COURSE_COMPLETION\""),
                 "not pretty JSON: {body}"
@@ -453,12 +475,7 @@ async fn inspector_lists_a_request_live_and_shows_its_detail() {
                     .await
                     .contains("S7 user-agent: expected \"skilljar\"")
             );
-            let curl = find(&c, "#d-curl")
-                .await
-                .prop("textContent")
-                .await
-                .unwrap()
-                .unwrap_or_default();
+            let curl = read(&c, "#d-curl", "textContent").await;
             assert!(
                 curl.starts_with(&format!("curl '{}/hooks/b'", mock.url())),
                 "{curl}"
@@ -510,8 +527,10 @@ async fn inspector_edits_the_script_resends_filters_and_clears() {
             assert!(text_of(&c, "#script-msg").await.contains("column 5"));
             assert_eq!(mock.scripts().default.to_string(), "410");
 
-            // Resend #1 to another path of the same receiver: it arrives as #2.
-            click(&c, "#rows tr[data-seq='1'] button.open").await;
+            // Resend #1 to another path of the same receiver: it arrives as #2. The
+            // request is opened from the keyboard: its row's button takes Enter.
+            press_enter(&c, "#rows tr[data-seq='1'] button.open").await;
+            wait_text(&c, "#detail-h", "Request #1").await;
             type_into(&c, "#resend-url", &format!("{}/again", mock.url())).await;
             click(&c, "#resend-form button[type=submit]").await;
             wait_text(&c, "#resend-msg", "Resent: the answer was HTTP 410").await;
@@ -600,7 +619,7 @@ async fn console_shows_the_retry_timeline_and_redelivers() {
 
         // Emit from the fixture, with an override.
         wait_until("the fixture to load", STEP, || async {
-            let v = find(&c, "#emit-body").await.prop("value").await.ok().flatten()?;
+            let v = read(&c, "#emit-body", "value").await;
             v.contains("\"course\"").then_some(())
         })
         .await;
@@ -633,7 +652,8 @@ async fn console_shows_the_retry_timeline_and_redelivers() {
         let received = mock.requests();
         assert_eq!(received.len(), 3);
         assert!(received[0].body.contains("Timeline 101"), "the override was sent");
-        let first = find(&c, "#dl-rows tr").await.attr("data-id").await.unwrap().unwrap();
+        let first = read(&c, "#dl-rows tr", "dataset.id").await;
+        assert!(!first.is_empty());
 
         // The webhook list shows the last attempt.
         wait_text(&c, "#wh-rows", "HTTP 200 delivered").await;

@@ -212,6 +212,18 @@
     return results.slice().reverse();
   }
 
+  // Redraws `container` with `draw()` without taking the keyboard focus away from the
+  // button it is on (buttons are found again by their accessible name).
+  function keepingFocus(container, draw) {
+    const active = document.activeElement;
+    const label = active && container.contains(active) ? active.getAttribute('aria-label') : null;
+    draw();
+    if (label) {
+      const again = [...container.querySelectorAll('button')].find((b) => b.getAttribute('aria-label') === label);
+      if (again) again.focus();
+    }
+  }
+
   function changed(section, value) {
     const text = JSON.stringify(value);
     if (state.rendered[section] === text) return false;
@@ -250,7 +262,7 @@
     if (!changed('webhooks', model)) return;
     $('wh-count').textContent = `(${state.webhooks.length})`;
     $('wh-empty').hidden = state.webhooks.length > 0;
-    $('wh-rows').replaceChildren(...state.webhooks.map((w) => {
+    keepingFocus($('wh-rows'), () => $('wh-rows').replaceChildren(...state.webhooks.map((w) => {
       const st = w.active
         ? el('td', { class: 'ok' }, 'active')
         : el('td', { class: 'bad' }, 'inactive', w.deactivate_reason ? `: ${w.deactivate_reason}` : '');
@@ -266,7 +278,7 @@
           el('button', { type: 'button', onclick: () => edit(w), 'aria-label': `Edit ${name}` }, 'Edit'),
           w.active ? null : el('button', { type: 'button', onclick: () => reactivate(w), 'aria-label': `Re-activate ${name}` }, 'Re-activate'),
           el('button', { type: 'button', class: 'danger', onclick: (e) => remove(w, e.currentTarget), 'aria-label': `Delete ${name}` }, 'Delete')));
-    }));
+    })));
   }
 
   function say(id, text, kind) {
@@ -413,7 +425,7 @@
     if (!changed('deliveries', [w.id, state.deliveries, state.selected])) return;
     $('deliveries-h').textContent = `Deliveries to ${w.target_url}`;
     $('dl-empty').hidden = state.deliveries.length > 0;
-    $('dl-rows').replaceChildren(...state.deliveries.map((d) => el('tr', {
+    keepingFocus($('dl-rows'), () => $('dl-rows').replaceChildren(...state.deliveries.map((d) => el('tr', {
       'data-id': d.id, class: state.selected === d.id ? 'selected' : null,
     },
     el('td', {}, el('button', {
@@ -423,7 +435,7 @@
     }, fmtTime(d.created_at))),
     el('td', {}, d.event_type),
     el('td', { class: `state s-${d.state}` }, d.state),
-    el('td', {}, String(d.attempts.length)))));
+    el('td', {}, String(d.attempts.length))))));
   }
 
   function selectDelivery(id) {

@@ -121,7 +121,14 @@
     $('empty').hidden = shown.length > 0;
     if (total > 0 && shown.length === 0) $('empty').textContent = 'No request matches the filters.';
     else $('empty').textContent = 'No requests yet. POST a webhook to this receiver and it appears here.';
+    // Redrawing the rows must not take the keyboard focus away from the row it is on.
+    const focused = document.activeElement && document.activeElement.closest('#rows tr');
+    const focusSeq = focused ? focused.dataset.seq : null;
     $('rows').replaceChildren(...shown.slice(0, MAX_ROWS).map(row));
+    if (focusSeq !== null) {
+      const again = document.querySelector(`#rows tr[data-seq="${focusSeq}"] button.open`);
+      if (again) again.focus();
+    }
     renderDetail();
   }
 
