@@ -372,6 +372,34 @@ async fn post_event(url: &str, user_agent: &str, auth: Option<(&str, &str)>, bod
         .as_u16()
 }
 
+/// Logs in to the console page already open.
+async fn log_in(c: &Client, key: &str) {
+    type_into(c, "#key", key).await;
+    click(c, "#login-form button[type=submit]").await;
+    wait_until("the console to open", STEP, || async {
+        (read(c, "#app", "hidden").await == "false").then_some(())
+    })
+    .await;
+}
+
+/// Calls the dispatcher's API with the key, as any client does.
+async fn call_api(
+    d: &Dispatcher,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", d.url()))
+        .basic_auth("k3y", Some(""));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("the dispatcher answers");
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap_or(Value::Null)
+}
+
 /// Opens the inspector and waits until its event stream is connected.
 async fn open_inspector(c: &Client, mock: &MockReceiver) {
     c.goto(&format!("{}/_mock/ui", mock.url()))
@@ -596,12 +624,7 @@ async fn console_shows_the_retry_timeline_and_redelivers() {
         type_into(&c, "#key", "wrong").await;
         click(&c, "#login-form button[type=submit]").await;
         wait_text(&c, "#login-msg", "Not logged in: Invalid username/password.").await;
-        type_into(&c, "#key", "k3y").await;
-        click(&c, "#login-form button[type=submit]").await;
-        wait_until("the console to open", STEP, || async {
-            find(&c, "#app").await.is_displayed().await.ok().filter(|&d| d)
-        })
-        .await;
+        log_in(&c, "k3y").await;
         let url = c.current_url().await.unwrap();
         assert!(!url.as_str().contains("k3y"), "the key is in the URL: {url}");
 
@@ -681,6 +704,171 @@ async fn console_shows_the_retry_timeline_and_redelivers() {
         assert_eq!(received[3].body, received[0].body, "a redelivery resends the same bytes");
         assert_eq!(table(&c, "#dl-rows tr").await.len(), 2);
     })
+    .await;
+    dispatcher.shutdown().await;
+}
+
+/// A 4xx deactivates at once: the timeline marks the point and the list the reason, and
+/// Re-activate turns the webhook back on. A failing delivery counts down to its next
+/// attempt. Ping, Edit, Delete and Log out work from the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_marks_deactivation_counts_down_and_manages_webhooks() {
+    let mock = MockReceiver::builder()
+        .route("/gone", "410")
+        .unwrap()
+        .route("/flaky", "503")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    // Real time: the countdown is seconds long.
+    let dispatcher = Dispatcher::start(
+        Config {
+            api_key: "k3y".into(),
+            store: StoreConfig::InMemory,
+            ..Config::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for path in ["/gone", "/flaky"] {
+        let w = call_api(
+            &dispatcher,
+            reqwest::Method::POST,
+            "/v1/webhooks",
+            Some(json!({"target_url": format!("{}{path}", mock.url()), "event_type": "COURSE_COMPLETION"})),
+        )
+        .await;
+        ids.push(w["id"].as_str().unwrap().to_owned());
+    }
+    let (gone, flaky) = (ids[0].clone(), ids[1].clone());
+    let emitted = call_api(
+        &dispatcher,
+        reqwest::Method::POST,
+        "/v1/events",
+        Some(json!({"event_type": "COURSE_COMPLETION"})),
+    )
+    .await;
+    assert_eq!(emitted["deliveries"], 2);
+    let console = format!("{}/ui", dispatcher.url());
+    let d = &dispatcher;
+    with_browser(
+        "console_marks_deactivation_counts_down_and_manages_webhooks",
+        |c| async move {
+            c.goto(&console).await.expect("the console loads");
+            log_in(&c, "k3y").await;
+            let gone_row = format!("#wh-rows tr[data-id='{gone}']");
+            let flaky_row = format!("#wh-rows tr[data-id='{flaky}']");
+            wait_text(&c, &gone_row, "inactive: HTTP_4XX_RESPONSE").await;
+
+            // The deactivation point.
+            click(&c, &format!("{gone_row} button[aria-label^='Deliveries']")).await;
+            wait_text(&c, "#dl-rows", "failed").await;
+            click(&c, "#dl-rows tr button.open").await;
+            let rows = wait_until("the failed attempt", STEP, || async {
+                let t = table(&c, "#tl-rows tr").await;
+                (t.len() == 1).then_some(t)
+            })
+            .await;
+            assert!(
+                rows[0][4].starts_with(
+                    "deactivate — HTTP 410 on first attempt; deactivated (HTTP_4XX_RESPONSE)"
+                ),
+                "{rows:?}"
+            );
+            assert!(
+                read(&c, "#tl-rows tr", "className")
+                    .await
+                    .contains("deactivated")
+            );
+            let marks = c
+                .find_all(Locator::Css("#tl-svg line.deactivated"))
+                .await
+                .unwrap();
+            assert_eq!(marks.len(), 1, "the deactivation point is on the axis");
+            assert_eq!(
+                read(&c, "#redeliver", "disabled").await,
+                "true",
+                "an inactive webhook cannot be redelivered to"
+            );
+
+            // Re-activate.
+            click(&c, &format!("{gone_row} button[aria-label^='Re-activate']")).await;
+            wait_text(&c, "#wh-msg", "Re-activated").await;
+            wait_until("the webhook to show active", STEP, || async {
+                (table(&c, &gone_row).await.first()?.get(2)? == "active").then_some(())
+            })
+            .await;
+            let w = call_api(
+                d,
+                reqwest::Method::GET,
+                &format!("/v1/webhooks/{gone}"),
+                None,
+            )
+            .await;
+            assert_eq!(
+                (w["active"].clone(), w["deactivate_reason"].clone()),
+                (json!(true), Value::Null)
+            );
+
+            // The failing delivery counts down to its next retry (2 s, then 4 s, … of real
+            // time at scale 1).
+            click(&c, &format!("{flaky_row} button[aria-label^='Deliveries']")).await;
+            wait_text(&c, "#dl-rows", "pending").await;
+            click(&c, "#dl-rows tr button.open").await;
+            let next = wait_text(&c, "#tl-next", "Next attempt (retry").await;
+            let re = regex_lite::Regex::new(
+                r"^Next attempt \(retry (\d+)\) (in (\d+\.\d)s of dispatcher time|is due now)\.$",
+            )
+            .unwrap();
+            let caps = re.captures(&next).unwrap_or_else(|| panic!("{next}"));
+            let retry: u32 = caps[1].parse().unwrap();
+            if let Some(left) = caps.get(3) {
+                let left: f64 = left.as_str().parse().unwrap();
+                assert!(left <= f64::from(1u32 << retry) + 0.1, "{next}");
+            }
+
+            // Ping (a failed ping changes nothing), edit, delete.
+            click(&c, &format!("{flaky_row} button[aria-label^='Ping']")).await;
+            wait_text(&c, "#wh-msg", "Ping failed: HTTP 503").await;
+            click(&c, &format!("{flaky_row} button[aria-label^='Edit']")).await;
+            wait_text(&c, "#wh-form-h", &format!("Edit webhook {flaky}")).await;
+            type_into(&c, "#wh-target", &format!("{}/fixed", mock.url())).await;
+            click(&c, "#wh-save").await;
+            wait_text(&c, "#wh-msg", "Saved webhook").await;
+            wait_text(&c, &flaky_row, "/fixed").await;
+            let w = call_api(
+                d,
+                reqwest::Method::GET,
+                &format!("/v1/webhooks/{flaky}"),
+                None,
+            )
+            .await;
+            assert_eq!(w["target_url"], format!("{}/fixed", mock.url()));
+            assert_eq!(
+                w["event_type"], "COURSE_COMPLETION",
+                "an edit keeps the other fields"
+            );
+
+            click(&c, &format!("{gone_row} button[aria-label^='Delete']")).await;
+            wait_text(&c, &gone_row, "Really delete?").await;
+            click(&c, &format!("{gone_row} button[aria-label^='Delete']")).await;
+            wait_text(&c, "#wh-msg", "Deleted").await;
+            let page = call_api(d, reqwest::Method::GET, "/v1/webhooks", None).await;
+            assert_eq!(page["count"], 1);
+
+            // Log out forgets the key.
+            click(&c, "#logout").await;
+            wait_text(&c, "#login-msg", "Logged out.").await;
+            let kept: Value = c
+                .execute("return sessionStorage.length;", vec![])
+                .await
+                .unwrap();
+            assert_eq!(kept, json!(0));
+        },
+    )
     .await;
     dispatcher.shutdown().await;
 }

@@ -297,7 +297,7 @@
     keep(`Pinging ${w.target_url}…`);
     try {
       const r = await api('POST', `/v1/webhooks/${w.id}/ping`, {});
-      keep(`Ping ${r.succeeded ? 'succeeded' : 'failed'}: ${r.message}`, r.succeeded ? 'ok' : 'bad');
+      keep(`${w.target_url}: ${r.message}`, r.succeeded ? 'ok' : 'bad');
     } catch (e) { keep(`Ping not sent: ${e.message}`, 'bad'); }
   }
 
