@@ -137,6 +137,7 @@
     const bad = r.violations.length > 0;
     const open = el('button', {
       type: 'button', class: 'open', 'aria-label': `Show request ${r.seq}, ${r.method} ${r.path} at ${time(r)}`,
+      'aria-current': state.selected === r.seq ? 'true' : null,
       onclick: () => select(r.seq),
     }, time(r));
     const checks = bad
@@ -145,7 +146,6 @@
     return el('tr', {
       class: ['row', bad ? 'has-violations' : '', state.selected === r.seq ? 'selected' : ''].join(' ').trim(),
       'data-seq': r.seq,
-      'aria-selected': state.selected === r.seq ? 'true' : 'false',
     },
     el('td', {}, open),
     el('td', { class: 'path' }, r.method === 'POST' ? r.path : `${r.method} ${r.path}`),
@@ -161,7 +161,9 @@
     for (const tr of $('rows').children) {
       const on = Number(tr.dataset.seq) === seq;
       tr.classList.toggle('selected', on);
-      tr.setAttribute('aria-selected', on ? 'true' : 'false');
+      const button = tr.querySelector('button.open');
+      if (on) button.setAttribute('aria-current', 'true');
+      else button.removeAttribute('aria-current');
     }
     $('resend-msg').textContent = '';
     $('copy-msg').textContent = '';
