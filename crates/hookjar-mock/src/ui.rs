@@ -547,6 +547,27 @@ mod tests {
         assert_eq!(v("???", None, 0).0, "retry");
     }
 
+    proptest::proptest! {
+        /// A status step gets exactly the core's verdict for that status; the same
+        /// step delayed past the timeout gets the verdict of a timeout.
+        #[test]
+        fn status_steps_get_the_cores_verdict(code in 200u16..600, attempt in 0u32..=61, delay_ms in 0u64..20_000) {
+            let policy = RetryPolicy::default();
+            let plain = verdict(&code.to_string(), Some(code), attempt, &policy);
+            proptest::prop_assert_eq!(
+                plain.verdict.as_str(),
+                policy.classify(&Outcome::status(code), attempt).label()
+            );
+            let delayed = verdict(&format!("{code}@{delay_ms}ms"), Some(code), attempt, &policy);
+            let expected = if u128::from(delay_ms) >= ASSUMED_TIMEOUT.as_millis() {
+                policy.classify(&Outcome::transport(TransportKind::Timeout, ""), attempt)
+            } else {
+                policy.classify(&Outcome::status(code), attempt)
+            };
+            proptest::prop_assert_eq!(delayed.verdict.as_str(), expected.label());
+        }
+    }
+
     #[test]
     fn the_router_claims_only_its_paths() {
         assert!(claims("/_mock/stream", false));
