@@ -513,6 +513,33 @@ async fn inspector_lists_a_request_live_and_shows_its_detail() {
                 "{curl}"
             );
 
+            // The same body again is the delivery's retry: the list shows the attempt and
+            // the time since the previous one, the detail lists both attempts.
+            let status = post_event(
+                &format!("{}/hooks/b", mock.url()),
+                "curl/8.0",
+                Some(("alice", "s3cret")),
+                &COURSE_COMPLETION.replace("u1", "u2"),
+            )
+            .await;
+            assert_eq!(status, 200);
+            wait_until("request #3 in the list", STEP, || async {
+                c.find(Locator::Css("#rows tr[data-seq='3']")).await.ok()
+            })
+            .await;
+            let rows = table(&c, "#rows tr").await;
+            let re = regex_lite::Regex::new(r"retry 1 · \+\d+\.\ds$").unwrap();
+            assert!(re.is_match(&rows[0][3]), "{rows:?}");
+            assert!(
+                rows[0][3].starts_with(&rows[1][3][..16]),
+                "same digest: {rows:?}"
+            );
+            let attempts = text_of(&c, "#d-attempts").await;
+            assert!(
+                attempts.contains("#2 first attempt → 200") && attempts.contains("#3 retry 1 · +"),
+                "{attempts}"
+            );
+
             screenshot(&c, "mock-inspector.png").await;
             viewport(&c, 390, 844).await;
             screenshot(&c, "mock-inspector-phone.png").await;

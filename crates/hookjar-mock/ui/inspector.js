@@ -13,6 +13,7 @@
   const state = {
     records: [],         // newest first
     verdicts: new Map(), // seq -> {verdict, detail}
+    deliveries: new Map(), // "digest path" -> records, oldest first
     selected: null,      // seq
     busy: false,
     again: false,
@@ -76,10 +77,41 @@
     }
     const seen = new Set(list.map((r) => r.seq));
     for (const seq of state.verdicts.keys()) if (!seen.has(seq)) state.verdicts.delete(seq);
+    // The attempts of each delivery (same digest at the same path, X5), oldest first.
+    state.deliveries = new Map();
+    for (const r of list) {
+      const key = `${r.digest} ${pathOnly(r)}`;
+      if (!state.deliveries.has(key)) state.deliveries.set(key, []);
+      state.deliveries.get(key).push(r);
+    }
     list.reverse();
     state.records = list;
     if (state.selected !== null && !seen.has(state.selected)) state.selected = null;
     render();
+  }
+
+  function attemptsOf(r) {
+    return state.deliveries.get(`${r.digest} ${pathOnly(r)}`) || [r];
+  }
+
+  // Seconds since the delivery's previous attempt arrived (monotonic clock), or null.
+  function gapBefore(r) {
+    const all = attemptsOf(r);
+    const i = all.findIndex((x) => x.seq === r.seq);
+    return i > 0 ? (r.since_start_ms - all[i - 1].since_start_ms) / 1000 : null;
+  }
+
+  function fmtGap(s) {
+    if (s < 10) return `+${s.toFixed(1)}s`;
+    if (s < 120) return `+${Math.round(s)}s`;
+    if (s < 7200) return `+${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+    return `+${(s / 3600).toFixed(1)}h`;
+  }
+
+  function attemptLabel(r) {
+    const gap = gapBefore(r);
+    const name = r.attempt === 0 ? 'first attempt' : `retry ${r.attempt}`;
+    return gap === null ? name : `${name} · ${fmtGap(gap)}`;
   }
 
   function verdictOf(r) {
@@ -150,7 +182,7 @@
     el('td', {}, open),
     el('td', { class: 'path' }, r.method === 'POST' ? r.path : `${r.method} ${r.path}`),
     el('td', {}, r.event_type || '—'),
-    el('td', { class: 'mono digest' }, r.digest, el('br'), el('small', {}, r.attempt === 0 ? 'first attempt' : `retry ${r.attempt}`)),
+    el('td', { class: 'mono digest' }, r.digest, el('br'), el('small', { title: 'attempt, and the time since the delivery\'s previous attempt' }, attemptLabel(r))),
     el('td', { class: 'mono answer' }, r.script === 'default' ? r.step : `${r.step} (${r.script})`),
     el('td', { class: `verdict v-${v.verdict}`, title: v.detail }, v.verdict),
     checks);
@@ -212,6 +244,11 @@
       el('span', { class: 'mono' }, r.step), r.script === 'default' ? '' : ` (${r.script})`);
     $('d-violations').replaceChildren(...r.violations.map((t) => el('li', { class: 'violation' }, '⚠ ' + t)));
     $('d-verdict').replaceChildren(el('span', { class: `verdict v-${v.verdict}` }, v.verdict), ' ', v.detail);
+    $('d-attempts').replaceChildren(...attemptsOf(r).map((a) => el('li', {},
+      a.seq === r.seq
+        ? el('strong', { 'aria-current': 'true' }, `#${a.seq}`)
+        : el('button', { type: 'button', class: 'link', onclick: () => select(a.seq), 'aria-label': `Show request ${a.seq}` }, `#${a.seq}`),
+      ` ${attemptLabel(a)} → ${a.step}`)));
     const auth = basicUser(r);
     $('d-auth').textContent = !auth ? 'No Authorization header.'
       : auth.user !== undefined ? `Basic auth user: ${auth.user}`
@@ -266,7 +303,8 @@
   function connect() {
     const source = new EventSource('/_mock/stream');
     source.addEventListener('open', () => setLive('live', 'ok'));
-    source.addEventListener('change', () => schedule());
+    // A journal change also re-reads the scripts, in case another client changed them.
+    source.addEventListener('change', () => { schedule(); loadScripts(); });
     source.addEventListener('error', () => setLive('reconnecting…', 'bad'));
   }
 
