@@ -204,6 +204,8 @@ impl Drop for DriverGuard {
     }
 }
 
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Runs `body` with a browser, closing the session whatever happens; a panic in the
 /// body is re-raised after the browser is gone.
 async fn with_browser<F, Fut>(test: &str, body: F)
@@ -211,6 +213,9 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    // One browser at a time: four Chromiums on a 2-core machine would make the live
+    // list's one-second promise a test of the machine.
+    let _one = ONE_BROWSER.lock().await;
     let Some(browser) = browser(test).await else {
         return;
     };
