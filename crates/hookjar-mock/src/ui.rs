@@ -73,13 +73,17 @@ pub(crate) fn claims(path: &str, ui: bool) -> bool {
     path == STREAM_PATH || (ui && (path == UI_PATH || path.starts_with("/_mock/ui/")))
 }
 
-/// Answers a path [`claims`] accepted. `changes` is the journal's change signal;
-/// `shutdown` ends the stream when the receiver stops.
-pub(crate) async fn handle(
+/// Answers a path [`claims`] accepted. `changes` is the journal's change signal (any
+/// watched number the receiver bumps when it records or clears: its value is only
+/// passed on as the event's data); `shutdown` ends the stream when the receiver stops.
+pub(crate) async fn handle<N>(
     req: Request<Incoming>,
-    changes: watch::Receiver<usize>,
+    changes: watch::Receiver<N>,
     shutdown: watch::Receiver<bool>,
-) -> Response<Body> {
+) -> Response<Body>
+where
+    N: std::fmt::Display + Send + Sync + 'static,
+{
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     match (method, path.as_str()) {
@@ -189,9 +193,12 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 }
 
 /// The server-sent events of `GET /_mock/stream`: a `change` event at once (so a
-/// client knows the current length), then one per change of the journal, until the
+/// client knows it is connected), then one per change of the journal, until the
 /// receiver shuts down.
-fn stream(changes: watch::Receiver<usize>, shutdown: watch::Receiver<bool>) -> Response<Body> {
+fn stream<N>(changes: watch::Receiver<N>, shutdown: watch::Receiver<bool>) -> Response<Body>
+where
+    N: std::fmt::Display + Send + Sync + 'static,
+{
     fn event(text: String) -> Result<Frame<Bytes>, Infallible> {
         Ok(Frame::data(Bytes::from(text)))
     }
@@ -199,8 +206,10 @@ fn stream(changes: watch::Receiver<usize>, shutdown: watch::Receiver<bool>) -> R
         (changes, shutdown, true),
         |(mut changes, mut shutdown, first)| async move {
             if first {
-                let n = *changes.borrow_and_update();
-                let text = format!("retry: 1000\nevent: change\ndata: {n}\n\n");
+                let text = format!(
+                    "retry: 1000\nevent: change\ndata: {}\n\n",
+                    *changes.borrow_and_update()
+                );
                 return Some((event(text), (changes, shutdown, false)));
             }
             enum Next {
