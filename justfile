@@ -38,3 +38,8 @@ load:
     cargo run --release -p hookjar-bench -- mock
     cargo run --release -p hookjar-bench -- dispatch
     cargo run --release -p hookjar-bench -- restart
+
+# Retake the docs' screenshots (docs/img/) with the browser tests in headless Chromium
+# (needs Debian's chromium and chromium-driver).
+screenshots:
+    HOOKJAR_REQUIRE_BROWSER=1 HOOKJAR_SCREENSHOTS=docs/img cargo test -p hookjar-tests --test browser

@@ -29,6 +29,7 @@
 //! - [`clock`] — the only reader of the wall clock: tokio instants for deadlines,
 //!   absolute micros for stored instants, X3's time scale.
 //! - [`error`] — typed errors of the store and of start-up.
+//! - [`ui`] — the console page at `/ui` (static assets over the API).
 //!
 //! # Promises
 //! - At-least-once (S19): `POST /v1/events` answers after the event and its deliveries
@@ -57,6 +58,7 @@ pub mod engine;
 pub mod error;
 pub mod openapi;
 pub mod store;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -243,7 +245,7 @@ impl Dispatcher {
             wake,
             format!("http://{addr}"),
         );
-        let app = api::router(state);
+        let app = api::router(state).merge(ui::router(clock));
         let server = tokio::spawn(serve(listener, app, limits, shutdown_rx));
 
         Ok(Dispatcher {

@@ -84,6 +84,7 @@
 //! - [`server`] — the hyper server: admin endpoints, performing plans (delays on
 //!   tokio's clock, `reset`, `hang`, `garbage`), the journal file.
 //! - [`errors`] — every error type.
+//! - [`ui`] — the inspector page at `/_mock/ui` and the event stream at `/_mock/stream`.
 //!
 //! # Promises
 //! - Decisions happen under one `std::sync::Mutex`, held briefly and never across an
@@ -101,6 +102,7 @@ pub mod decide;
 pub mod errors;
 pub mod record;
 pub mod server;
+pub mod ui;
 
 pub use config::{Expectations, MockConfig, Per, ScriptUpdate, Scripts};
 pub use errors::{ConfigError, InvalidSetting, StartError, WaitError};

@@ -43,6 +43,7 @@ pub struct MockReceiverBuilder {
     config: MockConfig,
     clock: Arc<dyn Clock>,
     on_request: Option<Hook>,
+    ui: bool,
 }
 
 impl std::fmt::Debug for MockReceiverBuilder {
@@ -61,6 +62,7 @@ impl MockReceiverBuilder {
             config: MockConfig::default(),
             clock: Arc::new(SystemClock),
             on_request: None,
+            ui: true,
         }
     }
 
@@ -146,6 +148,12 @@ impl MockReceiverBuilder {
         self
     }
 
+    /// Serve the inspector page at `/_mock/ui` (default: yes; `hookjar mock --no-ui`).
+    pub fn ui(mut self, enabled: bool) -> Self {
+        self.ui = enabled;
+        self
+    }
+
     /// Binds the address (default `127.0.0.1:0`, a free port) and starts serving on
     /// the current tokio runtime.
     pub async fn start(self) -> Result<MockReceiver, StartError> {
@@ -186,6 +194,7 @@ impl MockReceiverBuilder {
             started: Instant::now(),
             on_request: self.on_request,
             shutdown: shutdown_rx,
+            ui: self.ui,
         });
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), self.config.limits));
         tracing::debug!(%address, "mock receiver listening");
@@ -207,6 +216,8 @@ struct Shared {
     started: Instant,
     on_request: Option<Hook>,
     shutdown: watch::Receiver<bool>,
+    /// Serve the inspector page (`crate::ui`).
+    ui: bool,
 }
 
 impl Shared {
@@ -371,7 +382,13 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, limits: hookjar_net:
     let svc = service_fn(move |req| {
         let shared = Arc::clone(&svc_shared);
         let fault = Arc::clone(&fault);
-        async move { handle(req, &shared, &fault).await }
+        async move {
+            if crate::ui::claims(req.uri().path(), shared.ui) {
+                let (changes, down) = (shared.count.subscribe(), shared.shutdown.clone());
+                return Ok(crate::ui::handle(req, changes, down).await);
+            }
+            handle(req, &shared, &fault).await.map(crate::ui::whole)
+        }
     });
     hookjar_net::serve_connection(io, svc, limits, shared.shutdown.clone()).await;
 }

@@ -40,6 +40,8 @@ While it runs:
   GET    /_mock/deliveries   requests grouped per event, with the gaps between retries
   PUT    /_mock/script       change scripts live: '503*2,200' or {\"script\": …, \"routes\": {…}}
   DELETE /_mock/requests     forget every request and restart the scripts
+  GET    /_mock/stream       server-sent events: a \"change\" each time a request is recorded
+  GET    /_mock/ui           the inspector page: live list, details, scripts (off: --no-ui)
 
 Examples:
   hookjar mock --script '503*2,200'
@@ -109,6 +111,10 @@ pub struct Args {
 
     #[command(flatten)]
     pub server: ServerFlags,
+
+    /// Do not serve the inspector page at /_mock/ui (the JSON endpoints stay).
+    #[arg(long)]
+    pub no_ui: bool,
 }
 
 /// `--per` values.
@@ -183,6 +189,7 @@ pub fn plan(args: Args) -> anyhow::Result<MockConfig> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let ui = !args.no_ui;
     let cfg = plan(args)?;
     // Warnings (connection limit reached, out of file descriptors) go to stderr.
     let _ = tracing_subscriber::fmt()
@@ -196,18 +203,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(cfg, shutdown_signal(), |_| {}))?;
+    runtime.block_on(serve(cfg, ui, shutdown_signal(), |_| {}))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the receiver until `shutdown` resolves; `ready` gets its URL once it listens.
 async fn serve(
     cfg: MockConfig,
+    ui: bool,
     shutdown: impl std::future::Future<Output = anyhow::Result<()>>,
     ready: impl FnOnce(String),
 ) -> anyhow::Result<()> {
     let banner = banner(&cfg);
-    let mut builder = MockReceiver::builder().config(cfg.clone());
+    let mut builder = MockReceiver::builder().config(cfg.clone()).ui(ui);
     if !cfg.quiet {
         let color = super::util::color_stdout();
         builder = builder.on_request(move |r| {
@@ -218,6 +226,9 @@ async fn serve(
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "hookjar mock listening on {}", mock.url());
+        if ui {
+            let _ = writeln!(out, "  inspector: {}/_mock/ui", mock.url());
+        }
         let _ = write!(out, "{banner}");
         let _ = writeln!(out, "Press Ctrl-C to stop.");
     }
@@ -416,6 +427,7 @@ mod tests {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             cfg,
+            true,
             async move {
                 let _ = stop_rx.await;
                 Ok(())

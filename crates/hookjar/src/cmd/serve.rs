@@ -131,6 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot start the dispatcher on {}", args.addr))?;
         let api_key = server.api_key().to_owned();
         println!("hookjar dispatcher listening on {}", server.url());
+        println!("  console: {}/ui (log in with the API key)", server.url());
         println!("  store: {}", hookjar_dispatch::store::describe(&store));
         if generated {
             let kept = if args.in_memory {
