@@ -3,8 +3,11 @@
 //! Every run talks to loopback only, is bounded in requests and time, and stops by
 //! itself. Build in release: `cargo run --release -p hookjar-bench -- <run>`.
 //!
-//! - `mock` — requests/s of the mock receiver (journal file on) against a bare hyper
-//!   server answering 200, under the same client load.
+//! - `mock` — requests/s of the mock receiver (journal file on and off) against a bare
+//!   hyper server and wiremock-rs, alternating, under `wrk` pinned to the other core
+//!   (server-bound), or under an in-process reqwest client (`--load reqwest`).
+//! - `mock-memory` — the mock's resident memory after N distinct deliveries at full
+//!   speed (wrk).
 //! - `dispatch` — durable deliveries/s end to end: events emitted through the API,
 //!   fanned out, stored in SQLite (a file, WAL), POSTed to a bare hyper receiver.
 //! - `restart` — a store holding N pending deliveries: how long the dispatcher takes to
@@ -38,14 +41,41 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Run {
-    /// Mock receiver (journal on) vs a bare hyper server: requests/s.
+    /// Mock receiver (journal on and off) vs a bare hyper server and wiremock-rs:
+    /// requests/s, contenders alternating, min/median/max over the rounds.
     Mock {
-        /// Requests per server.
+        /// The load generator: `wrk` (server-bound: the servers on core 0, wrk on
+        /// core 1; needs wrk and taskset) or `reqwest` (an in-process client).
+        #[arg(long, value_enum, default_value_t = Loader::Wrk)]
+        load: Loader,
+        /// Rounds (each runs every contender once).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// wrk: seconds per contender and round.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// wrk: keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u64,
+        /// reqwest: requests per contender and round.
         #[arg(long, default_value_t = 40_000)]
         requests: u64,
-        /// Concurrent keep-alive clients.
+        /// reqwest: concurrent keep-alive clients.
         #[arg(long, default_value_t = 32)]
         concurrency: u64,
+    },
+    /// Resident memory of the mock receiver (journal file on) after N distinct
+    /// deliveries sent by wrk at full speed.
+    MockMemory {
+        /// Distinct deliveries (each a payload with its own timestamp).
+        #[arg(long, default_value_t = 1_000_000)]
+        requests: u64,
+        /// Requests the mock keeps in memory (its --keep).
+        #[arg(long, default_value_t = hookjar_mock::DEFAULT_KEEP)]
+        keep: usize,
+        /// wrk: keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u64,
     },
     /// Durable deliveries/s through the reference dispatcher.
     Dispatch {
@@ -77,13 +107,38 @@ enum Run {
     },
 }
 
+/// How `hookjar-load mock` loads the servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Loader {
+    /// wrk on core 1, the servers on core 0.
+    Wrk,
+    /// An in-process reqwest client on its own one-worker runtime.
+    Reqwest,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.run {
         Run::Mock {
+            load,
+            rounds,
+            seconds,
+            connections,
             requests,
             concurrency,
-        } => mock_run(requests, concurrency),
+        } => mock_run(MockRun {
+            load,
+            rounds,
+            seconds,
+            connections,
+            requests,
+            concurrency,
+        }),
+        Run::MockMemory {
+            requests,
+            keep,
+            connections,
+        } => mock_memory_run(requests, keep, connections),
         Run::Dispatch {
             events,
             webhooks,
@@ -189,43 +244,292 @@ fn load(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
     })
 }
 
-fn mock_run(requests: u64, concurrency: u64) -> anyhow::Result<()> {
+/// The settings of one `mock` run.
+#[derive(Debug, Clone, Copy)]
+struct MockRun {
+    load: Loader,
+    rounds: usize,
+    seconds: u64,
+    connections: u64,
+    requests: u64,
+    concurrency: u64,
+}
+
+/// wrk's script for the server-bound runs: one valid payload, Skilljar's headers.
+const WRK_POST: &str = include_str!("../wrk/post.lua");
+/// wrk's script for the memory run: a distinct payload per request, stops after N.
+const WRK_DISTINCT: &str = include_str!("../wrk/distinct.lua");
+
+/// Pins this process (every thread, and the threads it starts later) to `cpu`.
+fn pin_self(cpu: u32) -> anyhow::Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run taskset (install util-linux) to pin the servers to core 0")?;
+    anyhow::ensure!(
+        status.success(),
+        "taskset could not pin this process to core {cpu}"
+    );
+    Ok(())
+}
+
+/// Writes a wrk script to a temporary file.
+fn wrk_script(name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("hookjar-load-{}-{name}", std::process::id()));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Runs wrk pinned to core 1 against `url`; returns (requests/s, requests completed).
+fn wrk(
+    url: &str,
+    script: &std::path::Path,
+    connections: u64,
+    seconds: u64,
+    env: &[(&str, String)],
+) -> anyhow::Result<(f64, u64)> {
+    let mut cmd = std::process::Command::new("taskset");
+    cmd.args(["-c", "1", "wrk", "-t1"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .arg("-s")
+        .arg(script)
+        .arg(url);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .context("cannot run wrk (apt-get install wrk) pinned with taskset")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output: {text}"))?;
+    let done = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse::<u64>().ok())
+        .with_context(|| format!("no request count in wrk's output: {text}"))?;
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        println!(
+            "    note: wrk reported {}",
+            text.lines()
+                .filter(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok((rate, done))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+fn min_med_max(v: &[f64]) -> String {
+    let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = v.iter().cloned().fold(0.0, f64::max);
+    format!("{min:>9.0} {:>9.0} {max:>9.0}", median(v))
+}
+
+fn mock_run(run: MockRun) -> anyhow::Result<()> {
+    if run.load == Loader::Wrk {
+        pin_self(0)?;
+    }
     let server_rt = one_thread()?;
     let bare_count = Arc::new(AtomicU64::new(0));
     let bare = server_rt.block_on(bare_hyper(Arc::clone(&bare_count)))?;
+    let wiremock = server_rt.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        server
+    });
     let journal = std::env::temp_dir().join(format!("hookjar-load-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
     let mock = server_rt.block_on(
         hookjar_mock::MockReceiver::builder()
             .journal_file(&journal)
             .start(),
     )?;
-    // Warm-up, then measure each server twice, alternating.
-    load(&format!("http://{bare}/hook"), 2_000, concurrency)?;
-    load(&format!("{}/hook", mock.url()), 2_000, concurrency)?;
-    let mut bare_rates = Vec::new();
-    let mut mock_rates = Vec::new();
-    for _ in 0..2 {
-        bare_rates.push(load(&format!("http://{bare}/hook"), requests, concurrency)?);
-        mock_rates.push(load(
-            &format!("{}/hook", mock.url()),
-            requests,
-            concurrency,
-        )?);
+    let mock_plain = server_rt.block_on(hookjar_mock::MockReceiver::builder().start())?;
+    let contenders = [
+        ("bare hyper", format!("http://{bare}/hook")),
+        ("wiremock-rs 0.6", format!("{}/hook", wiremock.uri())),
+        ("hookjar mock --journal", format!("{}/hook", mock.url())),
+        (
+            "hookjar mock (no journal)",
+            format!("{}/hook", mock_plain.url()),
+        ),
+    ];
+    let script = wrk_script("post.lua", WRK_POST)?;
+    let measure = |url: &str, warm: bool| -> anyhow::Result<(f64, u64)> {
+        match run.load {
+            Loader::Wrk => wrk(
+                url,
+                &script,
+                run.connections,
+                if warm { 1 } else { run.seconds },
+                &[],
+            ),
+            Loader::Reqwest => {
+                let n = if warm { 2_000 } else { run.requests };
+                Ok((load(url, n, run.concurrency)?, n))
+            }
+        }
+    };
+    for (_, url) in &contenders {
+        measure(url, true)?;
     }
-    let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
-    let (b, m) = (best(&bare_rates), best(&mock_rates));
+    let mut rates = vec![Vec::new(); contenders.len()];
+    let mut answered_with_journal = 0;
+    for round in 0..run.rounds {
+        for (i, (name, url)) in contenders.iter().enumerate() {
+            let (rate, done) = measure(url, false)?;
+            println!("  round {} {name:<26} {rate:>9.0} req/s", round + 1);
+            rates[i].push(rate);
+            if i == 2 {
+                answered_with_journal += done;
+            }
+        }
+    }
     let journaled = std::fs::read_to_string(&journal)?.lines().count();
+    match run.load {
+        Loader::Wrk => println!(
+            "mock run: wrk -t1 -c{} -d{}s (core 1, crates/hookjar-bench/wrk/post.lua), servers on core 0, {} rounds, contenders alternating",
+            run.connections, run.seconds, run.rounds
+        ),
+        Loader::Reqwest => println!(
+            "mock run: reqwest, {} requests × {} rounds per server, {} concurrent keep-alive clients",
+            run.requests, run.rounds, run.concurrency
+        ),
+    }
     println!(
-        "mock run: {requests} requests × 2 rounds per server, {concurrency} concurrent keep-alive clients"
+        "  {:<26} {:>9} {:>9} {:>9}   (req/s)",
+        "server", "min", "median", "max"
     );
-    println!("  bare hyper:     {b:>9.0} req/s  (rounds: {bare_rates:.0?})");
-    println!("  hookjar mock:   {m:>9.0} req/s  (rounds: {mock_rates:.0?}), journal file on");
-    println!("  ratio mock/bare: {:.2}", m / b);
+    for (i, (name, _)) in contenders.iter().enumerate() {
+        println!("  {name:<26} {}", min_med_max(&rates[i]));
+    }
+    let (b, w, m, p) = (
+        median(&rates[0]),
+        median(&rates[1]),
+        median(&rates[2]),
+        median(&rates[3]),
+    );
     println!(
-        "  journal lines written: {journaled}; requests in memory: {}",
-        mock.requests().len()
+        "  hookjar mock --journal / bare hyper:  {:.2} (target ≥ 0.8)",
+        m / b
+    );
+    println!(
+        "  hookjar mock --journal / wiremock-rs: {:.2} (target ≥ 2)",
+        m / w
+    );
+    println!(
+        "  hookjar mock (no journal) / bare hyper: {:.2}; / wiremock-rs: {:.2}",
+        p / b,
+        p / w
+    );
+    println!("  wiremock-rs / bare hyper: {:.2}", w / b);
+    println!(
+        "  journal lines written: {journaled} (requests completed by the load generator in the measured rounds: {answered_with_journal}, plus warm-up); kept in memory: {}",
+        mock.counts().kept
     );
     let _ = std::fs::remove_file(&journal);
+    let _ = std::fs::remove_file(&script);
+    Ok(())
+}
+
+/// `VmRSS` and `VmHWM` of this process, in kB.
+fn rss_kb() -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .with_context(|| format!("no {name} in /proc/self/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn mock_memory_run(requests: u64, keep: usize, connections: u64) -> anyhow::Result<()> {
+    pin_self(0)?;
+    let server_rt = one_thread()?;
+    let journal =
+        std::env::temp_dir().join(format!("hookjar-load-{}-memory.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    let mock = server_rt.block_on(
+        hookjar_mock::MockReceiver::builder()
+            .journal_file(&journal)
+            .keep(keep)
+            .start(),
+    )?;
+    let (rss0, _) = rss_kb()?;
+    let script = wrk_script("distinct.lua", WRK_DISTINCT)?;
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut rounds = Vec::new();
+    // wrk stops itself after HOOKJAR_REQUESTS answers; a long -d is only a bound.
+    while mock.counts().received < requests {
+        let left = requests - mock.counts().received;
+        let (rate, done) = wrk(
+            &format!("{}/hook", mock.url()),
+            &script,
+            connections,
+            600,
+            &[
+                ("HOOKJAR_REQUESTS", left.to_string()),
+                ("HOOKJAR_OFFSET", sent.to_string()),
+            ],
+        )?;
+        sent += done;
+        rounds.push(rate);
+    }
+    let took = start.elapsed();
+    let (rss, hwm) = rss_kb()?;
+    let counts = mock.counts();
+    let deliveries = mock.deliveries().len();
+    let journaled =
+        std::io::BufRead::lines(std::io::BufReader::new(std::fs::File::open(&journal)?)).count();
+    println!(
+        "mock-memory run: {requests} distinct deliveries by wrk -t1 -c{connections} (core 1, crates/hookjar-bench/wrk/distinct.lua), mock on core 0, keep {keep}, journal file on"
+    );
+    println!(
+        "  sent {sent} in {:.1} s ({:.0} req/s; wrk runs: {rounds:.0?})",
+        took.as_secs_f64(),
+        sent as f64 / took.as_secs_f64()
+    );
+    println!(
+        "  received {}, kept {}, evicted {} (deliveries in memory: {deliveries}); journal lines {journaled}",
+        counts.received, counts.kept, counts.evicted
+    );
+    println!(
+        "  resident: {:.1} MB at start, {:.1} MB after, peak {:.1} MB (target ≤ 100 MB)",
+        rss0 as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    let _ = std::fs::remove_file(&journal);
+    let _ = std::fs::remove_file(&script);
     Ok(())
 }
 

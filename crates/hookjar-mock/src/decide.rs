@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::config::{Expectations, Per, Scripts};
-use crate::record::{LineHead, LineTail, Name, Record, render_line};
+use crate::record::{LineHead, LineTail, Name, Record, digest_hex, render_line};
 
 /// How many records the in-memory journal keeps by default (`--keep`).
 pub const DEFAULT_KEEP: usize = 10_000;
@@ -547,6 +547,7 @@ impl State {
             (h.finish(), req.digest)
         };
         let generation = self.generation;
+        let hex = digest_hex(req.digest);
         let state = match self.deliveries.get_mut(&key) {
             Some(s) => s,
             None => {
@@ -597,7 +598,7 @@ impl State {
             let script = &self.compiled.scripts[index];
             let step = script.step_for(*pos);
             *pos = pos.saturating_add(1);
-            let plan = plan_for(step, path, seq, attempt, req.digest);
+            let plan = plan_for(step, path, seq, attempt, &hex);
             (Arc::clone(&script.name), Arc::clone(&step.name), plan)
         };
 
@@ -618,7 +619,7 @@ impl State {
                 body: &inc.body,
                 body_is_json: req.body_is_json,
                 event_type: req.event_type.as_deref(),
-                digest: req.digest,
+                digest_hex: hex,
             },
             &LineTail {
                 seq,
@@ -658,13 +659,14 @@ impl State {
     }
 }
 
-fn plan_for(step: &CompiledStep, path: &str, seq: u64, attempt: u32, digest: Digest) -> Plan {
+fn plan_for(step: &CompiledStep, path: &str, seq: u64, attempt: u32, hex: &[u8; 16]) -> Plan {
     use std::fmt::Write as _;
     let answer = match &step.step.action {
         Action::Status(code) => {
             let body = if matches!(code, 204 | 304) {
                 String::new()
             } else {
+                let digest = std::str::from_utf8(hex).expect("hex digits");
                 let mut b = String::with_capacity(96 + step.name_json.len());
                 let _ = write!(
                     b,
@@ -899,5 +901,162 @@ mod tests {
         assert!(
             matches!(&plans[5].answer, Answer::Status { code: 204, body, .. } if body.is_empty())
         );
+    }
+
+    /// The journal line rendered by hand says exactly what `RecordedRequest`'s serde
+    /// form says, built the slow way (a parsed tree, lossy text), for awkward inputs.
+    #[test]
+    fn journal_lines_match_the_serde_form() {
+        let good = event(EventType::CourseEnrollment, 3);
+        let mut pretty = b"{\n  \"event_type\": \"PING\",\r\n  \"timestamp\": \"2026-01-01T00:00:00.000000+00:00\"\n}\n".to_vec();
+        pretty.extend_from_slice(b" ");
+        let cases: Vec<(Vec<u8>, Vec<(&str, &str)>)> = vec![
+            (good.clone(), GOOD.to_vec()),
+            (pretty, GOOD.to_vec()),
+            (b"not json \"quoted\" \\ \x01".to_vec(), vec![("user-agent", "x\ty")]),
+            (b"{\"event_type\": 5}".to_vec(), GOOD.to_vec()),
+            (b"[1,2]".to_vec(), vec![]),
+            (vec![0xff, 0xfe, b'{'], GOOD.to_vec()),
+            ("{\"event_type\":\"PI\\u004eG\",\"timestamp\":\"2026-01-01T00:00:00.000000+00:00\",\"x\":\"\u{e9}\"}".as_bytes().to_vec(), GOOD.to_vec()),
+            (Vec::new(), vec![("content-type", "text/plain"), ("x-a", "1"), ("x-a", "2")]),
+        ];
+        let mut st = State::new(scripts("503,200@2s,redirect=/b\"q,reset"));
+        for (body, headers) in cases {
+            let inc = Incoming {
+                received_at: datetime!(2026-01-01 0:00:00.123456789 UTC),
+                since_start: Duration::from_nanos(12_345_678),
+                ..incoming("/p?q=\"1\"", &body, &headers)
+            };
+            let expected_headers: Vec<(String, String)> = inc
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let (rec, _) = st.decide(Inspected::new(inc, &Expectations::default()));
+            let report = inspect_body(&body);
+            let expected = crate::RecordedRequest {
+                seq: rec.seq,
+                arrived: rec.arrived,
+                since_start: rec.since_start,
+                received_at: rec.received_at,
+                method: "POST".into(),
+                path: "/p?q=\"1\"".into(),
+                headers: expected_headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+                json: report.json,
+                event_type: report.event_type,
+                digest: Digest::of(&body),
+                attempt: rec.attempt,
+                script: "default".into(),
+                step: rec.step.to_string(),
+                status: rec.status,
+                violations: rec.violations.clone(),
+            };
+            let line: serde_json::Value = serde_json::from_slice(&rec.line).unwrap();
+            assert_eq!(
+                line,
+                serde_json::to_value(&expected).unwrap(),
+                "{}",
+                String::from_utf8_lossy(&rec.line)
+            );
+            assert!(!rec.line.contains(&b'\n'), "one line");
+            assert_eq!(rec.to_public(), expected);
+        }
+    }
+
+    #[test]
+    fn the_ring_keeps_the_last_n_and_counts_the_evicted() {
+        let mut st = State::with_keep(scripts("200"), 3);
+        let bodies: Vec<Vec<u8>> = (0..5)
+            .map(|i| event(EventType::PathCompletion, i))
+            .collect();
+        for b in &bodies {
+            st.decide(Inspected::new(
+                incoming("/", b, GOOD),
+                &Expectations::default(),
+            ));
+        }
+        let seqs: Vec<u64> = st.journal().iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        let c = st.counts();
+        assert_eq!(
+            (c.received, c.kept, c.evicted, c.latest_seq, c.keep),
+            (5, 3, 2, 5, 3)
+        );
+        let after: Vec<u64> = st.since(3).map(|r| r.seq).collect();
+        assert_eq!(after, [4, 5]);
+        assert_eq!(st.since(0).count(), 3);
+        assert_eq!(st.since(9).count(), 0);
+        // Attempt numbers outlive the records: a retry of an evicted request is attempt 1.
+        let (rec, _) = st.decide(Inspected::new(
+            incoming("/", &bodies[0], GOOD),
+            &Expectations::default(),
+        ));
+        assert_eq!(rec.attempt, 1);
+        assert_eq!(st.clear(), 3);
+        assert_eq!(st.counts().evicted, 0);
+    }
+
+    #[test]
+    fn per_delivery_state_is_bounded_least_recently_seen_first() {
+        let mut st = State::with_keep(scripts("503,200"), 1);
+        let cap = tracked_deliveries(1);
+        let first = event(EventType::CourseCompletion, 0);
+        let decide = |st: &mut State, b: &[u8]| {
+            st.decide(Inspected::new(
+                incoming("/", b, GOOD),
+                &Expectations::default(),
+            ))
+            .0
+        };
+        assert_eq!(decide(&mut st, &first).attempt, 0);
+        // `cap` other deliveries push the first one out.
+        for i in 0..cap as u64 {
+            let body = format!("{{\"n\":{i}}}");
+            decide(&mut st, body.as_bytes());
+        }
+        assert_eq!(st.deliveries.len(), cap);
+        let again = decide(&mut st, &first);
+        assert_eq!(
+            (again.attempt, &*again.step),
+            (0, "503"),
+            "forgotten, starts again"
+        );
+        // A delivery seen recently stays.
+        let again = decide(&mut st, &first);
+        assert_eq!((again.attempt, &*again.step), (1, "200"));
+    }
+
+    proptest::proptest! {
+        /// The borrowed quick check never passes a body the full check would flag,
+        /// and agrees on the event type.
+        #[test]
+        fn quick_body_never_passes_what_the_full_check_flags(
+            et in proptest::sample::select(vec!["\"PING\"", "\"COURSE_COMPLETION\"", "\"course-completion\"", "\"NOPE\"", "5", "null", "\"PI\\u004eG\"", "[]"]),
+            ts in proptest::sample::select(vec!["\"2026-01-01T00:00:00.000000+00:00\"", "\"2026-01-01T00:00:00Z\"", "1", "\"x\""]),
+            shape in 0usize..8,
+        ) {
+            let body = match shape {
+                0 => format!("{{\"event_type\":{et},\"timestamp\":{ts}}}"),
+                1 => format!("{{\"timestamp\":{ts},\"a\":{{\"b\":[1,{{}}]}},\"event_type\":{et}}}"),
+                2 => format!("{{\"event_type\":{et}}}"),
+                3 => format!("{{\"event_type\":{et},\"timestamp\":{ts},\"event_type\":{et}}}"),
+                4 => format!("[{{\"event_type\":{et},\"timestamp\":{ts}}}]"),
+                5 => format!("{{\"event_type\":{et},\"timestamp\":{ts}}} x"),
+                6 => format!(" {{ \"event_type\" : {et} ,\n \"timestamp\" : {ts} }} "),
+                _ => format!("{{\"event_type\":{et},\"timestamp\":{ts},\"u\":\"\u{e9}\\n\"}}"),
+            };
+            let full = inspect_body(body.as_bytes());
+            if let Some(t) = quick_body(body.as_bytes()) {
+                proptest::prop_assert!(full.problems.is_empty(), "{body}: {:?}", full.problems);
+                proptest::prop_assert_eq!(full.event_type.as_deref(), Some(&*t));
+                proptest::prop_assert!(full.json.is_some());
+            }
+        }
     }
 }

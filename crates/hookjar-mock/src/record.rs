@@ -395,7 +395,15 @@ pub(crate) struct LineHead<'a> {
     /// The body is UTF-8 text and one valid JSON value: embedded as it is under `json`.
     pub body_is_json: bool,
     pub event_type: Option<&'a str>,
-    pub digest: Digest,
+    /// The digest's 16 hex digits.
+    pub digest_hex: [u8; 16],
+}
+
+/// A digest's 16 hex digits, without the formatting machinery.
+pub(crate) fn digest_hex(d: Digest) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let _ = write!(&mut out[..], "{d}");
+    out
 }
 
 /// What the decision adds to a journal line.
@@ -462,11 +470,9 @@ pub(crate) fn render_line(out: &mut Vec<u8>, head: &LineHead<'_>, tail: &LineTai
         Some(t) => json_str(out, t),
         None => out.extend_from_slice(b"null"),
     }
-    let _ = write!(
-        out,
-        ",\"digest\":\"{}\",\"attempt\":{},\"script\":",
-        head.digest, tail.attempt
-    );
+    out.extend_from_slice(b",\"digest\":\"");
+    out.extend_from_slice(&head.digest_hex);
+    let _ = write!(out, "\",\"attempt\":{},\"script\":", tail.attempt);
     json_str(out, tail.script);
     out.extend_from_slice(b",\"step\":");
     json_str(out, tail.step);

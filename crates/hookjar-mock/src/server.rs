@@ -188,14 +188,12 @@ impl MockReceiverBuilder {
             }),
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (count_tx, _) = watch::channel(0usize);
         let (latest_tx, _) = watch::channel(0u64);
         let keep = self.config.keep.unwrap_or(DEFAULT_KEEP);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::with_keep(self.config.scripts, keep)),
             expect: self.config.expect,
             journal,
-            count: count_tx,
             latest: latest_tx,
             clock: self.clock,
             started: Instant::now(),
@@ -295,9 +293,7 @@ struct Shared {
     state: Mutex<State>,
     expect: Expectations,
     journal: Option<JournalFile>,
-    /// Requests recorded since the start or the last clear.
-    count: watch::Sender<usize>,
-    /// The newest `seq` recorded.
+    /// The newest `seq` recorded; receivers are also woken by a clear.
     latest: watch::Sender<u64>,
     clock: Arc<dyn Clock>,
     started: Instant,
@@ -394,12 +390,13 @@ impl MockReceiver {
         n: usize,
         timeout: Duration,
     ) -> Result<Vec<RecordedRequest>, WaitError> {
-        let mut rx = self.shared.count.subscribe();
-        let reached = tokio::time::timeout(timeout, rx.wait_for(|&c| c >= n)).await;
+        let arrived = || self.shared.state().counts().received >= n as u64;
+        let mut rx = self.shared.latest.subscribe();
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|_| arrived())).await;
         let requests = self.requests();
         match reached {
             Ok(Ok(_)) => Ok(requests),
-            _ if *self.shared.count.borrow() >= n => Ok(requests),
+            _ if arrived() => Ok(requests),
             _ => Err(WaitError {
                 expected: n,
                 timeout,
@@ -454,9 +451,8 @@ impl Drop for MockReceiver {
 }
 
 fn clear(shared: &Shared) -> usize {
-    let mut st = shared.state();
-    let n = st.clear();
-    shared.count.send_replace(0);
+    let n = shared.state().clear();
+    shared.latest.send_modify(|_| {});
     n
 }
 
@@ -619,12 +615,18 @@ fn record(shared: &Shared, inspected: Inspected) -> (crate::decide::Plan, Option
     let (record, plan, upto) = {
         let mut st = shared.state();
         let (record, plan) = st.decide(inspected);
-        let counts = st.counts();
         let upto = shared.journal.as_ref().map(|j| j.append(&record.line));
-        // Under the lock, so the values never go backwards.
-        shared.count.send_replace(counts.received as usize);
-        shared.latest.send_replace(counts.latest_seq);
         drop(st);
+        // After the state lock (a waiter reads the state while holding the watch's
+        // lock). The value only grows. Waking receivers costs locks; with none (the
+        // usual case under load) the value is only stored.
+        shared.latest.send_if_modified(|latest| {
+            if record.seq <= *latest {
+                return false;
+            }
+            *latest = record.seq;
+            shared.latest.receiver_count() > 0
+        });
         (record, plan, upto)
     };
     if let Some(hook) = &shared.on_request {

@@ -100,6 +100,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
 
+    /// Keep the last N requests in memory for /_mock/requests (older ones are evicted
+    /// one per new request; the --journal file keeps every one) [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+
     /// Do not print a line per request (the URL is still printed at start).
     #[arg(long, short)]
     pub quiet: bool,
@@ -170,6 +175,9 @@ pub fn plan(args: Args) -> anyhow::Result<MockConfig> {
     }
     if args.journal.is_some() {
         cfg.journal = args.journal;
+    }
+    if args.keep.is_some() {
+        cfg.keep = args.keep;
     }
     cfg.quiet |= args.quiet;
     Ok(cfg)
