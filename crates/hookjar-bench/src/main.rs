@@ -10,6 +10,11 @@
 //!   speed (wrk).
 //! - `dispatch` — durable deliveries/s end to end: events emitted through the API,
 //!   fanned out, stored in SQLite (a file, WAL), POSTed to a bare hyper receiver.
+//! - `dispatch` also runs the no-storage ceiling first: the same reqwest client stack
+//!   POSTing the same number of payloads to the same bare receiver at the dispatcher's
+//!   delivery concurrency; it prints the dispatcher's fraction of it.
+//! - `lifecycle` — N webhooks whose receiver answers 503 forever, each living its
+//!   whole 61-attempt life-cycle (~50 h) on tokio's paused clock: the wall time it takes.
 //! - `restart` — a store holding N pending deliveries: how long the dispatcher takes to
 //!   start on it, and to deliver them all.
 
@@ -99,6 +104,16 @@ enum Run {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// N webhooks, one event, a receiver answering 503 forever: every delivery's whole
+    /// 61-attempt life-cycle in virtual time (tokio's paused clock).
+    Lifecycle {
+        /// Webhooks (each its own URL, so one delivery each).
+        #[arg(long, default_value_t = 1_000)]
+        webhooks: u64,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Start-up and drain time with N pending deliveries in the store.
     Restart {
         /// Pending deliveries.
@@ -145,6 +160,7 @@ fn main() -> anyhow::Result<()> {
             concurrency,
         } => dispatch_run(events, webhooks, concurrency),
         Run::Restart { pending } => restart_run(pending),
+        Run::Lifecycle { webhooks, rounds } => lifecycle_run(webhooks, rounds),
         Run::Bare { addr, seconds } => {
             let rt = one_thread()?;
             rt.block_on(async {
@@ -567,13 +583,63 @@ async fn api_post(
     Ok(resp.status().as_u16())
 }
 
+/// The no-storage ceiling: `total` POSTs of fixture payloads from one reqwest client
+/// (rustls, as the dispatcher's) with `concurrency` in flight, to `url`. Returns
+/// requests/s.
+fn ceiling(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
+    let rt = one_thread()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .no_proxy()
+            .build()?;
+        let base = time::macros::datetime!(2026-11-27 00:00 UTC);
+        let next = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (client, url, next) = (client.clone(), url.to_owned(), Arc::clone(&next));
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<_, reqwest::Error>(());
+                    }
+                    let at = base + time::Duration::microseconds(i as i64);
+                    let body = Event::fixture(EventType::CourseCompletion, at).to_payload();
+                    client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("user-agent", "skilljar")
+                        .body(body.bytes().clone())
+                        .send()
+                        .await?
+                        .bytes()
+                        .await?;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok(total as f64 / start.elapsed().as_secs_f64())
+    })
+}
+
 fn dispatch_run(events: u64, webhooks: u64, concurrency: u64) -> anyhow::Result<()> {
     let receiver_rt = one_thread()?;
     let received = Arc::new(AtomicU64::new(0));
     let receiver = receiver_rt.block_on(bare_hyper(Arc::clone(&received)))?;
     let db = temp_db("dispatch");
-    let rt = one_thread()?;
     let expected = events * webhooks;
+    let delivery_concurrency = Config::default().concurrency as u64;
+    let ceiling_rate = ceiling(
+        &format!("http://{receiver}/hook/ceiling"),
+        expected,
+        delivery_concurrency,
+    )?;
+    received.store(0, Ordering::Relaxed);
+    let rt = one_thread()?;
     rt.block_on(async {
         let d = dispatcher_on(&db).await?;
         let client = reqwest::Client::builder().no_proxy().build()?;
@@ -611,12 +677,91 @@ fn dispatch_run(events: u64, webhooks: u64, concurrency: u64) -> anyhow::Result<
         let all = start.elapsed();
         println!("dispatch run: {events} events × {webhooks} webhooks = {expected} deliveries, {concurrency} concurrent emitters, SQLite file (WAL)");
         println!("  emit (stored, 202):   {:>8.0} events/s ({:.2} s)", events as f64 / emitted.as_secs_f64(), emitted.as_secs_f64());
-        println!("  delivered end to end: {:>8.0} deliveries/s ({:.2} s until the receiver had all {expected})", expected as f64 / all.as_secs_f64(), all.as_secs_f64());
+        let rate = expected as f64 / all.as_secs_f64();
+        println!("  delivered end to end: {rate:>8.0} deliveries/s ({:.2} s until the receiver had all {expected})", all.as_secs_f64());
+        println!("  no-storage ceiling:   {ceiling_rate:>8.0} POSTs/s (one reqwest client, {delivery_concurrency} in flight, same receiver, same count)");
+        println!("  dispatcher / ceiling: {:.2} (target ≥ 0.5)", rate / ceiling_rate);
         d.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;
     let _ = std::fs::remove_dir_all(db.parent().context("db dir")?);
     Ok(())
+}
+
+fn lifecycle_run(webhooks: u64, rounds: usize) -> anyhow::Result<()> {
+    let mut walls = Vec::new();
+    for round in 0..rounds {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()?;
+        let (wall, virtual_time, received) = rt.block_on(async {
+            let started = Instant::now();
+            let virtual_start = tokio::time::Instant::now();
+            let mock = hookjar_mock::MockReceiver::builder()
+                .script("503")?
+                .keep(0)
+                .start()
+                .await?;
+            let d = Dispatcher::start(
+                Config {
+                    api_key: "k".into(),
+                    store: StoreConfig::InMemory,
+                    ..Config::default()
+                },
+                "127.0.0.1:0",
+            )
+            .await?;
+            let client = reqwest::Client::builder().no_proxy().build()?;
+            for w in 0..webhooks {
+                let code = api_post(
+                    &client,
+                    format!("{}/v1/webhooks", d.url()),
+                    serde_json::json!({"target_url": format!("{}/hook/{w}", mock.url())}),
+                )
+                .await?;
+                anyhow::ensure!(code == 201, "creating a webhook answered {code}");
+            }
+            let code = api_post(
+                &client,
+                format!("{}/v1/events", d.url()),
+                serde_json::json!({"event_type": "COURSE_COMPLETION"}),
+            )
+            .await?;
+            anyhow::ensure!(code == 202, "emit answered {code}");
+            let attempts = webhooks * 61;
+            let mut latest = mock.subscribe();
+            // Virtual time: this bound is 100 days of it, not of the wall clock.
+            tokio::time::timeout(
+                Duration::from_secs(100 * 86_400),
+                latest.wait_for(|_| mock.counts().received >= attempts),
+            )
+            .await
+            .context("the life-cycles did not end in 100 virtual days")??;
+            let virtual_time = virtual_start.elapsed();
+            let received = mock.counts().received;
+            d.shutdown().await;
+            Ok::<_, anyhow::Error>((started.elapsed(), virtual_time, received))
+        })?;
+        println!(
+            "  round {}: {received} POSTs over {:.1} h of virtual time in {:.2} s of wall time",
+            round + 1,
+            virtual_time.as_secs_f64() / 3600.0,
+            wall.as_secs_f64()
+        );
+        walls.push(wall.as_secs_f64());
+    }
+    println!(
+        "lifecycle run: {webhooks} webhooks × 61 attempts (receiver: 503 forever), tokio's paused clock, in-memory store"
+    );
+    println!("  wall time (s): min/median/max {}", min_med_max_f(&walls));
+    Ok(())
+}
+
+fn min_med_max_f(v: &[f64]) -> String {
+    let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = v.iter().cloned().fold(0.0, f64::max);
+    format!("{min:.2} / {:.2} / {max:.2}", median(v))
 }
 
 fn restart_run(pending: u64) -> anyhow::Result<()> {
