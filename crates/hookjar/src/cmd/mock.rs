@@ -34,7 +34,8 @@ skilljar, one JSON object with a known event_type and timestamp); each deviation
 printed and journaled. Only --basic-auth and --require-header refuse requests (401).
 
 While it runs:
-  GET    /_mock/requests     the journal as JSON (?path=, ?event_type=, ?digest=)
+  GET    /_mock/requests     the journal as JSON (?path=, ?event_type=, ?digest=, ?after=SEQ)
+  GET    /_mock/stats        requests received, kept in memory (--keep) and evicted
   GET    /_mock/deliveries   requests grouped per event, with the gaps between retries
   PUT    /_mock/script       change scripts live: '503*2,200' or {\"script\": …, \"routes\": {…}}
   DELETE /_mock/requests     forget every request and restart the scripts
