@@ -502,25 +502,36 @@ fn mock_memory_run(requests: u64, keep: usize, connections: u64) -> anyhow::Resu
     let (rss0, _) = rss_kb()?;
     let script = wrk_script("distinct.lua", WRK_DISTINCT)?;
     let start = Instant::now();
-    let mut sent = 0;
-    let mut rounds = Vec::new();
-    // wrk stops itself after HOOKJAR_REQUESTS answers; a long -d is only a bound.
-    while mock.counts().received < requests {
-        let left = requests - mock.counts().received;
-        let (rate, done) = wrk(
-            &format!("{}/hook", mock.url()),
-            &script,
-            connections,
-            600,
-            &[
-                ("HOOKJAR_REQUESTS", left.to_string()),
-                ("HOOKJAR_OFFSET", sent.to_string()),
-            ],
-        )?;
-        sent += done;
-        rounds.push(rate);
+    // wrk runs until the mock has received `requests`, then is stopped (wrk's own -d
+    // would keep it running).
+    let mut child = std::process::Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1"])
+        .arg(format!("-c{connections}"))
+        .args(["-d3600s", "-s"])
+        .arg(&script)
+        .arg(format!("{}/hook", mock.url()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("cannot run wrk (apt-get install wrk) pinned with taskset")?;
+    let mut samples = Vec::new();
+    let mut next_sample = 0;
+    loop {
+        let received = mock.counts().received;
+        if received >= next_sample || received >= requests {
+            samples.push((received, start.elapsed(), rss_kb()?.0));
+            next_sample += requests / 10;
+        }
+        if received >= requests {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("wrk ended early ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     let took = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
     let (rss, hwm) = rss_kb()?;
     let counts = mock.counts();
     let deliveries = mock.deliveries().len();
@@ -530,16 +541,31 @@ fn mock_memory_run(requests: u64, keep: usize, connections: u64) -> anyhow::Resu
         "mock-memory run: {requests} distinct deliveries by wrk -t1 -c{connections} (core 1, crates/hookjar-bench/wrk/distinct.lua), mock on core 0, keep {keep}, journal file on"
     );
     println!(
-        "  sent {sent} in {:.1} s ({:.0} req/s; wrk runs: {rounds:.0?})",
+        "  received {} in {:.1} s ({:.0} req/s)",
+        counts.received,
         took.as_secs_f64(),
-        sent as f64 / took.as_secs_f64()
+        counts.received as f64 / took.as_secs_f64()
+    );
+    println!("  received, seconds, resident MB along the way:");
+    let mut prev: Option<(u64, Duration)> = None;
+    for (n, at, kb) in &samples {
+        let rate = prev
+            .map(|(pn, pat)| (n - pn) as f64 / (*at - pat).as_secs_f64().max(1e-9))
+            .map(|r| format!("  ({r:.0} req/s since the line above)"))
+            .unwrap_or_default();
+        println!(
+            "    {n:>9} {:>7.1} s {:>7.1} MB{rate}",
+            at.as_secs_f64(),
+            *kb as f64 / 1024.0
+        );
+        prev = Some((*n, *at));
+    }
+    println!(
+        "  kept {}, evicted {} (deliveries in memory: {deliveries}); journal lines {journaled} (wrk was stopped with requests in flight)",
+        counts.kept, counts.evicted
     );
     println!(
-        "  received {}, kept {}, evicted {} (deliveries in memory: {deliveries}); journal lines {journaled}",
-        counts.received, counts.kept, counts.evicted
-    );
-    println!(
-        "  resident: {:.1} MB at start, {:.1} MB after, peak {:.1} MB (target ≤ 100 MB)",
+        "  resident: {:.1} MB at start, {:.1} MB at the end, peak {:.1} MB (target ≤ 100 MB)",
         rss0 as f64 / 1024.0,
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
