@@ -90,7 +90,10 @@ async fn kill_9_under_load_loses_no_answered_request_and_the_next_run_starts_a_f
                 let Ok(answer) = res.json::<Value>().await else {
                     return;
                 };
-                answered.lock().unwrap().push(answer["seq"].as_u64().unwrap());
+                answered
+                    .lock()
+                    .unwrap()
+                    .push(answer["seq"].as_u64().unwrap());
             }
         }));
     }
@@ -132,7 +135,10 @@ async fn kill_9_under_load_loses_no_answered_request_and_the_next_run_starts_a_f
     // the last line the way it would have, so the restart below always meets one.
     if torn.is_empty() {
         let last = complete.last().expect("at least one line").len() as u64;
-        let file = std::fs::OpenOptions::new().write(true).open(&journal).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&journal)
+            .unwrap();
         file.set_len(bytes.len() as u64 - last / 2 - 1).unwrap();
     }
 

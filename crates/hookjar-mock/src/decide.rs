@@ -910,7 +910,8 @@ mod tests {
         let good = event(EventType::CourseEnrollment, 3);
         let mut pretty = b"{\n  \"event_type\": \"PING\",\r\n  \"timestamp\": \"2026-01-01T00:00:00.000000+00:00\"\n}\n".to_vec();
         pretty.extend_from_slice(b" ");
-        let cases: Vec<(Vec<u8>, Vec<(&str, &str)>)> = vec![
+        type Case<'a> = (Vec<u8>, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case<'_>> = vec![
             (good.clone(), GOOD.to_vec()),
             (pretty, GOOD.to_vec()),
             (b"not json \"quoted\" \\ \x01".to_vec(), vec![("user-agent", "x\ty")]),
