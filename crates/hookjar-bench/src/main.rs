@@ -309,7 +309,6 @@ fn wrk(
     script: &std::path::Path,
     connections: u64,
     seconds: u64,
-    env: &[(&str, String)],
 ) -> anyhow::Result<(f64, u64)> {
     let mut cmd = std::process::Command::new("taskset");
     cmd.args(["-c", "1", "wrk", "-t1"])
@@ -318,9 +317,6 @@ fn wrk(
         .arg("-s")
         .arg(script)
         .arg(url);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
     let out = cmd
         .output()
         .context("cannot run wrk (apt-get install wrk) pinned with taskset")?;
@@ -404,7 +400,6 @@ fn mock_run(run: MockRun) -> anyhow::Result<()> {
                 &script,
                 run.connections,
                 if warm { 1 } else { run.seconds },
-                &[],
             ),
             Loader::Reqwest => {
                 let n = if warm { 2_000 } else { run.requests };
