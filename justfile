@@ -36,6 +36,8 @@ bench:
 # Load runs of docs/performance.md (release; loopback only; bounded).
 load:
     cargo run --release -p hookjar-bench -- mock
+    cargo run --release -p hookjar-bench -- mock-memory
+    cargo run --release -p hookjar-bench -- lifecycle
     cargo run --release -p hookjar-bench -- dispatch
     cargo run --release -p hookjar-bench -- restart
 

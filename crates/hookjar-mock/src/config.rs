@@ -133,6 +133,7 @@ pub struct Expectations {
 /// per = "delivery"                 # or "request"
 /// basic_auth = "user:pass"
 /// journal = "mock.jsonl"
+/// keep = 10000                     # requests kept in memory
 /// quiet = false
 ///
 /// [routes]
@@ -154,6 +155,9 @@ pub struct MockConfig {
     pub expect: Expectations,
     /// Append every request to this JSONL file.
     pub journal: Option<PathBuf>,
+    /// How many requests to keep in memory (default 10,000, see
+    /// [`crate::MockReceiverBuilder::keep`]).
+    pub keep: Option<usize>,
     /// No console line per request (CLI only).
     pub quiet: bool,
     /// Header-read timeout and connection cap (`--header-timeout`, `--max-connections`).
@@ -168,6 +172,7 @@ struct RawConfig {
     per: Option<toml::Spanned<String>>,
     basic_auth: Option<toml::Spanned<String>>,
     journal: Option<PathBuf>,
+    keep: Option<usize>,
     quiet: Option<bool>,
     #[serde(default)]
     routes: BTreeMap<String, toml::Spanned<String>>,
@@ -245,6 +250,7 @@ impl MockConfig {
             cfg.expect.require_headers.push((n, val));
         }
         cfg.journal = raw.journal;
+        cfg.keep = raw.keep;
         cfg.quiet = raw.quiet.unwrap_or(false);
         Ok(cfg)
     }
@@ -376,6 +382,7 @@ script = "503*2,200"
 per = "request"
 basic_auth = "u:p:q"
 journal = "j.jsonl"
+keep = 5
 quiet = true
 [routes]
 "/a" = "reset"
@@ -400,6 +407,7 @@ X-Client-Id = "abc"
             vec![("x-client-id".into(), "abc".into())]
         );
         assert_eq!(cfg.journal, Some(PathBuf::from("j.jsonl")));
+        assert_eq!(cfg.keep, Some(5));
         assert!(cfg.quiet);
     }
 

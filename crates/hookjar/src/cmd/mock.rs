@@ -36,7 +36,8 @@ skilljar, one JSON object with a known event_type and timestamp); each deviation
 printed and journaled. Only --basic-auth and --require-header refuse requests (401).
 
 While it runs:
-  GET    /_mock/requests     the journal as JSON (?path=, ?event_type=, ?digest=)
+  GET    /_mock/requests     the journal as JSON (?path=, ?event_type=, ?digest=, ?after=SEQ)
+  GET    /_mock/stats        requests received, kept in memory (--keep) and evicted
   GET    /_mock/deliveries   requests grouped per event, with the gaps between retries
   PUT    /_mock/script       change scripts live: '503*2,200' or {\"script\": …, \"routes\": {…}}
   DELETE /_mock/requests     forget every request and restart the scripts
@@ -104,6 +105,11 @@ pub struct Args {
     /// request is answered, so a crash loses nothing.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+
+    /// Keep the last N requests in memory for /_mock/requests (older ones are evicted
+    /// one per new request; the --journal file keeps every one) [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
 
     /// Do not print a line per request (the URL is still printed at start).
     #[arg(long, short)]
@@ -182,6 +188,9 @@ pub fn plan(args: Args) -> anyhow::Result<MockConfig> {
     }
     if args.journal.is_some() {
         cfg.journal = args.journal;
+    }
+    if args.keep.is_some() {
+        cfg.keep = args.keep;
     }
     cfg.quiet |= args.quiet;
     cfg.limits = args.server.limits();
