@@ -104,6 +104,10 @@ pub struct Config {
     pub clock: Option<Clock>,
     /// What the API holds its clients to: header-read timeout and connection cap.
     pub limits: hookjar_net::Limits,
+    /// Deliver and ping only to loopback targets (`127.0.0.0/8`, `::1`,
+    /// `localhost`); any other target fails as a connect error without being
+    /// contacted. For test runs that must not reach the network.
+    pub loopback_only: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -120,6 +124,7 @@ impl std::fmt::Debug for Config {
             .field("per_webhook_concurrency", &self.per_webhook_concurrency)
             .field("clock", &self.clock)
             .field("limits", &self.limits)
+            .field("loopback_only", &self.loopback_only)
             .finish()
     }
 }
@@ -138,6 +143,7 @@ impl Default for Config {
             per_webhook_concurrency: 16,
             clock: None,
             limits: hookjar_net::Limits::default(),
+            loopback_only: false,
         }
     }
 }
@@ -221,7 +227,8 @@ impl Dispatcher {
             tracing::info!(pending, resumed, "resuming deliveries from the store");
         }
 
-        let sender = deliver::Sender::new(config.timeout, config.max_redirects)?;
+        let sender = deliver::Sender::new(config.timeout, config.max_redirects)?
+            .loopback_only(config.loopback_only);
         let wake = Arc::new(Notify::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
 

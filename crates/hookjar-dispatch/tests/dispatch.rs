@@ -2058,3 +2058,35 @@ async fn s19_deliveries_left_inflight_by_failed_writes_resume_on_their_own() {
     tokio::time::sleep(HOUR).await;
     assert_eq!(receiver.count(), 2, "no POST repeated");
 }
+
+/// `serve --loopback-only` (and every test here): a webhook on another host is never
+/// contacted; its attempt fails as a connect error (retried like any, S18) and says why.
+#[tokio::test(start_paused = true)]
+async fn loopback_only_never_contacts_another_host() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook("https://example.com/never").await;
+    api.emit("COURSE_ENROLLMENT").await;
+    eventually("the first attempt is logged", || {
+        let api = api.clone();
+        let id = id.clone();
+        async move {
+            let log = api.deliveries(&id).await;
+            log.first()
+                .and_then(|d| d["attempts"].as_array())
+                .is_some_and(|a| a.iter().any(|a| a["verdict"] == "retry"))
+        }
+    })
+    .await;
+    let log = api.deliveries(&id).await;
+    let first = &log[0]["attempts"][0];
+    assert_eq!(first["status"], Value::Null, "{first}");
+    assert!(
+        first["detail"]
+            .as_str()
+            .unwrap()
+            .contains("example.com is not a loopback address"),
+        "{first}"
+    );
+    server.shutdown().await;
+}

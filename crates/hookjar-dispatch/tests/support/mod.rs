@@ -23,6 +23,8 @@ pub async fn dispatcher(tweak: impl FnOnce(&mut Config)) -> Dispatcher {
     let mut config = Config {
         api_key: KEY.into(),
         store: StoreConfig::InMemory,
+        // Tests create webhooks on example.com; nothing may leave this machine.
+        loopback_only: true,
         ..Config::default()
     };
     tweak(&mut config);

@@ -42,6 +42,11 @@ pub struct Args {
     /// masks them as "********" by default).
     #[arg(long)]
     pub reveal_secrets: bool,
+    /// Deliver and ping only to loopback targets (127.0.0.0/8, ::1, localhost); any
+    /// other target fails as a connection error without being contacted or looked up.
+    /// For test runs that must not reach the network, such as fuzzing the API.
+    #[arg(long)]
+    pub loopback_only: bool,
     #[command(flatten)]
     pub server: ServerFlags,
 }
@@ -118,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         reveal_secrets: args.reveal_secrets,
         store: store.clone(),
         limits: args.server.limits(),
+        loopback_only: args.loopback_only,
         ..Config::default()
     };
 
