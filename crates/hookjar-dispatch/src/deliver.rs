@@ -79,6 +79,10 @@ impl Sender {
                 );
             }
         };
+        #[cfg(feature = "faults")]
+        if let Some(r) = crate::faults::send(request, &headers, self.max_redirects).await {
+            return r;
+        }
         let result = self
             .client
             .post(&request.url)

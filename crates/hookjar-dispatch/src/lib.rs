@@ -44,6 +44,8 @@ pub mod clock;
 pub mod deliver;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "faults")]
+pub mod faults;
 pub mod store;
 
 use std::net::SocketAddr;
