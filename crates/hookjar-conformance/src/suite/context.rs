@@ -7,6 +7,7 @@ use hookjar_core::{EventType, RetryPolicy};
 use hookjar_mock::{MockReceiver, RecordedRequest};
 use serde_json::{Value, json};
 
+use super::timing::{self, Gap, Timing};
 use super::{CaseError, Target, TimeMode};
 
 /// The management API client.
@@ -89,15 +90,23 @@ impl Api {
 pub(super) struct Ctx {
     pub(super) api: Api,
     pub(super) mock: MockReceiver,
+    /// The base URL the dispatcher is told to POST to (`--receiver-url`).
+    pub(super) receiver_base: String,
     pub(super) time: TimeMode,
     pub(super) policy: RetryPolicy,
     pub(super) quick: bool,
     pub(super) created: Vec<String>,
+    /// The dispatcher's per-attempt overhead (wall time), measured in S7's case.
+    pub(super) overhead: Duration,
+    /// Every violation the mock recorded in the run, `path: violation`.
+    pub(super) violations: Vec<String>,
+    /// How many requests the mock got in the run.
+    pub(super) seen_requests: usize,
 }
 
 impl Ctx {
     pub(super) fn mock_url(&self, path: &str) -> String {
-        format!("{}{path}", self.mock.url().trim_end_matches('/'))
+        format!("{}{path}", self.receiver_base)
     }
 
     /// Creates a webhook (expects 201) and remembers it for cleanup.
@@ -200,7 +209,11 @@ impl Ctx {
             if done(&v) || tokio::time::Instant::now() >= deadline {
                 return Ok(v);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(
+                (self.time.wait(budget) / 200)
+                    .clamp(Duration::from_millis(20), Duration::from_secs(1)),
+            )
+            .await;
         }
     }
 
@@ -211,6 +224,49 @@ impl Ctx {
             .collect()
     }
 
+    /// Adds the violations the mock recorded in this case to the run's (S7.every-request).
+    pub(super) fn collect_violations(&mut self) {
+        let reqs = self.mock.requests();
+        self.seen_requests += reqs.len();
+        for r in reqs {
+            for v in &r.violations {
+                self.violations
+                    .push(format!("{} {}: {v}", r.method, r.path));
+            }
+        }
+    }
+
+    /// Polls the delivery log of `id` until its first delivery shows `attempts`
+    /// attempts, or `budget` of dispatcher time (plus 2 s) passes: a dispatcher may log
+    /// an attempt only once it completes, after the receiver journaled the request.
+    pub(super) async fn until_attempts(
+        &self,
+        id: &str,
+        attempts: usize,
+        budget: Duration,
+    ) -> Result<(u16, Vec<Value>), CaseError> {
+        let deadline =
+            tokio::time::Instant::now() + self.time.wait(budget) + Duration::from_secs(2);
+        loop {
+            let (code, deliveries) = self.deliveries(id).await?;
+            let n = deliveries
+                .first()
+                .and_then(|d| d["attempts"].as_array())
+                .map_or(0, Vec::len);
+            if (code == 200 && n >= attempts) || tokio::time::Instant::now() >= deadline {
+                return Ok((code, deliveries));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Checks one delivery's arrivals against the policy's gaps before retries
+    /// `1..=arrivals-1` (see [`super::timing`]).
+    pub(super) fn timing(&self, reqs: &[RecordedRequest], gaps: &[Gap]) -> Timing {
+        let arrivals: Vec<tokio::time::Instant> = reqs.iter().map(|r| r.arrived).collect();
+        timing::check(self.time, &arrivals, gaps, self.overhead)
+    }
+
     /// Deletes what the case created.
     pub(super) async fn cleanup(&mut self) {
         for id in std::mem::take(&mut self.created) {
@@ -219,39 +275,6 @@ impl Ctx {
                 .json(reqwest::Method::DELETE, &format!("/v1/webhooks/{id}"), None)
                 .await;
         }
-    }
-
-    /// Dispatcher-time gaps between consecutive requests.
-    pub(super) fn gaps(&self, reqs: &[RecordedRequest]) -> Vec<Duration> {
-        reqs.windows(2)
-            .map(|w| {
-                self.time
-                    .observed(w[1].arrived.duration_since(w[0].arrived))
-            })
-            .collect()
-    }
-
-    /// Compares observed gaps with the policy's delays; `None` when they match.
-    pub(super) fn gap_mismatch(&self, gaps: &[Duration]) -> Option<String> {
-        for (i, gap) in gaps.iter().enumerate() {
-            let n = i as u32 + 1;
-            let Some(expected) = self.policy.delay_before_retry(n) else {
-                return Some(format!(
-                    "a retry {n} beyond the limit of {}",
-                    self.policy.max_retries
-                ));
-            };
-            let tol = self.time.tolerance(expected);
-            if gap.abs_diff(expected) > tol {
-                return Some(format!(
-                    "gap before retry {n} was {:.3}s, expected {}s (±{:.3}s)",
-                    gap.as_secs_f64(),
-                    expected.as_secs_f64(),
-                    tol.as_secs_f64()
-                ));
-            }
-        }
-        None
     }
 }
 

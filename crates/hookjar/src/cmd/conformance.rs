@@ -58,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = Options {
         quick: args.quick,
         only: args.only.clone(),
+        ..Options::default()
     };
     let total = CASE_IDS
         .iter()
