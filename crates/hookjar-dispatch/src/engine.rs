@@ -181,6 +181,8 @@ impl Engine {
         #[cfg(feature = "faults")]
         let verdict = crate::faults::verdict(verdict, &sent.outcome, &self.policy, d.attempt);
         let detail = self.policy.describe(&sent.outcome, d.attempt);
+        #[cfg(feature = "faults")]
+        crate::faults::before_record().await;
         // One line per attempt; never the URL's query, auth or headers (secrets).
         tracing::info!(
             delivery = %d.delivery_id,

@@ -76,6 +76,9 @@ pub enum Fault {
     KeyAsPassword,
     /// S4: `active: true` re-activates only when `target_url` changes too.
     ReactivateOnlyWithNewUrl,
+    /// Not a departure: an attempt enters the delivery log 1 s after its answer (as a
+    /// dispatcher that logs attempts when they complete does). The suite must pass.
+    SlowRecord,
 }
 
 static FAULTS: RwLock<BTreeSet<Fault>> = RwLock::new(BTreeSet::new());
@@ -187,6 +190,13 @@ pub(crate) fn verdict(
             }
         }
         _ => v,
+    }
+}
+
+/// Engine: before an attempt's record goes to the writer.
+pub(crate) async fn before_record() {
+    if on(Fault::SlowRecord) {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

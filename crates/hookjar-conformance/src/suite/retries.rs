@@ -319,15 +319,23 @@ pub(super) async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
             Some(&json!({"active": true})),
         )
         .await?;
+    // A new event wakes any scheduler; the dropped delivery must not come with it.
+    ctx.emit(EventType::QuizCompletion, json!({})).await?;
+    ctx.wait(reqs.len() + 1, Duration::from_secs(10)).await;
     ctx.settle(retry_window(ctx)).await;
-    let b_after = ctx.mock.requests().len() - a.len();
+    let b_after = ctx
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| by_digest.contains_key(&r.digest.to_string()))
+        .count();
     let drops = CaseResult::check(
         "S15.drops-pending",
         "S15",
         code == 200 && b_before >= 1 && b_before < total && b_after == b_before,
         drops_expected,
         format!(
-            "second delivery: {b_before} POST(s) when the webhook was deactivated, {b_after} after re-activating it (PATCH → {code})"
+            "second delivery: {b_before} POST(s) when the webhook was deactivated, {b_after} after re-activating it (PATCH → {code}) and emitting a new event"
         ),
     );
     Ok(vec![exhaustion, drops])
