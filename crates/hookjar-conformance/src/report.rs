@@ -106,6 +106,46 @@ impl CaseResult {
     }
 }
 
+impl CaseResult {
+    /// The case's line(s) in the table (ids padded to `id_w`): status, id, what was
+    /// seen; a failed, warned or inconclusive case adds what was expected.
+    pub fn to_line(&self, color: bool, show_durations: bool, id_w: usize) -> String {
+        let id_w = id_w.max(4);
+        let mut out = String::new();
+        let label = self.status.label();
+        let label = if color {
+            let code = match self.status {
+                Status::Pass => "32",
+                Status::Warn => "33",
+                Status::Fail => "31;1",
+                Status::Skip => "2",
+                Status::Inconclusive => "35;1",
+            };
+            format!("\x1b[{code}m{label:<4}\x1b[0m")
+        } else {
+            format!("{label:<4}")
+        };
+        let dur = if show_durations {
+            format!(" {:>7}", format_ms(self.duration))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{label} {:<id_w$}{dur}  {}",
+            self.id,
+            shorten(&self.seen, 200)
+        );
+        if matches!(
+            self.status,
+            Status::Fail | Status::Warn | Status::Inconclusive
+        ) {
+            let _ = writeln!(out, "     {:<id_w$}  expected: {}", "", self.expected);
+        }
+        out
+    }
+}
+
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
@@ -172,44 +212,19 @@ impl Report {
 
     /// The table for people. `color` adds ANSI colours to the status column.
     pub fn to_table(&self, color: bool, show_durations: bool) -> String {
-        let id_w = self
-            .cases
-            .iter()
-            .map(|c| c.id.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
+        let id_w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(4);
         let mut out = String::new();
         let _ = writeln!(out, "{} — {}", self.suite, self.target);
         for c in &self.cases {
-            let label = c.status.label();
-            let label = if color {
-                let code = match c.status {
-                    Status::Pass => "32",
-                    Status::Warn => "33",
-                    Status::Fail => "31;1",
-                    Status::Skip => "2",
-                    Status::Inconclusive => "35;1",
-                };
-                format!("\x1b[{code}m{label:<4}\x1b[0m")
-            } else {
-                format!("{label:<4}")
-            };
-            let dur = if show_durations {
-                format!(" {:>7}", format_ms(c.duration))
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "{label} {:<id_w$}{dur}  {}",
-                c.id,
-                shorten(&c.seen, 200)
-            );
-            if matches!(c.status, Status::Fail | Status::Warn | Status::Inconclusive) {
-                let _ = writeln!(out, "     {:<id_w$}  expected: {}", "", c.expected);
-            }
+            out.push_str(&c.to_line(color, show_durations, id_w));
         }
+        out.push_str(&self.summary());
+        out
+    }
+
+    /// The closing lines of the table: an interruption note, then the totals.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
         let t = self.totals();
         if self.interrupted {
             let _ = writeln!(

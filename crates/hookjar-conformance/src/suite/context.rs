@@ -100,8 +100,6 @@ pub(super) struct Ctx {
     pub(super) overhead: Duration,
     /// Every violation the mock recorded in the run, `path: violation`.
     pub(super) violations: Vec<String>,
-    /// How many requests the mock got in the run.
-    pub(super) seen_requests: usize,
 }
 
 impl Ctx {
@@ -227,7 +225,6 @@ impl Ctx {
     /// Adds the violations the mock recorded in this case to the run's (S7.every-request).
     pub(super) fn collect_violations(&mut self) {
         let reqs = self.mock.requests();
-        self.seen_requests += reqs.len();
         for r in reqs {
             for v in &r.violations {
                 self.violations

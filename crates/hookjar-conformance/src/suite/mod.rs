@@ -342,7 +342,6 @@ pub async fn run(
         created: Vec::new(),
         overhead: Duration::ZERO,
         violations: Vec::new(),
-        seen_requests: 0,
     };
     let mut report = Report::new("dispatcher-conformance", target.url.clone());
     let wanted = |id: &str| selected(id, &options.only);
@@ -480,7 +479,7 @@ pub async fn run(
             v.is_empty(),
             "every request the receiver got in the whole run passes its checks (POST, Content-Type: application/json, User-Agent: skilljar, one JSON object with event_type and timestamp)",
             if v.is_empty() {
-                format!("{} request(s), no violation", ctx.seen_requests)
+                "no violation in any request".to_owned()
             } else {
                 format!(
                     "{} violation(s): {}",
