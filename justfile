@@ -34,3 +34,8 @@ load:
     cargo run --release -p hookjar-bench -- mock
     cargo run --release -p hookjar-bench -- dispatch
     cargo run --release -p hookjar-bench -- restart
+
+# The conformance suite against every mutant of the reference dispatcher, self-hosted and
+# over HTTP at time scales 1, 3600 and 36000 (long: the ignored tests; docs/testing.md).
+mutants:
+    cargo test -p hookjar-tests --test mutants -- --include-ignored

@@ -267,3 +267,37 @@ async fn an_unreachable_server_is_a_clear_error() {
     assert!(msg.contains(&url), "{msg}");
     assert!(msg.contains("check --server and --api-key"), "{msg}");
 }
+
+/// `--receiver-addr` / `--receiver-url`: the mock listens where it is told, and the
+/// dispatcher is given the URL it is told (here `localhost` instead of the address).
+#[tokio::test(start_paused = true)]
+async fn the_receiver_listens_and_is_reached_where_it_is_told() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dispatcher = Dispatcher::start(config(), "127.0.0.1:0").await.unwrap();
+    let target = Target {
+        url: dispatcher.url(),
+        api_key: "k".into(),
+        time: TimeMode::Virtual,
+        policy: RetryPolicy::default(),
+    };
+    let options = Options {
+        only: vec!["S7".into(), "S8.basic-auth".into()],
+        receiver_addr: Some(format!("127.0.0.1:{port}").parse().unwrap()),
+        receiver_url: Some(format!("http://localhost:{port}/")),
+        ..Options::default()
+    };
+    let report = suite::run(&target, &options, &mut Quiet).await.unwrap();
+    assert!(report.passed(), "{}", report.to_table(false, false));
+    assert_eq!(status_of(&report, "S7.method"), Status::Pass);
+
+    let bad = Options {
+        receiver_url: Some("localhost:9000".into()),
+        ..Options::default()
+    };
+    let err = suite::run(&target, &bad, &mut Quiet).await.unwrap_err();
+    assert!(err.to_string().contains("--receiver-url"), "{err}");
+    dispatcher.shutdown().await;
+}
