@@ -191,11 +191,11 @@ fn check_scaled(scale: f64, observed: &[Duration], gaps: &[Gap], fallback: Durat
         let mut start = first;
         let mut sum = Duration::ZERO;
         let before = groups.len();
-        for i in first..=last {
-            if wall(gaps[i].delay) < r {
-                t.unresolved.push((gaps[i].retry, gaps[i].delay));
+        for (i, gap) in gaps.iter().enumerate().take(last + 1).skip(first) {
+            if wall(gap.delay) < r {
+                t.unresolved.push((gap.retry, gap.delay));
             }
-            sum += wall(gaps[i].delay) + gaps[i].answer;
+            sum += wall(gap.delay) + gap.answer;
             if sum >= r {
                 groups.push((start, i));
                 start = i + 1;
