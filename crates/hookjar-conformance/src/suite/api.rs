@@ -508,3 +508,22 @@ fn headers_errors(v: &Value) -> usize {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::headers_errors;
+    use serde_json::json;
+
+    /// Portability (c): hookjar's list of messages and a DRF-style object keyed by
+    /// header name are both valid error shapes for `additional_headers`.
+    #[test]
+    fn additional_headers_errors_in_any_drf_shape() {
+        let list = json!(["Header \"User-Agent\" is set by the dispatcher.", "bad name"]);
+        let keyed = json!({"User-Agent": ["reserved"], "bad header": "not a token"});
+        assert_eq!(headers_errors(&list), 2);
+        assert_eq!(headers_errors(&keyed), 2);
+        assert_eq!(headers_errors(&json!({})), 0);
+        assert_eq!(headers_errors(&json!(null)), 0);
+        assert_eq!(headers_errors(&json!({"x": []})), 0, "an empty list is no error");
+    }
+}
