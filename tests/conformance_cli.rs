@@ -33,20 +33,21 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::with(Config {
+            api_key: "k".into(),
+            store: StoreConfig::InMemory,
+            ..Config::default()
+        })
+    }
+
+    fn with(config: Config) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let dispatcher = rt
-            .block_on(Dispatcher::start(
-                Config {
-                    api_key: "k".into(),
-                    store: StoreConfig::InMemory,
-                    ..Config::default()
-                },
-                "127.0.0.1:0",
-            ))
+            .block_on(Dispatcher::start(config, "127.0.0.1:0"))
             .unwrap();
         Server {
             url: dispatcher.url(),
@@ -193,4 +194,57 @@ fn sigint_writes_the_reports_for_what_ran_cleans_up_and_exits_130() {
     assert_eq!(names, ["S5.auth", "S5.ping", "S5.key-only-as-username"]);
     assert!(xml.contains("interrupted"), "{xml}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Portability (d): a dispatcher with another retry policy, described by the flags.
+#[test]
+fn the_policy_flags_describe_the_servers_policy() {
+    let server = Server::with(Config {
+        api_key: "k".into(),
+        store: StoreConfig::InMemory,
+        time_scale: 1000.0,
+        policy: hookjar_core::RetryPolicy {
+            base_delay: Duration::from_secs(3),
+            max_delay: Duration::from_secs(600),
+            max_retries: 12,
+            ..hookjar_core::RetryPolicy::default()
+        },
+        ..Config::default()
+    });
+    let base = [
+        "conformance",
+        "--quiet",
+        "--server",
+        &server.url,
+        "--api-key",
+        "k",
+        "--time-scale",
+        "1000",
+        "--only",
+        "S15.exhaustion",
+    ];
+    let told: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain([
+            "--base-delay",
+            "3s",
+            "--max-delay",
+            "600s",
+            "--retry-limit",
+            "12",
+        ])
+        .collect();
+    let out = hookjar(&told);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pass S15.exhaustion"));
+    // Not told, the suite expects Skilljar's 2 s doubling and sees 3 s.
+    let mut not_told = base.to_vec();
+    *not_told.last_mut().unwrap() = "S14.backoff";
+    let out = hookjar(&not_told);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL S14.backoff"));
+    let out = hookjar(&["conformance", "--quiet", "--base-delay", "3s"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("add --server URL"));
 }

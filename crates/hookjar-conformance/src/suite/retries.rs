@@ -278,7 +278,7 @@ pub(super) async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
     let hook = ctx
         .until_webhook(&id, Duration::from_secs(60), |v| v["active"] == false)
         .await?;
-    ctx.settle(Duration::from_secs(7200)).await;
+    ctx.settle(ctx.policy.max_delay * 2).await;
     let reqs = ctx.mock.requests();
     let Some(first) = reqs.first().map(|r| r.digest) else {
         return Err(super::CaseError("no POST reached the receiver".into()));
