@@ -518,12 +518,19 @@ mod tests {
     /// header name are both valid error shapes for `additional_headers`.
     #[test]
     fn additional_headers_errors_in_any_drf_shape() {
-        let list = json!(["Header \"User-Agent\" is set by the dispatcher.", "bad name"]);
+        let list = json!([
+            "Header \"User-Agent\" is set by the dispatcher.",
+            "bad name"
+        ]);
         let keyed = json!({"User-Agent": ["reserved"], "bad header": "not a token"});
         assert_eq!(headers_errors(&list), 2);
         assert_eq!(headers_errors(&keyed), 2);
         assert_eq!(headers_errors(&json!({})), 0);
         assert_eq!(headers_errors(&json!(null)), 0);
-        assert_eq!(headers_errors(&json!({"x": []})), 0, "an empty list is no error");
+        assert_eq!(
+            headers_errors(&json!({"x": []})),
+            0,
+            "an empty list is no error"
+        );
     }
 }
