@@ -45,3 +45,8 @@ load:
 # (needs Debian's chromium and chromium-driver).
 screenshots:
     HOOKJAR_REQUIRE_BROWSER=1 HOOKJAR_SCREENSHOTS=docs/img cargo test -p hookjar-tests --test browser
+
+# The conformance suite against every mutant of the reference dispatcher, self-hosted and
+# over HTTP at time scales 1, 3600 and 36000 (long: the ignored tests; docs/testing.md).
+mutants:
+    cargo test -p hookjar-tests --test mutants -- --include-ignored

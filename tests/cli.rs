@@ -220,7 +220,7 @@ fn conformance_json_and_only() {
         "--format",
         "json",
         "--only",
-        "S14",
+        "S14.backoff",
     ]);
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

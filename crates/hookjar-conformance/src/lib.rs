@@ -4,7 +4,10 @@
 //! - [`check`] — the endpoint check: sends what Skilljar sends to an integrator's URL
 //!   and judges each answer the way Skilljar will.
 //! - [`suite`] — the dispatcher conformance suite: one case per clause, driving a
-//!   dispatcher through its HTTP API and observing it through the mock receiver.
+//!   dispatcher through its HTTP API and observing it through the mock receiver; one
+//!   module per clause group (`suite/api.rs`, `delivery.rs`, `retries.rs`,
+//!   `toolkit.rs`), the shared context, and [`suite::timing`] (gap checks in wall time
+//!   that report a gap the time scale cannot resolve as inconclusive).
 //! - [`simulate`] — the reference dispatcher against a scripted mock, in virtual time.
 //! - [`report`] — case results; table, JSON and JUnit output.
 //!
@@ -13,7 +16,8 @@
 //!
 //! # Promises
 //! Every case names the clause it checks and says what it expected and what it saw. A
-//! run with no case, or with any failed case, does not pass.
+//! run with no case, with any failed case, or interrupted, does not pass; an
+//! inconclusive case is never reported as passed.
 
 pub mod check;
 pub mod report;

@@ -17,6 +17,11 @@ pub enum Status {
     Fail,
     /// Not run (not applicable to this configuration); `seen` says why.
     Skip,
+    /// Run, and nothing seen departs from the spec, but the run could not observe
+    /// what the case claims (a gap too short to measure at the dispatcher's time
+    /// scale): never a pass. `seen` says what was not resolved and
+    /// [`CaseResult::max_time_scale`] the largest scale that would resolve it.
+    Inconclusive,
 }
 
 impl Status {
@@ -27,6 +32,7 @@ impl Status {
             Status::Warn => "warn",
             Status::Fail => "FAIL",
             Status::Skip => "skip",
+            Status::Inconclusive => "INCONCLUSIVE",
         }
     }
 }
@@ -47,6 +53,10 @@ pub struct CaseResult {
     /// How long it took (in the time the suite ran in).
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
+    /// For an inconclusive timing case: the largest `--time-scale` at which the run
+    /// would resolve what this one could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_time_scale: Option<f64>,
 }
 
 impl CaseResult {
@@ -65,7 +75,22 @@ impl CaseResult {
             expected: expected.into(),
             seen: seen.into(),
             duration: Duration::ZERO,
+            max_time_scale: None,
         }
+    }
+
+    /// An inconclusive result: nothing failed, but `max_time_scale` (or below) is
+    /// needed to resolve what the case claims.
+    pub fn inconclusive(
+        id: impl Into<String>,
+        clause: impl Into<String>,
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+        max_time_scale: Option<f64>,
+    ) -> Self {
+        let mut r = CaseResult::new(id, clause, Status::Inconclusive, expected, seen);
+        r.max_time_scale = max_time_scale;
+        r
     }
 
     /// Pass when `ok`, fail otherwise.
@@ -78,6 +103,46 @@ impl CaseResult {
     ) -> Self {
         let status = if ok { Status::Pass } else { Status::Fail };
         CaseResult::new(id, clause, status, expected, seen)
+    }
+}
+
+impl CaseResult {
+    /// The case's line(s) in the table (ids padded to `id_w`): status, id, what was
+    /// seen; a failed, warned or inconclusive case adds what was expected.
+    pub fn to_line(&self, color: bool, show_durations: bool, id_w: usize) -> String {
+        let id_w = id_w.max(4);
+        let mut out = String::new();
+        let label = self.status.label();
+        let label = if color {
+            let code = match self.status {
+                Status::Pass => "32",
+                Status::Warn => "33",
+                Status::Fail => "31;1",
+                Status::Skip => "2",
+                Status::Inconclusive => "35;1",
+            };
+            format!("\x1b[{code}m{label:<4}\x1b[0m")
+        } else {
+            format!("{label:<4}")
+        };
+        let dur = if show_durations {
+            format!(" {:>7}", format_ms(self.duration))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{label} {:<id_w$}{dur}  {}",
+            self.id,
+            shorten(&self.seen, 200)
+        );
+        if matches!(
+            self.status,
+            Status::Fail | Status::Warn | Status::Inconclusive
+        ) {
+            let _ = writeln!(out, "     {:<id_w$}  expected: {}", "", self.expected);
+        }
+        out
     }
 }
 
@@ -97,6 +162,9 @@ pub struct Report {
     /// Wall time of the whole run.
     #[serde(serialize_with = "millis", rename = "duration_ms")]
     pub duration: Duration,
+    /// The run was stopped (SIGINT/SIGTERM) before every case ran: `cases` holds what
+    /// ran, and the run does not pass.
+    pub interrupted: bool,
 }
 
 /// Counts by status.
@@ -106,6 +174,7 @@ pub struct Totals {
     pub warned: usize,
     pub failed: usize,
     pub skipped: usize,
+    pub inconclusive: usize,
 }
 
 impl Report {
@@ -116,6 +185,7 @@ impl Report {
             target: target.into(),
             cases: Vec::new(),
             duration: Duration::ZERO,
+            interrupted: false,
         }
     }
 
@@ -128,60 +198,55 @@ impl Report {
                 Status::Warn => t.warned += 1,
                 Status::Fail => t.failed += 1,
                 Status::Skip => t.skipped += 1,
+                Status::Inconclusive => t.inconclusive += 1,
             }
         }
         t
     }
 
-    /// True when no case failed (warnings and skips do not fail a run).
+    /// True when no case failed (warnings, skips and inconclusive cases do not fail a
+    /// run; the table and the reports list the inconclusive ones).
     pub fn passed(&self) -> bool {
-        self.totals().failed == 0 && !self.cases.is_empty()
+        self.totals().failed == 0 && !self.cases.is_empty() && !self.interrupted
     }
 
     /// The table for people. `color` adds ANSI colours to the status column.
     pub fn to_table(&self, color: bool, show_durations: bool) -> String {
-        let id_w = self
-            .cases
-            .iter()
-            .map(|c| c.id.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
+        let id_w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(4);
         let mut out = String::new();
         let _ = writeln!(out, "{} — {}", self.suite, self.target);
         for c in &self.cases {
-            let label = c.status.label();
-            let label = if color {
-                let code = match c.status {
-                    Status::Pass => "32",
-                    Status::Warn => "33",
-                    Status::Fail => "31;1",
-                    Status::Skip => "2",
-                };
-                format!("\x1b[{code}m{label:<4}\x1b[0m")
-            } else {
-                format!("{label:<4}")
-            };
-            let dur = if show_durations {
-                format!(" {:>7}", format_ms(c.duration))
-            } else {
-                String::new()
-            };
+            out.push_str(&c.to_line(color, show_durations, id_w));
+        }
+        out.push_str(&self.summary());
+        out
+    }
+
+    /// The closing lines of the table: an interruption note, then the totals.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let t = self.totals();
+        if self.interrupted {
             let _ = writeln!(
                 out,
-                "{label} {:<id_w$}{dur}  {}",
-                c.id,
-                shorten(&c.seen, 200)
+                "interrupted: the run was stopped before every case ran"
             );
-            if matches!(c.status, Status::Fail | Status::Warn) {
-                let _ = writeln!(out, "     {:<id_w$}  expected: {}", "", c.expected);
-            }
         }
-        let t = self.totals();
         let _ = writeln!(
             out,
-            "{} passed, {} failed, {} warned, {} skipped",
-            t.passed, t.failed, t.warned, t.skipped
+            "{} passed, {} failed, {} warned, {} skipped{}",
+            t.passed,
+            t.failed,
+            t.warned,
+            t.skipped,
+            if t.inconclusive > 0 {
+                format!(
+                    ", {} INCONCLUSIVE (not passed: the time scale could not resolve them)",
+                    t.inconclusive
+                )
+            } else {
+                String::new()
+            }
         );
         out
     }
@@ -201,12 +266,21 @@ impl Report {
         let mut suite = TestSuite::new(self.suite.as_str());
         suite.set_time(self.duration);
         suite.add_property(("target", self.target.as_str()));
+        if self.interrupted {
+            suite.add_property(("interrupted", "true"));
+        }
         for c in &self.cases {
             let status = match c.status {
                 Status::Pass | Status::Warn => TestCaseStatus::success(),
                 Status::Skip => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_message(c.seen.as_str());
+                    s
+                }
+                Status::Inconclusive => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(format!("inconclusive: {}", c.seen));
+                    s.set_type("inconclusive");
                     s
                 }
                 Status::Fail => {

@@ -284,6 +284,10 @@ async fn require_api_key(
             "Invalid basic header. Credentials not correctly base64 encoded.".into(),
         ));
     };
+    #[cfg(feature = "faults")]
+    if crate::faults::accept_key(&username, &password, &state.inner.api_key) {
+        return Ok(next.run(request).await);
+    }
     let key_ok: bool = username
         .as_bytes()
         .ct_eq(state.inner.api_key.as_bytes())
@@ -624,6 +628,8 @@ async fn list_webhooks(
     uri: axum::http::Uri,
 ) -> Result<Json<WebhookPage>, ApiError> {
     let mut page = PageRequest::parse(uri.query())?;
+    #[cfg(feature = "faults")]
+    crate::faults::default_page_size(&mut page.size, uri.query());
     let (count, _) = state.inner.store.list_webhooks(0, 0).await?;
     page.resolve(count)?;
     let (count, hooks) = state
@@ -632,13 +638,16 @@ async fn list_webhooks(
         .list_webhooks(page.offset(), page.size)
         .await?;
     let (next, previous) = page.links(&base_url(&state, &headers), uri.path(), count);
+    let reveal = state.inner.reveal_secrets;
+    #[cfg(feature = "faults")]
+    let (hooks, reveal) = crate::faults::list(hooks, reveal);
     Ok(Json(WebhookPage {
         count,
         next,
         previous,
         results: hooks
             .iter()
-            .map(|w| WebhookResource::from_webhook(w, state.inner.reveal_secrets))
+            .map(|w| WebhookResource::from_webhook(w, reveal))
             .collect(),
     }))
 }
@@ -692,6 +701,8 @@ async fn retrieve_webhook(
 fn sample(state: &AppState, kebab: &str) -> Result<Json<SampleResult>, ApiError> {
     let t = EventType::from_kebab(kebab).ok_or(ApiError::NotFound)?;
     let event = Event::fixture(t, state.inner.clock.wall_datetime());
+    #[cfg(feature = "faults")]
+    let event = crate::faults::sample(&event);
     Ok(Json(SampleResult {
         results: vec![event.to_value()],
     }))
@@ -717,6 +728,8 @@ async fn update_webhook(
         Input::Form(pairs) => WebhookPatch::from_form(&pairs),
     }
     .map_err(ApiError::Validation)?;
+    #[cfg(feature = "faults")]
+    let patch = crate::faults::patch(patch);
     let webhook = state
         .inner
         .store
@@ -754,7 +767,11 @@ async fn ping_webhook(
     };
     let body = Event::ping(state.inner.clock.wall_datetime()).to_payload();
     let request = DeliveryRequest::for_webhook(&webhook, body);
+    #[cfg(feature = "faults")]
+    let request = crate::faults::ping_request(request);
     let sent = state.inner.sender.send(&request).await;
+    #[cfg(feature = "faults")]
+    crate::faults::after_ping(&state.inner.store, &webhook.id, &sent.outcome).await;
     let succeeded = matches!(sent.outcome, Outcome::Status { code } if (200..300).contains(&code));
     let message = if let Some(code) = sent.downgraded {
         // S18: the client followed a 301/302/303 as a bodiless GET.

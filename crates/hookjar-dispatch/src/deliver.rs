@@ -111,6 +111,10 @@ impl Sender {
             Ok(h) => h,
             Err(e) => return fail(TransportKind::Other, e.to_string()),
         };
+        #[cfg(feature = "faults")]
+        if let Some(r) = crate::faults::send(request, &headers, self.max_redirects).await {
+            return r;
+        }
         let mut url = match reqwest::Url::parse(&request.url) {
             Ok(u) => u,
             Err(e) => return fail(TransportKind::Other, format!("invalid URL: {e}")),

@@ -259,11 +259,17 @@ impl Engine {
     /// One attempt: build the request (core), send it, classify the outcome (core).
     async fn attempt(&self, d: Claimed) -> AttemptRecord {
         let request = DeliveryRequest::for_webhook(&d.webhook, d.body.clone());
+        #[cfg(feature = "faults")]
+        let request = crate::faults::request(request, &d.webhook, d.attempt);
         let started_at = self.clock.now();
         let wall_at = self.clock.wall_now();
         let sent = self.sender.send(&request).await;
         let finished_at = self.clock.now();
+        #[cfg(feature = "faults")]
+        let finished_at = crate::faults::finished_at(started_at, finished_at);
         let verdict = self.policy.classify(&sent.outcome, d.attempt);
+        #[cfg(feature = "faults")]
+        let verdict = crate::faults::verdict(verdict, &sent.outcome, &self.policy, d.attempt);
         let mut detail = self.policy.describe(&sent.outcome, d.attempt);
         if let Some(code) = sent.downgraded {
             // S18: the client did what Python's requests does; say so, loudly.
@@ -277,6 +283,8 @@ impl Engine {
                 "a {code} redirect turned the POST into a GET without the body (S18); use 307/308 to keep the POST"
             );
         }
+        #[cfg(feature = "faults")]
+        crate::faults::before_record().await;
         // One line per attempt; never the URL's query, auth or headers (secrets).
         tracing::info!(
             delivery = %d.delivery_id,

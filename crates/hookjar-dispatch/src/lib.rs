@@ -57,6 +57,8 @@ pub mod deliver;
 pub mod engine;
 pub mod error;
 pub mod openapi;
+#[cfg(feature = "faults")]
+pub mod faults;
 pub mod store;
 pub mod ui;
 

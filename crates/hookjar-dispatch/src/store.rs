@@ -593,6 +593,8 @@ impl Store {
                     "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = 1 ORDER BY seq"
                 ))?;
                 let rows = stmt.query_map([], read_webhook)?.collect::<Result<Vec<_>, _>>()?;
+                #[cfg(feature = "faults")]
+                let rows = crate::faults::fan_out_rows(rows);
                 let mut seen = HashSet::new();
                 let mut out = Vec::new();
                 for row in rows {
@@ -1176,6 +1178,10 @@ fn write_webhook(c: &Connection, seq: i64, w: &Webhook) -> Result<(), StoreError
 
 /// Drops a deactivated webhook's pending deliveries (S15: nothing more is POSTed).
 fn drop_pending(c: &Connection, webhook_seq: i64, why: &str) -> Result<usize, StoreError> {
+    #[cfg(feature = "faults")]
+    if crate::faults::keep_pending(why) {
+        return Ok(0);
+    }
     Ok(c.prepare_cached(
         "UPDATE deliveries SET state = 'dropped', due_at = NULL, note = ?2
          WHERE webhook_seq = ?1 AND state = 'pending'",

@@ -1,0 +1,536 @@
+//! Management API cases: S1 list, S2 create, S3 resource, S4 update/delete, S5 auth,
+//! S6 validation, S6b samples.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hookjar_core::EventType;
+use serde_json::{Value, json};
+
+use super::CaseOutput;
+use super::context::Ctx;
+use crate::report::CaseResult;
+
+pub(super) async fn s5_auth(ctx: &mut Ctx) -> CaseOutput {
+    let url = format!("{}/v1/webhooks", ctx.api.base);
+    let c = &ctx.api.client;
+    let none = c.get(&url).send().await?;
+    let none_code = none.status().as_u16();
+    let challenge = none
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let none_body: Value = none.json().await.unwrap_or(Value::Null);
+    let wrong = c
+        .get(&url)
+        .basic_auth("hookjar-wrong-key", Some(""))
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    let bearer = c
+        .get(&url)
+        .bearer_auth(&ctx.api.key)
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    let ok = none_code == 401
+        && challenge.to_ascii_lowercase().starts_with("basic")
+        && none_body.get("detail").is_some()
+        && wrong == 401
+        && bearer == 401;
+    let auth = CaseResult::check(
+        "S5.auth",
+        "S5",
+        ok,
+        "401 {\"detail\"} with WWW-Authenticate: Basic without a key, with a wrong key and with a Bearer token",
+        format!(
+            "no key → {none_code} (WWW-Authenticate: {challenge:?}, body {none_body}); wrong key → {wrong}; Bearer → {bearer}"
+        ),
+    );
+    let (code, body) = ctx.api.get("/v1/ping").await?;
+    let ping = CaseResult::check(
+        "S5.ping",
+        "S5",
+        code == 200 && body.trim().is_empty(),
+        "GET /v1/ping with the key → 200 with an empty body",
+        format!("{code} {body:?}"),
+    );
+    let with_password = c
+        .get(&url)
+        .basic_auth(&ctx.api.key, Some("not-empty"))
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    let as_password = c
+        .get(&url)
+        .basic_auth("", Some(&ctx.api.key))
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    let key_only = CaseResult::check(
+        "S5.key-only-as-username",
+        "S5",
+        with_password == 401 && as_password == 401,
+        "the key is the username with an empty password: the key with a password, or sent as the password, → 401",
+        format!("key + a password → {with_password}; key as the password → {as_password}"),
+    );
+    Ok(vec![auth, ping, key_only])
+}
+
+pub(super) async fn s2_create(ctx: &mut Ctx) -> CaseOutput {
+    let url = ctx.mock_url("/ok");
+    let (code, v) = ctx
+        .api
+        .json(
+            reqwest::Method::POST,
+            "/v1/webhooks",
+            Some(&json!({"target_url": url, "event_type": "COURSE_ENROLLMENT", "basic_auth_password": "pw"})),
+        )
+        .await?;
+    if let Some(id) = v["id"].as_str() {
+        ctx.created.push(id.to_owned());
+    }
+    let json_ok = code == 201
+        && v["target_url"] == url
+        && v["active"] == true
+        && v["event_type"] == "COURSE_ENROLLMENT"
+        && v["deactivate_reason"].is_null();
+    let create_json = CaseResult::check(
+        "S2.create-json",
+        "S2",
+        json_ok,
+        "201 with the resource: target_url, active true by default, event_type, deactivate_reason null",
+        if json_ok {
+            format!(
+                "{code}: active {}, event_type {}, deactivate_reason {}",
+                v["active"], v["event_type"], v["deactivate_reason"]
+            )
+        } else {
+            format!("{code} {v}")
+        },
+    );
+    let resp = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .post(format!("{}/v1/webhooks", ctx.api.base))
+                .form(&[
+                    ("target_url", url.as_str()),
+                    ("active", "false"),
+                    (
+                        "additional_headers",
+                        r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#,
+                    ),
+                ]),
+            true,
+        )
+        .await?;
+    let form: Value = serde_json::from_str(&resp.1).unwrap_or(Value::Null);
+    if let Some(id) = form["id"].as_str() {
+        ctx.created.push(id.to_owned());
+    }
+    let form_ok = resp.0 == 201
+        && form["active"] == false
+        && form["event_type"].is_null()
+        && form["additional_headers"]["example_client_id"] == "abdcjkcjdidshdshkn";
+    let create_form = CaseResult::check(
+        "S2.create-form",
+        "S2",
+        form_ok,
+        "a form-encoded create → 201; additional_headers given as a JSON object string",
+        if form_ok {
+            format!(
+                "{}: active {}, additional_headers {}",
+                resp.0, form["active"], form["additional_headers"]
+            )
+        } else {
+            format!("{} {}", resp.0, resp.1)
+        },
+    );
+    let id = v["id"].as_str().unwrap_or("");
+    let fields: BTreeSet<&str> = v
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let expected_fields: BTreeSet<&str> = [
+        "id",
+        "target_url",
+        "active",
+        "deactivate_reason",
+        "event_type",
+        "basic_auth_username",
+        "basic_auth_password",
+        "additional_headers",
+    ]
+    .into_iter()
+    .collect();
+    let id_ok = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+    // Settled: hookjar masks a set password; Skilljar returns it in clear. Either is
+    // right, a wrong value never.
+    let masked = v["basic_auth_password"] == "********" || v["basic_auth_password"] == "pw";
+    let resource = CaseResult::check(
+        "S3.resource",
+        "S3",
+        id_ok && expected_fields.is_subset(&fields) && masked,
+        "id matching ^[0-9a-z]+$, every S3 field, a set password read back as the mask \"********\" (hookjar) or in clear (Skilljar)",
+        format!(
+            "id {id:?}, fields {:?}, basic_auth_password {}",
+            fields, v["basic_auth_password"]
+        ),
+    );
+    Ok(vec![create_json, create_form, resource])
+}
+
+pub(super) async fn s4_update_delete(ctx: &mut Ctx) -> CaseOutput {
+    let id = ctx.hook("/ok", Some(EventType::CourseCompletion)).await?;
+    let new_url = ctx.mock_url("/ok?moved=1");
+    let (code, v) = ctx
+        .api
+        .json(
+            reqwest::Method::PUT,
+            &format!("/v1/webhooks/{id}"),
+            Some(&json!({"target_url": new_url})),
+        )
+        .await?;
+    let put_ok =
+        code == 200 && v["target_url"] == new_url && v["event_type"] == "COURSE_COMPLETION";
+    let (pcode, pv) = ctx
+        .api
+        .json(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{id}"),
+            Some(&json!({"event_type": null})),
+        )
+        .await?;
+    let patch_ok = pcode == 200 && pv["event_type"].is_null() && pv["target_url"] == new_url;
+    let update = CaseResult::check(
+        "S4.update",
+        "S4",
+        put_ok && patch_ok,
+        "PUT with only target_url changes only it; PATCH event_type null = all types",
+        if put_ok {
+            format!(
+                "PUT → {code}: target_url changed, event_type kept ({}); PATCH → {pcode}: event_type {}",
+                v["event_type"], pv["event_type"]
+            )
+        } else {
+            format!(
+                "PUT → {code} {v}; PATCH → {pcode} event_type {}",
+                pv["event_type"]
+            )
+        },
+    );
+    let del = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .delete(format!("{}/v1/webhooks/{id}", ctx.api.base)),
+            true,
+        )
+        .await?;
+    let (after, _) = ctx.api.get(&format!("/v1/webhooks/{id}")).await?;
+    let delete = CaseResult::check(
+        "S4.delete",
+        "S4",
+        del.0 == 204 && del.1.is_empty() && after == 404,
+        "DELETE → 204 with no body; the webhook is gone (404)",
+        format!("DELETE → {} {:?}; GET after → {after}", del.0, del.1),
+    );
+    let (code, v) = ctx.api.get_json("/v1/webhooks/doesnotexist0").await?;
+    let not_found = CaseResult::check(
+        "S4.not-found",
+        "S4",
+        code == 404 && v["detail"] == "Not found.",
+        "unknown id → 404 {\"detail\": \"Not found.\"}",
+        format!("{code} {v}"),
+    );
+    Ok(vec![update, delete, not_found])
+}
+
+pub(super) async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
+    // 21 inactive webhooks (they receive nothing): enough to pass the default page.
+    let mut mine = Vec::new();
+    for _ in 0..21 {
+        let v = ctx
+            .create(json!({"target_url": ctx.mock_url("/ok"), "active": false}))
+            .await?;
+        mine.push(v["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let (code, all) = ctx.api.get_json("/v1/webhooks?page_size=100").await?;
+    let listed: Vec<String> = all["results"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|w| w["id"].as_str())
+                .filter(|id| mine.iter().any(|m| m == id))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let order = CaseResult::check(
+        "S1.order",
+        "S1",
+        listed == mine,
+        "settled: oldest first — the suite's 21 webhooks are listed in the order they were created",
+        if listed == mine {
+            "in creation order".to_owned()
+        } else {
+            format!(
+                "{} of 21 listed; first listed is the webhook created {}",
+                listed.len(),
+                listed
+                    .first()
+                    .and_then(|f| mine.iter().position(|m| m == f))
+                    .map_or("-".into(), |i| format!("#{}", i + 1))
+            )
+        },
+    );
+    let (dcode, default_page) = ctx.api.get_json("/v1/webhooks").await?;
+    let dcount = default_page["count"].as_u64().unwrap_or(0);
+    let dlen = default_page["results"].as_array().map_or(0, Vec::len) as u64;
+    let page_size = CaseResult::check(
+        "S1.page-size",
+        "S1",
+        dcode == 200 && dlen == dcount.min(20) && default_page["next"].is_string(),
+        "settled: without page_size a page holds 20 webhooks (of 21 or more), with a next link",
+        format!(
+            "{dcode}: {dlen} results of {dcount}, next {}",
+            default_page["next"]
+        ),
+    );
+    let count = all["count"].as_u64().unwrap_or(0);
+    let (c1, p1) = ctx.api.get_json("/v1/webhooks?page_size=2").await?;
+    let next = p1["next"].as_str().unwrap_or("").to_owned();
+    let p2 = if next.starts_with("http") {
+        let (_, text) = ctx.api.send(ctx.api.client.get(&next), true).await?;
+        serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    let ok = code == 200
+        && c1 == 200
+        && count >= 21
+        && p1["results"].as_array().is_some_and(|r| r.len() == 2)
+        && p1["previous"].is_null()
+        && next.starts_with("http")
+        && p2["previous"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("http"))
+        && p2["count"] == count;
+    Ok(vec![
+        CaseResult::check(
+            "S1.list",
+            "S1",
+            ok,
+            "{count, next, previous, results}; page_size=2 gives 2 results, an absolute next URL, and page 2 an absolute previous",
+            format!(
+                "count {count}; page 1: {} results, next {next:?}, previous {}; page 2 previous {}",
+                p1["results"].as_array().map_or(0, Vec::len),
+                p1["previous"],
+                p2["previous"]
+            ),
+        ),
+        order,
+        page_size,
+    ])
+}
+
+pub(super) async fn s6_validation(ctx: &mut Ctx) -> CaseOutput {
+    let (_, before) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let bad = json!({
+        "target_url": "ftp://example.com/hook",
+        "event_type": "COURSE_STARTED",
+        "additional_headers": {"User-Agent": "mine", "bad header": "x"}
+    });
+    let (code, v) = ctx
+        .api
+        .json(reqwest::Method::POST, "/v1/webhooks", Some(&bad))
+        .await?;
+    let malformed = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .post(format!("{}/v1/webhooks", ctx.api.base))
+                .header("content-type", "application/json")
+                .body("{\"target_url\": "),
+            true,
+        )
+        .await?;
+    let (_, after) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let ok = code == 400
+        && v["target_url"].is_array()
+        && v["event_type"].is_array()
+        && headers_errors(&v["additional_headers"]) >= 1
+        && malformed.0 == 400
+        && before["count"] == after["count"];
+    Ok(vec![CaseResult::check(
+        "S6.validation",
+        "S6",
+        ok,
+        "400 keyed by field (target_url, event_type, additional_headers — as a list of messages or an object keyed by header name, DRF style), 400 for malformed JSON, nothing created",
+        format!(
+            "{code} {v}; malformed → {}; count {} → {}",
+            malformed.0, before["count"], after["count"]
+        ),
+    )])
+}
+
+pub(super) async fn s6b_samples(ctx: &mut Ctx) -> CaseOutput {
+    let mut bad = Vec::new();
+    for t in EventType::ALL {
+        let (code, v) = ctx
+            .api
+            .get_json(&format!("/v1/webhooks/sample-{}", t.kebab()))
+            .await?;
+        let ev = &v["results"][0];
+        // Fresh: no older than a day before the run (a dispatcher on a fast time
+        // scale may stamp its own, later, time), and S11's format.
+        let fresh = ev["timestamp"]
+            .as_str()
+            .and_then(|s| hookjar_core::payload::parse_timestamp(s).ok())
+            .is_some_and(|ts| ts > time::OffsetDateTime::now_utc() - time::Duration::days(1));
+        if code != 200 || ev["event_type"] != t.as_str() || !fresh {
+            bad.push(format!(
+                "sample-{} → {code} {}",
+                t.kebab(),
+                v.to_string().chars().take(120).collect::<String>()
+            ));
+        }
+    }
+    Ok(vec![CaseResult::check(
+        "S6b.samples",
+        "S6b",
+        bad.is_empty(),
+        "GET /v1/webhooks/sample-<type> → {\"results\": [event]} for all ten types, each with a fresh timestamp in S11's format",
+        if bad.is_empty() {
+            "10 of 10 samples with their event_type and a fresh ISO 8601 timestamp".to_owned()
+        } else {
+            bad.join("; ")
+        },
+    )])
+}
+
+pub(super) async fn s3_password(ctx: &mut Ctx) -> CaseOutput {
+    let created = ctx
+        .create(json!({
+            "target_url": ctx.mock_url("/s3"),
+            "event_type": "LESSON_COMPLETION",
+            "basic_auth_username": "s3-user",
+            "basic_auth_password": "s3-secret"
+        }))
+        .await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let got = ctx.webhook(&id).await?;
+    let (_, list) = ctx.api.get_json("/v1/webhooks?page_size=100").await?;
+    let listed = list["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|w| w["id"] == id.as_str()))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let ok_value = |v: &Value| v == "********" || v == "s3-secret";
+    let read_back = CaseResult::check(
+        "S3.password-read-back",
+        "S3",
+        ok_value(&created["basic_auth_password"])
+            && ok_value(&got["basic_auth_password"])
+            && got["basic_auth_password"] == listed["basic_auth_password"]
+            && got["basic_auth_password"] == created["basic_auth_password"],
+        "create, retrieve and list read the password back the same way: the mask \"********\" (hookjar's setting) or in clear (Skilljar), never another value",
+        format!(
+            "create {}, retrieve {}, list {}",
+            created["basic_auth_password"],
+            got["basic_auth_password"],
+            listed["basic_auth_password"]
+        ),
+    );
+    // Write the resource back as read (a client's GET-modify-PUT): the stored
+    // password must survive, whether it read back masked or in clear.
+    let mut back = serde_json::Map::new();
+    for k in [
+        "target_url",
+        "active",
+        "event_type",
+        "basic_auth_username",
+        "basic_auth_password",
+        "additional_headers",
+    ] {
+        back.insert(k.to_owned(), got[k].clone());
+    }
+    let (code, v) = ctx
+        .api
+        .json(
+            reqwest::Method::PUT,
+            &format!("/v1/webhooks/{id}"),
+            Some(&Value::Object(back)),
+        )
+        .await?;
+    ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    let want = hookjar_core::request::basic_auth_header("s3-user", "s3-secret").unwrap_or_default();
+    let sent = reqs
+        .first()
+        .and_then(|r| r.header("authorization"))
+        .unwrap_or("");
+    let write_back = CaseResult::check(
+        "S3.write-back",
+        "S3",
+        code == 200 && sent == want,
+        "PUT of the resource as read keeps the stored password: the next delivery carries the original credentials",
+        format!(
+            "PUT → {code} (password {}); next delivery Authorization {sent:?}",
+            v["basic_auth_password"]
+        ),
+    );
+    Ok(vec![read_back, write_back])
+}
+
+/// How many errors a DRF-style `additional_headers` error value holds: a list of
+/// messages, or an object keyed by header name (each a message or a list of them).
+fn headers_errors(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => a.iter().filter(|m| m.is_string()).count(),
+        Value::Object(m) => m
+            .values()
+            .filter(|e| e.is_string() || e.as_array().is_some_and(|a| !a.is_empty()))
+            .count(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::headers_errors;
+    use serde_json::json;
+
+    /// Portability (c): hookjar's list of messages and a DRF-style object keyed by
+    /// header name are both valid error shapes for `additional_headers`.
+    #[test]
+    fn additional_headers_errors_in_any_drf_shape() {
+        let list = json!([
+            "Header \"User-Agent\" is set by the dispatcher.",
+            "bad name"
+        ]);
+        let keyed = json!({"User-Agent": ["reserved"], "bad header": "not a token"});
+        assert_eq!(headers_errors(&list), 2);
+        assert_eq!(headers_errors(&keyed), 2);
+        assert_eq!(headers_errors(&json!({})), 0);
+        assert_eq!(headers_errors(&json!(null)), 0);
+        assert_eq!(
+            headers_errors(&json!({"x": []})),
+            0,
+            "an empty list is no error"
+        );
+    }
+}

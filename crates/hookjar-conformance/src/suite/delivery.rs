@@ -1,0 +1,323 @@
+//! Delivery cases: S7 request, S8 basic auth, S9 headers, S10 event types, S11 payload,
+//! S12 fan-out, S13 ping (and X1 emit, observed with S7).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hookjar_core::EventType;
+use serde_json::{Value, json};
+
+use super::context::{Ctx, header};
+use super::{CaseError, CaseOutput};
+use crate::report::CaseResult;
+
+pub(super) async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
+    ctx.create(json!({
+        "target_url": ctx.mock_url("/ok"),
+        "event_type": "COURSE_ENROLLMENT",
+        "basic_auth_username": "hookjar-user",
+        "basic_auth_password": "hookjar-pass",
+        "additional_headers": {"x-hookjar-client": "conformance", "client_id": "examplestring2"}
+    }))
+    .await?;
+    let emitted = ctx.emit(EventType::CourseEnrollment, json!({})).await?;
+    let emitted_at = tokio::time::Instant::now();
+    let emit = CaseResult::check(
+        "X1.emit",
+        "X1",
+        emitted["event"].is_string() && emitted["deliveries"].as_u64().is_some_and(|n| n >= 1),
+        "202 {\"event\": id, \"deliveries\": n} (n ≥ 1: the suite's webhook, plus any the server already had)",
+        emitted.to_string(),
+    );
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    let Some(r) = reqs.first() else {
+        return Err(CaseError("no POST reached the receiver within 10 s".into()));
+    };
+    // Calibration for the timing checks: how long a due attempt takes to arrive.
+    ctx.overhead = r
+        .arrived
+        .saturating_duration_since(emitted_at)
+        .min(Duration::from_millis(100));
+    let ct = header(r, "content-type").unwrap_or("");
+    let ua = header(r, "user-agent").unwrap_or("");
+    let auth = header(r, "authorization").unwrap_or("");
+    let expected_auth = hookjar_core::request::basic_auth_header("hookjar-user", "hookjar-pass")
+        .unwrap_or_default();
+    let json = r.json.clone().unwrap_or(Value::Null);
+    let keys: Vec<String> = json
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let ts_ok = json["timestamp"]
+        .as_str()
+        .is_some_and(|t| hookjar_core::payload::parse_timestamp(t).is_ok());
+    Ok(vec![
+        emit,
+        CaseResult::check(
+            "S7.method",
+            "S7",
+            r.method == "POST",
+            "POST",
+            r.method.clone(),
+        ),
+        CaseResult::check(
+            "S7.content-type",
+            "S7",
+            ct == "application/json",
+            "Content-Type: application/json",
+            format!("{ct:?}"),
+        ),
+        CaseResult::check(
+            "S7.user-agent",
+            "S7",
+            ua == "skilljar",
+            "User-Agent: skilljar",
+            format!("{ua:?}"),
+        ),
+        CaseResult::check(
+            "S7.single-object",
+            "S7",
+            json.is_object(),
+            "the body is one JSON object",
+            match &json {
+                Value::Object(m) => format!("one JSON object with {} keys", m.len()),
+                _ => format!("{:.80}", r.body),
+            },
+        ),
+        CaseResult::check(
+            "S8.basic-auth",
+            "S8",
+            auth == expected_auth,
+            format!("Authorization: {expected_auth}"),
+            format!("{auth:?}"),
+        ),
+        CaseResult::check(
+            "S9.additional-headers",
+            "S9",
+            header(r, "x-hookjar-client") == Some("conformance")
+                && header(r, "client_id") == Some("examplestring2"),
+            "x-hookjar-client: conformance and client_id: examplestring2, verbatim",
+            format!(
+                "x-hookjar-client {:?}, client_id {:?}",
+                header(r, "x-hookjar-client"),
+                header(r, "client_id")
+            ),
+        ),
+        CaseResult::check(
+            "S11.payload",
+            "S11",
+            keys.first().map(String::as_str) == Some("event_type")
+                && keys.get(1).map(String::as_str) == Some("timestamp")
+                && json["event_type"] == "COURSE_ENROLLMENT"
+                && ts_ok
+                && json["user"].is_object()
+                && json["course"].is_object()
+                && json["domain"].is_object()
+                && json["purchase"].is_object()
+                && json.get("id").is_none(),
+            "flat object: event_type, timestamp (ISO 8601, µs, +00:00), then user, course, domain, purchase (Skilljar's COURSE_ENROLLMENT sample), …; no event id",
+            format!("keys {keys:?}, timestamp {}", json["timestamp"]),
+        ),
+    ])
+}
+
+pub(super) async fn s10_event_types(ctx: &mut Ctx) -> CaseOutput {
+    ctx.hook("/ok", None).await?;
+    for t in EventType::ALL {
+        ctx.emit(t, json!({})).await?;
+    }
+    let reqs = ctx.wait(10, Duration::from_secs(10)).await;
+    let seen: BTreeSet<String> = reqs.iter().filter_map(|r| r.event_type.clone()).collect();
+    let expected: BTreeSet<String> = EventType::ALL
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect();
+    Ok(vec![CaseResult::check(
+        "S10.event-types",
+        "S10",
+        seen == expected && reqs.len() == 10,
+        "one POST per type for a webhook with event_type null (all ten types)",
+        format!("{} POSTs, types {:?}", reqs.len(), seen),
+    )])
+}
+
+pub(super) async fn s12_fan_out(ctx: &mut Ctx) -> CaseOutput {
+    ctx.hook("/s12-a", Some(EventType::CourseCompletion))
+        .await?;
+    ctx.hook("/s12-b", None).await?;
+    ctx.create(json!({"target_url": ctx.mock_url("/s12-c"), "active": false}))
+        .await?;
+    // Two webhooks on one URL, told apart by a header: the older takes all types.
+    ctx.create(json!({"target_url": ctx.mock_url("/s12-shared"), "additional_headers": {"x-hookjar-hook": "older"}}))
+        .await?;
+    ctx.create(json!({"target_url": ctx.mock_url("/s12-shared"), "event_type": "LESSON_COMPLETION", "additional_headers": {"x-hookjar-hook": "newer"}}))
+        .await?;
+    let e1 = ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    let e2 = ctx.emit(EventType::CourseCompletion, json!({})).await?;
+    // Expected: LESSON → b, shared (once); COURSE_COMPLETION → a, b, shared.
+    ctx.wait(5, Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(5)).await;
+    let reqs = ctx.mock.requests();
+    let count = |p: &str| ctx.on_path(&reqs, p).len();
+    let via: Vec<String> = ctx
+        .on_path(&reqs, "/s12-shared")
+        .iter()
+        .map(|r| {
+            format!(
+                "{} via {}",
+                r.event_type.as_deref().unwrap_or("?"),
+                header(r, "x-hookjar-hook").unwrap_or("no header")
+            )
+        })
+        .collect();
+    let oldest = CaseResult::check(
+        "S12.oldest-webhook",
+        "S12",
+        via.len() == 2 && via.iter().all(|v| v.ends_with("via older")),
+        "settled: a shared URL gets the event through the oldest qualifying webhook, with its headers (both events via the older one)",
+        via.join(", "),
+    );
+    let (a, b, c, shared) = (
+        count("/s12-a"),
+        count("/s12-b"),
+        count("/s12-c"),
+        count("/s12-shared"),
+    );
+    let fan = CaseResult::check(
+        "S12.fan-out",
+        "S12",
+        a == 1 && b == 2 && c == 0,
+        "typed webhook gets only its type (1), all-types webhook gets both (2), inactive webhook nothing (0)",
+        format!(
+            "typed {a}, all-types {b}, inactive {c}; emit answered {} then {}",
+            e1["deliveries"], e2["deliveries"]
+        ),
+    );
+    let one = CaseResult::check(
+        "S12.one-per-url",
+        "S12",
+        shared == 2,
+        "two qualifying webhooks on one URL → that URL gets each event once (2 POSTs for 2 events)",
+        format!("{shared} POSTs to the shared URL"),
+    );
+    Ok(vec![fan, one, oldest])
+}
+
+pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
+    let up = ctx
+        .create(json!({"target_url": ctx.mock_url("/ok"), "basic_auth_username": "ping-user", "basic_auth_password": "ping-pass", "additional_headers": {"x-hookjar-ping": "1"}}))
+        .await?;
+    let want_auth =
+        hookjar_core::request::basic_auth_header("ping-user", "ping-pass").unwrap_or_default();
+    let id = up["id"].as_str().unwrap_or_default().to_owned();
+    let (code, v) = ctx
+        .api
+        .post_empty(&format!("/v1/webhooks/{id}/ping"))
+        .await?;
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    let pinged = reqs.first();
+    let ok = code == 200
+        && v["succeeded"] == true
+        && v["http_status_code"] == 200
+        && v["message"].is_string()
+        && pinged.is_some_and(|r| {
+            r.event_type.as_deref() == Some("PING")
+                && header(r, "x-hookjar-ping") == Some("1")
+                && header(r, "authorization") == Some(want_auth.as_str())
+                && header(r, "user-agent") == Some("skilljar")
+        });
+    let ping = CaseResult::check(
+        "S13.ping",
+        "S13",
+        ok,
+        "200 {succeeded: true, http_status_code: 200, message}; the receiver gets {event_type: PING} with User-Agent, the webhook's Authorization and headers",
+        format!(
+            "{code} {v}; receiver saw {:?} with Authorization {:?}, x-hookjar-ping {:?}",
+            pinged.map(|r| r.body.clone()),
+            pinged.and_then(|r| header(r, "authorization")),
+            pinged.and_then(|r| header(r, "x-hookjar-ping"))
+        ),
+    );
+    ctx.mock.clear();
+    let down = ctx.hook("/s13-down", None).await?;
+    let (code, v) = ctx
+        .api
+        .post_empty(&format!("/v1/webhooks/{down}/ping"))
+        .await?;
+    let gone = ctx.hook("/s13-4xx", None).await?;
+    let (code4, v4) = ctx
+        .api
+        .post_empty(&format!("/v1/webhooks/{gone}/ping"))
+        .await?;
+    let window = Duration::from_secs(10);
+    ctx.settle(window).await;
+    let after = ctx.webhook(&down).await?;
+    let after4 = ctx.webhook(&gone).await?;
+    let posts = ctx.mock.requests().len();
+    let failure = CaseResult::check(
+        "S13.ping-failure",
+        "S13",
+        code == 200
+            && v["succeeded"] == false
+            && v["http_status_code"] == 503
+            && after["active"] == true
+            && code4 == 200
+            && v4["succeeded"] == false
+            && v4["http_status_code"] == 404
+            && after4["active"] == true
+            && posts == 2,
+        "failed pings (503, 404) answer {succeeded: false, http_status_code}, are not retried, never deactivate",
+        format!(
+            "503 → {code} {v}, active {}; 404 → {code4} {v4}, active {}; {posts} POST(s) in {} s",
+            after["active"],
+            after4["active"],
+            window.as_secs()
+        ),
+    );
+    Ok(vec![ping, failure])
+}
+
+pub(super) async fn s8_credentials(ctx: &mut Ctx) -> CaseOutput {
+    let t = EventType::PathCompletion;
+    ctx.create(json!({"target_url": ctx.mock_url("/s8-none"), "event_type": t}))
+        .await?;
+    ctx.create(json!({"target_url": ctx.mock_url("/s8-user"), "event_type": t, "basic_auth_username": "only-user"}))
+        .await?;
+    ctx.create(json!({"target_url": ctx.mock_url("/s8-pass"), "event_type": t, "basic_auth_password": "only-pass"}))
+        .await?;
+    ctx.emit(t, json!({})).await?;
+    let reqs = ctx.wait(3, Duration::from_secs(10)).await;
+    let auth_on = |p: &str| {
+        ctx.on_path(&reqs, p)
+            .first()
+            .map(|r| header(r, "authorization").map(str::to_owned))
+    };
+    let none = auth_on("/s8-none");
+    let user = auth_on("/s8-user");
+    let pass = auth_on("/s8-pass");
+    let want_user = hookjar_core::request::basic_auth_header("only-user", "");
+    let want_pass = hookjar_core::request::basic_auth_header("", "only-pass");
+    Ok(vec![
+        CaseResult::check(
+            "S8.no-credentials",
+            "S8",
+            none == Some(None),
+            "a webhook without username or password gets no Authorization header",
+            match &none {
+                None => "no POST arrived".to_owned(),
+                Some(a) => format!("Authorization {a:?}"),
+            },
+        ),
+        CaseResult::check(
+            "S8.half-credentials",
+            "S8",
+            user == Some(want_user.clone()) && pass == Some(want_pass.clone()),
+            format!(
+                "username only → {:?}; password only → {:?} (the missing half is empty)",
+                want_user.unwrap_or_default(),
+                want_pass.unwrap_or_default()
+            ),
+            format!("username only → {user:?}; password only → {pass:?}"),
+        ),
+    ])
+}

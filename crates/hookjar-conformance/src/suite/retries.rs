@@ -1,0 +1,641 @@
+//! Retry and deactivation cases: S14 back-off, S15 retry limit, S16 4xx, S17 2xx,
+//! S18 other outcomes, S19 guarantees.
+//!
+//! Gaps are checked with [`super::timing`]: exact in virtual time, in wall time with a
+//! calibrated tolerance against a remote dispatcher; a gap the time scale cannot
+//! resolve makes the case that claims it inconclusive.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hookjar_core::verdict::human_duration;
+use hookjar_core::{EventType, RetryPolicy};
+use serde_json::json;
+
+use super::context::{Ctx, fmt_secs};
+use super::timing::{self, Gap, Timing};
+use super::{CaseOutput, TimeMode};
+use crate::report::{CaseResult, Status};
+
+/// The longest the exhaustion case may take in wall time before it is reported
+/// inconclusive instead of run.
+const EXHAUSTION_WALL_BUDGET: Duration = Duration::from_secs(15 * 60);
+
+/// The dispatcher time of the first `k` back-off waits.
+fn cumulative(policy: &RetryPolicy, k: u32) -> Duration {
+    (1..=k).filter_map(|n| policy.delay_before_retry(n)).sum()
+}
+
+/// How many 503s S14 answers: 5 in virtual time; against a remote dispatcher, as many
+/// as fit in the wall time of the first five or 3 s (whichever is longer), so that at a
+/// high scale the later, resolvable gaps (and the cap) are observed.
+pub(super) fn s14_retries(time: TimeMode, policy: &RetryPolicy, _quick: bool) -> u32 {
+    let five = 5.min(policy.max_retries);
+    let TimeMode::Scaled(n) = time else {
+        return five;
+    };
+    let budget = time
+        .wait(cumulative(policy, five))
+        .max(Duration::from_secs(3))
+        .mul_f64(n);
+    (five..=policy.max_retries)
+        .take_while(|&k| cumulative(policy, k) <= budget)
+        .last()
+        .unwrap_or(five)
+}
+
+/// How many attempts of S14.wait-after-answer answer slowly (one late span of a
+/// loaded machine among them is not taken for a departure; see [`timing`]).
+const SLOW_ANSWERS: u32 = 3;
+
+/// S14.wait-after-answer's plan: the first attempt (0-based) that answers slowly, how
+/// long each slow answer takes (wall time), and how many attempts answer slowly.
+/// `None` when no back-off of the policy is resolvable at this scale within 10 s of
+/// wall time.
+fn answer_plan(time: TimeMode, policy: &RetryPolicy) -> Option<(u32, Duration, u32)> {
+    let slow = |a: u32| SLOW_ANSWERS.min(policy.max_retries - a);
+    if time == TimeMode::Virtual {
+        return (policy.max_retries > 0).then(|| (0, Duration::from_secs(5), slow(0)));
+    }
+    let r = timing::min_resolvable();
+    (0..policy.max_retries)
+        .take_while(|&a| time.wait(cumulative(policy, a)) <= Duration::from_secs(10))
+        .find_map(|a| {
+            let d = policy.delay_before_retry(a + 1)?;
+            (time.wait(d) >= r).then(|| {
+                let answer = time.wait(d).max(Duration::from_millis(200));
+                let answer = Duration::from_millis(answer.as_millis() as u64 + 1);
+                (a, answer, slow(a))
+            })
+        })
+}
+
+/// The mock script of S14.wait-after-answer.
+pub(super) fn s14_answer_script(time: TimeMode, policy: &RetryPolicy) -> String {
+    match answer_plan(time, policy) {
+        None => "200".into(),
+        Some((0, answer, k)) => format!("503@{}ms*{k},200", answer.as_millis()),
+        Some((a, answer, k)) => format!("503*{a},503@{}ms*{k},200", answer.as_millis()),
+    }
+}
+
+/// The result of a case whose claim rests on gaps: fail on any departure; otherwise
+/// inconclusive when nothing (or, with `each_gap`, not every gap) was resolvable.
+#[allow(clippy::too_many_arguments)]
+fn timed(
+    id: &str,
+    clause: &str,
+    ok: bool,
+    t: &Timing,
+    each_gap: bool,
+    time: TimeMode,
+    expected: String,
+    seen: String,
+) -> CaseResult {
+    let seen = format!(
+        "{seen}; {}{}",
+        t.summary,
+        t.mismatch
+            .as_ref()
+            .map(|m| format!(" — {m}"))
+            .unwrap_or_default()
+    );
+    if !ok || t.mismatch.is_some() {
+        return CaseResult::check(id, clause, false, expected, seen);
+    }
+    if !t.any_resolved || t.unresolved_region || (each_gap && !t.unresolved.is_empty()) {
+        let note = if t.unresolved.is_empty() {
+            "no span of the run was long enough to resolve".to_owned()
+        } else {
+            t.unresolved_note(time)
+        };
+        return CaseResult::inconclusive(
+            id,
+            clause,
+            expected,
+            format!("{seen}; not resolved: {note}"),
+            t.max_scale(),
+        );
+    }
+    CaseResult::check(id, clause, true, expected, seen)
+}
+
+/// Dispatcher time long enough for a retry a 4xx/2xx must not cause to show.
+fn retry_window(ctx: &Ctx) -> Duration {
+    ctx.policy
+        .delay_before_retry(1)
+        .unwrap_or(Duration::from_secs(2))
+        * 2
+        + Duration::from_secs(4)
+}
+
+pub(super) async fn s14_backoff(ctx: &mut Ctx) -> CaseOutput {
+    let k = s14_retries(ctx.time, &ctx.policy, ctx.quick);
+    let id = ctx.hook("/s14", Some(EventType::CourseCompletion)).await?;
+    ctx.emit(EventType::CourseCompletion, json!({})).await?;
+    let budget = cumulative(&ctx.policy, k) + Duration::from_secs(10);
+    let total = k as usize + 1;
+    let reqs = ctx.wait(total, budget).await;
+    ctx.settle(
+        ctx.policy
+            .delay_before_retry(k + 1)
+            .unwrap_or(Duration::from_secs(64)),
+    )
+    .await;
+    let after = ctx.mock.requests().len();
+    let hook = ctx.webhook(&id).await?;
+    let gaps = Gap::schedule(&ctx.policy, 1, k);
+    let t = ctx.timing(&reqs, &gaps);
+    let expected: Vec<Duration> = gaps.iter().map(|g| g.delay).collect();
+    let observed: Vec<Duration> = reqs
+        .windows(2)
+        .map(|w| ctx.time.observed(w[1].arrived.duration_since(w[0].arrived)))
+        .collect();
+    Ok(vec![timed(
+        "S14.backoff",
+        "S14",
+        reqs.len() == total && after == total && hook["active"] == true,
+        &t,
+        true,
+        ctx.time,
+        format!(
+            "503 ×{k} then 200: {total} POSTs with gaps {} s (each wait counted from the failed answer), then no more; webhook stays active",
+            fmt_secs(&expected)
+        ),
+        format!(
+            "{} POSTs (then {after}), gaps ≈ {} s; active {}",
+            reqs.len(),
+            fmt_secs(&observed),
+            hook["active"]
+        ),
+    )])
+}
+
+pub(super) async fn s14_wait_after_answer(ctx: &mut Ctx) -> CaseOutput {
+    let expected_text = "a 503 that takes a while to arrive: the next attempt comes the back-off after the answer, not after the attempt's start";
+    let Some((a, answer, k)) = answer_plan(ctx.time, &ctx.policy) else {
+        let first = ctx
+            .policy
+            .delay_before_retry(1)
+            .unwrap_or(Duration::from_secs(2));
+        let cap = ctx.policy.max_delay;
+        return Ok(vec![CaseResult::inconclusive(
+            "S14.wait-after-answer",
+            "S14",
+            expected_text,
+            format!(
+                "no back-off of the policy lasts {:.0} ms of wall time at ×{} (the longest, {} s, is {:.1} ms); not run",
+                timing::min_resolvable().as_secs_f64() * 1000.0,
+                ctx.time.scale(),
+                cap.as_secs(),
+                ctx.time.wait(cap).as_secs_f64() * 1000.0
+            ),
+            Some(timing::max_scale_for(cap.max(first))),
+        )]);
+    };
+    ctx.hook("/s14-answer", Some(EventType::CourseEnrollment))
+        .await?;
+    ctx.emit(EventType::CourseEnrollment, json!({})).await?;
+    let n = (a + k) as usize + 1;
+    let budget =
+        cumulative(&ctx.policy, a + k) + ctx.time.observed(answer) * k + Duration::from_secs(10);
+    let reqs = ctx.wait(n, budget).await;
+    let ok = reqs.len() >= n;
+    let gaps: Vec<Gap> = Gap::schedule(&ctx.policy, a + 1, a + k)
+        .into_iter()
+        .map(|g| Gap { answer, ..g })
+        .collect();
+    let slow: Vec<_> = reqs
+        .iter()
+        .skip(a as usize)
+        .take(k as usize + 1)
+        .cloned()
+        .collect();
+    let t = ctx.timing(&slow, &gaps);
+    let seen_gaps: Vec<String> = slow
+        .windows(2)
+        .map(|w| {
+            format!(
+                "{:.3}",
+                w[1].arrived.duration_since(w[0].arrived).as_secs_f64()
+            )
+        })
+        .collect();
+    let delays: Vec<Duration> = gaps.iter().map(|g| g.delay).collect();
+    Ok(vec![timed(
+        "S14.wait-after-answer",
+        "S14",
+        ok,
+        &t,
+        false,
+        ctx.time,
+        expected_text.to_owned(),
+        format!(
+            "attempts {}–{} answered after {:.3} s (wall) each; the next attempts came {} s later, expected {:.3} s + {} s of back-off",
+            a + 1,
+            a + k,
+            answer.as_secs_f64(),
+            seen_gaps.join(", "),
+            answer.as_secs_f64(),
+            fmt_secs(&delays)
+        ),
+    )])
+}
+
+pub(super) async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
+    let total = ctx.policy.max_retries as usize + 1;
+    let span = ctx.policy.total();
+    let expected = format!(
+        "503 forever: {total} POSTs over {} ({} s), then active false with RETRY_COUNT and nothing more",
+        human_duration(span),
+        span.as_secs()
+    );
+    let drops_expected = "a second delivery still waiting to retry when RETRY_COUNT deactivates the webhook is dropped: no more POSTs of it, not even after re-activation (settled reading of \"nothing more is POSTed\")";
+    if ctx.quick {
+        return Ok(vec![
+            CaseResult::new(
+                "S15.exhaustion",
+                "S15",
+                Status::Skip,
+                expected,
+                "--quick skips the full retry life-cycle",
+            ),
+            CaseResult::new(
+                "S15.drops-pending",
+                "S15",
+                Status::Skip,
+                drops_expected,
+                "--quick skips the full retry life-cycle",
+            ),
+        ]);
+    }
+    if ctx.time != TimeMode::Virtual && ctx.time.wait(span) > EXHAUSTION_WALL_BUDGET {
+        let need = (span.as_secs_f64() / EXHAUSTION_WALL_BUDGET.as_secs_f64()).ceil();
+        let why = format!(
+            "the life-cycle takes {} of wall time at ×{}; not run (--time-scale {need} or more runs it within {} min)",
+            human_duration(ctx.time.wait(span)),
+            ctx.time.scale(),
+            EXHAUSTION_WALL_BUDGET.as_secs() / 60
+        );
+        return Ok(vec![
+            CaseResult::inconclusive("S15.exhaustion", "S15", expected, why.clone(), None),
+            CaseResult::inconclusive("S15.drops-pending", "S15", drops_expected, why, None),
+        ]);
+    }
+    let id = ctx.hook("/s15", Some(EventType::QuizCompletion)).await?;
+    ctx.emit(EventType::QuizCompletion, json!({})).await?;
+    // A second delivery, one and a half capped back-offs behind the first: when the
+    // first's last retry deactivates the webhook, the second waits between its
+    // next-to-last and last retries, far from either (whatever jitter the run has).
+    let lag = ctx.policy.max_delay.mul_f64(1.5);
+    tokio::time::sleep(ctx.time.wait(lag)).await;
+    ctx.emit(EventType::QuizCompletion, json!({})).await?;
+    // Both deliveries' attempts: the first's 61, the second's 59 (its last two dropped).
+    ctx.wait(2 * total - 2, span + Duration::from_secs(120))
+        .await;
+    let hook = ctx
+        .until_webhook(&id, Duration::from_secs(60), |v| v["active"] == false)
+        .await?;
+    ctx.settle(ctx.policy.max_delay * 2).await;
+    let reqs = ctx.mock.requests();
+    let Some(first) = reqs.first().map(|r| r.digest) else {
+        return Err(super::CaseError("no POST reached the receiver".into()));
+    };
+    let mut by_digest: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for r in &reqs {
+        by_digest
+            .entry(r.digest.to_string())
+            .or_default()
+            .push(r.clone());
+    }
+    let a = by_digest.remove(&first.to_string()).unwrap_or_default();
+    let b_before = by_digest.values().map(Vec::len).sum::<usize>();
+    let t = ctx.timing(&a, &Gap::schedule(&ctx.policy, 1, ctx.policy.max_retries));
+    let observed: Duration = a
+        .last()
+        .map(|l| ctx.time.observed(l.arrived.duration_since(a[0].arrived)))
+        .unwrap_or_default();
+    let exhaustion = timed(
+        "S15.exhaustion",
+        "S15",
+        a.len() == total && hook["active"] == false && hook["deactivate_reason"] == "RETRY_COUNT",
+        &t,
+        false,
+        ctx.time,
+        expected,
+        format!(
+            "{} POSTs over ≈{:.0} s; active {}, deactivate_reason {}",
+            a.len(),
+            observed.as_secs_f64(),
+            hook["active"],
+            hook["deactivate_reason"]
+        ),
+    );
+    // Re-activate on the same URL: the dropped delivery must stay dropped.
+    let (code, _) = ctx
+        .api
+        .json(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{id}"),
+            Some(&json!({"active": true})),
+        )
+        .await?;
+    // A new event wakes any scheduler; the dropped delivery must not come with it.
+    ctx.emit(EventType::QuizCompletion, json!({})).await?;
+    ctx.wait(reqs.len() + 1, Duration::from_secs(10)).await;
+    ctx.settle(retry_window(ctx)).await;
+    let b_after = ctx
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| by_digest.contains_key(&r.digest.to_string()))
+        .count();
+    let drops = CaseResult::check(
+        "S15.drops-pending",
+        "S15",
+        code == 200 && b_before >= 1 && b_before < total && b_after == b_before,
+        drops_expected,
+        format!(
+            "second delivery: {b_before} POST(s) when the webhook was deactivated, {b_after} after re-activating it (PATCH → {code}) and emitting a new event"
+        ),
+    );
+    Ok(vec![exhaustion, drops])
+}
+
+pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
+    let id = ctx.hook("/s16", Some(EventType::LessonCompletion)).await?;
+    ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    ctx.wait(1, Duration::from_secs(10)).await;
+    let hook = ctx
+        .until_webhook(&id, Duration::from_secs(10), |v| v["active"] == false)
+        .await?;
+    ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    ctx.settle(retry_window(ctx)).await;
+    let posts = ctx.mock.requests().len();
+    let deact = CaseResult::check(
+        "S16.deactivate-4xx",
+        "S16",
+        posts == 1 && hook["active"] == false && hook["deactivate_reason"] == "HTTP_4XX_RESPONSE",
+        "a 404 → one POST, no retry, webhook active false with HTTP_4XX_RESPONSE; later events not sent",
+        format!(
+            "{posts} POST(s); active {}, deactivate_reason {}",
+            hook["active"], hook["deactivate_reason"]
+        ),
+    );
+    // Any 4xx, 429 included.
+    ctx.mock.clear();
+    let paths = ["/s16-400", "/s16-410", "/s16-429"];
+    let mut ids = Vec::new();
+    for p in paths {
+        ids.push(ctx.hook(p, Some(EventType::PathCompletion)).await?);
+    }
+    ctx.emit(EventType::PathCompletion, json!({})).await?;
+    let mut states = Vec::new();
+    for id in &ids {
+        let v = ctx
+            .until_webhook(id, Duration::from_secs(10), |v| v["active"] == false)
+            .await?;
+        states.push(v);
+    }
+    ctx.settle(retry_window(ctx)).await;
+    let reqs = ctx.mock.requests();
+    let mut bad = Vec::new();
+    for (p, v) in paths.iter().zip(&states) {
+        let n = ctx.on_path(&reqs, p).len();
+        if n != 1 || v["active"] != false || v["deactivate_reason"] != "HTTP_4XX_RESPONSE" {
+            bad.push(format!(
+                "{} → {n} POST(s), active {}, deactivate_reason {}",
+                &p[5..],
+                v["active"],
+                v["deactivate_reason"]
+            ));
+        }
+    }
+    let any = CaseResult::check(
+        "S16.any-4xx",
+        "S16",
+        bad.is_empty(),
+        "400, 410 and 429 each → one POST, no retry, deactivated with HTTP_4XX_RESPONSE",
+        if bad.is_empty() {
+            "400, 410, 429: one POST each, deactivated with HTTP_4XX_RESPONSE".to_owned()
+        } else {
+            bad.join("; ")
+        },
+    );
+    // Re-activate (S4) with `active: true` alone, the URL unchanged: new events flow.
+    let (code, v) = ctx
+        .api
+        .json(
+            reqwest::Method::PUT,
+            &format!("/v1/webhooks/{id}"),
+            Some(&json!({"active": true})),
+        )
+        .await?;
+    ctx.mock.clear();
+    ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    let react = CaseResult::check(
+        "S4.reactivate",
+        "S4",
+        code == 200 && v["active"] == true && v["deactivate_reason"].is_null() && reqs.len() == 1,
+        "PUT {active: true} (URL unchanged) clears deactivate_reason and the webhook receives new events",
+        format!(
+            "{code}: active {}, deactivate_reason {}; {} POST(s) after",
+            v["active"],
+            v["deactivate_reason"],
+            reqs.len()
+        ),
+    );
+    Ok(vec![deact, any, react])
+}
+
+pub(super) async fn s17_success(ctx: &mut Ctx) -> CaseOutput {
+    let paths = ["/ok", "/s17-201", "/s17-204"];
+    let mut ids = Vec::new();
+    for p in paths {
+        ids.push(ctx.hook(p, Some(EventType::DomainEnrollment)).await?);
+    }
+    ctx.emit(EventType::DomainEnrollment, json!({})).await?;
+    ctx.wait(3, Duration::from_secs(10)).await;
+    ctx.settle(retry_window(ctx)).await;
+    let reqs = ctx.mock.requests();
+    let mut seen = Vec::new();
+    for (p, id) in paths.iter().zip(&ids) {
+        let hook = ctx.webhook(id).await?;
+        seen.push((ctx.on_path(&reqs, p).len(), hook["active"] == true));
+    }
+    let fmt = |(n, active): (usize, bool)| format!("{n} POST(s), active {active}");
+    Ok(vec![
+        CaseResult::check(
+            "S17.success",
+            "S17",
+            seen[0] == (1, true),
+            "a 200 → exactly one POST, no retry, webhook stays active",
+            fmt(seen[0]),
+        ),
+        CaseResult::check(
+            "S17.any-2xx",
+            "S17",
+            seen[1] == (1, true) && seen[2] == (1, true),
+            "a 201 and a 204 are successes too: one POST each, no retry, active",
+            format!("201: {}; 204: {}", fmt(seen[1]), fmt(seen[2])),
+        ),
+    ])
+}
+
+pub(super) async fn s18_redirects(ctx: &mut Ctx) -> CaseOutput {
+    let id = ctx
+        .hook("/s18-redirect", Some(EventType::PathEnrollment))
+        .await?;
+    ctx.emit(EventType::PathEnrollment, json!({})).await?;
+    let hook = ctx
+        .until_webhook(&id, Duration::from_secs(30), |v| v["active"] == false)
+        .await?;
+    let hops = ctx.mock.requests().len();
+    let redirects = CaseResult::check(
+        "S18.redirects",
+        "S18",
+        hook["active"] == false && hook["deactivate_reason"] == "TOO_MANY_REDIRECTS" && hops == 11,
+        "a redirect loop is followed 10 times (11 requests; settled limit), then the webhook is deactivated with TOO_MANY_REDIRECTS",
+        format!(
+            "{hops} requests; active {}, deactivate_reason {}",
+            hook["active"], hook["deactivate_reason"]
+        ),
+    );
+    ctx.mock.clear();
+    let id = ctx
+        .hook("/s18-moved", Some(EventType::PathCompletion))
+        .await?;
+    ctx.emit(EventType::PathCompletion, json!({})).await?;
+    let reqs = ctx.wait(2, Duration::from_secs(10)).await;
+    let first = ctx.on_path(&reqs, "/s18-moved");
+    let landed = ctx.on_path(&reqs, "/s18-target");
+    let hook = ctx.webhook(&id).await?;
+    let ok = first.len() == 1
+        && landed.len() == 1
+        && landed[0].method == "POST"
+        && landed[0].digest == first[0].digest
+        && hook["active"] == true;
+    let moved = CaseResult::check(
+        "S18.redirect-307",
+        "S18",
+        ok,
+        "a 307 is followed with the same POST and the same body (settled: standard client rules); the webhook stays active",
+        format!(
+            "{} request(s) to the redirecting URL, then {}; active {}",
+            first.len(),
+            landed
+                .first()
+                .map(|r| format!(
+                    "{} {} ({} bytes, same body: {})",
+                    r.method,
+                    r.path_only(),
+                    r.body.len(),
+                    first.first().is_some_and(|f| f.digest == r.digest)
+                ))
+                .unwrap_or_else(|| "nothing at the target".into()),
+            hook["active"]
+        ),
+    );
+    Ok(vec![redirects, moved])
+}
+
+pub(super) async fn s18_transport(ctx: &mut Ctx) -> CaseOutput {
+    let id = ctx
+        .hook("/s18-reset", Some(EventType::PurchaseFulfillment))
+        .await?;
+    ctx.emit(EventType::PurchaseFulfillment, json!({})).await?;
+    let reqs = ctx.wait(2, Duration::from_secs(30)).await;
+    let t = ctx.timing(&reqs, &Gap::schedule(&ctx.policy, 1, 1));
+    let hook = ctx.webhook(&id).await?;
+    let ok = reqs.len() == 2 && hook["active"] == true && t.mismatch.is_none();
+    let gap_note = if t.any_resolved {
+        t.summary.clone()
+    } else {
+        format!("gap not checked: {}", t.unresolved_note(ctx.time))
+    };
+    let transport = CaseResult::check(
+        "S18.transport",
+        "S18",
+        ok,
+        "a reset connection is retried like a 5xx (a second POST after the first back-off) and does not deactivate",
+        format!(
+            "{} POSTs; active {}; {gap_note}{}",
+            reqs.len(),
+            hook["active"],
+            t.mismatch.map(|m| format!(" — {m}")).unwrap_or_default()
+        ),
+    );
+
+    // Connection refused: port 1 on the dispatcher's own loopback.
+    let refused_id = ctx
+        .create(json!({"target_url": "http://127.0.0.1:1/s18-refused", "event_type": "LESSON_COMPLETION"}))
+        .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    ctx.settle(retry_window(ctx)).await;
+    let v = ctx.webhook(&refused_id).await?;
+    let refused = CaseResult::check(
+        "S18.refused",
+        "S18",
+        v["active"] == true && v["deactivate_reason"].is_null(),
+        "connection refused is retried like a 5xx (settled): the webhook stays active",
+        format!(
+            "after {} s: active {}, deactivate_reason {}",
+            retry_window(ctx).as_secs(),
+            v["active"],
+            v["deactivate_reason"]
+        ),
+    );
+
+    // A receiver that never answers: the attempt times out (settled: 10 s by default)
+    // and is retried. The timeout runs in the dispatcher's wall time, not its scaled time.
+    ctx.mock.clear();
+    let hang_id = ctx
+        .hook("/s18-hang", Some(EventType::QuizCompletion))
+        .await?;
+    ctx.emit(EventType::QuizCompletion, json!({})).await?;
+    let wall = match ctx.time {
+        TimeMode::Virtual => Duration::from_secs(60),
+        TimeMode::Scaled(_) => Duration::from_secs(40),
+    };
+    let reqs = match ctx.mock.wait_for_requests(2, wall).await {
+        Ok(r) => r,
+        Err(_) => ctx.mock.requests(),
+    };
+    let v = ctx.webhook(&hang_id).await?;
+    let timeout = CaseResult::check(
+        "S18.timeout",
+        "S18",
+        reqs.len() >= 2 && v["active"] == true,
+        "an attempt that gets no answer times out and is retried (settled); the webhook stays active",
+        format!(
+            "{} POST(s) within {} s of wall time; active {}, deactivate_reason {}",
+            reqs.len(),
+            wall.as_secs(),
+            v["active"],
+            v["deactivate_reason"]
+        ),
+    );
+    Ok(vec![transport, refused, timeout])
+}
+
+pub(super) async fn s19_stored(ctx: &mut Ctx) -> CaseOutput {
+    let id = ctx
+        .hook("/ok", Some(EventType::DashboardTaskCreated))
+        .await?;
+    let emitted = ctx.emit(EventType::DashboardTaskCreated, json!({})).await?;
+    // Straight after the 202 the delivery must already be in the log.
+    let (code, deliveries) = ctx.deliveries(&id).await?;
+    let n = deliveries.len();
+    ctx.wait(1, Duration::from_secs(10)).await;
+    Ok(vec![CaseResult::check(
+        "S19.stored",
+        "S19",
+        emitted["deliveries"].as_u64().is_some_and(|d| d >= 1) && code == 200 && n == 1,
+        "when emit answers 202 the event's delivery is already stored (listed in the delivery log)",
+        format!("emit {emitted}; log right after: {code}, {n} delivery(ies)"),
+    )])
+}
