@@ -56,9 +56,9 @@ pub mod clock;
 pub mod deliver;
 pub mod engine;
 pub mod error;
-pub mod openapi;
 #[cfg(feature = "faults")]
 pub mod faults;
+pub mod openapi;
 pub mod store;
 pub mod ui;
 
