@@ -124,7 +124,13 @@ pub async fn simulate(config: &SimulateConfig) -> Result<Timeline, SimulateError
     )
     .await?;
     let base = dispatcher.url();
-    let client = reqwest::Client::builder().no_proxy().build()?;
+    // No idle connections: in virtual time the client sleeps for hours between
+    // reads, and the dispatcher closes a connection idle past its header timeout; a
+    // read on a connection being closed would fail.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()?;
     let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
         let mut req = client
             .request(method, format!("{base}{path}"))

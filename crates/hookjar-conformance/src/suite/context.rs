@@ -21,6 +21,10 @@ impl Api {
     pub(super) fn new(target: &Target) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // Servers close idle keep-alive connections (hookjar's after its 10 s
+            // header timeout, Node's after 5 s); a request sent on one as it closes
+            // fails. Dropping them sooner avoids that race, in real and virtual time.
+            .pool_idle_timeout(Duration::from_secs(2))
             .no_proxy()
             .build()?;
         Ok(Api {
