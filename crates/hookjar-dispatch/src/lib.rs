@@ -49,6 +49,7 @@ pub mod clock;
 pub mod deliver;
 pub mod engine;
 pub mod error;
+pub mod pgtemp;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -183,10 +184,7 @@ impl Dispatcher {
         .map_err(|e| StartError::Config(e.to_string()))?;
         let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
         let owner = store::OwnerLock::acquire(&config.store)?;
-        let store_config = config.store.clone();
-        let store = tokio::task::spawn_blocking(move || store::Store::open(&store_config))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let store = store::Store::connect(&config.store).await?;
         // X3: one timeline across restarts, kept in the store.
         let timeline = store.timeline(clock.wall_now(), clock.scale()).await?;
         let clock = clock.with_timeline(timeline);
@@ -203,6 +201,7 @@ impl Dispatcher {
 
         let sender = deliver::Sender::new(config.timeout, config.max_redirects)?;
         let wake = Arc::new(Notify::new());
+        store.subscribe(Arc::clone(&wake));
         let (shutdown, shutdown_rx) = watch::channel(false);
 
         let engine = Arc::new(engine::Engine {
