@@ -22,8 +22,9 @@
 //!   pool of senders and the batching writer.
 //! - [`deliver`] — one POST with reqwest (rustls, redirect limit, timeout), named as a
 //!   core `Outcome`.
-//! - [`store`] — every SQLite call (WAL, migrations by `PRAGMA user_version`), run on
-//!   tokio's blocking pool.
+//! - [`store`] — the store contract and its backends: SQLite (WAL, run on tokio's
+//!   blocking pool) and PostgreSQL (several processes, leased claims).
+//! - [`pgtemp`] — a throw-away PostgreSQL cluster for tests and load runs.
 //! - [`clock`] — the only reader of the wall clock: tokio instants for deadlines,
 //!   absolute micros for stored instants, X3's time scale.
 //! - [`error`] — typed errors of the store and of start-up.
