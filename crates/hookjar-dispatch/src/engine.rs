@@ -157,7 +157,8 @@ impl Engine {
         };
 
         let mut errors = 0u32;
-        // A shared store (PostgreSQL): look for attempts of processes that died.
+        // A shared store (PostgreSQL): renew this process's leases and look for
+        // attempts of processes that died.
         let recheck = self.store.recheck_every();
         let mut rechecked = tokio::time::Instant::now();
         loop {
@@ -175,11 +176,14 @@ impl Engine {
                 done(&mut in_flight, finished);
             }
             if workers.len() >= self.concurrency {
+                // A full pool still renews its leases on time (shared store).
+                let recheck_at = recheck.map(|every| rechecked + every);
                 tokio::select! {
                     Some(finished) = workers.join_next() => {
                         done(&mut in_flight, finished);
                         continue;
                     }
+                    _ = tokio::time::sleep_until(recheck_at.unwrap_or_else(tokio::time::Instant::now)), if recheck_at.is_some() => continue,
                     _ = shutdown.changed() => break,
                 }
             }

@@ -565,3 +565,54 @@ async fn postgres_migrations_are_versioned() {
     let err = Store::connect(&config).await.unwrap_err();
     assert!(err.to_string().contains("newer than this hookjar"), "{err}");
 }
+
+/// A live process keeps its leases however long its attempts take to be recorded:
+/// its own look for expired leases renews its claims instead of taking them over
+/// (found in the kill -9 load run: a 5 s lease ran out while results waited to be
+/// written under load, and live attempts were retried as duplicates). Leases run
+/// on the database's clock, so "the lease ran out" is written into the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_live_process_renews_its_own_leases() {
+    let Some(cluster) = TempCluster::start_or_skip("postgres_a_live_process_renews_its_own_leases")
+    else {
+        return;
+    };
+    let (config, a) = pg(&cluster, Duration::from_secs(60)).await;
+    let (sql, conn) = tokio_postgres::connect(&config.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let expire = || async {
+        sql.execute(
+            "UPDATE deliveries SET lease_until = now() - interval '1 hour' WHERE state = 'inflight'",
+            &[],
+        )
+        .await
+        .unwrap()
+    };
+    let b = Store::connect(&StoreConfig::Postgres(config.clone()))
+        .await
+        .unwrap();
+    a.create_webhook(NewWebhook::to("http://127.0.0.1:9/r"), T0)
+        .await
+        .unwrap();
+    a.emit(event(1, EventType::LessonCompletion), T0)
+        .await
+        .unwrap();
+    assert_eq!(claim(&a, T0).await.len(), 1);
+    assert_eq!(expire().await, 1);
+    // A is alive: its own check renews the lease, never takes its attempt over…
+    assert!(
+        a.interrupted().await.unwrap().is_empty(),
+        "A took over its own live attempt"
+    );
+    // …and the renewed lease holds against B.
+    assert!(
+        b.interrupted().await.unwrap().is_empty(),
+        "B took over a renewed lease"
+    );
+    // A stops renewing (dies) and the lease runs out: B takes over.
+    drop(a);
+    assert_eq!(expire().await, 1);
+    assert_eq!(b.interrupted().await.unwrap().len(), 1);
+}

@@ -15,9 +15,10 @@
 //!   A claimed delivery is `inflight` with `claimed_by` (the process) and
 //!   `lease_until` (database time + the lease, [`DEFAULT_LEASE`]); its attempt is
 //!   written ahead (verdict `started`) in the same transaction.
-//! - **A dead process.** Its leases run out; every process looks for expired
-//!   leases every third of a lease ([`PgStore::recheck_every`]) and the first to
-//!   find one takes it over (again `FOR UPDATE SKIP LOCKED`): the interrupted
+//! - **A dead process.** Its leases run out. Every process, every third of a lease
+//!   ([`PgStore::recheck_every`]), renews its own leases (a live process keeps its
+//!   claims however long their results wait to be written) and looks for expired
+//!   ones; the first to find one takes it over (again `FOR UPDATE SKIP LOCKED`): the interrupted
 //!   attempt counts as made, is logged as `unknown`, and the delivery retries after
 //!   its normal back-off (S19), exactly as after a SQLite restart.
 //! - **Wake-ups.** `emit` and `redeliver` send `NOTIFY hookjar_wake` in their
@@ -783,17 +784,26 @@ impl PgStore {
         Ok(effects)
     }
 
-    /// Attempts whose lease expired (their process died), taken over by this
-    /// process under a new lease; deliveries in flight without a written-ahead
-    /// attempt go back to pending.
+    /// Renews this process's own leases, then returns the attempts whose lease
+    /// expired (their process died), taken over by this process under a new lease;
+    /// deliveries in flight without a written-ahead attempt go back to pending.
     pub async fn interrupted(&self) -> Result<Vec<Interrupted>, StoreError> {
         let mut c = self.client().await?;
+        // This process is alive: its own claims are renewed, never taken over
+        // (their results may be waiting to be written, however long that takes).
+        c.execute(
+            "UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
+              WHERE state = 'inflight' AND claimed_by = $1",
+            &[&self.inner.me, &self.lease_secs()],
+        )
+        .await?;
         let tx = c.transaction().await?;
         let rows = tx
             .query(
                 "UPDATE deliveries d SET claimed_by = $1, lease_until = now() + make_interval(secs => $2)
                   WHERE d.seq IN (SELECT seq FROM deliveries
                                    WHERE state = 'inflight' AND (lease_until IS NULL OR lease_until < now())
+                                     AND claimed_by IS DISTINCT FROM $1
                                    FOR UPDATE SKIP LOCKED)
                  RETURNING d.seq, d.webhook_seq, d.attempts",
                 &[&self.inner.me, &self.lease_secs()],
