@@ -34,3 +34,10 @@ load:
     cargo run --release -p hookjar-bench -- mock
     cargo run --release -p hookjar-bench -- dispatch
     cargo run --release -p hookjar-bench -- restart
+
+# The PostgreSQL load runs of docs/performance.md (real hookjar serve processes).
+load-postgres:
+    cargo build --release -p hookjar -p hookjar-bench
+    ./target/release/hookjar-load shared
+    ./target/release/hookjar-load shared-kill
+    ./target/release/hookjar-load shared-restart

@@ -236,10 +236,17 @@ fn find_bin() -> Option<PathBuf> {
     if let Some(b) = dirs.pop() {
         return Some(b);
     }
+    // On PATH, follow a symlinked initdb to the directory it lives in (some systems
+    // link only a few of the tools into a PATH directory).
     std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).find(|d| {
-            d.join("initdb").is_file() && d.join("pg_ctl").is_file() && d.join("createdb").is_file()
-        })
+        std::env::split_paths(&path)
+            .filter_map(|d| d.join("initdb").canonicalize().ok())
+            .filter_map(|initdb| initdb.parent().map(Path::to_path_buf))
+            .find(|d| {
+                ["initdb", "pg_ctl", "createdb"]
+                    .iter()
+                    .all(|t| d.join(t).is_file())
+            })
     })
 }
 
