@@ -110,8 +110,9 @@ impl TempCluster {
         Ok(cluster)
     }
 
-    /// [`TempCluster::start`] for a test: `None` after one `skipped: …` line when
-    /// PostgreSQL is not installed and `HOOKJAR_REQUIRE_POSTGRES` is not `1`.
+    /// [`TempCluster::start`] for a test: `None` when PostgreSQL is not installed and
+    /// `HOOKJAR_REQUIRE_POSTGRES` is not `1` (one `skipped: …` line on stderr per
+    /// test binary).
     ///
     /// # Panics
     /// When PostgreSQL is required but missing, or installed but not starting.
@@ -119,9 +120,16 @@ impl TempCluster {
         match TempCluster::start(false) {
             Ok(c) => Some(c),
             Err(PgTempError::Missing) if !required() => {
-                eprintln!(
-                    "skipped: {test}: PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or PATH); install Debian's `postgresql` to run it, or set HOOKJAR_REQUIRE_POSTGRES=1 to make this a failure"
-                );
+                // Once per test binary, straight to stderr (the test harness
+                // captures `eprintln!` of passing tests).
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "skipped: the PostgreSQL tests of this test binary ({test}, …): PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or PATH); install Debian's `postgresql` to run them, or set HOOKJAR_REQUIRE_POSTGRES=1 to make this a failure"
+                    );
+                });
                 None
             }
             Err(e) => panic!("{test}: {e}"),
