@@ -1135,3 +1135,33 @@ async fn drop_pending<C: GenericClient>(
     )
     .await? as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    #[test]
+    fn urls_are_recognised_and_passwords_never_shown() {
+        let pg = PgConfig::new("postgres://hookjar:s3cret@db.internal:5432/hookjar");
+        assert_eq!(
+            pg.redacted(),
+            "postgres://hookjar:***@db.internal:5432/hookjar"
+        );
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        let plain = PgConfig::new("postgresql://hookjar@127.0.0.1/hookjar");
+        assert_eq!(plain.redacted(), plain.url);
+        assert!(matches!(
+            StoreConfig::from_db_arg("postgresql://u@h/d"),
+            StoreConfig::Postgres(_)
+        ));
+        assert_eq!(
+            StoreConfig::from_db_arg("hooks.db"),
+            StoreConfig::File("hooks.db".into())
+        );
+        assert_eq!(
+            crate::store::describe(&StoreConfig::Postgres(pg)),
+            "PostgreSQL postgres://hookjar:***@db.internal:5432/hookjar (shared: deliveries are claimed under 60 s leases)"
+        );
+    }
+}
