@@ -393,6 +393,26 @@ async fn sqlite_in_memory_keeps_the_contract() {
     interrupted(s.clone(), s).await;
 }
 
+#[tokio::test]
+async fn sqlite_file_keeps_the_contract() {
+    let dir = std::env::temp_dir().join(format!("hookjar-contract-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let open = || {
+        let file = dir.join(format!(
+            "{}.db",
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        Store::open(&StoreConfig::File(file)).unwrap()
+    };
+    contract(&open).await;
+    let s = open();
+    assert_eq!(s.backend(), "sqlite");
+    interrupted(s.clone(), s).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Opens a fresh database on `cluster` with `lease`.
 async fn pg(cluster: &TempCluster, lease: Duration) -> (PgConfig, Store) {
     let config = PgConfig {

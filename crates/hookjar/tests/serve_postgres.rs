@@ -60,10 +60,6 @@ impl Serve {
             }
         }
         assert!(banner.contains("store: PostgreSQL"), "{banner}");
-        assert!(
-            !banner.contains("secret"),
-            "no password in the banner: {banner}"
-        );
         std::thread::spawn(move || {
             let mut sink = String::new();
             let _ = out.read_to_string(&mut sink);
