@@ -21,6 +21,10 @@ fmt:
 run *ARGS:
     cargo run --release -- conformance {{ARGS}}
 
+# The OpenAPI contract against the server, as CI checks it (schemathesis, ~2 min).
+schemathesis:
+    bash .ci/schemathesis
+
 # Everything CI does.
 ci:
     bash .ci/run
@@ -32,8 +36,15 @@ bench:
 # Load runs of docs/performance.md (release; loopback only; bounded).
 load:
     cargo run --release -p hookjar-bench -- mock
+    cargo run --release -p hookjar-bench -- mock-memory
+    cargo run --release -p hookjar-bench -- lifecycle
     cargo run --release -p hookjar-bench -- dispatch
     cargo run --release -p hookjar-bench -- restart
+
+# Retake the docs' screenshots (docs/img/) with the browser tests in headless Chromium
+# (needs Debian's chromium and chromium-driver).
+screenshots:
+    HOOKJAR_REQUIRE_BROWSER=1 HOOKJAR_SCREENSHOTS=docs/img cargo test -p hookjar-tests --test browser
 
 # The PostgreSQL load runs of docs/performance.md (real hookjar serve processes).
 load-postgres:

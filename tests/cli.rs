@@ -1,16 +1,32 @@
 //! The `hookjar` binary, run as a user runs it: output snapshots and exit codes.
+//!
+//! `HOOKJAR_BIN=/path/to/hookjar` runs the suite against another build (e.g. an
+//! older one, to see a test fail before its fix).
 
 use std::process::{Command, Output};
 
 use hookjar_tests::snapshot_settings;
 
+/// The binary under test.
+fn bin() -> String {
+    std::env::var("HOOKJAR_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hookjar").to_owned())
+}
+
 /// Runs `hookjar ARGS…`, printing the full context if anything below fails.
 fn hookjar(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_hookjar"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run hookjar");
+    hookjar_env(args, &[("NO_COLOR", "1")])
+}
+
+/// [`hookjar`] with these environment variables (and without NO_COLOR unless given).
+fn hookjar_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run hookjar");
     eprintln!(
         "$ hookjar {}\nexit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
         args.join(" "),
@@ -87,7 +103,11 @@ fn s14_schedule_flags_change_the_policy() {
 #[test]
 fn schedule_rejects_an_impossible_policy() {
     let out = hookjar(&["schedule", "--base-delay", "10s", "--max-delay", "1s"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an impossible policy is bad input"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("must not be shorter than the base delay"),
@@ -130,7 +150,7 @@ fn s11_every_fixture_shows_as_json_with_its_type() {
 #[test]
 fn fixtures_show_unknown_type_says_what_to_do() {
     let out = hookjar(&["fixtures", "show", "COURSE_STARTED"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(2), "an unknown type is bad input");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("unknown event type \"COURSE_STARTED\""),
@@ -208,14 +228,18 @@ fn conformance_json_and_only() {
     assert_eq!(doc["cases"][0]["id"], "S14.backoff");
     assert_eq!(doc["cases"].as_array().unwrap().len(), 1);
     let out = hookjar(&["conformance", "--only", "S99"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an --only that matches nothing is bad input"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no case matches --only S99"));
 }
 
 #[test]
 fn simulate_503_forever_json() {
     let out = hookjar(&["simulate", "--script", "503", "--format", "json"]);
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(1), "it ends in RETRY_COUNT");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let attempts = doc["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 61);
@@ -407,7 +431,7 @@ fn docs_cli_md_matches_help() {
 #[test]
 fn conformance_ignores_an_api_key_from_the_environment_without_server() {
     // Users export HOOKJAR_API_KEY for serve/emit; the self-hosted suite must still run.
-    let out = Command::new(env!("CARGO_BIN_EXE_hookjar"))
+    let out = Command::new(bin())
         .args(["conformance", "--quiet", "--only", "S5"])
         .env("HOOKJAR_API_KEY", "from-env")
         .output()
@@ -432,4 +456,711 @@ fn commands_refuse_urls_skilljar_would_not_accept() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("is not a URL Skilljar would accept"), "{err}");
     }
+}
+
+/// A server command run under `sh -c 'ulimit -n N; exec hookjar …'`, with the URL it
+/// prints at start.
+struct Child {
+    child: std::process::Child,
+    url: String,
+    /// Kept open: the server prints more after its first line.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Child {
+    fn start(fd_limit: u32, args: &[&str], banner: &str) -> Child {
+        use std::io::BufRead as _;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {fd_limit} && exec \"$0\" \"$@\""))
+            .arg(bin())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run hookjar under sh");
+        let mut first = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        let url = first
+            .trim()
+            .strip_prefix(banner)
+            .unwrap_or_else(|| panic!("{args:?} printed {first:?}"))
+            .trim()
+            .to_owned();
+        Child {
+            child,
+            url,
+            _stdout: stdout,
+        }
+    }
+
+    /// Stops it (it must still be running) and returns its stderr.
+    fn stop(mut self) -> String {
+        use std::io::Read as _;
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the server is still running"
+        );
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        eprintln!("--- server stderr\n{err}");
+        err
+    }
+}
+
+/// Opens `n` connections that send nothing.
+fn idle_sockets(addr: &str, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect()
+}
+
+/// `GET path` on a fresh connection, waiting at most `wait`; the status line.
+fn get_status(addr: &str, path: &str, auth: Option<&str>, wait: std::time::Duration) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(wait)).unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: Basic {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Issue #13 item 1: with 64 file descriptors, 120 idle sockets exhaust them; the API
+/// backs off instead of dying, closes the idle sockets at the 1 s header timeout and
+/// answers again.
+#[test]
+fn serve_keeps_answering_when_out_of_file_descriptors() {
+    let server = Child::start(
+        64,
+        &[
+            "serve",
+            "--in-memory",
+            "--api-key",
+            "k",
+            "--addr",
+            "127.0.0.1:0",
+            "--header-timeout",
+            "1s",
+        ],
+        "hookjar dispatcher listening on",
+    );
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let idle = idle_sockets(&addr, 120);
+    let status = get_status(
+        &addr,
+        "/v1/ping",
+        Some("azo="),
+        std::time::Duration::from_secs(20),
+    );
+    drop(idle);
+    let err = server.stop();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(err.contains("API: cannot accept connections"), "{err}");
+}
+
+/// The same for the mock receiver, and its connection cap: at 8 connections the
+/// receiver says so, and serves the next client once idle ones close.
+#[test]
+fn mock_keeps_answering_at_its_connection_cap_and_fd_limit() {
+    let mock = Child::start(
+        64,
+        &[
+            "mock",
+            "--addr",
+            "127.0.0.1:0",
+            "--header-timeout",
+            "1s",
+            "--max-connections",
+            "8",
+            "--quiet",
+        ],
+        "hookjar mock listening on",
+    );
+    let addr = mock.url.trim_start_matches("http://").to_owned();
+    let idle = idle_sockets(&addr, 20);
+    let status = get_status(
+        &addr,
+        "/_mock/requests",
+        None,
+        std::time::Duration::from_secs(20),
+    );
+    drop(idle);
+    let err = mock.stop();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        err.contains("mock receiver: connection limit reached (8 open)"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Issue #13 item 4: one exit-code convention (docs/cli.md), every bad value refused
+// up front with a message that names it.
+// ---------------------------------------------------------------------------
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A unique scratch folder for one test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hookjar-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn an_unknown_event_type_is_bad_input_in_every_command() {
+    let m = background_mock(|b| b);
+    let url = m.mock.url();
+    for args in [
+        &["emit", "NOPE", "--api-key", "k"][..],
+        &["simulate", "--script", "200", "--type", "NOPE"][..],
+        &["send", "NOPE", "--to", &url][..],
+        &["fixtures", "show", "NOPE"][..],
+        &["check", &url, "--type", "NOPE"][..],
+    ] {
+        let out = hookjar(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains("NOPE"), "{args:?}: {}", stderr(&out));
+    }
+    assert!(m.mock.requests().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn simulate_exits_1_when_the_webhook_is_deactivated() {
+    for (script, code) in [("503", 1), ("404", 1), ("redirect", 1), ("503*3,200", 0)] {
+        let out = hookjar(&["simulate", "--script", script]);
+        assert_eq!(out.status.code(), Some(code), "--script {script}");
+    }
+}
+
+#[test]
+fn zero_timeouts_are_refused_up_front() {
+    let url = "http://127.0.0.1:9/hook";
+    for args in [
+        &["send", "PING", "--to", url, "--timeout", "0s"][..],
+        &["check", url, "--timeout", "0s"][..],
+        &["replay", "fixtures/events", "--to", url, "--timeout", "0"][..],
+        &["simulate", "--script", "hang", "--timeout", "0ms"][..],
+        &["serve", "--in-memory", "--timeout", "0s"][..],
+        &["mock", "--header-timeout", "0s"][..],
+    ] {
+        let out = hookjar(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("not a usable timeout"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_dispatcher_urls_are_refused_naming_them() {
+    for (args, bad) in [
+        (
+            &[
+                "emit",
+                "COURSE_ENROLLMENT",
+                "--server",
+                "notaurl",
+                "--api-key",
+                "k",
+            ][..],
+            "notaurl",
+        ),
+        (
+            &["conformance", "--server", "ftp://x", "--api-key", "k"][..],
+            "ftp://x",
+        ),
+    ] {
+        let out = hookjar(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(!err.contains("builder error"), "{err}");
+        assert!(err.contains(&format!("\"{bad}\"")), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_an_environment_problem() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for args in [
+        &["mock", "--addr", &addr][..],
+        &["serve", "--in-memory", "--api-key", "k", "--addr", &addr][..],
+    ] {
+        let out = hookjar(args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        assert!(stderr(&out).contains(&addr), "{args:?}: {}", stderr(&out));
+    }
+    // An unreachable server or endpoint is one too.
+    let out = hookjar(&[
+        "emit",
+        "COURSE_ENROLLMENT",
+        "--server",
+        "http://127.0.0.1:9",
+        "--api-key",
+        "k",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = hookjar(&[
+        "replay",
+        "/nonexistent/hookjar.jsonl",
+        "--to",
+        "http://127.0.0.1:9/",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "an unreadable file");
+}
+
+#[test]
+fn host_names_are_accepted_for_addr() {
+    let server = Child::start(
+        1024,
+        &[
+            "serve",
+            "--in-memory",
+            "--api-key",
+            "k",
+            "--addr",
+            "localhost:0",
+        ],
+        "hookjar dispatcher listening on",
+    );
+    assert!(
+        server.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    server.stop();
+    let mock = Child::start(
+        1024,
+        &["mock", "--addr", "localhost:0", "--quiet"],
+        "hookjar mock listening on",
+    );
+    assert!(mock.url.starts_with("http://127.0.0.1:"), "{}", mock.url);
+    mock.stop();
+    let out = hookjar(&["mock", "--addr", "localhost"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("\"localhost\""), "{}", stderr(&out));
+}
+
+#[test]
+fn replay_sends_one_pretty_printed_event_file() {
+    let m = background_mock(|b| b);
+    let dir = scratch("pretty");
+    let file = dir.join("event.json");
+    let shown = hookjar(&["fixtures", "show", "COURSE_COMPLETION"]);
+    let pretty = serde_json::to_string_pretty(
+        &serde_json::from_slice::<serde_json::Value>(&shown.stdout).unwrap(),
+    )
+    .unwrap();
+    assert!(pretty.lines().count() > 3, "pretty-printed");
+    std::fs::write(&file, pretty).unwrap();
+    let out = hookjar(&["replay", file.to_str().unwrap(), "--to", &m.mock.url()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = m.mock.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].event_type.as_deref(), Some("COURSE_COMPLETION"));
+}
+
+/// Two journal entries as the mock writes them, to `path` with `header`.
+fn journal_lines(path: &str, header: (&str, &str)) -> (String, String) {
+    let body = |n: u32| {
+        format!(r#"{{"event_type":"PING","timestamp":"2026-01-01T00:00:0{n}.000000+00:00"}}"#)
+    };
+    let line = |n: u32| {
+        serde_json::json!({
+            "seq": n, "method": "POST", "path": path,
+            "headers": [["content-type", "application/json"], ["user-agent", "skilljar"], [header.0, header.1], ["host", "old.example:1"]],
+            "body": body(n), "event_type": "PING",
+        })
+        .to_string()
+    };
+    (line(1), line(2))
+}
+
+#[test]
+fn replay_skips_a_torn_journal_line_and_replays_the_rest() {
+    let m = background_mock(|b| b);
+    let dir = scratch("torn");
+    let file = dir.join("torn.jsonl");
+    let (a, b) = journal_lines("/hook", ("x-a", "1"));
+    let (c, _) = journal_lines("/hook", ("x-a", "3"));
+    let c = c.replace("00:00:01", "00:00:03");
+    // Line 2 is what a kill -9 during a write leaves: a fragment of a line, and the
+    // next run's first line glued to it. Line 4 is a fragment at the end.
+    let torn = format!("{a}\n{}{b}\n{c}\n{}", &a[..40], &c[..25]);
+    std::fs::write(&file, torn).unwrap();
+    let out = hookjar(&["replay", file.to_str().unwrap(), "--to", &m.mock.url()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let shown = file.display().to_string();
+    assert!(
+        err.contains(&format!("{shown}:2: a torn journal line")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{shown}:4: a torn journal line")),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("3 delivered, 0 not delivered"),
+        "{}",
+        stdout(&out)
+    );
+    let stamps: Vec<String> = m
+        .mock
+        .requests()
+        .iter()
+        .map(|r| {
+            r.json.as_ref().unwrap()["timestamp"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(stamps.len(), 3, "every intact request: {stamps:?}");
+    assert!(
+        stamps[1].contains("00:00:02") && stamps[2].contains("00:00:03"),
+        "{stamps:?}"
+    );
+}
+
+#[test]
+fn replay_keeps_recorded_paths_and_headers_when_asked() {
+    let m = background_mock(|b| b);
+    let dir = scratch("keep");
+    let file = dir.join("journal.jsonl");
+    let (a, _) = journal_lines("/orig/path?x=1", ("x-client-id", "abc"));
+    std::fs::write(&file, format!("{a}\n")).unwrap();
+    let to = format!("{}/elsewhere", m.mock.url());
+    let out = hookjar(&["replay", file.to_str().unwrap(), "--to", &to]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = hookjar(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--to",
+        &to,
+        "--keep-paths",
+        "--keep-headers",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = m.mock.requests();
+    assert_eq!(reqs[0].path, "/elsewhere");
+    assert!(!reqs[0].headers.iter().any(|(k, _)| k == "x-client-id"));
+    assert_eq!(reqs[1].path, "/orig/path?x=1");
+    assert!(
+        reqs[1]
+            .headers
+            .contains(&("x-client-id".to_owned(), "abc".to_owned())),
+        "{:?}",
+        reqs[1].headers
+    );
+    assert!(
+        !reqs[1]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "host" && v.contains("old.example")),
+        "Host is the client's"
+    );
+}
+
+#[test]
+fn send_keeps_a_files_timestamp_when_asked() {
+    let m = background_mock(|b| b);
+    let dir = scratch("stamp");
+    let file = dir.join("event.json");
+    std::fs::write(
+        &file,
+        r#"{"event_type":"PING","timestamp":"2015-02-13T18:57:55.066475+00:00"}"#,
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let url = m.mock.url();
+    assert_eq!(hookjar(&["send", f, "--to", &url]).status.code(), Some(0));
+    assert_eq!(
+        hookjar(&["send", f, "--to", &url, "--keep-timestamp"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let reqs = m.mock.requests();
+    let stamp = |i: usize| {
+        reqs[i].json.as_ref().unwrap()["timestamp"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(
+        stamp(0),
+        "2015-02-13T18:57:55.066475+00:00",
+        "fresh by default"
+    );
+    assert_eq!(stamp(1), "2015-02-13T18:57:55.066475+00:00");
+}
+
+/// check's rows: a ping never deactivates; the duplicate row times both sends; the
+/// latency row does not pass when nothing answered.
+#[test]
+fn check_rows_tell_the_truth() {
+    // Every request refused with 401 (the endpoint wants auth the check does not send).
+    let strict = background_mock(|b| b.basic_auth("u", "p"));
+    let url = format!("{}/hook", strict.mock.url());
+    let out = hookjar(&[
+        "check",
+        &url,
+        "--quiet",
+        "--format",
+        "json",
+        "--type",
+        "PATH_COMPLETION",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let case = |id: &str| {
+        doc["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id}"))
+            .clone()
+    };
+    let ping = case("ping")["seen"].as_str().unwrap().to_owned();
+    assert!(
+        ping.contains("never retried and never deactivates"),
+        "{ping}"
+    );
+
+    // Slow enough to time: the duplicate row shows both sends.
+    let slow = background_mock(|b| b.script("200@40ms").unwrap());
+    let url = format!("{}/hook", slow.mock.url());
+    let out = hookjar(&[
+        "check",
+        &url,
+        "--quiet",
+        "--format",
+        "json",
+        "--type",
+        "PATH_COMPLETION",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dup = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "duplicate")
+        .unwrap()
+        .clone();
+    assert!(dup["duration"].as_u64().unwrap() >= 80, "{dup}");
+    assert!(
+        dup["seen"]
+            .as_str()
+            .unwrap()
+            .contains("ms then HTTP 200 in "),
+        "{dup}"
+    );
+
+    // Nothing listens: every request is refused, and latency is no pass.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let out = hookjar(&[
+        "check",
+        &url,
+        "--quiet",
+        "--format",
+        "json",
+        "--type",
+        "PATH_COMPLETION",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let latency = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "latency")
+        .unwrap()
+        .clone();
+    assert_eq!(latency["status"], "fail", "{latency}");
+    assert!(
+        latency["seen"].as_str().unwrap().contains("got an answer"),
+        "{latency}"
+    );
+}
+
+/// Colour: the same palette in every command that prints verdicts (send, replay,
+/// check, the mock's request and violation lines), on with CLICOLOR_FORCE, off with
+/// NO_COLOR whatever else is set.
+#[test]
+fn colour_is_consistent_and_honours_no_color() {
+    let m = background_mock(|b| b.script("503").unwrap());
+    let url = m.mock.url();
+    let esc = "\u{1b}[";
+    for args in [
+        &["send", "PING", "--to", &url][..],
+        &[
+            "replay",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../fixtures/events/PING.json"
+            ),
+            "--to",
+            &url,
+        ][..],
+        &["check", &url, "--quiet", "--type", "PATH_COMPLETION"][..],
+    ] {
+        let out = hookjar_env(args, &[("CLICOLOR_FORCE", "1")]);
+        assert!(stdout(&out).contains(esc), "{args:?} is coloured");
+        let out = hookjar_env(args, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+        assert!(!stdout(&out).contains(esc), "{args:?} honours NO_COLOR");
+    }
+}
+
+/// The mock's console: a violation line is coloured like the other commands' warnings.
+#[test]
+fn mock_violation_lines_are_coloured() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    for (env, coloured) in [
+        (vec![("CLICOLOR_FORCE", "1")], true),
+        (vec![("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], false),
+    ] {
+        let mut cmd = Command::new(bin());
+        cmd.args(["mock", "--addr", "127.0.0.1:0"])
+            .env_remove("NO_COLOR")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        let addr = first.trim().rsplit("http://").next().unwrap().to_owned();
+        // A request that breaks S7: no User-Agent, not JSON.
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        let mut text = String::new();
+        for _ in 0..40 {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            text.push_str(&line);
+            if line.contains("! ") {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let violation = text
+            .lines()
+            .find(|l| l.contains("! "))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(violation.contains("\u{1b}[33m"), coloured, "{violation:?}");
+    }
+}
+
+/// emit: 0 when queued, 1 when the dispatcher refuses (a wrong key, a non-2xx), 2 for
+/// bad input, 3 when unreachable (above).
+#[test]
+fn emit_follows_the_exit_code_table() {
+    let server = Child::start(
+        1024,
+        &[
+            "serve",
+            "--in-memory",
+            "--api-key",
+            "k",
+            "--addr",
+            "127.0.0.1:0",
+        ],
+        "hookjar dispatcher listening on",
+    );
+    let ok = hookjar(&[
+        "emit",
+        "COURSE_ENROLLMENT",
+        "--server",
+        &server.url,
+        "--api-key",
+        "k",
+    ]);
+    let refused = hookjar(&[
+        "emit",
+        "COURSE_ENROLLMENT",
+        "--server",
+        &server.url,
+        "--api-key",
+        "wrong",
+    ]);
+    let dir = scratch("emit");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let bad_data = hookjar(&[
+        "emit",
+        "COURSE_ENROLLMENT",
+        "--server",
+        &server.url,
+        "--api-key",
+        "k",
+        "--data",
+        bad.to_str().unwrap(),
+    ]);
+    server.stop();
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert_eq!(bad_data.status.code(), Some(2), "{}", stderr(&bad_data));
+    assert!(stderr(&bad_data).contains("is not valid JSON"));
+}
+
+/// send: a file that is not an event is bad input (2); one that cannot be read is an
+/// environment problem (3).
+#[test]
+fn send_tells_bad_files_from_unreadable_ones() {
+    let dir = scratch("sendfile");
+    let not_event = dir.join("x.json");
+    std::fs::write(&not_event, "[1, 2]").unwrap();
+    let out = hookjar(&[
+        "send",
+        not_event.to_str().unwrap(),
+        "--to",
+        "http://127.0.0.1:9/",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not an event payload"));
+    let out = hookjar(&["send", dir.to_str().unwrap(), "--to", "http://127.0.0.1:9/"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a folder cannot be read as a file"
+    );
 }

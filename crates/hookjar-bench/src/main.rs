@@ -3,10 +3,18 @@
 //! Every run talks to loopback only, is bounded in requests and time, and stops by
 //! itself. Build in release: `cargo run --release -p hookjar-bench -- <run>`.
 //!
-//! - `mock` — requests/s of the mock receiver (journal file on) against a bare hyper
-//!   server answering 200, under the same client load.
+//! - `mock` — requests/s of the mock receiver (journal file on and off) against a bare
+//!   hyper server and wiremock-rs, alternating, under `wrk` pinned to the other core
+//!   (server-bound), or under an in-process reqwest client (`--load reqwest`).
+//! - `mock-memory` — the mock's resident memory after N distinct deliveries at full
+//!   speed (wrk).
 //! - `dispatch` — durable deliveries/s end to end: events emitted through the API,
 //!   fanned out, stored in SQLite (a file, WAL), POSTed to a bare hyper receiver.
+//! - `dispatch` also runs the no-storage ceiling first: the same reqwest client stack
+//!   POSTing the same number of payloads to the same bare receiver at the dispatcher's
+//!   delivery concurrency; it prints the dispatcher's fraction of it.
+//! - `lifecycle` — N webhooks whose receiver answers 503 forever, each living its
+//!   whole 61-attempt life-cycle (~50 h) on tokio's paused clock: the wall time it takes.
 //! - `restart` — a store holding N pending deliveries: how long the dispatcher takes to
 //!   start on it, and to deliver them all.
 //! - `shared`, `shared-kill`, `shared-restart` — the PostgreSQL store with one and two
@@ -42,14 +50,41 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Run {
-    /// Mock receiver (journal on) vs a bare hyper server: requests/s.
+    /// Mock receiver (journal on and off) vs a bare hyper server and wiremock-rs:
+    /// requests/s, contenders alternating, min/median/max over the rounds.
     Mock {
-        /// Requests per server.
+        /// The load generator: `wrk` (server-bound: the servers on core 0, wrk on
+        /// core 1; needs wrk and taskset) or `reqwest` (an in-process client).
+        #[arg(long, value_enum, default_value_t = Loader::Wrk)]
+        load: Loader,
+        /// Rounds (each runs every contender once).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// wrk: seconds per contender and round.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// wrk: keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u64,
+        /// reqwest: requests per contender and round.
         #[arg(long, default_value_t = 40_000)]
         requests: u64,
-        /// Concurrent keep-alive clients.
+        /// reqwest: concurrent keep-alive clients.
         #[arg(long, default_value_t = 32)]
         concurrency: u64,
+    },
+    /// Resident memory of the mock receiver (journal file on) after N distinct
+    /// deliveries sent by wrk at full speed.
+    MockMemory {
+        /// Distinct deliveries (each a payload with its own timestamp).
+        #[arg(long, default_value_t = 1_000_000)]
+        requests: u64,
+        /// Requests the mock keeps in memory (its --keep).
+        #[arg(long, default_value_t = hookjar_mock::DEFAULT_KEEP)]
+        keep: usize,
+        /// wrk: keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u64,
     },
     /// Durable deliveries/s through the reference dispatcher.
     Dispatch {
@@ -72,6 +107,16 @@ enum Run {
         /// How long to serve.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+    },
+    /// N webhooks, one event, a receiver answering 503 forever: every delivery's whole
+    /// 61-attempt life-cycle in virtual time (tokio's paused clock).
+    Lifecycle {
+        /// Webhooks (each its own URL, so one delivery each).
+        #[arg(long, default_value_t = 1_000)]
+        webhooks: u64,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Start-up and drain time with N pending deliveries in the store.
     Restart {
@@ -119,19 +164,45 @@ enum Run {
     },
 }
 
+/// How `hookjar-load mock` loads the servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Loader {
+    /// wrk on core 1, the servers on core 0.
+    Wrk,
+    /// An in-process reqwest client on its own one-worker runtime.
+    Reqwest,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.run {
         Run::Mock {
+            load,
+            rounds,
+            seconds,
+            connections,
             requests,
             concurrency,
-        } => mock_run(requests, concurrency),
+        } => mock_run(MockRun {
+            load,
+            rounds,
+            seconds,
+            connections,
+            requests,
+            concurrency,
+        }),
+        Run::MockMemory {
+            requests,
+            keep,
+            connections,
+        } => mock_memory_run(requests, keep, connections),
         Run::Dispatch {
             events,
             webhooks,
             concurrency,
         } => dispatch_run(events, webhooks, concurrency),
         Run::Restart { pending } => restart_run(pending),
+        Run::Lifecycle { webhooks, rounds } => lifecycle_run(webhooks, rounds),
         Run::Shared {
             events,
             webhooks,
@@ -260,43 +331,313 @@ fn load(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
     })
 }
 
-fn mock_run(requests: u64, concurrency: u64) -> anyhow::Result<()> {
+/// The settings of one `mock` run.
+#[derive(Debug, Clone, Copy)]
+struct MockRun {
+    load: Loader,
+    rounds: usize,
+    seconds: u64,
+    connections: u64,
+    requests: u64,
+    concurrency: u64,
+}
+
+/// wrk's script for the server-bound runs: one valid payload, Skilljar's headers.
+const WRK_POST: &str = include_str!("../wrk/post.lua");
+/// wrk's script for the memory run: a distinct payload per request, stops after N.
+const WRK_DISTINCT: &str = include_str!("../wrk/distinct.lua");
+
+/// Pins this process (every thread, and the threads it starts later) to `cpu`.
+fn pin_self(cpu: u32) -> anyhow::Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run taskset (install util-linux) to pin the servers to core 0")?;
+    anyhow::ensure!(
+        status.success(),
+        "taskset could not pin this process to core {cpu}"
+    );
+    Ok(())
+}
+
+/// Writes a wrk script to a temporary file.
+fn wrk_script(name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("hookjar-load-{}-{name}", std::process::id()));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Runs wrk pinned to core 1 against `url`; returns (requests/s, requests completed).
+fn wrk(
+    url: &str,
+    script: &std::path::Path,
+    connections: u64,
+    seconds: u64,
+) -> anyhow::Result<(f64, u64)> {
+    let mut cmd = std::process::Command::new("taskset");
+    cmd.args(["-c", "1", "wrk", "-t1"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .arg("-s")
+        .arg(script)
+        .arg(url);
+    let out = cmd
+        .output()
+        .context("cannot run wrk (apt-get install wrk) pinned with taskset")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output: {text}"))?;
+    let done = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse::<u64>().ok())
+        .with_context(|| format!("no request count in wrk's output: {text}"))?;
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        println!(
+            "    note: wrk reported {}",
+            text.lines()
+                .filter(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok((rate, done))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+fn min_med_max(v: &[f64]) -> String {
+    let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = v.iter().cloned().fold(0.0, f64::max);
+    format!("{min:>9.0} {:>9.0} {max:>9.0}", median(v))
+}
+
+fn mock_run(run: MockRun) -> anyhow::Result<()> {
+    if run.load == Loader::Wrk {
+        pin_self(0)?;
+    }
     let server_rt = one_thread()?;
     let bare_count = Arc::new(AtomicU64::new(0));
     let bare = server_rt.block_on(bare_hyper(Arc::clone(&bare_count)))?;
+    let wiremock = server_rt.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        server
+    });
     let journal = std::env::temp_dir().join(format!("hookjar-load-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
     let mock = server_rt.block_on(
         hookjar_mock::MockReceiver::builder()
             .journal_file(&journal)
             .start(),
     )?;
-    // Warm-up, then measure each server twice, alternating.
-    load(&format!("http://{bare}/hook"), 2_000, concurrency)?;
-    load(&format!("{}/hook", mock.url()), 2_000, concurrency)?;
-    let mut bare_rates = Vec::new();
-    let mut mock_rates = Vec::new();
-    for _ in 0..2 {
-        bare_rates.push(load(&format!("http://{bare}/hook"), requests, concurrency)?);
-        mock_rates.push(load(
-            &format!("{}/hook", mock.url()),
-            requests,
-            concurrency,
-        )?);
+    let mock_plain = server_rt.block_on(hookjar_mock::MockReceiver::builder().start())?;
+    let contenders = [
+        ("bare hyper", format!("http://{bare}/hook")),
+        ("wiremock-rs 0.6", format!("{}/hook", wiremock.uri())),
+        ("hookjar mock --journal", format!("{}/hook", mock.url())),
+        (
+            "hookjar mock (no journal)",
+            format!("{}/hook", mock_plain.url()),
+        ),
+    ];
+    let script = wrk_script("post.lua", WRK_POST)?;
+    let measure = |url: &str, warm: bool| -> anyhow::Result<(f64, u64)> {
+        match run.load {
+            Loader::Wrk => wrk(
+                url,
+                &script,
+                run.connections,
+                if warm { 1 } else { run.seconds },
+            ),
+            Loader::Reqwest => {
+                let n = if warm { 2_000 } else { run.requests };
+                Ok((load(url, n, run.concurrency)?, n))
+            }
+        }
+    };
+    for (_, url) in &contenders {
+        measure(url, true)?;
     }
-    let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
-    let (b, m) = (best(&bare_rates), best(&mock_rates));
+    let mut rates = vec![Vec::new(); contenders.len()];
+    let mut answered_with_journal = 0;
+    for round in 0..run.rounds {
+        for (i, (name, url)) in contenders.iter().enumerate() {
+            let (rate, done) = measure(url, false)?;
+            println!("  round {} {name:<26} {rate:>9.0} req/s", round + 1);
+            rates[i].push(rate);
+            if i == 2 {
+                answered_with_journal += done;
+            }
+        }
+    }
     let journaled = std::fs::read_to_string(&journal)?.lines().count();
+    match run.load {
+        Loader::Wrk => println!(
+            "mock run: wrk -t1 -c{} -d{}s (core 1, crates/hookjar-bench/wrk/post.lua), servers on core 0, {} rounds, contenders alternating",
+            run.connections, run.seconds, run.rounds
+        ),
+        Loader::Reqwest => println!(
+            "mock run: reqwest, {} requests × {} rounds per server, {} concurrent keep-alive clients",
+            run.requests, run.rounds, run.concurrency
+        ),
+    }
     println!(
-        "mock run: {requests} requests × 2 rounds per server, {concurrency} concurrent keep-alive clients"
+        "  {:<26} {:>9} {:>9} {:>9}   (req/s)",
+        "server", "min", "median", "max"
     );
-    println!("  bare hyper:     {b:>9.0} req/s  (rounds: {bare_rates:.0?})");
-    println!("  hookjar mock:   {m:>9.0} req/s  (rounds: {mock_rates:.0?}), journal file on");
-    println!("  ratio mock/bare: {:.2}", m / b);
+    for (i, (name, _)) in contenders.iter().enumerate() {
+        println!("  {name:<26} {}", min_med_max(&rates[i]));
+    }
+    let (b, w, m, p) = (
+        median(&rates[0]),
+        median(&rates[1]),
+        median(&rates[2]),
+        median(&rates[3]),
+    );
     println!(
-        "  journal lines written: {journaled}; requests in memory: {}",
-        mock.requests().len()
+        "  hookjar mock --journal / bare hyper:  {:.2} (target ≥ 0.8)",
+        m / b
+    );
+    println!(
+        "  hookjar mock --journal / wiremock-rs: {:.2} (target ≥ 2)",
+        m / w
+    );
+    println!(
+        "  hookjar mock (no journal) / bare hyper: {:.2}; / wiremock-rs: {:.2}",
+        p / b,
+        p / w
+    );
+    println!("  wiremock-rs / bare hyper: {:.2}", w / b);
+    println!(
+        "  journal lines written: {journaled} (requests completed by the load generator in the measured rounds: {answered_with_journal}, plus warm-up); kept in memory: {}",
+        mock.counts().kept
     );
     let _ = std::fs::remove_file(&journal);
+    let _ = std::fs::remove_file(&script);
+    Ok(())
+}
+
+/// `VmRSS` and `VmHWM` of this process, in kB.
+fn rss_kb() -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .with_context(|| format!("no {name} in /proc/self/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn mock_memory_run(requests: u64, keep: usize, connections: u64) -> anyhow::Result<()> {
+    pin_self(0)?;
+    let server_rt = one_thread()?;
+    let journal =
+        std::env::temp_dir().join(format!("hookjar-load-{}-memory.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    let mock = server_rt.block_on(
+        hookjar_mock::MockReceiver::builder()
+            .journal_file(&journal)
+            .keep(keep)
+            .start(),
+    )?;
+    let (rss0, _) = rss_kb()?;
+    let script = wrk_script("distinct.lua", WRK_DISTINCT)?;
+    let start = Instant::now();
+    // wrk runs until the mock has received `requests`, then is stopped (wrk's own -d
+    // would keep it running).
+    let mut child = std::process::Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1"])
+        .arg(format!("-c{connections}"))
+        .args(["-d3600s", "-s"])
+        .arg(&script)
+        .arg(format!("{}/hook", mock.url()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("cannot run wrk (apt-get install wrk) pinned with taskset")?;
+    let mut samples = Vec::new();
+    let mut next_sample = 0;
+    loop {
+        let received = mock.counts().received;
+        if received >= next_sample || received >= requests {
+            samples.push((received, start.elapsed(), rss_kb()?.0));
+            next_sample += requests / 10;
+        }
+        if received >= requests {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("wrk ended early ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    let (rss, hwm) = rss_kb()?;
+    let counts = mock.counts();
+    let deliveries = mock.deliveries().len();
+    let journaled =
+        std::io::BufRead::lines(std::io::BufReader::new(std::fs::File::open(&journal)?)).count();
+    println!(
+        "mock-memory run: {requests} distinct deliveries by wrk -t1 -c{connections} (core 1, crates/hookjar-bench/wrk/distinct.lua), mock on core 0, keep {keep}, journal file on"
+    );
+    println!(
+        "  received {} in {:.1} s ({:.0} req/s)",
+        counts.received,
+        took.as_secs_f64(),
+        counts.received as f64 / took.as_secs_f64()
+    );
+    println!("  received, seconds, resident MB along the way:");
+    let mut prev: Option<(u64, Duration)> = None;
+    for (n, at, kb) in &samples {
+        let rate = prev
+            .map(|(pn, pat)| (n - pn) as f64 / (*at - pat).as_secs_f64().max(1e-9))
+            .map(|r| format!("  ({r:.0} req/s since the line above)"))
+            .unwrap_or_default();
+        println!(
+            "    {n:>9} {:>7.1} s {:>7.1} MB{rate}",
+            at.as_secs_f64(),
+            *kb as f64 / 1024.0
+        );
+        prev = Some((*n, *at));
+    }
+    println!(
+        "  kept {}, evicted {} (deliveries in memory: {deliveries}); journal lines {journaled} (wrk was stopped with requests in flight)",
+        counts.kept, counts.evicted
+    );
+    println!(
+        "  resident: {:.1} MB at start, {:.1} MB at the end, peak {:.1} MB (target ≤ 100 MB)",
+        rss0 as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    let _ = std::fs::remove_file(&journal);
+    let _ = std::fs::remove_file(&script);
     Ok(())
 }
 
@@ -334,13 +675,63 @@ async fn api_post(
     Ok(resp.status().as_u16())
 }
 
+/// The no-storage ceiling: `total` POSTs of fixture payloads from one reqwest client
+/// (rustls, as the dispatcher's) with `concurrency` in flight, to `url`. Returns
+/// requests/s.
+fn ceiling(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
+    let rt = one_thread()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .no_proxy()
+            .build()?;
+        let base = time::macros::datetime!(2026-11-27 00:00 UTC);
+        let next = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (client, url, next) = (client.clone(), url.to_owned(), Arc::clone(&next));
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<_, reqwest::Error>(());
+                    }
+                    let at = base + time::Duration::microseconds(i as i64);
+                    let body = Event::fixture(EventType::CourseCompletion, at).to_payload();
+                    client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("user-agent", "skilljar")
+                        .body(body.bytes().clone())
+                        .send()
+                        .await?
+                        .bytes()
+                        .await?;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok(total as f64 / start.elapsed().as_secs_f64())
+    })
+}
+
 fn dispatch_run(events: u64, webhooks: u64, concurrency: u64) -> anyhow::Result<()> {
     let receiver_rt = one_thread()?;
     let received = Arc::new(AtomicU64::new(0));
     let receiver = receiver_rt.block_on(bare_hyper(Arc::clone(&received)))?;
     let db = temp_db("dispatch");
-    let rt = one_thread()?;
     let expected = events * webhooks;
+    let delivery_concurrency = Config::default().concurrency as u64;
+    let ceiling_rate = ceiling(
+        &format!("http://{receiver}/hook/ceiling"),
+        expected,
+        delivery_concurrency,
+    )?;
+    received.store(0, Ordering::Relaxed);
+    let rt = one_thread()?;
     rt.block_on(async {
         let d = dispatcher_on(&db).await?;
         let client = reqwest::Client::builder().no_proxy().build()?;
@@ -378,12 +769,91 @@ fn dispatch_run(events: u64, webhooks: u64, concurrency: u64) -> anyhow::Result<
         let all = start.elapsed();
         println!("dispatch run: {events} events × {webhooks} webhooks = {expected} deliveries, {concurrency} concurrent emitters, SQLite file (WAL)");
         println!("  emit (stored, 202):   {:>8.0} events/s ({:.2} s)", events as f64 / emitted.as_secs_f64(), emitted.as_secs_f64());
-        println!("  delivered end to end: {:>8.0} deliveries/s ({:.2} s until the receiver had all {expected})", expected as f64 / all.as_secs_f64(), all.as_secs_f64());
+        let rate = expected as f64 / all.as_secs_f64();
+        println!("  delivered end to end: {rate:>8.0} deliveries/s ({:.2} s until the receiver had all {expected})", all.as_secs_f64());
+        println!("  no-storage ceiling:   {ceiling_rate:>8.0} POSTs/s (one reqwest client, {delivery_concurrency} in flight, same receiver, same count)");
+        println!("  dispatcher / ceiling: {:.2} (target ≥ 0.5)", rate / ceiling_rate);
         d.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;
     let _ = std::fs::remove_dir_all(db.parent().context("db dir")?);
     Ok(())
+}
+
+fn lifecycle_run(webhooks: u64, rounds: usize) -> anyhow::Result<()> {
+    let mut walls = Vec::new();
+    for round in 0..rounds {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()?;
+        let (wall, virtual_time, received) = rt.block_on(async {
+            let started = Instant::now();
+            let virtual_start = tokio::time::Instant::now();
+            let mock = hookjar_mock::MockReceiver::builder()
+                .script("503")?
+                .keep(0)
+                .start()
+                .await?;
+            let d = Dispatcher::start(
+                Config {
+                    api_key: "k".into(),
+                    store: StoreConfig::InMemory,
+                    ..Config::default()
+                },
+                "127.0.0.1:0",
+            )
+            .await?;
+            let client = reqwest::Client::builder().no_proxy().build()?;
+            for w in 0..webhooks {
+                let code = api_post(
+                    &client,
+                    format!("{}/v1/webhooks", d.url()),
+                    serde_json::json!({"target_url": format!("{}/hook/{w}", mock.url())}),
+                )
+                .await?;
+                anyhow::ensure!(code == 201, "creating a webhook answered {code}");
+            }
+            let code = api_post(
+                &client,
+                format!("{}/v1/events", d.url()),
+                serde_json::json!({"event_type": "COURSE_COMPLETION"}),
+            )
+            .await?;
+            anyhow::ensure!(code == 202, "emit answered {code}");
+            let attempts = webhooks * 61;
+            let mut latest = mock.subscribe();
+            // Virtual time: this bound is 100 days of it, not of the wall clock.
+            tokio::time::timeout(
+                Duration::from_secs(100 * 86_400),
+                latest.wait_for(|_| mock.counts().received >= attempts),
+            )
+            .await
+            .context("the life-cycles did not end in 100 virtual days")??;
+            let virtual_time = virtual_start.elapsed();
+            let received = mock.counts().received;
+            d.shutdown().await;
+            Ok::<_, anyhow::Error>((started.elapsed(), virtual_time, received))
+        })?;
+        println!(
+            "  round {}: {received} POSTs over {:.1} h of virtual time in {:.2} s of wall time",
+            round + 1,
+            virtual_time.as_secs_f64() / 3600.0,
+            wall.as_secs_f64()
+        );
+        walls.push(wall.as_secs_f64());
+    }
+    println!(
+        "lifecycle run: {webhooks} webhooks × 61 attempts (receiver: 503 forever), tokio's paused clock, in-memory store"
+    );
+    println!("  wall time (s): min/median/max {}", min_med_max_f(&walls));
+    Ok(())
+}
+
+fn min_med_max_f(v: &[f64]) -> String {
+    let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = v.iter().cloned().fold(0.0, f64::max);
+    format!("{min:.2} / {:.2} / {max:.2}", median(v))
 }
 
 fn restart_run(pending: u64) -> anyhow::Result<()> {

@@ -12,11 +12,15 @@
 //! - `duplicate` — the same bytes twice (a retry after a lost answer) must both get 2xx (S11,
 //!   X5: there is no event id to deduplicate on, and a 4xx would deactivate).
 //! - `unknown-fields` — a payload with extra keys must get 2xx (S11).
-//! - `latency` — every answer within the timeout; past half of it is a warning.
+//! - `latency` — every answer within the timeout; past half of it is a warning. Requests
+//!   that got no answer (refused, reset) are not timed; when none was answered the case
+//!   fails rather than passing on nothing.
 //!
 //! Every accepted-answer case also fails an endpoint that answers a POST with a
 //! 301/302/303 redirect (the client follows it as a bodiless GET, so the event is lost,
-//! S18), and says plainly that a 429 deactivates the webhook on Skilljar (S16).
+//! S18), and says plainly that a 429 deactivates the webhook on Skilljar (S16). A failed
+//! `ping` says that a ping is never retried and never deactivates (S13); the `duplicate`
+//! case reports both sends' times.
 
 use std::time::Duration;
 
@@ -94,7 +98,8 @@ pub async fn run(
     let sender = Sender::new(config.timeout, MAX_REDIRECTS)?;
     let started = tokio::time::Instant::now();
     let mut report = Report::new("endpoint-check", config.url.clone());
-    let mut latencies: Vec<(String, Duration)> = Vec::new();
+    // Each request's latency, or None when it got no answer to time (refused, reset).
+    let mut latencies: Vec<(String, Option<Duration>)> = Vec::new();
     let push = |report: &mut Report, progress: &mut dyn Progress, r: CaseResult| {
         progress.done(&r);
         report.cases.push(r);
@@ -107,7 +112,10 @@ pub async fn run(
         progress.start(&id);
         let payload = Event::fixture(t, now()).to_payload();
         let sent = sender.send(&config.request(payload)).await;
-        latencies.push((id.clone(), sent.latency));
+        latencies.push((
+            id.clone(),
+            Some(sent.latency).filter(|_| answered(&sent.outcome)),
+        ));
         let r = expect_accepted(&id, "S10,S17", &sent, config);
         accepted.push(r.status != Status::Fail);
         push(&mut report, progress, r);
@@ -116,8 +124,21 @@ pub async fn run(
     let sent = sender
         .send(&config.request(Event::ping(now()).to_payload()))
         .await;
-    latencies.push(("ping".into(), sent.latency));
-    let r = expect_accepted("ping", "S13", &sent, config);
+    latencies.push((
+        "ping".into(),
+        Some(sent.latency).filter(|_| answered(&sent.outcome)),
+    ));
+    let mut r = expect_accepted("ping", "S13", &sent, config);
+    if r.status == Status::Fail {
+        // A ping is never retried and never deactivates (S13); say what the same
+        // answer to an event would do.
+        r.seen = format!(
+            "{} in {}ms: a failed ping is never retried and never deactivates the webhook (S13), but the same answer to an event would count: {}",
+            sent.outcome,
+            sent.latency.as_millis(),
+            config.policy.explain(&sent.outcome)
+        );
+    }
     push(&mut report, progress, r);
 
     // Forged requests must be refused, when the webhook is configured to carry proof.
@@ -194,15 +215,26 @@ pub async fn run(
     let req = config.request(payload);
     let first = sender.send(&req).await;
     let second = sender.send(&req).await;
-    latencies.push(("duplicate".into(), first.latency.max(second.latency)));
+    for sent in [&first, &second] {
+        latencies.push((
+            "duplicate".into(),
+            Some(sent.latency).filter(|_| answered(&sent.outcome)),
+        ));
+    }
     let both_ok = is_2xx(&first.outcome) && is_2xx(&second.outcome);
-    let r = CaseResult::check(
+    let mut r = CaseResult::check(
         "duplicate",
         "S11,X5",
         both_ok,
         "the same bytes sent twice (a retry after a lost answer) are both accepted with 2xx",
         if both_ok {
-            format!("{} then {}", first.outcome, second.outcome)
+            format!(
+                "{} in {}ms then {} in {}ms",
+                first.outcome,
+                first.latency.as_millis(),
+                second.outcome,
+                second.latency.as_millis()
+            )
         } else {
             let bad = if is_2xx(&first.outcome) {
                 &second
@@ -217,6 +249,7 @@ pub async fn run(
             )
         },
     );
+    r.duration = first.latency + second.latency;
     push(&mut report, progress, r);
 
     // Unknown keys must be tolerated.
@@ -230,7 +263,10 @@ pub async fn run(
         user.insert("hookjar_unknown_nested".into(), json!(true));
     }
     let sent = sender.send(&config.request(event.to_payload())).await;
-    latencies.push(("unknown-fields".into(), sent.latency));
+    latencies.push((
+        "unknown-fields".into(),
+        Some(sent.latency).filter(|_| answered(&sent.outcome)),
+    ));
     let r = expect_accepted("unknown-fields", "S11", &sent, config);
     push(&mut report, progress, r);
 
@@ -240,6 +276,15 @@ pub async fn run(
 
     report.duration = started.elapsed();
     Ok(report)
+}
+
+/// Whether the request got an answer whose time means something: an HTTP status, or
+/// a timeout (which took the whole timeout). A refused or reset connection did not.
+fn answered(o: &Outcome) -> bool {
+    match o {
+        Outcome::Status { .. } | Outcome::TooManyRedirects { .. } => true,
+        Outcome::Transport { error, .. } => *error == hookjar_core::verdict::TransportKind::Timeout,
+    }
 }
 
 fn is_2xx(o: &Outcome) -> bool {
@@ -330,26 +375,48 @@ fn expect_rejected(id: &str, clause: &str, what: &str, sent: &Sent) -> CaseResul
     r
 }
 
-fn latency_case(latencies: &[(String, Duration)], timeout: Duration) -> CaseResult {
+fn latency_case(latencies: &[(String, Option<Duration>)], timeout: Duration) -> CaseResult {
     let expected = format!(
         "every answer within the {}s timeout (a warning past half of it)",
         timeout.as_secs_f64()
     );
-    let Some((slowest_id, slowest)) = latencies.iter().max_by_key(|(_, d)| *d) else {
+    if latencies.is_empty() {
         return CaseResult::new("latency", "S18", Status::Skip, expected, "nothing was sent");
+    }
+    let timed: Vec<(&str, Duration)> = latencies
+        .iter()
+        .filter_map(|(id, d)| d.map(|d| (id.as_str(), d)))
+        .collect();
+    let unanswered = latencies.len() - timed.len();
+    let Some(&(slowest_id, slowest)) = timed.iter().max_by_key(|(_, d)| *d) else {
+        return CaseResult::new(
+            "latency",
+            "S18",
+            Status::Fail,
+            expected,
+            format!(
+                "none of the {} requests got an answer (connection refused or reset), so there is no latency to judge; Skilljar retries such deliveries, then deactivates (S18)",
+                latencies.len()
+            ),
+        );
     };
-    let mut sorted: Vec<Duration> = latencies.iter().map(|(_, d)| *d).collect();
+    let mut sorted: Vec<Duration> = timed.iter().map(|(_, d)| *d).collect();
     sorted.sort();
     let median = sorted[sorted.len() / 2];
-    let seen = format!(
+    let mut seen = format!(
         "slowest {}ms ({slowest_id}), median {}ms over {} requests",
         slowest.as_millis(),
         median.as_millis(),
-        latencies.len()
+        timed.len()
     );
-    let status = if *slowest >= timeout {
+    if unanswered > 0 {
+        seen.push_str(&format!(
+            " ({unanswered} more got no answer and are not timed)"
+        ));
+    }
+    let status = if slowest >= timeout {
         Status::Fail
-    } else if *slowest > timeout / 2 {
+    } else if slowest > timeout / 2 {
         Status::Warn
     } else {
         Status::Pass
@@ -360,6 +427,6 @@ fn latency_case(latencies: &[(String, Duration)], timeout: Duration) -> CaseResu
         seen
     };
     let mut r = CaseResult::new("latency", "S18", status, expected, seen);
-    r.duration = *slowest;
+    r.duration = slowest;
     r
 }

@@ -189,6 +189,11 @@ pub async fn simulate(config: &SimulateConfig) -> Result<Timeline, SimulateError
         if started.elapsed() > limit {
             return Err(SimulateError::NotFinished(human_duration(limit)));
         }
+        // Sleep (virtually) until the next attempt is due; while one is in flight,
+        // for as long as it can last (the timeout). Every poll is real work (an HTTP
+        // call and a store query on the blocking pool, during which tokio cannot
+        // advance its paused clock), so the log is read a few times per attempt, never
+        // on a short period: the timeline comes from the log, not from these polls.
         let wait = d["next_attempt_at"]
             .as_str()
             .and_then(|t| parse_timestamp(t).ok())
@@ -197,7 +202,7 @@ pub async fn simulate(config: &SimulateConfig) -> Result<Timeline, SimulateError
                 let now_us = ANCHOR_MICROS + started_elapsed_us(started);
                 Duration::from_micros(due_us.saturating_sub(now_us).max(0) as u64)
             })
-            .unwrap_or(Duration::from_millis(50));
+            .unwrap_or(config.timeout);
         tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
     };
     let (_, hook) = call(reqwest::Method::GET, &format!("/v1/webhooks/{id}"), None).await?;
@@ -313,4 +318,105 @@ impl Timeline {
 
 fn value_secs(v: &Value) -> Option<Duration> {
     v.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs one simulation on its own paused runtime, in a thread with a generous
+    /// real-time bound: a guard against hanging, not a timing assertion.
+    fn run(script: &str, timeout: Duration, max_retries: u32) -> Timeline {
+        let config = SimulateConfig {
+            script: script.into(),
+            timeout,
+            policy: RetryPolicy {
+                max_retries,
+                ..RetryPolicy::default()
+            },
+            ..SimulateConfig::default()
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = crate::virtual_runtime().unwrap();
+            let _ = tx.send(rt.block_on(simulate(&config)).map_err(|e| e.to_string()));
+        });
+        rx.recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("simulate --script {script} did not finish"))
+            .unwrap()
+    }
+
+    fn at_s(t: &Timeline) -> Vec<f64> {
+        t.attempts
+            .iter()
+            .map(|a| a.at_s.as_f64().unwrap())
+            .collect()
+    }
+
+    const H: u64 = 3600;
+
+    #[test]
+    fn hang_runs_into_a_one_hour_timeout_in_virtual_time() {
+        let t = run("hang", Duration::from_secs(H), 1);
+        assert_eq!(at_s(&t), [0.0, (H + 2) as f64], "{t:?}");
+        assert!(t.attempts.iter().all(
+            |a| a.status.is_none() && a.error.as_deref().is_some_and(|e| e.contains("timeout"))
+        ));
+        assert_eq!(
+            t.final_state.deactivate_reason.as_deref(),
+            Some("RETRY_COUNT")
+        );
+    }
+
+    #[test]
+    fn a_day_long_delay_under_a_longer_timeout_is_answered() {
+        let t = run("503@24h", Duration::from_secs(25 * H), 0);
+        assert_eq!(t.attempts.len(), 1, "{t:?}");
+        assert_eq!(t.attempts[0].status, Some(503));
+        assert_eq!(t.attempts[0].verdict, "deactivate");
+        assert_eq!(
+            t.final_state.deactivate_reason.as_deref(),
+            Some("RETRY_COUNT")
+        );
+    }
+
+    /// The whole 61-attempt life-cycle with a 100-hour timeout: about 250 days of
+    /// virtual time.
+    #[test]
+    fn a_hundred_hour_timeout_on_every_attempt() {
+        let t = run("hang", Duration::from_secs(100 * H), 60);
+        assert_eq!(t.attempts.len(), 61);
+        let policy = RetryPolicy::default();
+        let mut expected = 0;
+        for a in &t.attempts {
+            assert_eq!(a.at_s, json!(expected), "attempt {}", a.attempt);
+            expected += 100 * H;
+            if let Some(d) = policy.delay_before_retry(a.attempt + 1) {
+                expected += d.as_secs();
+            }
+        }
+        assert_eq!(t.attempts[60].at_s, json!(60 * 100 * H + 180_494));
+        assert_eq!(t.final_state.delivery, "failed");
+    }
+
+    #[test]
+    fn a_delay_past_the_timeout_is_a_timeout_on_every_attempt() {
+        let t = run("200@11s", Duration::from_secs(10), 60);
+        assert_eq!(t.attempts.len(), 61);
+        assert!(t.attempts.iter().all(|a| a.status.is_none()));
+        assert_eq!(t.attempts[1].at_s, json!(12));
+        assert_eq!(t.attempts[60].at_s, json!(60 * 10 + 180_494));
+        assert_eq!(
+            t.final_state.deactivate_reason.as_deref(),
+            Some("RETRY_COUNT")
+        );
+    }
+
+    #[test]
+    fn a_delay_within_the_timeout_is_waited_for() {
+        let t = run("200@9s", Duration::from_secs(10), 60);
+        assert_eq!(t.attempts.len(), 1, "{t:?}");
+        assert_eq!(t.attempts[0].status, Some(200));
+        assert_eq!(t.final_state.delivery, "delivered");
+    }
 }

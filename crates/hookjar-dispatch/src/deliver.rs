@@ -30,6 +30,7 @@ pub struct Sender {
     client: reqwest::Client,
     max_redirects: usize,
     timeout: Duration,
+    loopback_only: bool,
 }
 
 /// Redirects followed before `TOO_MANY_REDIRECTS` (S18, settled).
@@ -65,7 +66,17 @@ impl Sender {
             client,
             max_redirects,
             timeout,
+            loopback_only: false,
         })
+    }
+
+    /// With `true`, every target (and every redirect hop) that is not a loopback
+    /// address — `127.0.0.0/8`, `::1` or `localhost` — fails as a connect error
+    /// without being contacted or even looked up (`serve --loopback-only`: test runs
+    /// that must not reach the network, such as fuzzing the API).
+    pub fn loopback_only(mut self, on: bool) -> Self {
+        self.loopback_only = on;
+        self
     }
 
     /// Sends the request and names the outcome. Never fails: every failure is an
@@ -109,6 +120,15 @@ impl Sender {
         let mut body = Some(request.body.bytes().clone());
         let mut hops = 0usize;
         let mut response = loop {
+            if self.loopback_only && !is_loopback(&url) {
+                return fail(
+                    TransportKind::Connect,
+                    format!(
+                        "not sent: {} is not a loopback address (the dispatcher runs with --loopback-only)",
+                        url.host_str().unwrap_or("")
+                    ),
+                );
+            }
             let mut req = self
                 .client
                 .request(method.clone(), url.clone())
@@ -248,4 +268,47 @@ fn io_error(e: &reqwest::Error) -> Option<&std::io::Error> {
 fn looks_like_tls(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
     m.contains("certificate") || m.contains("tls") || m.contains("handshake")
+}
+
+/// Whether `url`'s host is this machine's loopback: an address in `127.0.0.0/8`,
+/// `::1`, or the name `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_hosts_are_loopback() {
+        for yes in [
+            "http://127.0.0.1:1/x",
+            "http://127.9.9.9/",
+            "http://[::1]:8080/",
+            "http://localhost/",
+            "http://LOCALHOST:1/",
+        ] {
+            assert!(is_loopback(&yes.parse().unwrap()), "{yes}");
+        }
+        for no in [
+            "https://example.com/",
+            "http://10.0.0.1/",
+            "http://192.168.1.1/",
+            "http://[::2]/",
+            "http://localhost.example.com/",
+            "http://128.0.0.1/",
+        ] {
+            assert!(!is_loopback(&no.parse().unwrap()), "{no}");
+        }
+    }
 }

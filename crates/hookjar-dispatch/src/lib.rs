@@ -17,7 +17,9 @@
 //!
 //! # Layout
 //! - [`api`] — axum handlers (thin), DRF-shaped errors ([`api::ApiError`]), S5 auth,
-//!   pagination, JSON/form/multipart bodies, the OpenAPI document of X4.
+//!   pagination, JSON/form/multipart bodies.
+//! - [`openapi`] — the OpenAPI document of X4, in Skilljar's names, pinned by a
+//!   snapshot and checked against Skilljar's published facts and by schemathesis.
 //! - [`engine`] — the scheduler (one timer at the earliest due instant), the bounded
 //!   pool of senders and the batching writer.
 //! - [`deliver`] — one POST with reqwest (rustls, redirect limit, timeout), named as a
@@ -28,6 +30,7 @@
 //! - [`clock`] — the only reader of the wall clock: tokio instants for deadlines,
 //!   absolute micros for stored instants, X3's time scale.
 //! - [`error`] — typed errors of the store and of start-up.
+//! - [`ui`] — the console page at `/ui` (static assets over the API).
 //!
 //! # Promises
 //! - At-least-once (S19): `POST /v1/events` answers after the event and its deliveries
@@ -44,14 +47,20 @@
 //!   should run on the same runtime: tokio jumps time forward whenever that runtime
 //!   waits on I/O from another thread.)
 //! - Secrets (passwords, header values, the API key) are never logged.
+//! - The API runs on `hookjar-net`'s accept loop: a client must send a request's
+//!   headers within [`Config::limits`]' header timeout (idle keep-alive connections
+//!   close after it too), at most `max_connections` are open at once, and running out
+//!   of file descriptors only pauses accepting.
 
 pub mod api;
 pub mod clock;
 pub mod deliver;
 pub mod engine;
 pub mod error;
+pub mod openapi;
 pub mod pgtemp;
 pub mod store;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,6 +104,12 @@ pub struct Config {
     /// tokio's paused clock, and give a restarted dispatcher a later wall time. The
     /// X3 timeline itself always comes from the store.
     pub clock: Option<Clock>,
+    /// What the API holds its clients to: header-read timeout and connection cap.
+    pub limits: hookjar_net::Limits,
+    /// Deliver and ping only to loopback targets (`127.0.0.0/8`, `::1`,
+    /// `localhost`); any other target fails as a connect error without being
+    /// contacted. For test runs that must not reach the network.
+    pub loopback_only: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -110,6 +125,8 @@ impl std::fmt::Debug for Config {
             .field("concurrency", &self.concurrency)
             .field("per_webhook_concurrency", &self.per_webhook_concurrency)
             .field("clock", &self.clock)
+            .field("limits", &self.limits)
+            .field("loopback_only", &self.loopback_only)
             .finish()
     }
 }
@@ -127,6 +144,8 @@ impl Default for Config {
             concurrency: 64,
             per_webhook_concurrency: 16,
             clock: None,
+            limits: hookjar_net::Limits::default(),
+            loopback_only: false,
         }
     }
 }
@@ -139,7 +158,7 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct Dispatcher {
     addr: SocketAddr,
-    api_key: String,
+    api_key: HiddenKey,
     store: store::Store,
     /// This process owns the store (S19) until the dispatcher stops or is dropped.
     owner: Option<store::OwnerLock>,
@@ -172,6 +191,10 @@ impl Dispatcher {
                 "concurrency and per-webhook concurrency must be at least 1".into(),
             ));
         }
+        let limits = config
+            .limits
+            .validated()
+            .map_err(|e| StartError::Config(e.to_string()))?;
         if !config.api_key.is_empty() {
             hookjar_core::webhook::validate_api_key(&config.api_key).map_err(StartError::Config)?;
         }
@@ -184,7 +207,10 @@ impl Dispatcher {
         })
         .map_err(|e| StartError::Config(e.to_string()))?;
         let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
-        let owner = store::OwnerLock::acquire(&config.store)?;
+        let owner_config = config.store.clone();
+        let owner = tokio::task::spawn_blocking(move || store::OwnerLock::acquire(&owner_config))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
         let store = store::Store::connect(&config.store).await?;
         // X3: one timeline across restarts, kept in the store.
         let timeline = store.timeline(clock.wall_now(), clock.scale()).await?;
@@ -200,7 +226,8 @@ impl Dispatcher {
             tracing::info!(pending, resumed, "resuming deliveries from the store");
         }
 
-        let sender = deliver::Sender::new(config.timeout, config.max_redirects)?;
+        let sender = deliver::Sender::new(config.timeout, config.max_redirects)?
+            .loopback_only(config.loopback_only);
         let wake = Arc::new(Notify::new());
         store.subscribe(Arc::clone(&wake));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -225,20 +252,12 @@ impl Dispatcher {
             wake,
             format!("http://{addr}"),
         );
-        let app = api::router(state);
-        let mut stop = shutdown_rx;
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the API server stopped");
-            }
-        });
+        let app = api::router(state).merge(ui::router(clock));
+        let server = tokio::spawn(serve(listener, app, limits, shutdown_rx));
 
         Ok(Dispatcher {
             addr,
-            api_key,
+            api_key: HiddenKey(api_key),
             store,
             owner,
             shutdown,
@@ -259,7 +278,7 @@ impl Dispatcher {
 
     /// The API key in use: the configured one, or the one kept in the store.
     pub fn api_key(&self) -> &str {
-        &self.api_key
+        &self.api_key.0
     }
 
     /// Test hook: the store, to inject store faults ([`store::Store::refuse_writes`]).
@@ -296,6 +315,43 @@ impl Drop for Dispatcher {
     }
 }
 
+/// Serves the API through hookjar-net's accept loop: header-read timeout, connection
+/// cap, back-off when `accept` fails; graceful when `shutdown` turns true.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: hookjar_net::Limits,
+    shutdown: watch::Receiver<bool>,
+) {
+    let conn_shutdown = shutdown.clone();
+    hookjar_net::accept_loop(
+        listener,
+        limits,
+        "API",
+        shutdown,
+        Arc::new(hookjar_net::Stats::default()),
+        move |stream, _peer| {
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            hookjar_net::serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                service,
+                limits,
+                conn_shutdown.clone(),
+            )
+        },
+    )
+    .await;
+}
+
+/// The API key, kept out of `Debug` output.
+struct HiddenKey(String);
+
+impl std::fmt::Debug for HiddenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
 /// A fresh API key for `hookjar serve` when none is given: 26 lowercase base-36
 /// characters (128 random bits).
 pub fn generate_api_key() -> String {
@@ -316,6 +372,76 @@ mod tests {
         };
         let text = format!("{c:?}");
         assert!(!text.contains("sekrit-key"), "{text}");
+        let text = format!("{:?}", HiddenKey("sekrit-key".into()));
+        assert_eq!(text, "[hidden]");
         assert!(generate_api_key().len() == 26);
+    }
+
+    /// Issue #13 item 1: sockets that send nothing, or trickle one header every 5 s,
+    /// are closed once the 10 s header timeout has passed (virtual time), and the API
+    /// keeps answering.
+    #[tokio::test(start_paused = true)]
+    async fn idle_api_connections_are_closed_at_the_header_timeout() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let config = Config {
+            api_key: "k".into(),
+            ..Config::default()
+        };
+        let server = Dispatcher::start(config, "127.0.0.1:0").await.unwrap();
+        let started = tokio::time::Instant::now();
+        let mut idle = Vec::new();
+        for _ in 0..50 {
+            idle.push(
+                tokio::net::TcpStream::connect(server.local_addr())
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut trickler = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        trickler
+            .write_all(b"GET /v1/ping HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let (mut trickle_rd, mut trickle_wr) = trickler.into_split();
+        let trickle = tokio::spawn(async move {
+            for n in 0.. {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if trickle_wr
+                    .write_all(format!("X-Slow-{n}: 1\r\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let limit = Duration::from_secs(11);
+        let mut buf = [0u8; 64];
+        for s in idle
+            .iter_mut()
+            .map(|s| s as &mut (dyn tokio::io::AsyncRead + Unpin))
+            .chain([&mut trickle_rd as &mut (dyn tokio::io::AsyncRead + Unpin)])
+        {
+            let read = tokio::time::timeout(limit, s.read(&mut buf)).await;
+            assert!(
+                matches!(read, Ok(Ok(0) | Err(_))),
+                "a silent connection must be closed within the header timeout: {read:?} after {:?}",
+                started.elapsed()
+            );
+        }
+        assert!(started.elapsed() >= Duration::from_secs(10));
+        trickle.abort();
+        let mut s = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        s.write_all(b"GET /v1/ping HTTP/1.1\r\nHost: x\r\nAuthorization: Basic azo=\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        server.shutdown().await;
     }
 }

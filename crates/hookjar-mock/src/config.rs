@@ -69,10 +69,29 @@ pub struct ScriptUpdate {
     pub script: Option<Script>,
     /// Replaces every per-path script (`{}` removes them all).
     pub routes: Option<BTreeMap<String, Script>>,
-    /// Replaces every per-type script (`{}` removes them all).
+    /// Replaces every per-type script (`{}` removes them all). Types are named as
+    /// `--for-type` names them: `COURSE_COMPLETION` or `course-completion`.
+    #[serde(default, deserialize_with = "for_type_names")]
     pub for_type: Option<BTreeMap<EventType, Script>>,
     /// Changes how positions advance.
     pub per: Option<Per>,
+}
+
+/// `for_type` keys by any name `EventType::from_str` reads (wire or kebab).
+fn for_type_names<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<EventType, Script>>, D::Error> {
+    let raw: Option<BTreeMap<String, Script>> = Option::deserialize(d)?;
+    raw.map(|m| {
+        m.into_iter()
+            .map(|(name, script)| {
+                name.parse::<EventType>()
+                    .map(|t| (t, script))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    })
+    .transpose()
 }
 
 impl Scripts {
@@ -114,6 +133,7 @@ pub struct Expectations {
 /// per = "delivery"                 # or "request"
 /// basic_auth = "user:pass"
 /// journal = "mock.jsonl"
+/// keep = 10000                     # requests kept in memory
 /// quiet = false
 ///
 /// [routes]
@@ -135,8 +155,13 @@ pub struct MockConfig {
     pub expect: Expectations,
     /// Append every request to this JSONL file.
     pub journal: Option<PathBuf>,
+    /// How many requests to keep in memory (default 10,000, see
+    /// [`crate::MockReceiverBuilder::keep`]).
+    pub keep: Option<usize>,
     /// No console line per request (CLI only).
     pub quiet: bool,
+    /// Header-read timeout and connection cap (`--header-timeout`, `--max-connections`).
+    pub limits: hookjar_net::Limits,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +172,7 @@ struct RawConfig {
     per: Option<toml::Spanned<String>>,
     basic_auth: Option<toml::Spanned<String>>,
     journal: Option<PathBuf>,
+    keep: Option<usize>,
     quiet: Option<bool>,
     #[serde(default)]
     routes: BTreeMap<String, toml::Spanned<String>>,
@@ -224,6 +250,7 @@ impl MockConfig {
             cfg.expect.require_headers.push((n, val));
         }
         cfg.journal = raw.journal;
+        cfg.keep = raw.keep;
         cfg.quiet = raw.quiet.unwrap_or(false);
         Ok(cfg)
     }
@@ -249,13 +276,32 @@ pub(crate) fn normalise_path(p: &str) -> String {
     }
 }
 
-/// `127.0.0.1:8790` → a socket address.
+/// `127.0.0.1:8790` or `localhost:8790` → a socket address (a host name is resolved,
+/// IPv4 first).
 pub fn parse_addr(s: &str) -> Result<SocketAddr, InvalidSetting> {
-    s.trim().parse().map_err(|_| {
+    let s = s.trim();
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let bad = || {
         InvalidSetting(format!(
-            "address {s:?} is not IP:PORT; write e.g. 127.0.0.1:8790 (or 0.0.0.0:8790 to listen on every interface)"
+            "address {s:?} is not HOST:PORT; write e.g. 127.0.0.1:8790 or localhost:8790 (or 0.0.0.0:8790 to listen on every interface)"
         ))
-    })
+    };
+    // HOST:PORT with a name (localhost:8790): resolved now, IPv4 first.
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+        _ => return Err(bad()),
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(s)
+        .map_err(|e| InvalidSetting(format!("address {s:?}: cannot resolve the host name ({e}); write an IP such as 127.0.0.1:8790")))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(bad)
 }
 
 /// `/a=503*3,200` → (`/a`, script). The path must start with `/`.
@@ -336,6 +382,7 @@ script = "503*2,200"
 per = "request"
 basic_auth = "u:p:q"
 journal = "j.jsonl"
+keep = 5
 quiet = true
 [routes]
 "/a" = "reset"
@@ -360,6 +407,7 @@ X-Client-Id = "abc"
             vec![("x-client-id".into(), "abc".into())]
         );
         assert_eq!(cfg.journal, Some(PathBuf::from("j.jsonl")));
+        assert_eq!(cfg.keep, Some(5));
         assert!(cfg.quiet);
     }
 
@@ -442,5 +490,14 @@ X-Client-Id = "abc"
         assert_eq!(s.for_type[&EventType::PathCompletion].to_string(), "reset");
         assert_eq!(s.per, Per::Request);
         assert!(serde_json::from_str::<ScriptUpdate>(r#"{"scripts": "200"}"#).is_err());
+        // Kebab names, as --for-type takes them (issue #13).
+        let u: ScriptUpdate =
+            serde_json::from_str(r#"{"for_type": {"course-completion": "410"}}"#).unwrap();
+        s.apply(u);
+        assert_eq!(s.for_type[&EventType::CourseCompletion].to_string(), "410");
+        let e = serde_json::from_str::<ScriptUpdate>(r#"{"for_type": {"nope": "410"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown event type \"nope\""), "{e}");
     }
 }

@@ -1,39 +1,62 @@
 //! The receiver's decisions, synchronous and free of I/O.
 //!
 //! A request goes through two steps:
-//! 1. [`Inspected::new`] — without any lock: parse the body once, compute the digest,
-//!    check S7–S11 and the [`Expectations`].
+//! 1. [`Inspected::new`] — without any lock: check S7–S11 and the [`Expectations`] on a
+//!    borrowed view of the body (no JSON tree is built for a well-formed payload),
+//!    compute the digest.
 //! 2. [`State::decide`] — under the receiver's lock, briefly: pick the script, take
-//!    its next step, count the attempt, append the record (O(1)), return a [`Plan`].
+//!    its next step, count the attempt, render the journal line, push the record
+//!    into the in-memory ring (evicting the oldest when full: O(1)), return a [`Plan`].
 //!
 //! The I/O layer then performs the plan (waits, answers, faults) after the lock is
 //! released. Time is passed in, never read.
+//!
+//! Memory is bounded: the ring keeps the last `keep` records, and attempt numbers and
+//! script positions are kept for the [`tracked_deliveries`] most recently seen
+//! deliveries (least recently seen forgotten first).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hookjar_core::payload::inspect_body;
+use hashlink::LruCache;
+use hookjar_core::payload::{PING, inspect_body, parse_timestamp};
 use hookjar_core::request::{CONTENT_TYPE, USER_AGENT, decode_basic_auth};
 use hookjar_core::script::{Action, Script, Step};
 use hookjar_core::{Digest, EventType};
+use http::{HeaderMap, Method};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::config::{Expectations, Per, Scripts};
-use crate::record::RecordedRequest;
+use crate::record::{LineHead, LineTail, Name, Record, digest_hex, render_line};
+
+/// How many records the in-memory journal keeps by default (`--keep`).
+pub const DEFAULT_KEEP: usize = 10_000;
+
+/// The fewest deliveries whose attempt numbers and script positions are kept.
+pub const MIN_TRACKED_DELIVERIES: usize = 100_000;
+
+/// How many deliveries' attempt numbers and script positions a receiver keeping
+/// `keep` records tracks: `max(keep, 100,000)`.
+pub fn tracked_deliveries(keep: usize) -> usize {
+    keep.max(MIN_TRACKED_DELIVERIES)
+}
 
 /// A webhook request as it arrived, before any check.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     /// The method.
-    pub method: String,
+    pub method: Method,
     /// Path and query.
     pub path: String,
-    /// Headers in arrival order, names lowercase.
-    pub headers: Vec<(String, String)>,
+    /// Headers in arrival order (names lowercase), as hyper parsed them.
+    pub headers: HeaderMap,
     /// The whole body.
     pub body: Bytes,
     /// Monotonic arrival.
@@ -48,54 +71,68 @@ pub struct Incoming {
 #[derive(Debug, Clone)]
 pub struct Inspected {
     incoming: Incoming,
-    json: Option<serde_json::Value>,
-    event_type: Option<String>,
+    body_is_json: bool,
+    event_type: Option<Name>,
     digest: Digest,
     violations: Vec<String>,
     refused: bool,
 }
 
+/// The first value of a header, as text (invalid UTF-8 replaced).
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+}
+
 impl Inspected {
-    /// Parses the body once and lists every violation of S7–S11 and of `expect`.
+    /// Lists every violation of S7–S11 and of `expect`.
     pub fn new(incoming: Incoming, expect: &Expectations) -> Self {
         let mut violations = Vec::new();
-        let header = |name: &str| {
-            incoming
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        if incoming.method != "POST" {
+        let headers = &incoming.headers;
+        if incoming.method != Method::POST {
             violations.push(format!("S7 method: expected POST, got {}", incoming.method));
         }
-        match header("content-type") {
-            Some(v) if v.trim().eq_ignore_ascii_case(CONTENT_TYPE) => {}
+        match headers.get(http::header::CONTENT_TYPE) {
+            Some(v) if trim_ascii(v.as_bytes()).eq_ignore_ascii_case(CONTENT_TYPE.as_bytes()) => {}
             Some(v) => violations.push(format!(
-                "S7 content-type: expected {CONTENT_TYPE:?}, got {v:?}"
+                "S7 content-type: expected {CONTENT_TYPE:?}, got {:?}",
+                String::from_utf8_lossy(v.as_bytes())
             )),
             None => violations.push(format!(
                 "S7 content-type: expected {CONTENT_TYPE:?}, got nothing"
             )),
         }
-        match header("user-agent") {
-            Some(USER_AGENT) => {}
-            Some(v) => {
-                violations.push(format!("S7 user-agent: expected {USER_AGENT:?}, got {v:?}"))
-            }
+        match headers.get(http::header::USER_AGENT) {
+            Some(v) if v.as_bytes() == USER_AGENT.as_bytes() => {}
+            Some(v) => violations.push(format!(
+                "S7 user-agent: expected {USER_AGENT:?}, got {:?}",
+                String::from_utf8_lossy(v.as_bytes())
+            )),
             None => violations.push(format!(
                 "S7 user-agent: expected {USER_AGENT:?}, got nothing"
             )),
         }
-        let report = inspect_body(&incoming.body);
-        violations.extend(report.problems);
+        // A well-formed payload is checked on a borrowed view; anything else goes
+        // through the full check, which words each problem.
+        let (body_is_json, event_type) = match quick_body(&incoming.body) {
+            Some(t) => (true, Some(t)),
+            None => {
+                let report = inspect_body(&incoming.body);
+                violations.extend(report.problems);
+                (
+                    report.json.is_some(),
+                    report.event_type.map(|t| Name::Owned(t.into_boxed_str())),
+                )
+            }
+        };
 
         let mut refused = false;
         if let Some((user, pass)) = &expect.basic_auth {
-            match header("authorization") {
+            match header(headers, "authorization") {
                 None => violations
                     .push("auth: missing Authorization (S8 expects Basic credentials)".to_owned()),
-                Some(v) => match decode_basic_auth(v) {
+                Some(v) => match decode_basic_auth(&v) {
                     None => violations.push(format!(
                         "auth: Authorization is not Basic credentials (got {:?})",
                         v.split_whitespace().next().unwrap_or_default()
@@ -112,8 +149,8 @@ impl Inspected {
             refused = violations.iter().any(|v| v.starts_with("auth:"));
         }
         for (name, want) in &expect.require_headers {
-            match header(name) {
-                Some(v) if v == want => {}
+            match header(headers, name) {
+                Some(v) if v == want.as_str() => {}
                 Some(v) => {
                     refused = true;
                     violations.push(format!("S9 header {name}: expected {want:?}, got {v:?}"));
@@ -126,8 +163,8 @@ impl Inspected {
         }
         Inspected {
             digest: Digest::of(&incoming.body),
-            json: report.json,
-            event_type: report.event_type,
+            body_is_json,
+            event_type,
             incoming,
             violations,
             refused,
@@ -142,6 +179,121 @@ impl Inspected {
     /// The violations found so far.
     pub fn violations(&self) -> &[String] {
         &self.violations
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// The happy path of the body checks (S7 one JSON object, S10/S11 `event_type`, S11
+/// `timestamp`) on a borrowed view: `Some(event_type)` when the body passes them all,
+/// `None` when anything is off (then [`inspect_body`] words the problems).
+pub(crate) fn quick_body(body: &[u8]) -> Option<Name> {
+    // serde_json does not check UTF-8 inside strings it skips; the full check does.
+    std::str::from_utf8(body).ok()?;
+    let view: View<'_> = serde_json::from_slice(body).ok()?;
+    if !view.ok {
+        return None;
+    }
+    parse_timestamp(view.timestamp?).ok()?;
+    let t = view.event_type?;
+    if t == PING {
+        return Some(Name::Static(PING));
+    }
+    EventType::ALL
+        .into_iter()
+        .map(EventType::as_str)
+        .find(|name| *name == t)
+        .map(Name::Static)
+}
+
+/// A payload's two checked keys, borrowed; `ok` is false when either is not a plain
+/// string or appears twice.
+struct View<'a> {
+    event_type: Option<&'a str>,
+    timestamp: Option<&'a str>,
+    ok: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for View<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = View<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<View<'de>, A::Error> {
+                let mut view = View {
+                    event_type: None,
+                    timestamp: None,
+                    ok: true,
+                };
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "event_type" => &mut view.event_type,
+                        "timestamp" => &mut view.timestamp,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    let value = map.next_value::<Plain<'de>>()?;
+                    match (value.0, slot.is_none()) {
+                        (Some(s), true) => *slot = Some(s),
+                        _ => view.ok = false,
+                    }
+                }
+                Ok(view)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A JSON value that is `Some` when it is a string without escapes.
+struct Plain<'a>(Option<&'a str>);
+
+impl<'de> serde::Deserialize<'de> for Plain<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Plain<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Plain<'de>, E> {
+                Ok(Plain(Some(v)))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Plain<'de>, E> {
+                Ok(Plain(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Plain<'de>, E> {
+                Ok(Plain(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Plain<'de>, E> {
+                Ok(Plain(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Plain<'de>, E> {
+                Ok(Plain(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Plain<'de>, E> {
+                Ok(Plain(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Plain<'de>, E> {
+                Ok(Plain(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Plain<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Plain(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Plain<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Plain(None))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -171,46 +323,168 @@ pub enum Answer {
     Garbage,
 }
 
-/// Which script answered a request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Source {
-    /// The default script.
-    Default,
-    /// A per-path script.
-    Route(String),
-    /// A per-event-type script.
-    Type(EventType),
+/// One step of a script, with its names rendered once.
+#[derive(Debug)]
+struct CompiledStep {
+    step: Step,
+    repeat: u64,
+    name: Arc<str>,
+    /// The name as a JSON string, quotes included.
+    name_json: String,
 }
 
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Default => f.write_str("default"),
-            Source::Route(p) => write!(f, "route {p}"),
-            Source::Type(t) => write!(f, "for_type {t}"),
+/// A script with its name (`default`, `route /a`, `for_type T`) and steps rendered once.
+#[derive(Debug)]
+struct CompiledScript {
+    name: Arc<str>,
+    steps: Vec<CompiledStep>,
+}
+
+impl CompiledScript {
+    fn new(name: String, script: &Script) -> Self {
+        CompiledScript {
+            name: name.into(),
+            steps: script
+                .steps()
+                .iter()
+                .map(|s| {
+                    let single = s.single();
+                    let text = single.to_string();
+                    CompiledStep {
+                        name_json: serde_json::to_string(&text).expect("a string"),
+                        name: text.into(),
+                        repeat: u64::from(s.repeat),
+                        step: single,
+                    }
+                })
+                .collect(),
         }
+    }
+
+    /// The step at `position` (the last step repeats forever).
+    fn step_for(&self, position: u64) -> &CompiledStep {
+        let mut left = position;
+        for step in &self.steps {
+            if left < step.repeat {
+                return step;
+            }
+            left -= step.repeat;
+        }
+        self.steps.last().expect("a script has at least one step")
     }
 }
 
-/// The receiver's mutable state: scripts, positions, attempt counts and the journal.
-#[derive(Debug, Default)]
+/// The scripts in a form that answers without allocating: index 0 is the default.
+#[derive(Debug)]
+struct Compiled {
+    scripts: Vec<CompiledScript>,
+    routes: HashMap<String, usize>,
+    types: HashMap<EventType, usize>,
+}
+
+impl Compiled {
+    fn new(s: &Scripts) -> Self {
+        let mut scripts = vec![CompiledScript::new("default".into(), &s.default)];
+        let mut routes = HashMap::new();
+        for (path, script) in &s.routes {
+            routes.insert(path.clone(), scripts.len());
+            scripts.push(CompiledScript::new(format!("route {path}"), script));
+        }
+        let mut types = HashMap::new();
+        for (t, script) in &s.for_type {
+            types.insert(*t, scripts.len());
+            scripts.push(CompiledScript::new(format!("for_type {t}"), script));
+        }
+        Compiled {
+            scripts,
+            routes,
+            types,
+        }
+    }
+
+    /// The script that answers: the path's, else the event type's, else the default.
+    fn pick(&self, path: &str, event_type: Option<&str>) -> usize {
+        if let Some(&i) = self.routes.get(path) {
+            return i;
+        }
+        if let Some(t) = event_type.and_then(|t| t.parse::<EventType>().ok()) {
+            if let Some(&i) = self.types.get(&t) {
+                return i;
+            }
+        }
+        0
+    }
+}
+
+/// One delivery (path without query, body digest), hashed to a fixed-size key.
+type DeliveryKey = (u64, Digest);
+
+/// What is kept per delivery.
+#[derive(Debug, Clone, Copy, Default)]
+struct DeliveryState {
+    attempts: u32,
+    position: u64,
+    /// The scripts' generation `position` belongs to; a change of scripts restarts it.
+    generation: u64,
+}
+
+/// How many records were received and evicted, for `/_mock/*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// The newest `seq` given (0 before the first request).
+    pub latest_seq: u64,
+    /// Requests recorded since the start or the last clear.
+    pub received: u64,
+    /// Records in memory now.
+    pub kept: usize,
+    /// Records dropped from memory to stay within `keep` (the journal file keeps them).
+    pub evicted: u64,
+    /// The most records kept in memory.
+    pub keep: usize,
+}
+
+/// The receiver's mutable state: scripts, positions, attempt counts and the in-memory
+/// journal (a ring of the last `keep` records).
+#[derive(Debug)]
 pub struct State {
     scripts: Scripts,
-    journal: Vec<Arc<RecordedRequest>>,
-    /// Attempts per delivery: (path without query, body digest). One event fanned out
-    /// to two URLs of one receiver is two deliveries.
-    attempts: HashMap<(String, Digest), u32>,
-    positions: HashMap<(Source, Option<(String, Digest)>), u64>,
+    compiled: Compiled,
+    generation: u64,
+    journal: VecDeque<Arc<Record>>,
+    keep: usize,
+    received: u64,
+    evicted: u64,
+    deliveries: LruCache<DeliveryKey, DeliveryState>,
+    per_request: HashMap<usize, u64>,
     next_seq: u64,
+    auth_name: Arc<str>,
+    auth_step: Arc<str>,
+    line: Vec<u8>,
 }
 
 impl State {
-    /// A fresh state answering with `scripts`.
+    /// A fresh state answering with `scripts`, keeping [`DEFAULT_KEEP`] records.
     pub fn new(scripts: Scripts) -> Self {
+        Self::with_keep(scripts, DEFAULT_KEEP)
+    }
+
+    /// A fresh state answering with `scripts`, keeping the last `keep` records in
+    /// memory.
+    pub fn with_keep(scripts: Scripts, keep: usize) -> Self {
         State {
+            compiled: Compiled::new(&scripts),
             scripts,
+            generation: 0,
+            journal: VecDeque::with_capacity(keep.min(1 << 16)),
+            keep,
+            received: 0,
+            evicted: 0,
+            deliveries: LruCache::new(tracked_deliveries(keep)),
+            per_request: HashMap::new(),
             next_seq: 1,
-            ..State::default()
+            auth_name: Arc::from("auth"),
+            auth_step: Arc::from("401"),
+            line: Vec::with_capacity(4096),
         }
     }
 
@@ -221,46 +495,76 @@ impl State {
 
     /// Replaces the scripts; every script starts again from its first step.
     pub fn set_scripts(&mut self, scripts: Scripts) {
+        self.compiled = Compiled::new(&scripts);
         self.scripts = scripts;
-        self.positions.clear();
+        self.generation += 1;
+        self.per_request.clear();
     }
 
-    /// Every request so far, in arrival order.
-    pub fn journal(&self) -> &[Arc<RecordedRequest>] {
+    /// The records in memory, oldest first.
+    #[cfg(test)]
+    pub(crate) fn journal(&self) -> &VecDeque<Arc<Record>> {
         &self.journal
     }
 
+    /// The records in memory with a `seq` after `seq`, oldest first.
+    pub(crate) fn since(&self, seq: u64) -> impl Iterator<Item = &Arc<Record>> {
+        let from = self.journal.partition_point(|r| r.seq <= seq);
+        self.journal.range(from..)
+    }
+
+    /// Received, kept and evicted counts.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            latest_seq: self.next_seq - 1,
+            received: self.received,
+            kept: self.journal.len(),
+            evicted: self.evicted,
+            keep: self.keep,
+        }
+    }
+
     /// Forgets every request, attempt count and script position (`seq` keeps
-    /// counting). Returns how many requests were forgotten.
+    /// counting). Returns how many requests were forgotten from memory.
     pub fn clear(&mut self) -> usize {
         let n = self.journal.len();
         self.journal.clear();
-        self.attempts.clear();
-        self.positions.clear();
+        self.deliveries.clear();
+        self.per_request.clear();
+        self.received = 0;
+        self.evicted = 0;
         n
     }
 
     /// Decides how to answer `req`, records it and returns the record and the plan.
-    pub fn decide(&mut self, req: Inspected) -> (Arc<RecordedRequest>, Plan) {
-        let delivery = (
-            req.incoming
-                .path
-                .split('?')
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-            req.digest,
-        );
-        let attempt = {
-            let n = self.attempts.entry(delivery.clone()).or_insert(0);
-            let a = *n;
-            *n = n.saturating_add(1);
-            a
+    /// The record's journal line is rendered here, so lines are in `seq` order.
+    pub(crate) fn decide(&mut self, req: Inspected) -> (Arc<Record>, Plan) {
+        let path = req.incoming.path.as_str();
+        let path_only = path.split('?').next().unwrap_or_default();
+        let key: DeliveryKey = {
+            let mut h = std::hash::DefaultHasher::new();
+            path_only.hash(&mut h);
+            (h.finish(), req.digest)
         };
+        let generation = self.generation;
+        let hex = digest_hex(req.digest);
+        let state = match self.deliveries.get_mut(&key) {
+            Some(s) => s,
+            None => {
+                self.deliveries.insert(key, DeliveryState::default());
+                self.deliveries.get_mut(&key).expect("just inserted")
+            }
+        };
+        if state.generation != generation {
+            state.generation = generation;
+            state.position = 0;
+        }
+        let attempt = state.attempts;
+        state.attempts = state.attempts.saturating_add(1);
         let seq = self.next_seq;
         self.next_seq += 1;
 
-        let (script_name, step, plan) = if req.refused {
+        let (script_name, step_name, plan) = if req.refused {
             let detail = req
                 .violations
                 .iter()
@@ -280,84 +584,96 @@ impl State {
                     body,
                 },
             };
-            ("auth".to_owned(), "401".to_owned(), plan)
+            (
+                Arc::clone(&self.auth_name),
+                Arc::clone(&self.auth_step),
+                plan,
+            )
         } else {
-            let (source, script) = pick(&self.scripts, &req);
-            let key_digest = match self.scripts.per {
-                Per::Delivery => Some(delivery),
-                Per::Request => None,
+            let index = self.compiled.pick(path_only, req.event_type.as_deref());
+            let pos = match self.scripts.per {
+                Per::Delivery => &mut state.position,
+                Per::Request => self.per_request.entry(index).or_insert(0),
             };
-            let pos = self
-                .positions
-                .entry((source.clone(), key_digest))
-                .or_insert(0);
-            let step = script.step_for(*pos).single();
+            let script = &self.compiled.scripts[index];
+            let step = script.step_for(*pos);
             *pos = pos.saturating_add(1);
-            let plan = plan_for(&step, &req.incoming.path, seq, attempt, req.digest);
-            (source.to_string(), step.to_string(), plan)
+            let plan = plan_for(step, path, seq, attempt, &hex);
+            (Arc::clone(&script.name), Arc::clone(&step.name), plan)
         };
 
         let status = match &plan.answer {
             Answer::Status { code, .. } => Some(*code),
             _ => None,
         };
-        let inc = req.incoming;
-        let record = Arc::new(RecordedRequest {
+        let inc = &req.incoming;
+        self.line.clear();
+        render_line(
+            &mut self.line,
+            &LineHead {
+                since_start: inc.since_start,
+                received_at: inc.received_at,
+                method: inc.method.as_str(),
+                path,
+                headers: &inc.headers,
+                body: &inc.body,
+                body_is_json: req.body_is_json,
+                event_type: req.event_type.as_deref(),
+                digest_hex: hex,
+            },
+            &LineTail {
+                seq,
+                attempt,
+                script: &script_name,
+                step: &step_name,
+                status,
+                violations: &req.violations,
+            },
+        );
+        let record = Arc::new(Record {
             seq,
             arrived: inc.arrived,
             since_start: inc.since_start,
             received_at: inc.received_at,
-            method: inc.method,
-            path: inc.path,
-            headers: inc.headers,
-            body: String::from_utf8_lossy(&inc.body).into_owned(),
-            json: req.json,
+            path: path.into(),
             event_type: req.event_type,
             digest: req.digest,
             attempt,
             script: script_name,
-            step,
+            step: step_name,
             status,
             violations: req.violations,
+            line: self.line.as_slice().into(),
         });
-        self.journal.push(Arc::clone(&record));
+        self.received += 1;
+        if self.keep > 0 {
+            if self.journal.len() >= self.keep {
+                self.journal.pop_front();
+                self.evicted += 1;
+            }
+            self.journal.push_back(Arc::clone(&record));
+        } else {
+            self.evicted += 1;
+        }
         (record, plan)
     }
 }
 
-/// The script that answers `req`: its path's, else its event type's, else the default.
-fn pick<'s>(scripts: &'s Scripts, req: &Inspected) -> (Source, &'s Script) {
-    let path = req.incoming.path.split('?').next().unwrap_or_default();
-    if let Some(s) = scripts.routes.get(path) {
-        return (Source::Route(path.to_owned()), s);
-    }
-    if let Some(t) = req
-        .event_type
-        .as_deref()
-        .and_then(|t| t.parse::<EventType>().ok())
-    {
-        if let Some(s) = scripts.for_type.get(&t) {
-            return (Source::Type(t), s);
-        }
-    }
-    (Source::Default, &scripts.default)
-}
-
-fn plan_for(step: &Step, path: &str, seq: u64, attempt: u32, digest: Digest) -> Plan {
-    let answer = match &step.action {
+fn plan_for(step: &CompiledStep, path: &str, seq: u64, attempt: u32, hex: &[u8; 16]) -> Plan {
+    use std::fmt::Write as _;
+    let answer = match &step.step.action {
         Action::Status(code) => {
             let body = if matches!(code, 204 | 304) {
                 String::new()
             } else {
-                serde_json::json!({
-                    "mock": "hookjar",
-                    "status": code,
-                    "step": step.to_string(),
-                    "seq": seq,
-                    "attempt": attempt,
-                    "digest": digest,
-                })
-                .to_string()
+                let digest = std::str::from_utf8(hex).expect("hex digits");
+                let mut b = String::with_capacity(96 + step.name_json.len());
+                let _ = write!(
+                    b,
+                    "{{\"mock\":\"hookjar\",\"status\":{code},\"step\":{},\"seq\":{seq},\"attempt\":{attempt},\"digest\":\"{digest}\"}}",
+                    step.name_json
+                );
+                b
             };
             Answer::Status {
                 code: *code,
@@ -378,7 +694,7 @@ fn plan_for(step: &Step, path: &str, seq: u64, attempt: u32, digest: Digest) -> 
         Action::Garbage => Answer::Garbage,
     };
     Plan {
-        delay: step.delay,
+        delay: step.step.delay,
         answer,
     }
 }
@@ -391,11 +707,16 @@ mod tests {
 
     fn incoming(path: &str, body: &[u8], headers: &[(&str, &str)]) -> Incoming {
         Incoming {
-            method: "POST".into(),
+            method: Method::POST,
             path: path.into(),
             headers: headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| {
+                    (
+                        http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                        http::HeaderValue::from_str(v).unwrap(),
+                    )
+                })
                 .collect(),
             body: Bytes::copy_from_slice(body),
             arrived: Instant::now(),
@@ -485,7 +806,7 @@ mod tests {
         let got = answers(&mut st, &[("/a?x=1", p.clone()), ("/b", p), ("/b", c)]);
         // The same body at another path is another delivery: attempt 0 again.
         assert_eq!(got, ["0:reset", "0:410", "0:200"]);
-        let names: Vec<&str> = st.journal().iter().map(|r| r.script.as_str()).collect();
+        let names: Vec<&str> = st.journal().iter().map(|r| &*r.script).collect();
         assert_eq!(names, ["route /a", "for_type PATH_COMPLETION", "default"]);
     }
 
@@ -493,7 +814,7 @@ mod tests {
     fn violations_name_their_clause() {
         let i = Inspected::new(
             Incoming {
-                method: "PUT".into(),
+                method: Method::PUT,
                 ..incoming(
                     "/",
                     b"[1]",
@@ -527,8 +848,8 @@ mod tests {
         let body = event(EventType::CourseEnrollment, 0);
         let mut st = State::new(scripts("503"));
         let (rec, plan) = st.decide(Inspected::new(incoming("/", &body, GOOD), &expect));
-        assert_eq!(rec.step, "401");
-        assert_eq!(rec.script, "auth");
+        assert_eq!(&*rec.step, "401");
+        assert_eq!(&*rec.script, "auth");
         assert_eq!(
             rec.violations,
             [
@@ -548,7 +869,7 @@ mod tests {
         h[2] = ("authorization", "Basic dTpw"); // u:p
         let (rec, plan) = st.decide(Inspected::new(incoming("/", &body, &h), &expect));
         assert!(rec.violations.is_empty(), "{:?}", rec.violations);
-        assert_eq!((rec.step.as_str(), rec.status), ("503", Some(503)));
+        assert_eq!((&*rec.step, rec.status), ("503", Some(503)));
         assert_eq!(plan.delay, Duration::ZERO);
     }
 
@@ -580,5 +901,163 @@ mod tests {
         assert!(
             matches!(&plans[5].answer, Answer::Status { code: 204, body, .. } if body.is_empty())
         );
+    }
+
+    /// The journal line rendered by hand says exactly what `RecordedRequest`'s serde
+    /// form says, built the slow way (a parsed tree, lossy text), for awkward inputs.
+    #[test]
+    fn journal_lines_match_the_serde_form() {
+        let good = event(EventType::CourseEnrollment, 3);
+        let mut pretty = b"{\n  \"event_type\": \"PING\",\r\n  \"timestamp\": \"2026-01-01T00:00:00.000000+00:00\"\n}\n".to_vec();
+        pretty.extend_from_slice(b" ");
+        type Case<'a> = (Vec<u8>, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case<'_>> = vec![
+            (good.clone(), GOOD.to_vec()),
+            (pretty, GOOD.to_vec()),
+            (b"not json \"quoted\" \\ \x01".to_vec(), vec![("user-agent", "x\ty")]),
+            (b"{\"event_type\": 5}".to_vec(), GOOD.to_vec()),
+            (b"[1,2]".to_vec(), vec![]),
+            (vec![0xff, 0xfe, b'{'], GOOD.to_vec()),
+            ("{\"event_type\":\"PI\\u004eG\",\"timestamp\":\"2026-01-01T00:00:00.000000+00:00\",\"x\":\"\u{e9}\"}".as_bytes().to_vec(), GOOD.to_vec()),
+            (Vec::new(), vec![("content-type", "text/plain"), ("x-a", "1"), ("x-a", "2")]),
+        ];
+        let mut st = State::new(scripts("503,200@2s,redirect=/b\"q,reset"));
+        for (body, headers) in cases {
+            let inc = Incoming {
+                received_at: datetime!(2026-01-01 0:00:00.123456789 UTC),
+                since_start: Duration::from_nanos(12_345_678),
+                ..incoming("/p?q=\"1\"", &body, &headers)
+            };
+            let expected_headers: Vec<(String, String)> = inc
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let (rec, _) = st.decide(Inspected::new(inc, &Expectations::default()));
+            let report = inspect_body(&body);
+            let expected = crate::RecordedRequest {
+                seq: rec.seq,
+                arrived: rec.arrived,
+                since_start: rec.since_start,
+                received_at: rec.received_at,
+                method: "POST".into(),
+                path: "/p?q=\"1\"".into(),
+                headers: expected_headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+                json: report.json,
+                event_type: report.event_type,
+                digest: Digest::of(&body),
+                attempt: rec.attempt,
+                script: "default".into(),
+                step: rec.step.to_string(),
+                status: rec.status,
+                violations: rec.violations.clone(),
+            };
+            let line: serde_json::Value = serde_json::from_slice(&rec.line).unwrap();
+            assert_eq!(
+                line,
+                serde_json::to_value(&expected).unwrap(),
+                "{}",
+                String::from_utf8_lossy(&rec.line)
+            );
+            assert!(!rec.line.contains(&b'\n'), "one line");
+            assert_eq!(rec.to_public(), expected);
+        }
+    }
+
+    #[test]
+    fn the_ring_keeps_the_last_n_and_counts_the_evicted() {
+        let mut st = State::with_keep(scripts("200"), 3);
+        let bodies: Vec<Vec<u8>> = (0..5)
+            .map(|i| event(EventType::PathCompletion, i))
+            .collect();
+        for b in &bodies {
+            st.decide(Inspected::new(
+                incoming("/", b, GOOD),
+                &Expectations::default(),
+            ));
+        }
+        let seqs: Vec<u64> = st.journal().iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        let c = st.counts();
+        assert_eq!(
+            (c.received, c.kept, c.evicted, c.latest_seq, c.keep),
+            (5, 3, 2, 5, 3)
+        );
+        let after: Vec<u64> = st.since(3).map(|r| r.seq).collect();
+        assert_eq!(after, [4, 5]);
+        assert_eq!(st.since(0).count(), 3);
+        assert_eq!(st.since(9).count(), 0);
+        // Attempt numbers outlive the records: a retry of an evicted request is attempt 1.
+        let (rec, _) = st.decide(Inspected::new(
+            incoming("/", &bodies[0], GOOD),
+            &Expectations::default(),
+        ));
+        assert_eq!(rec.attempt, 1);
+        assert_eq!(st.clear(), 3);
+        assert_eq!(st.counts().evicted, 0);
+    }
+
+    #[test]
+    fn per_delivery_state_is_bounded_least_recently_seen_first() {
+        let mut st = State::with_keep(scripts("503,200"), 1);
+        let cap = tracked_deliveries(1);
+        let first = event(EventType::CourseCompletion, 0);
+        let decide = |st: &mut State, b: &[u8]| {
+            st.decide(Inspected::new(
+                incoming("/", b, GOOD),
+                &Expectations::default(),
+            ))
+            .0
+        };
+        assert_eq!(decide(&mut st, &first).attempt, 0);
+        // `cap` other deliveries push the first one out.
+        for i in 0..cap as u64 {
+            let body = format!("{{\"n\":{i}}}");
+            decide(&mut st, body.as_bytes());
+        }
+        assert_eq!(st.deliveries.len(), cap);
+        let again = decide(&mut st, &first);
+        assert_eq!(
+            (again.attempt, &*again.step),
+            (0, "503"),
+            "forgotten, starts again"
+        );
+        // A delivery seen recently stays.
+        let again = decide(&mut st, &first);
+        assert_eq!((again.attempt, &*again.step), (1, "200"));
+    }
+
+    proptest::proptest! {
+        /// The borrowed quick check never passes a body the full check would flag,
+        /// and agrees on the event type.
+        #[test]
+        fn quick_body_never_passes_what_the_full_check_flags(
+            et in proptest::sample::select(vec!["\"PING\"", "\"COURSE_COMPLETION\"", "\"course-completion\"", "\"NOPE\"", "5", "null", "\"PI\\u004eG\"", "[]"]),
+            ts in proptest::sample::select(vec!["\"2026-01-01T00:00:00.000000+00:00\"", "\"2026-01-01T00:00:00Z\"", "1", "\"x\""]),
+            shape in 0usize..8,
+        ) {
+            let body = match shape {
+                0 => format!("{{\"event_type\":{et},\"timestamp\":{ts}}}"),
+                1 => format!("{{\"timestamp\":{ts},\"a\":{{\"b\":[1,{{}}]}},\"event_type\":{et}}}"),
+                2 => format!("{{\"event_type\":{et}}}"),
+                3 => format!("{{\"event_type\":{et},\"timestamp\":{ts},\"event_type\":{et}}}"),
+                4 => format!("[{{\"event_type\":{et},\"timestamp\":{ts}}}]"),
+                5 => format!("{{\"event_type\":{et},\"timestamp\":{ts}}} x"),
+                6 => format!(" {{ \"event_type\" : {et} ,\n \"timestamp\" : {ts} }} "),
+                _ => format!("{{\"event_type\":{et},\"timestamp\":{ts},\"u\":\"\u{e9}\\n\"}}"),
+            };
+            let full = inspect_body(body.as_bytes());
+            if let Some(t) = quick_body(body.as_bytes()) {
+                proptest::prop_assert!(full.problems.is_empty(), "{body}: {:?}", full.problems);
+                proptest::prop_assert_eq!(full.event_type.as_deref(), Some(&*t));
+                proptest::prop_assert!(full.json.is_some());
+            }
+        }
     }
 }

@@ -84,15 +84,24 @@
 //! - [`server`] — the hyper server: admin endpoints, performing plans (delays on
 //!   tokio's clock, `reset`, `hang`, `garbage`), the journal file.
 //! - [`errors`] — every error type.
+//! - [`ui`] — the inspector page at `/_mock/ui` and the event stream at `/_mock/stream`.
 //!
 //! # Promises
 //! - Decisions happen under one `std::sync::Mutex`, held briefly and never across an
-//!   `.await`; a body is parsed once, before the lock; recording is O(1).
+//!   `.await`; a body is checked once, before the lock, on a borrowed view (no JSON
+//!   tree); recording is O(1).
+//! - Memory is bounded: the last `keep` requests (default 10,000) stay in memory,
+//!   each as its rendered journal line; older ones are evicted one per new request
+//!   and counted (`counts()`, `GET /_mock/stats`). Attempt numbers and script
+//!   positions are kept for the `max(keep, 100,000)` most recently seen deliveries.
 //! - Delays use `tokio::time::sleep`, so tests on a paused clock measure them exactly.
 //! - `reset`, `hang` and `garbage` affect only their own connection; the server keeps
 //!   serving.
 //! - The journal file gets each request's line before the request is answered, in
-//!   arrival order.
+//!   arrival order: the lines of one event-loop turn go out in one `write`, and only
+//!   then are those requests answered, so a `kill -9` loses no answered request. A
+//!   file that does not end with a newline (torn by a crash) gets one before this
+//!   run's first line.
 //! - Dropping the [`MockReceiver`] stops it; [`MockReceiver::shutdown`] also waits for
 //!   every connection to close.
 
@@ -101,8 +110,10 @@ pub mod decide;
 pub mod errors;
 pub mod record;
 pub mod server;
+pub mod ui;
 
 pub use config::{Expectations, MockConfig, Per, ScriptUpdate, Scripts};
+pub use decide::{Counts, DEFAULT_KEEP};
 pub use errors::{ConfigError, InvalidSetting, StartError, WaitError};
 pub use hookjar_core::script::{Script, ScriptError};
 pub use record::{Attempt, Clock, Delivery, FixedClock, RecordedRequest, SystemClock};

@@ -1,14 +1,20 @@
 //! What the journal keeps: one [`RecordedRequest`] per webhook request, and the
 //! [`Delivery`] view that groups them by body digest (X5).
+//!
+//! Inside the receiver a request is kept lean, as a [`Record`]: the few fields the
+//! receiver itself looks at, plus the request's journal line, rendered once (the same
+//! bytes go to the journal file and to `GET /_mock/requests`). The public
+//! [`RecordedRequest`] is built from it only when someone reads the journal.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookjar_core::Digest;
 use hookjar_core::payload::format_timestamp;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -203,13 +209,74 @@ pub struct Delivery {
 pub fn group_deliveries<'a>(
     requests: impl IntoIterator<Item = &'a RecordedRequest>,
 ) -> Vec<Delivery> {
-    let mut index: HashMap<(&str, Digest), usize> = HashMap::new();
+    group(requests)
+}
+
+/// What grouping needs from a request (a [`RecordedRequest`] or a lean [`Record`]).
+trait Groupable {
+    fn key(&self) -> (&str, Digest);
+    fn event_type(&self) -> Option<&str>;
+    fn arrived(&self) -> Instant;
+    fn attempt_view(&self) -> Attempt;
+}
+
+impl Groupable for &RecordedRequest {
+    fn key(&self) -> (&str, Digest) {
+        (self.path_only(), self.digest)
+    }
+    fn event_type(&self) -> Option<&str> {
+        self.event_type.as_deref()
+    }
+    fn arrived(&self) -> Instant {
+        self.arrived
+    }
+    fn attempt_view(&self) -> Attempt {
+        Attempt {
+            seq: self.seq,
+            attempt: self.attempt,
+            path: self.path.clone(),
+            arrived: self.arrived,
+            since_start: self.since_start,
+            received_at: self.received_at,
+            step: self.step.clone(),
+            status: self.status,
+        }
+    }
+}
+
+impl Groupable for &Record {
+    fn key(&self) -> (&str, Digest) {
+        (self.path_only(), self.digest)
+    }
+    fn event_type(&self) -> Option<&str> {
+        self.event_type.as_deref()
+    }
+    fn arrived(&self) -> Instant {
+        self.arrived
+    }
+    fn attempt_view(&self) -> Attempt {
+        Attempt {
+            seq: self.seq,
+            attempt: self.attempt,
+            path: self.path.to_string(),
+            arrived: self.arrived,
+            since_start: self.since_start,
+            received_at: self.received_at,
+            step: self.step.to_string(),
+            status: self.status,
+        }
+    }
+}
+
+fn group<R: Groupable>(requests: impl IntoIterator<Item = R>) -> Vec<Delivery> {
+    let mut index: HashMap<(String, Digest), usize> = HashMap::new();
     let mut out: Vec<Delivery> = Vec::new();
     for r in requests {
-        let i = *index.entry((r.path_only(), r.digest)).or_insert_with(|| {
+        let (path, digest) = r.key();
+        let i = *index.entry((path.to_owned(), digest)).or_insert_with(|| {
             out.push(Delivery {
-                digest: r.digest,
-                event_type: r.event_type.clone(),
+                digest,
+                event_type: r.event_type().map(str::to_owned),
                 attempts: Vec::new(),
                 gaps: Vec::new(),
             });
@@ -218,23 +285,226 @@ pub fn group_deliveries<'a>(
         let d = &mut out[i];
         if let Some(prev) = d.attempts.last() {
             d.gaps
-                .push(r.arrived.saturating_duration_since(prev.arrived));
+                .push(r.arrived().saturating_duration_since(prev.arrived));
         }
-        d.attempts.push(Attempt {
-            seq: r.seq,
-            attempt: r.attempt,
-            path: r.path.clone(),
-            arrived: r.arrived,
-            since_start: r.since_start,
-            received_at: r.received_at,
-            step: r.step.clone(),
-            status: r.status,
-        });
+        d.attempts.push(r.attempt_view());
     }
     out
 }
 
-/// Clones shared records out of the journal.
-pub(crate) fn owned(records: &[Arc<RecordedRequest>]) -> Vec<RecordedRequest> {
-    records.iter().map(|r| (**r).clone()).collect()
+/// Groups lean records (see [`group_deliveries`]).
+pub(crate) fn group_records<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Delivery> {
+    group(records)
+}
+
+/// One request as the receiver keeps it: what it needs to decide, filter and group,
+/// and the request's journal line (one JSON object, no newline), rendered once.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub seq: u64,
+    pub arrived: Instant,
+    pub since_start: Duration,
+    pub received_at: OffsetDateTime,
+    /// Path and query, copied out of the connection's buffer.
+    pub path: Box<str>,
+    pub event_type: Option<Name>,
+    pub digest: Digest,
+    pub attempt: u32,
+    pub script: Arc<str>,
+    pub step: Arc<str>,
+    pub status: Option<u16>,
+    pub violations: Vec<String>,
+    /// The journal line: [`RecordedRequest`]'s JSON form, keys in the same order.
+    pub line: Box<[u8]>,
+}
+
+/// A name that is usually one of a few known texts (event types): no allocation then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Name {
+    Static(&'static str),
+    Owned(Box<str>),
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Name::Static(s) => s,
+            Name::Owned(s) => s,
+        }
+    }
+}
+
+/// The parts of a journal line that the lean [`Record`] does not keep apart.
+#[derive(Deserialize)]
+struct LineParts {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    json: Option<Value>,
+}
+
+impl Record {
+    /// The path without its query.
+    pub fn path_only(&self) -> &str {
+        self.path.split('?').next().unwrap_or_default()
+    }
+
+    /// The public form, rebuilt from the journal line.
+    pub fn to_public(&self) -> RecordedRequest {
+        let parts: LineParts =
+            serde_json::from_slice(&self.line).expect("a journal line the receiver rendered");
+        RecordedRequest {
+            seq: self.seq,
+            arrived: self.arrived,
+            since_start: self.since_start,
+            received_at: self.received_at,
+            method: parts.method,
+            path: parts.path,
+            headers: parts.headers,
+            body: parts.body,
+            json: parts.json,
+            event_type: self.event_type.as_deref().map(str::to_owned),
+            digest: self.digest,
+            attempt: self.attempt,
+            script: self.script.to_string(),
+            step: self.step.to_string(),
+            status: self.status,
+            violations: self.violations.clone(),
+        }
+    }
+}
+
+/// Clones shared records out of the journal, in their public form.
+pub(crate) fn owned<'a>(
+    records: impl IntoIterator<Item = &'a Arc<Record>>,
+) -> Vec<RecordedRequest> {
+    records.into_iter().map(|r| r.to_public()).collect()
+}
+
+/// What a journal line says about the request itself, known before the decision.
+#[derive(Debug)]
+pub(crate) struct LineHead<'a> {
+    pub since_start: Duration,
+    pub received_at: OffsetDateTime,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+    /// The body is UTF-8 text and one valid JSON value: embedded as it is under `json`.
+    pub body_is_json: bool,
+    pub event_type: Option<&'a str>,
+    /// The digest's 16 hex digits.
+    pub digest_hex: [u8; 16],
+}
+
+/// A digest's 16 hex digits, without the formatting machinery.
+pub(crate) fn digest_hex(d: Digest) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let _ = write!(&mut out[..], "{d}");
+    out
+}
+
+/// What the decision adds to a journal line.
+#[derive(Debug)]
+pub(crate) struct LineTail<'a> {
+    pub seq: u64,
+    pub attempt: u32,
+    pub script: &'a str,
+    pub step: &'a str,
+    pub status: Option<u16>,
+    pub violations: &'a [String],
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+/// Renders one journal line (no newline) into `out`: the same keys, order and values
+/// as [`RecordedRequest`]'s `Serialize`. A body that is valid JSON is embedded as it
+/// is under `json` (line breaks, which JSON allows only as whitespace, are dropped),
+/// not parsed and written again.
+pub(crate) fn render_line(out: &mut Vec<u8>, head: &LineHead<'_>, tail: &LineTail<'_>) {
+    out.extend_from_slice(b"{\"seq\":");
+    let _ = write!(out, "{}", tail.seq);
+    out.extend_from_slice(b",\"since_start_ms\":");
+    serde_json::to_writer(&mut *out, &ms(head.since_start)).expect("a number");
+    out.extend_from_slice(b",\"received_at\":\"");
+    write_timestamp(out, head.received_at);
+    out.extend_from_slice(b"\",\"method\":");
+    json_str(out, head.method);
+    out.extend_from_slice(b",\"path\":");
+    json_str(out, head.path);
+    out.extend_from_slice(b",\"headers\":[");
+    for (i, (k, v)) in head.headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        json_str(out, k.as_str());
+        out.push(b',');
+        match std::str::from_utf8(v.as_bytes()) {
+            Ok(v) => json_str(out, v),
+            Err(_) => json_str(out, &String::from_utf8_lossy(v.as_bytes())),
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"],\"body\":");
+    match std::str::from_utf8(head.body) {
+        Ok(text) => json_str(out, text),
+        Err(_) => json_str(out, &String::from_utf8_lossy(head.body)),
+    }
+    out.extend_from_slice(b",\"json\":");
+    if head.body_is_json {
+        if head.body.iter().any(|&b| b == b'\n' || b == b'\r') {
+            out.extend(head.body.iter().filter(|&&b| b != b'\n' && b != b'\r'));
+        } else {
+            out.extend_from_slice(head.body);
+        }
+    } else {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(b",\"event_type\":");
+    match head.event_type {
+        Some(t) => json_str(out, t),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"digest\":\"");
+    out.extend_from_slice(&head.digest_hex);
+    let _ = write!(out, "\",\"attempt\":{},\"script\":", tail.attempt);
+    json_str(out, tail.script);
+    out.extend_from_slice(b",\"step\":");
+    json_str(out, tail.step);
+    out.extend_from_slice(b",\"status\":");
+    match tail.status {
+        Some(s) => {
+            let _ = write!(out, "{s}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"violations\":[");
+    for (i, v) in tail.violations.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, v);
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// [`format_timestamp`] without the format-description machinery.
+fn write_timestamp(out: &mut Vec<u8>, t: OffsetDateTime) {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    );
 }

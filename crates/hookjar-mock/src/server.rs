@@ -16,20 +16,18 @@ use hookjar_core::script::{Script, ScriptError};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as Body;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{Expectations, MockConfig, Per, ScriptUpdate, Scripts, normalise_path};
-use crate::decide::{Answer, Incoming, Inspected, State};
+use crate::decide::{Answer, Counts, DEFAULT_KEEP, Incoming, Inspected, State};
 use crate::errors::{StartError, WaitError};
-use crate::record::{Clock, Delivery, RecordedRequest, SystemClock, group_deliveries, owned};
+use crate::record::{Clock, Delivery, Record, RecordedRequest, SystemClock, group_records, owned};
 
 /// The largest body the receiver reads; larger requests get 413.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -45,6 +43,7 @@ pub struct MockReceiverBuilder {
     config: MockConfig,
     clock: Arc<dyn Clock>,
     on_request: Option<Hook>,
+    ui: bool,
 }
 
 impl std::fmt::Debug for MockReceiverBuilder {
@@ -63,6 +62,7 @@ impl MockReceiverBuilder {
             config: MockConfig::default(),
             clock: Arc::new(SystemClock),
             on_request: None,
+            ui: true,
         }
     }
 
@@ -130,6 +130,15 @@ impl MockReceiverBuilder {
         self
     }
 
+    /// Keep the last `n` requests in memory (default 10,000); older ones are evicted
+    /// one per new request (the journal file keeps every one). Attempt numbers and
+    /// script positions are kept for the `max(n, 100,000)` most recently seen
+    /// deliveries.
+    pub fn keep(mut self, n: usize) -> Self {
+        self.config.keep = Some(n);
+        self
+    }
+
     /// Listen on `addr` instead of a random loopback port.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.config.addr = Some(addr);
@@ -145,6 +154,12 @@ impl MockReceiverBuilder {
     /// Call `hook` with every request once it is recorded (before it is answered).
     pub fn on_request(mut self, hook: impl Fn(&RecordedRequest) + Send + Sync + 'static) -> Self {
         self.on_request = Some(Arc::new(hook));
+        self
+    }
+
+    /// Serve the inspector page at `/_mock/ui` (default: yes; `hookjar mock --no-ui`).
+    pub fn ui(mut self, enabled: bool) -> Self {
+        self.ui = enabled;
         self
     }
 
@@ -166,30 +181,33 @@ impl MockReceiverBuilder {
         let address = listener.local_addr().map_err(StartError::LocalAddr)?;
         let journal = match &self.config.journal {
             None => None,
-            Some(path) => Some(Mutex::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| StartError::Journal {
+            Some(path) => Some(JournalFile {
+                pending: Mutex::new(Pending::default()),
+                file: Mutex::new(Writer {
+                    file: open_journal(path).map_err(|source| StartError::Journal {
                         path: path.clone(),
                         source,
                     })?,
-            )),
+                    spare: Vec::new(),
+                    written: 0,
+                }),
+            }),
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (count_tx, _) = watch::channel(0usize);
+        let (latest_tx, _) = watch::channel(0u64);
+        let keep = self.config.keep.unwrap_or(DEFAULT_KEEP);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(self.config.scripts)),
+            state: Mutex::new(State::with_keep(self.config.scripts, keep)),
             expect: self.config.expect,
             journal,
-            count: count_tx,
+            latest: latest_tx,
             clock: self.clock,
             started: Instant::now(),
             on_request: self.on_request,
             shutdown: shutdown_rx,
+            ui: self.ui,
         });
-        let task = tokio::spawn(serve(listener, Arc::clone(&shared)));
+        let task = tokio::spawn(serve(listener, Arc::clone(&shared), self.config.limits));
         tracing::debug!(%address, "mock receiver listening");
         Ok(MockReceiver {
             shared,
@@ -200,15 +218,96 @@ impl MockReceiverBuilder {
     }
 }
 
+/// Opens the journal file for appending. A file left without a final newline (a
+/// line torn by a crash) gets one first, so this run's lines start on a fresh line.
+fn open_journal(path: &std::path::Path) -> std::io::Result<File> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    if len > 0 {
+        file.seek(SeekFrom::Start(len - 1))?;
+        let mut last = [0u8; 1];
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            tracing::warn!(
+                path = %path.display(),
+                "journal file does not end with a newline (a line torn by a crash?); starting on a fresh line"
+            );
+            file.write_all(b"\n")?;
+        }
+    }
+    Ok(file)
+}
+
+/// The journal file. Lines are appended to `pending` in `seq` order (under the state
+/// lock); whichever request of an event-loop turn comes first writes everything
+/// pending in one `write`, and no request is answered before its line is written.
+struct JournalFile {
+    pending: Mutex<Pending>,
+    file: Mutex<Writer>,
+}
+
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// Bytes appended since the start.
+    appended: u64,
+}
+
+struct Writer {
+    file: File,
+    spare: Vec<u8>,
+    /// Bytes written since the start.
+    written: u64,
+}
+
+impl JournalFile {
+    /// Appends one line; returns the byte count that must be written before the
+    /// request is answered.
+    fn append(&self, line: &[u8]) -> u64 {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.buf.extend_from_slice(line);
+        p.buf.push(b'\n');
+        p.appended += line.len() as u64 + 1;
+        p.appended
+    }
+
+    /// Makes sure the first `upto` bytes appended are written to the file.
+    fn write_upto(&self, upto: u64) {
+        let mut w = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if w.written >= upto {
+            return;
+        }
+        let w = &mut *w;
+        let appended = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::swap(&mut p.buf, &mut w.spare);
+            p.appended
+        };
+        if let Err(e) = w.file.write_all(&w.spare) {
+            tracing::error!(error = %e, "mock receiver: cannot append to the journal file");
+        }
+        w.spare.clear();
+        w.written = appended;
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
     expect: Expectations,
-    journal: Option<Mutex<File>>,
-    count: watch::Sender<usize>,
+    journal: Option<JournalFile>,
+    /// The newest `seq` recorded; receivers are also woken by a clear.
+    latest: watch::Sender<u64>,
     clock: Arc<dyn Clock>,
     started: Instant,
     on_request: Option<Hook>,
     shutdown: watch::Receiver<bool>,
+    /// Serve the inspector page (`crate::ui`).
+    ui: bool,
 }
 
 impl Shared {
@@ -236,7 +335,7 @@ impl std::fmt::Debug for MockReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MockReceiver")
             .field("address", &self.address)
-            .field("requests", &self.shared.state().journal().len())
+            .field("counts", &self.shared.state().counts())
             .finish()
     }
 }
@@ -258,31 +357,55 @@ impl MockReceiver {
         self.address
     }
 
-    /// Every webhook request so far, in arrival order.
+    /// Every webhook request kept in memory (the last `keep`, see
+    /// [`MockReceiverBuilder::keep`]), in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        owned(self.shared.state().journal())
+        owned(&self.records_since(0))
     }
 
-    /// The requests grouped by body digest: each delivery's attempts and the gaps
-    /// between them.
+    /// The requests kept in memory whose `seq` is greater than `seq`, in arrival
+    /// order: what arrived since a reader last looked. Pair with [`Self::subscribe`].
+    pub fn requests_since(&self, seq: u64) -> Vec<RecordedRequest> {
+        owned(&self.records_since(seq))
+    }
+
+    /// A receiver of the newest `seq` recorded (0 before the first request): it
+    /// changes with every request, so a reader can wait for news cheaply.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.latest.subscribe()
+    }
+
+    /// How many requests were received, are kept and were evicted from memory.
+    pub fn counts(&self) -> Counts {
+        self.shared.state().counts()
+    }
+
+    fn records_since(&self, seq: u64) -> Vec<Arc<Record>> {
+        self.shared.state().since(seq).cloned().collect()
+    }
+
+    /// The requests kept in memory grouped by body digest: each delivery's attempts
+    /// and the gaps between them.
     pub fn deliveries(&self) -> Vec<Delivery> {
-        let records = self.shared.state().journal().to_vec();
-        group_deliveries(records.iter().map(|r| &**r))
+        let records = self.records_since(0);
+        group_records(records.iter().map(|r| &**r))
     }
 
-    /// Waits until at least `n` requests are in the journal, or fails after `timeout`
-    /// listing what did arrive. Returns every request so far.
+    /// Waits until at least `n` requests have arrived (since the start or the last
+    /// clear), or fails after `timeout` listing what did arrive. Returns every request
+    /// kept in memory.
     pub async fn wait_for_requests(
         &self,
         n: usize,
         timeout: Duration,
     ) -> Result<Vec<RecordedRequest>, WaitError> {
-        let mut rx = self.shared.count.subscribe();
-        let reached = tokio::time::timeout(timeout, rx.wait_for(|&c| c >= n)).await;
+        let arrived = || self.shared.state().counts().received >= n as u64;
+        let mut rx = self.shared.latest.subscribe();
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|_| arrived())).await;
         let requests = self.requests();
         match reached {
             Ok(Ok(_)) => Ok(requests),
-            _ if requests.len() >= n => Ok(requests),
+            _ if arrived() => Ok(requests),
             _ => Err(WaitError {
                 expected: n,
                 timeout,
@@ -337,40 +460,31 @@ impl Drop for MockReceiver {
 }
 
 fn clear(shared: &Shared) -> usize {
-    let mut st = shared.state();
-    let n = st.clear();
-    shared.count.send_replace(0);
+    let n = shared.state().clear();
+    shared.latest.send_modify(|_| {});
     n
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    conns.spawn(connection(stream, Arc::clone(&shared)));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    tracing::warn!(error = %e, "mock receiver: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = shared.shutting_down() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    drop(listener);
-    while conns.join_next().await.is_some() {}
+/// The accept loop of hookjar-net: header-read timeout, connection cap, back-off when
+/// `accept` fails; ends (after every connection) when the receiver shuts down.
+async fn serve(listener: TcpListener, shared: Arc<Shared>, limits: hookjar_net::Limits) {
+    let shutdown = shared.shutdown.clone();
+    hookjar_net::accept_loop(
+        listener,
+        limits,
+        "mock receiver",
+        shutdown,
+        Arc::new(hookjar_net::Stats::default()),
+        move |stream, _peer| connection(stream, Arc::clone(&shared), limits),
+    )
+    .await;
 }
 
 const FAULT_NONE: u8 = 0;
 const FAULT_RESET: u8 = 1;
 const FAULT_GARBAGE: u8 = 2;
 
-async fn connection(stream: TcpStream, shared: Arc<Shared>) {
+async fn connection(stream: TcpStream, shared: Arc<Shared>, limits: hookjar_net::Limits) {
     let fault = Arc::new(AtomicU8::new(FAULT_NONE));
     let io = TokioIo::new(FaultIo {
         stream,
@@ -381,21 +495,15 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     let svc = service_fn(move |req| {
         let shared = Arc::clone(&svc_shared);
         let fault = Arc::clone(&fault);
-        async move { handle(req, &shared, &fault).await }
-    });
-    let conn = http1::Builder::new().serve_connection(io, svc);
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "mock receiver: connection ended");
+        async move {
+            if crate::ui::claims(req.uri().path(), shared.ui) {
+                let (changes, down) = (shared.latest.subscribe(), shared.shutdown.clone());
+                return Ok(crate::ui::handle(req, changes, down).await);
             }
+            handle(req, &shared, &fault).await.map(crate::ui::whole)
         }
-        () = shared.shutting_down() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
+    });
+    hookjar_net::serve_connection(io, svc, limits, shared.shutdown.clone()).await;
 }
 
 /// Why a request got no HTTP answer: hyper closes the connection, and [`FaultIo`]
@@ -430,21 +538,12 @@ async fn handle(req: Request<Body>, shared: &Shared, fault: &AtomicU8) -> Result
         }
     };
     let incoming = Incoming {
-        method: parts.method.as_str().to_owned(),
         path: parts
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        method: parts.method,
+        headers: parts.headers,
         body,
         arrived,
         since_start: arrived.saturating_duration_since(shared.started),
@@ -452,7 +551,13 @@ async fn handle(req: Request<Body>, shared: &Shared, fault: &AtomicU8) -> Result
     };
     // Parsing and checks happen before the lock.
     let inspected = Inspected::new(incoming, &shared.expect);
-    let plan = record(shared, inspected);
+    let (plan, written_upto) = record(shared, inspected);
+    if let (Some(journal), Some(upto)) = (&shared.journal, written_upto) {
+        // Let the other requests of this event-loop turn add their lines, then write
+        // them all at once (or find them written); only then answer.
+        tokio::task::yield_now().await;
+        journal.write_upto(upto);
+    }
 
     if !plan.delay.is_zero() {
         tokio::select! {
@@ -466,15 +571,21 @@ async fn handle(req: Request<Body>, shared: &Shared, fault: &AtomicU8) -> Result
             headers,
             body,
         } => {
-            let mut res = Response::builder()
-                .status(code)
-                .header(http::header::CONTENT_TYPE, "application/json");
+            let mut res = Response::new(Full::new(Bytes::from(body)));
+            *res.status_mut() =
+                StatusCode::from_u16(code).expect("scripts hold statuses 200 to 599");
+            let h = res.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
             for (k, v) in headers {
-                res = res.header(k, v);
+                h.append(
+                    k,
+                    http::HeaderValue::try_from(v).expect("scripted header values are valid"),
+                );
             }
-            Ok(res
-                .body(Full::new(Bytes::from(body)))
-                .expect("scripted statuses and headers are valid"))
+            Ok(res)
         }
         Answer::Reset => {
             fault.store(FAULT_RESET, Ordering::SeqCst);
@@ -491,32 +602,32 @@ async fn handle(req: Request<Body>, shared: &Shared, fault: &AtomicU8) -> Result
     }
 }
 
-/// Decides under the state lock, then appends the journal line (in arrival order)
-/// and calls the hook. Synchronous: no lock is held across an `.await`.
-fn record(shared: &Shared, inspected: Inspected) -> crate::decide::Plan {
-    let (record, plan, journal) = {
+/// Decides under the state lock and queues the journal line (in arrival order, still
+/// under the lock), then calls the hook. Returns the plan and, with a journal file,
+/// how many bytes must be written before the answer. Synchronous: no lock is held
+/// across an `.await`.
+fn record(shared: &Shared, inspected: Inspected) -> (crate::decide::Plan, Option<u64>) {
+    let (record, plan, upto) = {
         let mut st = shared.state();
         let (record, plan) = st.decide(inspected);
-        shared.count.send_replace(st.journal().len());
-        // Take the journal file's lock before releasing the state's, so lines are
-        // written in arrival order; the write itself happens outside the state lock.
-        let journal = shared
-            .journal
-            .as_ref()
-            .map(|j| j.lock().unwrap_or_else(|e| e.into_inner()));
-        (record, plan, journal)
+        let upto = shared.journal.as_ref().map(|j| j.append(&record.line));
+        drop(st);
+        // After the state lock (a waiter reads the state while holding the watch's
+        // lock). The value only grows. Waking receivers costs locks; with none (the
+        // usual case under load) the value is only stored.
+        shared.latest.send_if_modified(|latest| {
+            if record.seq <= *latest {
+                return false;
+            }
+            *latest = record.seq;
+            shared.latest.receiver_count() > 0
+        });
+        (record, plan, upto)
     };
-    if let Some(mut file) = journal {
-        let mut line = serde_json::to_vec(&*record).expect("a record serialises");
-        line.push(b'\n');
-        if let Err(e) = file.write_all(&line).and_then(|()| file.flush()) {
-            tracing::error!(error = %e, "mock receiver: cannot append to the journal file");
-        }
-    }
     if let Some(hook) = &shared.on_request {
-        hook(&record);
+        hook(&record.to_public());
     }
-    plan
+    (plan, upto)
 }
 
 fn json_reply(status: StatusCode, value: &serde_json::Value) -> Reply {
@@ -527,11 +638,39 @@ fn json_reply(status: StatusCode, value: &serde_json::Value) -> Reply {
         .expect("a JSON answer is valid")
 }
 
+fn raw_json_reply(status: StatusCode, body: Vec<u8>) -> Reply {
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// The records after `after` and the counts, read under one lock.
+fn snapshot(shared: &Shared, after: u64) -> (Vec<Arc<Record>>, Counts) {
+    let st = shared.state();
+    (st.since(after).cloned().collect(), st.counts())
+}
+
+/// Adds the evicted count to an answer of `/_mock/*`.
+fn with_counts(mut res: Reply, counts: Counts) -> Reply {
+    res.headers_mut()
+        .insert(EVICTED_HEADER, http::HeaderValue::from(counts.evicted));
+    res
+}
+
 fn error_reply(status: StatusCode, detail: impl Into<String>) -> Reply {
     json_reply(status, &serde_json::json!({"detail": detail.into()}))
 }
 
-const ENDPOINTS: &str = "GET/DELETE /_mock/requests, GET /_mock/deliveries, GET/PUT /_mock/script";
+const ENDPOINTS: &str =
+    "GET/DELETE /_mock/requests, GET /_mock/deliveries, GET/PUT /_mock/script, GET /_mock/stats";
+
+/// The response header of `GET /_mock/requests` and `/_mock/deliveries` that counts
+/// the records evicted from memory (see `--keep`).
+pub const EVICTED_HEADER: &str = "x-hookjar-evicted";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -539,13 +678,14 @@ struct Filter {
     path: Option<String>,
     event_type: Option<String>,
     digest: Option<String>,
+    after: Option<u64>,
 }
 
 impl Filter {
-    fn keeps(&self, r: &RecordedRequest) -> bool {
+    fn keeps(&self, r: &Record) -> bool {
         self.path
             .as_deref()
-            .is_none_or(|p| r.path_only() == p || r.path == p)
+            .is_none_or(|p| r.path_only() == p || &*r.path == p)
             && self
                 .event_type
                 .as_deref()
@@ -564,7 +704,7 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
             return error_reply(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "bad query: {e}; filter with ?path=/a, ?event_type=COURSE_COMPLETION or ?digest=<16 hex digits>"
+                    "bad query: {e}; filter with ?path=/a, ?event_type=COURSE_COMPLETION, ?digest=<16 hex digits> or ?after=SEQ"
                 ),
             );
         }
@@ -572,28 +712,38 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
     let method = req.method().clone();
     match (method, req.uri().path()) {
         (Method::GET, "/_mock/requests") => {
-            let records = shared.state().journal().to_vec();
-            let kept: Vec<&RecordedRequest> = records
-                .iter()
-                .map(|r| &**r)
-                .filter(|r| filter.keeps(r))
-                .collect();
-            json_reply(
-                StatusCode::OK,
-                &serde_json::to_value(kept).expect("records serialise"),
-            )
+            let (records, counts) = snapshot(shared, filter.after.unwrap_or(0));
+            // The records' journal lines, as they are: a JSON array of them.
+            let mut out =
+                Vec::with_capacity(records.iter().map(|r| r.line.len() + 1).sum::<usize>() + 2);
+            out.push(b'[');
+            for r in records.iter().filter(|r| filter.keeps(r)) {
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&r.line);
+            }
+            out.push(b']');
+            with_counts(raw_json_reply(StatusCode::OK, out), counts)
         }
+        (Method::GET, "/_mock/stats") => json_reply(
+            StatusCode::OK,
+            &serde_json::to_value(shared.state().counts()).expect("counts serialise"),
+        ),
         (Method::DELETE, "/_mock/requests") => {
             let n = clear(shared);
             json_reply(StatusCode::OK, &serde_json::json!({"cleared": n}))
         }
         (Method::GET, "/_mock/deliveries") => {
-            let records = shared.state().journal().to_vec();
+            let (records, counts) = snapshot(shared, filter.after.unwrap_or(0));
             let deliveries =
-                group_deliveries(records.iter().map(|r| &**r).filter(|r| filter.keeps(r)));
-            json_reply(
-                StatusCode::OK,
-                &serde_json::to_value(deliveries).expect("deliveries serialise"),
+                group_records(records.iter().map(|r| &**r).filter(|r| filter.keeps(r)));
+            with_counts(
+                json_reply(
+                    StatusCode::OK,
+                    &serde_json::to_value(deliveries).expect("deliveries serialise"),
+                ),
+                counts,
             )
         }
         (Method::GET, "/_mock/script") => json_reply(
@@ -624,10 +774,12 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
                 Err(detail) => error_reply(StatusCode::BAD_REQUEST, detail),
             }
         }
-        (_, "/_mock/requests" | "/_mock/deliveries" | "/_mock/script") => error_reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method not allowed here; the endpoints are {ENDPOINTS}"),
-        ),
+        (_, "/_mock/requests" | "/_mock/deliveries" | "/_mock/script" | "/_mock/stats") => {
+            error_reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method not allowed here; the endpoints are {ENDPOINTS}"),
+            )
+        }
         (_, other) => error_reply(
             StatusCode::NOT_FOUND,
             format!("no mock endpoint {other}; the endpoints are {ENDPOINTS}"),

@@ -748,3 +748,121 @@ async fn one_body_at_two_paths_is_two_deliveries() {
     assert_eq!(deliveries.len(), 2, "one per path");
     assert_eq!(deliveries[0].digest, deliveries[1].digest, "same body");
 }
+
+/// Issue #13 item 1: sockets that send nothing are closed once the 10 s header timeout
+/// has passed (virtual time), and the receiver keeps answering.
+#[tokio::test(start_paused = true)]
+async fn idle_connections_are_closed_at_the_header_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(
+            tokio::net::TcpStream::connect(mock.address())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut buf = [0u8; 64];
+    for s in &mut idle {
+        let read = tokio::time::timeout(Duration::from_secs(11), s.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "a silent connection must be closed within the header timeout: {read:?} after {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    let res = post(
+        &client(),
+        &format!("{}/hook", mock.url()),
+        &payload(EventType::CourseEnrollment, 1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn memory_keeps_the_last_n_and_says_how_many_were_evicted() {
+    let mock = MockReceiver::builder().keep(3).start().await.unwrap();
+    let c = client();
+    let mut latest = mock.subscribe();
+    for n in 0..5 {
+        let body = payload(EventType::CourseCompletion, n);
+        assert_eq!(
+            status(&c, &format!("{}/hook", mock.url()), &body).await,
+            200
+        );
+    }
+    // Five arrived, so waiting for five succeeds though only three are in memory.
+    let kept = mock.wait_for_requests(5, WAIT).await.unwrap();
+    let seqs = |rs: &[RecordedRequest]| rs.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(&kept), [3, 4, 5], "{}", dump(&kept));
+    assert_eq!(seqs(&mock.requests_since(3)), [4, 5]);
+    assert_eq!(*latest.borrow_and_update(), 5);
+    let counts = mock.counts();
+    assert_eq!(
+        (counts.received, counts.kept, counts.evicted, counts.keep),
+        (5, 3, 2, 3)
+    );
+
+    let res = c
+        .get(format!("{}/_mock/requests?after=4", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-hookjar-evicted"], "2");
+    let listed: Value = res.json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["seq"], 5);
+    let stats: Value = c
+        .get(format!("{}/_mock/stats", mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats,
+        serde_json::json!({"latest_seq": 5, "received": 5, "kept": 3, "evicted": 2, "keep": 3})
+    );
+    // A retry of an evicted request still counts as a retry.
+    let body = payload(EventType::CourseCompletion, 0);
+    assert_eq!(
+        status(&c, &format!("{}/hook", mock.url()), &body).await,
+        200
+    );
+    let last = mock.requests_since(5);
+    assert_eq!((last[0].seq, last[0].attempt), (6, 1));
+    latest.changed().await.unwrap();
+    assert_eq!(*latest.borrow(), 6);
+}
+
+#[tokio::test]
+async fn a_torn_journal_gets_a_fresh_line_before_the_first_new_one() {
+    let dir = std::env::temp_dir().join(format!("hookjar-mock-torn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("journal.jsonl");
+    std::fs::write(&path, "{\"seq\":1}\n{\"seq\":2,\"body\":\"torn by a ki").unwrap();
+    let mock = MockReceiver::builder()
+        .journal_file(&path)
+        .start()
+        .await
+        .unwrap();
+    let body = payload(EventType::LessonCompletion, 0);
+    assert_eq!(
+        status(&client(), &format!("{}/x", mock.url()), &body).await,
+        200
+    );
+    mock.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[1], "{\"seq\":2,\"body\":\"torn by a ki");
+    let new: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(new["path"], "/x");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

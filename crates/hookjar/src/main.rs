@@ -4,7 +4,8 @@
 //! - `main.rs` — the clap command tree and dispatch to one module per command.
 //! - `cmd/*.rs` — one command each: parse flags into plain data, call the libraries,
 //!   print. No rule lives here: rules are in `hookjar-core`.
-//! - `exit.rs` — exit codes.
+//! - `exit.rs` — exit codes (0 success, 1 the thing tested failed, 2 bad usage or
+//!   input, 3 an environment problem), the same for every command.
 //!
 //! `anyhow` is used only in this binary; the libraries return typed errors.
 
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", render_error(&err));
-            ExitCode::from(exit::ERROR)
+            ExitCode::from(exit::code_of(&err))
         }
     }
 }

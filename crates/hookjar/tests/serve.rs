@@ -127,14 +127,20 @@ fn http(port: u16, request: &str) -> (u16, String) {
     (status, body)
 }
 
-/// A receiver that answers every request `503` and notes when each arrived.
+/// A receiver that notes when each request arrived and answers it `status`, the first
+/// one only after `first_delay`.
 struct Receiver {
     port: u16,
     arrivals: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Receiver {
+    /// Answers every request 503 at once.
     fn start() -> Receiver {
+        Receiver::start_with(503, Duration::ZERO)
+    }
+
+    fn start_with(status: u16, first_delay: Duration) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let arrivals = Arc::new(Mutex::new(Vec::new()));
@@ -168,9 +174,19 @@ impl Receiver {
                             }
                         }
                     }
-                    seen.lock().unwrap().push(Instant::now());
+                    let first = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(Instant::now());
+                        seen.len() == 1
+                    };
+                    if first {
+                        std::thread::sleep(first_delay);
+                    }
                     let _ = conn.write_all(
-                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        format!(
+                            "HTTP/1.1 {status} Answer\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
                     );
                 });
             }
@@ -311,5 +327,54 @@ fn s6_serve_refuses_a_key_with_a_colon_and_x3_an_absurd_time_scale() {
             "{scale}: {err}"
         );
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn s19_kill_9_during_a_post_counts_the_attempt_and_waits_its_back_off() {
+    let dir = tempdir("inflight");
+    let db = dir.join("i.db");
+    // The first POST gets no answer for a minute: the kill lands while it waits.
+    let receiver = Receiver::start_with(200, Duration::from_secs(60));
+    let args = ["--api-key", KEY];
+    let serve = Serve::start(&db, &args).unwrap();
+    let hook = format!(
+        r#"{{"target_url": "http://127.0.0.1:{}/hook"}}"#,
+        receiver.port
+    );
+    let (status, body) = serve.call("POST", "/v1/webhooks", &hook);
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    serve.call(
+        "POST",
+        "/v1/events",
+        r#"{"event_type": "COURSE_ENROLLMENT"}"#,
+    );
+    receiver
+        .wait_for(1, Duration::from_secs(10))
+        .expect("the first POST");
+    serve.kill();
+    let restart = Instant::now();
+    let serve = Serve::start(&db, &args).unwrap();
+    let second = receiver
+        .wait_for(2, Duration::from_secs(20))
+        .expect("a retry after the restart");
+    let waited = (second - restart).as_secs_f64();
+    assert!(
+        waited >= 2.0,
+        "the retry came {waited:.2} s after the restart, before its 2 s back-off"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, log) = serve.call("GET", &format!("/v1/webhooks/{id}/deliveries"), "");
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let d = &log["results"][0];
+    assert_eq!(d["attempts"][0]["verdict"], "unknown", "{d:#}");
+    assert_eq!(d["attempts"][1]["verdict"], "delivered", "{d:#}");
+    assert_eq!(d["state"], "delivered");
+    assert_eq!(receiver.arrivals().len(), 2, "one POST per attempt");
+    drop(serve);
     let _ = std::fs::remove_dir_all(dir);
 }

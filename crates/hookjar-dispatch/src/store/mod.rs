@@ -92,7 +92,8 @@ pub struct OwnerLock {
 impl OwnerLock {
     /// Locks `FILE-owner` next to a file store and writes this process's pid in it;
     /// `None` for an in-memory store. Fails at once, naming the owner's pid, when
-    /// another process holds it.
+    /// another process holds it (after up to a second when the holder is this
+    /// process). Blocking: call it off the async executor.
     pub fn acquire(config: &StoreConfig) -> Result<Option<OwnerLock>, StoreError> {
         use std::io::{Read as _, Seek as _, Write as _};
         let StoreConfig::File(path) = config else {
@@ -113,10 +114,20 @@ impl OwnerLock {
             .truncate(false)
             .open(&lock)
             .map_err(failed)?;
-        if !lock_exclusive(&file).map_err(failed)? {
+        // A holder with this process's own pid is either another dispatcher in this
+        // process (refused below, after the grace) or a child process being spawned
+        // by another thread, which holds a copy of every descriptor for the moment
+        // before its exec closes them; that one lets go within milliseconds.
+        let started = std::time::Instant::now();
+        while !lock_exclusive(&file).map_err(failed)? {
             let mut pid = String::new();
+            file.rewind().map_err(failed)?;
             let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
+            let pid = pid.trim().to_owned();
+            if pid == std::process::id().to_string() && started.elapsed() < OWN_PID_GRACE {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
             return Err(StoreError::Owned {
                 path: path.clone(),
                 owner: if pid.is_empty() {
@@ -133,6 +144,9 @@ impl OwnerLock {
         Ok(Some(OwnerLock { _file: file }))
     }
 }
+
+/// How long [`OwnerLock::acquire`] waits when the holder's pid is this process's.
+const OWN_PID_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Takes an exclusive `flock(2)` on `file` without waiting: `Ok(false)` when another
 /// open file description (another process) holds it.

@@ -23,6 +23,8 @@ pub async fn dispatcher(tweak: impl FnOnce(&mut Config)) -> Dispatcher {
     let mut config = Config {
         api_key: KEY.into(),
         store: StoreConfig::InMemory,
+        // Tests create webhooks on example.com; nothing may leave this machine.
+        loopback_only: true,
         ..Config::default()
     };
     tweak(&mut config);
@@ -50,7 +52,13 @@ impl Api {
     pub fn new(server: &Dispatcher) -> Self {
         Api {
             base: server.url(),
-            http: reqwest::Client::new(),
+            // Idle pooled connections are dropped before the server's header-read
+            // timeout closes them: on a paused clock both would fall on the same
+            // instant, and a request sent on a connection the server is closing fails.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(hookjar_net::DEFAULT_HEADER_TIMEOUT / 2)
+                .build()
+                .expect("a client"),
         }
     }
 

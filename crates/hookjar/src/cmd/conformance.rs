@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use hookjar_conformance::suite::{self, CASE_IDS, Options, Target, TimeMode};
 use hookjar_core::RetryPolicy;
 
@@ -27,7 +26,7 @@ use super::util::{SuiteProgress, finish_report, parse_time_scale, runtime};
 pub struct Args {
     /// A running dispatcher to test, e.g. http://127.0.0.1:8750 (default: start the
     /// reference dispatcher in-process).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = super::util::parse_server_url)]
     pub server: Option<String>,
     /// The API key of --server (also read from HOOKJAR_API_KEY; ignored without
     /// --server).
@@ -64,21 +63,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .filter(|id| suite::selected(id, &options.only))
         .count();
     if total == 0 {
-        anyhow::bail!(
+        return Err(crate::exit::bad_input(format!(
             "no case matches --only {}; the cases are: {}",
             args.only.join(" --only "),
             CASE_IDS.join(", ")
-        );
+        )));
     }
     let mut progress = SuiteProgress::new(args.report.quiet, Some(total as u64));
     let report = match &args.server {
         None => hookjar_conformance::virtual_runtime()?
             .block_on(suite::run_self_hosted(&options, &mut progress))?,
         Some(url) => {
-            let api_key = args
-                .api_key
-                .clone()
-                .context("--server needs --api-key (or HOOKJAR_API_KEY)")?;
+            let api_key = args.api_key.clone().ok_or_else(|| {
+                crate::exit::bad_input("--server needs --api-key (or HOOKJAR_API_KEY)")
+            })?;
             let target = Target {
                 url: url.clone(),
                 api_key,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use hookjar_core::{Event, EventType};
 use serde_json::{Map, Value};
 
@@ -28,7 +28,8 @@ pub struct Args {
         long,
         env = "HOOKJAR_SERVER",
         hide_env_values = true,
-        default_value = "http://127.0.0.1:8750"
+        default_value = "http://127.0.0.1:8750",
+        value_parser = super::util::parse_server_url
     )]
     pub server: String,
     /// The dispatcher's API key (printed by `hookjar serve` when it generated one).
@@ -50,7 +51,11 @@ Examples:
   hookjar emit PURCHASE_FULFILLMENT --data purchase.json --server http://127.0.0.1:8750
 
 Prints the event id and how many deliveries were queued; see each attempt with
-  curl -u KEY: http://127.0.0.1:8750/v1/webhooks/WEBHOOK_ID/deliveries";
+  curl -u KEY: http://127.0.0.1:8750/v1/webhooks/WEBHOOK_ID/deliveries
+
+Exit code 0 when the dispatcher queued the event, 1 when it refused it (any non-2xx
+answer: a wrong API key, a refused event), 2 for a bad type, file or flag, 3 when the
+dispatcher cannot be reached or --data cannot be read.";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let event_type = args.event_type;
@@ -103,17 +108,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.server,
                 detail(&text)
             );
-            Ok(ExitCode::from(exit::ERROR))
+            Ok(ExitCode::from(exit::FAILED))
         }
         400 => {
             eprintln!("error: the dispatcher refused the event (400): {text}");
-            Ok(ExitCode::from(exit::ERROR))
+            Ok(ExitCode::from(exit::FAILED))
         }
-        404 => bail!(
-            "{url} answered 404: is {} a hookjar dispatcher (hookjar serve)? POST /v1/events is a hookjar extension, not part of Skilljar's API",
-            args.server
-        ),
-        code => bail!("the dispatcher answered HTTP {code}: {text}"),
+        404 => {
+            eprintln!(
+                "error: {url} answered 404: is {} a hookjar dispatcher (hookjar serve)? POST /v1/events is a hookjar extension, not part of Skilljar's API",
+                args.server
+            );
+            Ok(ExitCode::from(exit::FAILED))
+        }
+        code => {
+            eprintln!("error: the dispatcher answered HTTP {code}: {text}");
+            Ok(ExitCode::from(exit::FAILED))
+        }
     }
 }
 
@@ -139,21 +150,22 @@ fn build_body(
     if let Some(path) = data {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read --data {}", path.display()))?;
-        let value: Value = serde_json::from_str(&text)
-            .with_context(|| format!("--data {} is not valid JSON", path.display()))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            exit::bad_input(format!("--data {} is not valid JSON: {e}", path.display()))
+        })?;
         let Value::Object(map) = value else {
-            bail!(
+            return Err(exit::bad_input(format!(
                 "--data {} must hold a JSON object of top-level keys (such as \"user\"), not {}",
                 path.display(),
                 hookjar_core::payload::json_kind(&value)
-            );
+            )));
         };
         if let Some(t) = map.get("event_type").and_then(Value::as_str) {
             if t != event_type.as_str() {
-                bail!(
+                return Err(exit::bad_input(format!(
                     "--data {} says event_type {t:?} but TYPE is {event_type}",
                     path.display()
-                );
+                )));
             }
         }
         event.merge_top_level(map);
@@ -161,7 +173,7 @@ fn build_body(
     for assignment in sets {
         event
             .set(assignment)
-            .with_context(|| format!("--set {assignment}"))?;
+            .map_err(|e| exit::bad_input(format!("--set {assignment}: {e}")))?;
     }
     body.extend(event.data);
     Ok(Value::Object(body))

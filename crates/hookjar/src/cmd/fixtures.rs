@@ -49,9 +49,9 @@ pub fn show(name: &str) -> anyhow::Result<&'static str> {
     let t: EventType = name
         .parse()
         .map_err(|e| {
-            anyhow::anyhow!(
+            crate::exit::bad_input(format!(
                 "{e}, their kebab names (course-enrollment, …, vilt-registration) or PING; `hookjar fixtures list` lists both"
-            )
+            ))
         })?;
     Ok(fixtures::text(t))
 }

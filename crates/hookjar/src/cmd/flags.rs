@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use hookjar_core::RetryPolicy;
 
-use super::util::{Format, parse_basic_auth, parse_duration, parse_header};
+use super::util::{Format, parse_basic_auth, parse_duration, parse_header, parse_timeout};
 
 /// The retry policy of S14–S15 (`schedule`, `simulate`, `serve`).
 #[derive(Debug, Clone, clap::Args)]
@@ -27,7 +26,7 @@ impl PolicyFlags {
     /// The policy, checked, with Skilljar's doubling (or `factor`).
     pub fn policy(&self, factor: u32) -> anyhow::Result<RetryPolicy> {
         RetryPolicy::new(self.base_delay, factor, self.max_delay, self.retry_limit)
-            .context("invalid retry policy")
+            .map_err(|e| crate::exit::bad_input(format!("invalid retry policy: {e}")))
     }
 }
 
@@ -43,7 +42,7 @@ pub struct SendFlags {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
     /// How long to wait for an answer (Skilljar's dispatcher gives up after 10 s).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
 }
 
@@ -71,4 +70,37 @@ pub struct ReportFlags {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// What a server holds its clients to (`serve`, `mock`): see hookjar-net.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerFlags {
+    /// A client must send a request's headers within this; an idle keep-alive
+    /// connection is closed after it too.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// Connections open at once at most; at the limit new ones wait until one closes.
+    #[arg(long, default_value_t = hookjar_net::DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections, value_name = "N")]
+    pub max_connections: usize,
+}
+
+impl ServerFlags {
+    /// The limits the server runs with.
+    pub fn limits(&self) -> hookjar_net::Limits {
+        hookjar_net::Limits {
+            header_timeout: self.header_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+/// `--max-connections`: a whole number of at least 1.
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a connection limit; give a whole number of at least 1 (default {})",
+            hookjar_net::DEFAULT_MAX_CONNECTIONS
+        )),
+    }
 }

@@ -14,6 +14,8 @@ use hookjar_core::script::Script;
 use hookjar_mock::config::{parse_basic_auth, parse_for_type, parse_header, parse_route};
 use hookjar_mock::{MockConfig, MockReceiver, Per};
 
+use super::flags::ServerFlags;
+
 /// The guide `hookjar mock --help` prints after the flags.
 pub const GUIDE: &str = "\
 Scripts: a comma-separated list of steps. Each request takes the next step; the last
@@ -34,10 +36,13 @@ skilljar, one JSON object with a known event_type and timestamp); each deviation
 printed and journaled. Only --basic-auth and --require-header refuse requests (401).
 
 While it runs:
-  GET    /_mock/requests     the journal as JSON (?path=, ?event_type=, ?digest=)
+  GET    /_mock/requests     the journal as JSON (?path=, ?event_type=, ?digest=, ?after=SEQ)
+  GET    /_mock/stats        requests received, kept in memory (--keep) and evicted
   GET    /_mock/deliveries   requests grouped per event, with the gaps between retries
   PUT    /_mock/script       change scripts live: '503*2,200' or {\"script\": …, \"routes\": {…}}
   DELETE /_mock/requests     forget every request and restart the scripts
+  GET    /_mock/stream       server-sent events: a \"change\" each time a request is recorded
+  GET    /_mock/ui           the inspector page: live list, details, scripts (off: --no-ui)
 
 Examples:
   hookjar mock --script '503*2,200'
@@ -55,8 +60,9 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8790";
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = GUIDE)]
 pub struct Args {
-    /// Address to listen on, IP:PORT [default: 127.0.0.1:8790].
-    #[arg(long, value_name = "IP:PORT", value_parser = parse_addr_flag)]
+    /// Address to listen on, HOST:PORT (e.g. 127.0.0.1:8790 or localhost:8790)
+    /// [default: 127.0.0.1:8790].
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr_flag)]
     pub addr: Option<SocketAddr>,
 
     /// How to answer every request no other script claims, e.g. '503*2,reset,200'
@@ -100,9 +106,21 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
 
+    /// Keep the last N requests in memory for /_mock/requests (older ones are evicted
+    /// one per new request; the --journal file keeps every one) [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+
     /// Do not print a line per request (the URL is still printed at start).
     #[arg(long, short)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub server: ServerFlags,
+
+    /// Do not serve the inspector page at /_mock/ui (the JSON endpoints stay).
+    #[arg(long)]
+    pub no_ui: bool,
 }
 
 /// `--per` values.
@@ -171,37 +189,55 @@ pub fn plan(args: Args) -> anyhow::Result<MockConfig> {
     if args.journal.is_some() {
         cfg.journal = args.journal;
     }
+    if args.keep.is_some() {
+        cfg.keep = args.keep;
+    }
     cfg.quiet |= args.quiet;
+    cfg.limits = args.server.limits();
     Ok(cfg)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let ui = !args.no_ui;
     let cfg = plan(args)?;
+    // Warnings (connection limit reached, out of file descriptors) go to stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(super::util::color_stderr())
+        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(cfg, shutdown_signal(), |_| {}))?;
+    runtime.block_on(serve(cfg, ui, shutdown_signal(), |_| {}))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the receiver until `shutdown` resolves; `ready` gets its URL once it listens.
 async fn serve(
     cfg: MockConfig,
+    ui: bool,
     shutdown: impl std::future::Future<Output = anyhow::Result<()>>,
     ready: impl FnOnce(String),
 ) -> anyhow::Result<()> {
     let banner = banner(&cfg);
-    let mut builder = MockReceiver::builder().config(cfg.clone());
+    let mut builder = MockReceiver::builder().config(cfg.clone()).ui(ui);
     if !cfg.quiet {
-        builder = builder.on_request(|r| {
-            let _ = writeln!(std::io::stdout().lock(), "{}", r.console_line());
+        let color = super::util::color_stdout();
+        builder = builder.on_request(move |r| {
+            let _ = writeln!(std::io::stdout().lock(), "{}", console_line(r, color));
         });
     }
     let mock = builder.start().await?;
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "hookjar mock listening on {}", mock.url());
+        if ui {
+            let _ = writeln!(out, "  inspector: {}/_mock/ui", mock.url());
+        }
         let _ = write!(out, "{banner}");
         let _ = writeln!(out, "Press Ctrl-C to stop.");
     }
@@ -213,6 +249,35 @@ async fn serve(
     );
     mock.shutdown().await;
     Ok(())
+}
+
+/// A request's console line, coloured as every hookjar command colours: the answer
+/// green for a 2xx and red otherwise, violation lines (`    ! …`) yellow.
+fn console_line(r: &hookjar_mock::RecordedRequest, color: bool) -> String {
+    use super::util::{Paint, paint};
+    let text = r.console_line();
+    if !color {
+        return text;
+    }
+    let tone = if r.status.is_some_and(|s| (200..300).contains(&s)) {
+        Paint::Good
+    } else {
+        Paint::Bad
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 0 {
+                match line.rsplit_once(" → ") {
+                    Some((head, step)) => format!("{head} → {}", paint(step, tone, true)),
+                    None => line.to_owned(),
+                }
+            } else {
+                paint(line, Paint::Warn, true)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What the receiver will do, printed at start.
@@ -371,6 +436,7 @@ mod tests {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             cfg,
+            true,
             async move {
                 let _ = stop_rx.await;
                 Ok(())

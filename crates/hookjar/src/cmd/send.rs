@@ -9,15 +9,16 @@ use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender};
 use serde_json::json;
 
 use super::flags::SendFlags;
-use super::util::{Format, parse_target_url, runtime, wall_now};
+use super::util::{Format, Paint, color_stdout, paint, parse_target_url, runtime, wall_now};
 use crate::exit;
 
 /// Send one event to a URL exactly as Skilljar would, then print the request, the
 /// answer and what Skilljar would do with it.
 ///
 /// EVENT is an event type (COURSE_ENROLLMENT, course-enrollment, PING) whose fixture is
-/// sent, or a JSON file holding one event object. The timestamp is fresh on every send.
-/// Exit code 0 for a 2xx answer, 1 otherwise.
+/// sent, or a JSON file holding one event object. The timestamp is fresh on every send
+/// unless --keep-timestamp. Exit code 0 for a 2xx answer, 1 for any other answer, 2
+/// for a bad type, file or flag, 3 when the file cannot be read.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// An event type, PING, or a JSON file with one event.
@@ -36,10 +37,14 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Keep the timestamp of the FILE instead of stamping it now.
+    #[arg(long)]
+    pub keep_timestamp: bool,
 }
 
-/// Reads TYPE|FILE into an event stamped now.
-pub fn load_event(spec: &str) -> anyhow::Result<Event> {
+/// Reads TYPE|FILE into an event stamped now (a file's own timestamp is kept with
+/// `keep_timestamp`).
+pub fn load_event(spec: &str, keep_timestamp: bool) -> anyhow::Result<Event> {
     if spec.eq_ignore_ascii_case("ping") {
         return Ok(Event::ping(wall_now()));
     }
@@ -48,22 +53,29 @@ pub fn load_event(spec: &str) -> anyhow::Result<Event> {
     }
     let path = PathBuf::from(spec);
     if !path.exists() {
-        anyhow::bail!(
-            "{spec:?} is neither an event type ({}, PING) nor an existing file",
+        return Err(crate::exit::bad_input(format!(
+            "{spec:?} is neither an event type ({}, their kebab names, PING) nor an existing file",
             EventType::valid_names()
-        );
+        )));
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let event = Event::from_json(&text)
-        .with_context(|| format!("{} is not an event payload", path.display()))?;
-    Ok(event.restamped(wall_now()))
+    let event = Event::from_json(&text).map_err(|e| {
+        crate::exit::bad_input(format!("{} is not an event payload: {e}", path.display()))
+    })?;
+    Ok(if keep_timestamp {
+        event
+    } else {
+        event.restamped(wall_now())
+    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut event = load_event(&args.event)?;
+    let mut event = load_event(&args.event, args.keep_timestamp)?;
     for s in &args.sets {
-        event.set(s).with_context(|| format!("--set {s}"))?;
+        event
+            .set(s)
+            .map_err(|e| crate::exit::bad_input(format!("--set {s}: {e}")))?;
     }
     let (u, p) = args.send.auth();
     let headers = args.send.header_map();
@@ -106,9 +118,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("< {}", sent.body.trim_end());
             }
             println!();
+            let color = color_stdout();
+            let (label, tone) = if verdict == hookjar_core::Verdict::Delivered {
+                ("verdict:", Paint::Good)
+            } else {
+                ("verdict:", Paint::Bad)
+            };
             println!(
-                "verdict: {} — {}",
-                policy.describe(&sent.outcome, 0),
+                "{} {} — {}",
+                paint(label, tone, color),
+                paint(&policy.describe(&sent.outcome, 0), tone, color),
                 policy.explain(&sent.outcome)
             );
         }

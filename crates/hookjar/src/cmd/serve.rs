@@ -6,15 +6,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hookjar_dispatch::{Config, Dispatcher, StoreConfig};
 
-use super::flags::PolicyFlags;
-use super::util::parse_duration;
+use super::flags::{PolicyFlags, ServerFlags};
+use super::util::{parse_duration, parse_timeout};
 
 /// Run a local Skilljar-style webhook dispatcher (its flags; the long help is `AFTER_HELP`).
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8750")]
+    /// Address to listen on, HOST:PORT (e.g. 127.0.0.1:8750 or localhost:8750).
+    #[arg(long, default_value = "127.0.0.1:8750", value_name = "HOST:PORT")]
     #[arg(value_parser = parse_listen_addr)]
     pub addr: String,
     /// API key clients must send as the Basic auth username (no ':'). When not
@@ -45,7 +45,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0, value_parser = parse_serve_time_scale)]
     pub time_scale: f64,
     /// How long to wait for your endpoint to answer before counting a timeout.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
     #[command(flatten)]
     pub policy: PolicyFlags,
@@ -53,6 +53,13 @@ pub struct Args {
     /// masks them as "********" by default).
     #[arg(long)]
     pub reveal_secrets: bool,
+    /// Deliver and ping only to loopback targets (127.0.0.0/8, ::1, localhost); any
+    /// other target fails as a connection error without being contacted or looked up.
+    /// For test runs that must not reach the network, such as fuzzing the API.
+    #[arg(long)]
+    pub loopback_only: bool,
+    #[command(flatten)]
+    pub server: ServerFlags,
 }
 
 /// Shown under the flags (the command's one-line summary lives in `main.rs`).
@@ -141,6 +148,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         time_scale: args.time_scale,
         reveal_secrets: args.reveal_secrets,
         store: store.clone(),
+        limits: args.server.limits(),
+        loopback_only: args.loopback_only,
         ..Config::default()
     };
 
@@ -154,6 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot start the dispatcher on {}", args.addr))?;
         let api_key = server.api_key().to_owned();
         println!("hookjar dispatcher listening on {}", server.url());
+        println!("  console: {}/ui (log in with the API key)", server.url());
         println!("  store: {}", hookjar_dispatch::store::describe(&store));
         if generated {
             let kept = if args.in_memory {

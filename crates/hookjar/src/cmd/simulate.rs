@@ -7,7 +7,7 @@ use hookjar_conformance::simulate::{SimulateConfig, simulate};
 use hookjar_core::EventType;
 
 use super::flags::PolicyFlags;
-use super::util::{Format, parse_duration};
+use super::util::{Format, parse_timeout};
 
 /// Show what the reference dispatcher does with one event when the receiver answers
 /// with a script, in virtual time: every attempt with its virtual time, the answer,
@@ -17,6 +17,9 @@ use super::util::{Format, parse_duration};
 /// fails three times then accepts; `503` fails forever (61 attempts over ~50 h, then
 /// RETRY_COUNT); `404` deactivates at once; `redirect` loops (TOO_MANY_REDIRECTS);
 /// `reset` and `hang` are transport failures. Nothing waits in real time.
+///
+/// Exit code 0 when the webhook is still active at the end, 1 when the simulated
+/// dispatcher deactivated it, 2 for a bad script, type or flag.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The receiver's script, e.g. '503*3,200'.
@@ -35,7 +38,7 @@ pub struct Args {
     #[command(flatten)]
     pub policy: PolicyFlags,
     /// The dispatcher's request timeout (what `hang` runs into).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
 }
 
@@ -59,5 +62,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Table => print!("{}", timeline.to_table()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&timeline)?),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if timeline.final_state.active {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::FAILED)
+    })
 }

@@ -27,9 +27,50 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{s:?} is not a duration; write e.g. 500ms, 2s, 10m or 1h"))
 }
 
+/// Parses a timeout: a duration longer than zero (a zero timeout would fail every
+/// request at random).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!(
+            "{s:?} is not a usable timeout; give a duration longer than zero, e.g. 500ms or 10s"
+        ));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_urls_must_be_http_with_a_host() {
+        assert_eq!(
+            parse_server_url("http://127.0.0.1:8750/"),
+            Ok("http://127.0.0.1:8750".to_owned())
+        );
+        assert!(
+            parse_server_url("notaurl")
+                .unwrap_err()
+                .contains("\"notaurl\"")
+        );
+        assert!(
+            parse_server_url("ftp://x")
+                .unwrap_err()
+                .contains("not http or https")
+        );
+    }
+
+    #[test]
+    fn timeouts_must_be_longer_than_zero() {
+        assert!(
+            parse_timeout("0s")
+                .unwrap_err()
+                .contains("longer than zero")
+        );
+        assert!(parse_timeout("0").is_err());
+        assert_eq!(parse_timeout("1ms"), Ok(Duration::from_millis(1)));
+    }
 
     #[test]
     fn durations() {
@@ -78,6 +119,26 @@ pub fn parse_target_url(s: &str) -> Result<String, String> {
         })
 }
 
+/// Parses a dispatcher's `--server URL`: an absolute http(s) URL with a host.
+pub fn parse_server_url(s: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "{s:?} is not a dispatcher URL ({why}); give an absolute http(s) URL such as http://127.0.0.1:8750"
+        )
+    };
+    let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(&format!(
+            "the scheme is {:?}, not http or https",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
 /// Parses `--time-scale N` (X3): a positive number.
 pub fn parse_time_scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -105,10 +166,47 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Whether to colour output on stdout: a terminal, and `NO_COLOR` unset.
+/// Whether to colour output on stdout: never when `NO_COLOR` is set (non-empty);
+/// else on a terminal, or when `CLICOLOR_FORCE` is set (non-empty and not `0`).
 pub fn color_stdout() -> bool {
     use std::io::IsTerminal as _;
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    color_wanted(std::io::stdout().is_terminal())
+}
+
+fn color_wanted(terminal: bool) -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    terminal || set("CLICOLOR_FORCE")
+}
+
+/// The colours hookjar uses, the same in every command: green for success, red for
+/// failure, yellow for warnings (and the mock's violation lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paint {
+    Good,
+    Bad,
+    Warn,
+}
+
+/// `text` in `paint` when `color` is on.
+pub fn paint(text: &str, paint: Paint, color: bool) -> String {
+    if !color {
+        return text.to_owned();
+    }
+    let code = match paint {
+        Paint::Good => "32",
+        Paint::Bad => "31",
+        Paint::Warn => "33",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// Whether to colour output on stderr (the rules of [`color_stdout`]).
+pub fn color_stderr() -> bool {
+    use std::io::IsTerminal as _;
+    color_wanted(std::io::stderr().is_terminal())
 }
 
 /// The wall clock, for payload timestamps in commands that talk to real endpoints.

@@ -1,0 +1,630 @@
+//! The inspector at `/_mock/ui` and the live stream at `/_mock/stream`.
+//!
+//! The page is three static files embedded in the binary (`ui/index.html`,
+//! `ui/inspector.js`, `ui/style.css`): plain HTML, CSS and JavaScript, no build step and
+//! nothing fetched from elsewhere. The page reads the journal through the same JSON
+//! endpoints as any other client (`GET /_mock/requests`, `GET/PUT /_mock/script`,
+//! `DELETE /_mock/requests`), so it does not depend on the receiver's in-memory record
+//! type. This module adds only what those endpoints cannot give:
+//!
+//! - `GET /_mock/stream` — server-sent events: one `change` event whenever the journal
+//!   changes (a request recorded, or a clear), carrying the journal's length. The page
+//!   re-reads `GET /_mock/requests` on each. It costs the request path nothing: it
+//!   subscribes to the watch channel the receiver already bumps when it records.
+//! - `POST /_mock/ui/verdicts` — what Skilljar would conclude from each answer, from
+//!   [`verdict`] (the rules are `hookjar-core`'s [`RetryPolicy::classify`]).
+//! - `POST /_mock/ui/resend` — sends a recorded request again to a URL the user gives
+//!   (from the receiver, so `User-Agent` and `Authorization` go as recorded).
+//!
+//! The two `POST` endpoints take only `Content-Type: application/json`, so a page on
+//! another origin cannot call them without a CORS preflight, which the receiver never
+//! grants.
+
+use std::convert::Infallible;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use hookjar_core::script::{Action, Script};
+use hookjar_core::{Outcome, RetryPolicy, TransportKind, Verdict};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Either, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// The inspector page.
+pub const UI_PATH: &str = "/_mock/ui";
+/// The server-sent events endpoint.
+pub const STREAM_PATH: &str = "/_mock/stream";
+
+/// How long the dispatcher waits for an answer before counting a timeout (S18's
+/// settled default, `hookjar serve --timeout`): a step delayed this long is a timeout.
+pub const ASSUMED_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A comment line every so often keeps proxies from closing an idle stream and lets
+/// the server notice a browser that went away.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The largest body the UI's `POST` endpoints read (a resend carries a recorded body).
+const MAX_UI_BODY: usize = crate::server::MAX_BODY + 64 * 1024;
+
+const INDEX_HTML: &str = include_str!("../ui/index.html");
+const INSPECTOR_JS: &str = include_str!("../ui/inspector.js");
+const STYLE_CSS: &str = include_str!("../ui/style.css");
+
+/// Every resource the page loads comes from the receiver itself.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+type Events = BoxStream<'static, Result<Frame<Bytes>, Infallible>>;
+
+/// The receiver's answer body: a whole body, or the event stream.
+pub(crate) type Body = Either<Full<Bytes>, StreamBody<Events>>;
+
+/// Wraps a whole answer as a [`Body`] answer (no allocation).
+pub(crate) fn whole(res: Response<Full<Bytes>>) -> Response<Body> {
+    res.map(Either::Left)
+}
+
+/// Whether this module answers `path`: the stream always, the page unless `--no-ui`.
+pub(crate) fn claims(path: &str, ui: bool) -> bool {
+    path == STREAM_PATH || (ui && (path == UI_PATH || path.starts_with("/_mock/ui/")))
+}
+
+/// Answers a path [`claims`] accepted. `changes` is the journal's change signal (any
+/// watched number the receiver bumps when it records or clears: its value is only
+/// passed on as the event's data); `shutdown` ends the stream when the receiver stops.
+pub(crate) async fn handle<N>(
+    req: Request<Incoming>,
+    changes: watch::Receiver<N>,
+    shutdown: watch::Receiver<bool>,
+) -> Response<Body>
+where
+    N: std::fmt::Display + Send + Sync + 'static,
+{
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    match (method, path.as_str()) {
+        (Method::GET, STREAM_PATH) => stream(changes, shutdown),
+        (Method::GET, "/_mock/ui" | "/_mock/ui/") => asset(INDEX_HTML, "text/html; charset=utf-8"),
+        (Method::GET, "/_mock/ui/inspector.js") => {
+            asset(INSPECTOR_JS, "text/javascript; charset=utf-8")
+        }
+        (Method::GET, "/_mock/ui/style.css") => asset(STYLE_CSS, "text/css; charset=utf-8"),
+        (Method::POST, "/_mock/ui/verdicts") => match read_json::<Vec<Answered>>(req).await {
+            Ok(answers) => {
+                let policy = RetryPolicy::default();
+                let verdicts: Vec<VerdictView> = answers
+                    .iter()
+                    .map(|a| verdict(&a.step, a.status, a.attempt, &policy))
+                    .collect();
+                json(StatusCode::OK, &verdicts)
+            }
+            Err(res) => res,
+        },
+        (Method::POST, "/_mock/ui/resend") => match read_json::<Resend>(req).await {
+            Ok(resend) => {
+                let (status, answer) = resend_request(resend).await;
+                json(status, &answer)
+            }
+            Err(res) => res,
+        },
+        (
+            _,
+            STREAM_PATH
+            | "/_mock/ui"
+            | "/_mock/ui/"
+            | "/_mock/ui/inspector.js"
+            | "/_mock/ui/style.css"
+            | "/_mock/ui/verdicts"
+            | "/_mock/ui/resend",
+        ) => detail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed here: GET /_mock/ui, GET /_mock/stream, POST /_mock/ui/verdicts, POST /_mock/ui/resend",
+        ),
+        (_, other) => detail(
+            StatusCode::NOT_FOUND,
+            format!("no inspector resource {other}; open /_mock/ui"),
+        ),
+    }
+}
+
+fn asset(text: &'static str, content_type: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, CSP)
+        .body(Either::Left(Full::new(Bytes::from_static(text.as_bytes()))))
+        .expect("static headers are valid")
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Either::Left(Full::new(Bytes::from(
+            serde_json::to_vec(value).expect("answers serialise"),
+        ))))
+        .expect("a JSON answer is valid")
+}
+
+fn detail(status: StatusCode, detail: impl Into<String>) -> Response<Body> {
+    json(status, &serde_json::json!({ "detail": detail.into() }))
+}
+
+/// Reads a JSON body, refusing other content types (see the module docs).
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return Err(detail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    let body = match Limited::new(req.into_body(), MAX_UI_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err(detail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body must be under {MAX_UI_BODY} bytes"),
+            ));
+        }
+    };
+    serde_json::from_slice(&body).map_err(|e| {
+        detail(
+            StatusCode::BAD_REQUEST,
+            format!("bad JSON body: {e}; see docs/mock.md (Inspector)"),
+        )
+    })
+}
+
+/// The server-sent events of `GET /_mock/stream`: a `change` event at once (so a
+/// client knows it is connected), then one per change of the journal, until the
+/// receiver shuts down.
+fn stream<N>(changes: watch::Receiver<N>, shutdown: watch::Receiver<bool>) -> Response<Body>
+where
+    N: std::fmt::Display + Send + Sync + 'static,
+{
+    fn event(text: String) -> Result<Frame<Bytes>, Infallible> {
+        Ok(Frame::data(Bytes::from(text)))
+    }
+    let events = futures::stream::unfold(
+        (changes, shutdown, true),
+        |(mut changes, mut shutdown, first)| async move {
+            if first {
+                let text = format!(
+                    "retry: 1000\nevent: change\ndata: {}\n\n",
+                    *changes.borrow_and_update()
+                );
+                return Some((event(text), (changes, shutdown, false)));
+            }
+            enum Next {
+                Changed,
+                KeepAlive,
+                End,
+            }
+            let next = tokio::select! {
+                changed = changes.changed() => if changed.is_ok() { Next::Changed } else { Next::End },
+                _ = shutdown.wait_for(|&down| down) => Next::End,
+                () = tokio::time::sleep(KEEP_ALIVE) => Next::KeepAlive,
+            };
+            let text = match next {
+                Next::Changed => format!("event: change\ndata: {}\n\n", *changes.borrow_and_update()),
+                Next::KeepAlive => ": keep-alive\n\n".to_owned(),
+                // The receiver stops (or is gone).
+                Next::End => return None,
+            };
+            Some((event(text), (changes, shutdown, false)))
+        },
+    )
+    .boxed();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Either::Right(StreamBody::new(events)))
+        .expect("static headers are valid")
+}
+
+/// One journaled answer, as `GET /_mock/requests` lists it (only the keys needed).
+#[derive(Debug, Deserialize)]
+struct Answered {
+    step: String,
+    status: Option<u16>,
+    attempt: u32,
+}
+
+/// What Skilljar would conclude from one answer of the receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerdictView {
+    /// `delivered`, `retry`, `deactivate`, or `redirect` when the answer sends the
+    /// dispatcher elsewhere (the verdict is then the answer there).
+    pub verdict: String,
+    /// In words, e.g. `HTTP 503 on retry 1; retry 2 in 4s`.
+    pub detail: String,
+}
+
+/// What a Skilljar-style dispatcher would conclude if attempt `attempt` (0 = first
+/// POST) got the answer the receiver gave: `step` is the journal's step (`503`,
+/// `200@1500ms`, `reset`, `redirect=/b`, …) and `status` the status sent.
+///
+/// A step that waits [`ASSUMED_TIMEOUT`] or longer is a timeout, whatever it answers
+/// after; `reset`, `hang` and `garbage` are transport failures; `redirect` to the same
+/// URL loops until the redirect limit (S18). The rest is
+/// [`RetryPolicy::classify`]/[`RetryPolicy::describe`].
+pub fn verdict(step: &str, status: Option<u16>, attempt: u32, policy: &RetryPolicy) -> VerdictView {
+    let parsed = Script::parse(step).ok();
+    let step = parsed.as_ref().map(|s| &s.steps()[0]);
+    let outcome = match step {
+        Some(s) if s.delay >= ASSUMED_TIMEOUT && !matches!(s.action, Action::Hang) => {
+            Outcome::transport(
+                TransportKind::Timeout,
+                format!(
+                    "no answer within {}s (the answer waited {}ms)",
+                    ASSUMED_TIMEOUT.as_secs(),
+                    s.delay.as_millis()
+                ),
+            )
+        }
+        Some(s) => match &s.action {
+            Action::Status(code) => Outcome::status(*code),
+            Action::Reset => Outcome::transport(TransportKind::Reset, "connection reset"),
+            Action::Hang => Outcome::transport(TransportKind::Timeout, "no answer"),
+            Action::Garbage => Outcome::transport(TransportKind::Protocol, "not HTTP"),
+            Action::Redirect(None) => Outcome::TooManyRedirects { hops: 11 },
+            Action::Redirect(Some(target)) => {
+                return VerdictView {
+                    verdict: "redirect".to_owned(),
+                    detail: format!(
+                        "307 to {target}: followed with the same POST; the verdict is the answer there (S18)"
+                    ),
+                };
+            }
+        },
+        None => match status {
+            Some(code) => Outcome::status(code),
+            None => Outcome::transport(TransportKind::Other, "no HTTP answer"),
+        },
+    };
+    let verdict = policy.classify(&outcome, attempt);
+    let mut detail = policy.describe(&outcome, attempt);
+    if let Verdict::Deactivate { reason } = verdict {
+        let clause = match reason {
+            hookjar_core::DeactivateReason::Http4xxResponse => "S16",
+            hookjar_core::DeactivateReason::RetryCount => "S15",
+            _ => "S18",
+        };
+        detail.push_str(&format!(" ({clause})"));
+    }
+    VerdictView {
+        verdict: verdict.label().to_owned(),
+        detail,
+    }
+}
+
+/// A `POST /_mock/ui/resend` body: a recorded request and where to send it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resend {
+    url: String,
+    #[serde(default = "post")]
+    method: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    body: String,
+}
+
+fn post() -> String {
+    "POST".to_owned()
+}
+
+/// The answer to a resend: the status and the start of the body, or why it failed.
+#[derive(Debug, Serialize)]
+struct Resent {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+/// Headers the connection owns, not the request: the client sets its own.
+fn is_connection_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "host"
+            | "content-length"
+            | "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+    ) || name.starts_with("proxy-")
+}
+
+/// The longest piece of the answer's body a resend shows.
+const RESENT_BODY_SHOWN: usize = 4096;
+
+async fn resend_request(r: Resend) -> (StatusCode, Resent) {
+    let failed = |status: StatusCode, why: String| {
+        (
+            status,
+            Resent {
+                status: None,
+                body: None,
+                detail: Some(why),
+            },
+        )
+    };
+    let url = match reqwest::Url::parse(r.url.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => u,
+        _ => {
+            return failed(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{:?} is not an http(s) URL; give one like http://127.0.0.1:3000/hook",
+                    r.url
+                ),
+            );
+        }
+    };
+    let Ok(method) = Method::from_bytes(r.method.as_bytes()) else {
+        return failed(
+            StatusCode::BAD_REQUEST,
+            format!("{:?} is not an HTTP method", r.method),
+        );
+    };
+    let mut req = client().request(method, url);
+    for (name, value) in &r.headers {
+        if !is_connection_header(name) {
+            req = req.header(name.as_str(), value.as_str());
+        }
+    }
+    match req.body(r.body).send().await {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap_or_default();
+            let mut shown: String = text.chars().take(RESENT_BODY_SHOWN).collect();
+            if shown.len() < text.len() {
+                shown.push('…');
+            }
+            (
+                StatusCode::OK,
+                Resent {
+                    status: Some(status),
+                    body: Some(shown),
+                    detail: None,
+                },
+            )
+        }
+        Err(e) => {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            failed(
+                StatusCode::BAD_GATEWAY,
+                format!("the request could not be sent: {why}"),
+            )
+        }
+    }
+}
+
+/// One client for every resend: no redirects followed (the answer is shown as is),
+/// the dispatcher's timeout.
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(ASSUMED_TIMEOUT)
+            .build()
+            .expect("a plain HTTP client builds")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(step: &str, status: Option<u16>, attempt: u32) -> (String, String) {
+        let v = verdict(step, status, attempt, &RetryPolicy::default());
+        (v.verdict, v.detail)
+    }
+
+    #[test]
+    fn verdicts_follow_the_retry_rules() {
+        let cases: [(&str, Option<u16>, u32, &str, &str); 12] = [
+            (
+                "200",
+                Some(200),
+                0,
+                "delivered",
+                "HTTP 200 on first attempt; delivered",
+            ),
+            (
+                "503",
+                Some(503),
+                0,
+                "retry",
+                "HTTP 503 on first attempt; retry 1 in 2s",
+            ),
+            (
+                "503",
+                Some(503),
+                1,
+                "retry",
+                "HTTP 503 on retry 1; retry 2 in 4s",
+            ),
+            (
+                "503",
+                Some(503),
+                60,
+                "deactivate",
+                "HTTP 503 on retry 60; deactivated (RETRY_COUNT) (S15)",
+            ),
+            (
+                "410",
+                Some(410),
+                0,
+                "deactivate",
+                "HTTP 410 on first attempt; deactivated (HTTP_4XX_RESPONSE) (S16)",
+            ),
+            (
+                "401",
+                Some(401),
+                2,
+                "deactivate",
+                "HTTP 401 on retry 2; deactivated (HTTP_4XX_RESPONSE) (S16)",
+            ),
+            (
+                "reset",
+                None,
+                0,
+                "retry",
+                "reset: connection reset on first attempt; retry 1 in 2s",
+            ),
+            (
+                "hang",
+                None,
+                0,
+                "retry",
+                "timeout: no answer on first attempt; retry 1 in 2s",
+            ),
+            (
+                "garbage",
+                None,
+                3,
+                "retry",
+                "protocol: not HTTP on retry 3; retry 4 in 16s",
+            ),
+            (
+                "200@11s",
+                Some(200),
+                0,
+                "retry",
+                "timeout: no answer within 10s (the answer waited 11000ms) on first attempt; retry 1 in 2s",
+            ),
+            (
+                "200@1500ms",
+                Some(200),
+                0,
+                "delivered",
+                "HTTP 200 on first attempt; delivered",
+            ),
+            (
+                "redirect",
+                Some(307),
+                0,
+                "deactivate",
+                "too many redirects (11 hops) on first attempt; deactivated (TOO_MANY_REDIRECTS) (S18)",
+            ),
+        ];
+        for (step, status, attempt, label, detail) in cases {
+            assert_eq!(
+                v(step, status, attempt),
+                (label.to_owned(), detail.to_owned()),
+                "{step} on attempt {attempt}"
+            );
+        }
+        let (label, detail) = v("redirect=/b", Some(307), 0);
+        assert_eq!(label, "redirect");
+        assert!(detail.starts_with("307 to /b: followed"), "{detail}");
+        // A step the parser does not know falls back on the status sent.
+        assert_eq!(v("???", Some(204), 0).0, "delivered");
+        assert_eq!(v("???", None, 0).0, "retry");
+    }
+
+    proptest::proptest! {
+        /// A status step gets exactly the core's verdict for that status; the same
+        /// step delayed past the timeout gets the verdict of a timeout.
+        #[test]
+        fn status_steps_get_the_cores_verdict(code in 200u16..600, attempt in 0u32..=61, delay_ms in 0u64..20_000) {
+            let policy = RetryPolicy::default();
+            let plain = verdict(&code.to_string(), Some(code), attempt, &policy);
+            proptest::prop_assert_eq!(
+                plain.verdict.as_str(),
+                policy.classify(&Outcome::status(code), attempt).label()
+            );
+            let delayed = verdict(&format!("{code}@{delay_ms}ms"), Some(code), attempt, &policy);
+            let expected = if u128::from(delay_ms) >= ASSUMED_TIMEOUT.as_millis() {
+                policy.classify(&Outcome::transport(TransportKind::Timeout, ""), attempt)
+            } else {
+                policy.classify(&Outcome::status(code), attempt)
+            };
+            proptest::prop_assert_eq!(delayed.verdict.as_str(), expected.label());
+        }
+    }
+
+    #[test]
+    fn the_router_claims_only_its_paths() {
+        assert!(claims("/_mock/stream", false));
+        assert!(claims("/_mock/ui", true));
+        assert!(claims("/_mock/ui/inspector.js", true));
+        assert!(!claims("/_mock/ui", false));
+        assert!(!claims("/_mock/uix", true));
+        assert!(!claims("/_mock/requests", true));
+        assert!(!claims("/hook", true));
+    }
+
+    #[test]
+    fn connection_headers_are_not_resent() {
+        for h in [
+            "Host",
+            "content-length",
+            "Connection",
+            "Proxy-Authorization",
+            "TE",
+        ] {
+            assert!(is_connection_header(h), "{h}");
+        }
+        for h in ["authorization", "user-agent", "content-type", "x-client-id"] {
+            assert!(!is_connection_header(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn the_page_loads_nothing_from_elsewhere() {
+        // Every src/href is the receiver's own path or an anchor.
+        for attr in ["src=\"", "href=\""] {
+            for (i, _) in INDEX_HTML.match_indices(attr) {
+                let value = &INDEX_HTML[i + attr.len()..];
+                assert!(
+                    value.starts_with("/_mock/ui/")
+                        || value.starts_with('#')
+                        || value.starts_with("data:,\""),
+                    "{}",
+                    &value[..value.find('"').unwrap_or(value.len())]
+                );
+            }
+        }
+        assert!(
+            !INSPECTOR_JS.contains("://"),
+            "the script names another origin"
+        );
+        assert!(!STYLE_CSS.contains("url(") && !STYLE_CSS.contains("@import"));
+        assert!(INDEX_HTML.contains("/_mock/ui/inspector.js"));
+        assert!(INDEX_HTML.contains("/_mock/ui/style.css"));
+    }
+}

@@ -1,0 +1,284 @@
+//! `hookjar-net`: the server edge every hookjar server shares (the dispatcher's API and
+//! the mock receiver), so that idle or slow clients cannot hold a server down.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::sync::Arc;
+//! use hookjar_net::{Limits, Stats, accept_loop, serve_connection};
+//! use hyper_util::rt::TokioIo;
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let (_stop, shutdown) = tokio::sync::watch::channel(false);
+//! let limits = Limits::default();
+//! let svc = hyper::service::service_fn(|_req| async {
+//!     Ok::<_, std::convert::Infallible>(hyper::Response::new(String::from("hi")))
+//! });
+//! let conn_shutdown = shutdown.clone();
+//! accept_loop(listener, limits, "demo", shutdown, Arc::new(Stats::default()), move |stream, _peer| {
+//!     serve_connection(TokioIo::new(stream), svc, limits, conn_shutdown.clone())
+//! })
+//! .await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`Limits`] — the settled numbers ([`DEFAULT_HEADER_TIMEOUT`],
+//!   [`DEFAULT_MAX_CONNECTIONS`]), which `hookjar serve` and `hookjar mock` take as
+//!   `--header-timeout` and `--max-connections`.
+//! - [`http1_builder`] — hyper's HTTP/1 server with tokio's timer and the header-read
+//!   timeout.
+//! - [`accept_loop`] — accepts under the connection cap, backs off when `accept` fails
+//!   (out of file descriptors), and waits for every connection at shutdown.
+//! - [`serve_connection`] — one connection with graceful shutdown.
+//! - [`Stats`] — counters the loop keeps (open connections, cap and accept-error
+//!   episodes), for tests and logs.
+//!
+//! # Promises
+//! - A client must send a request's head (request line and headers) within the
+//!   header timeout, counted from when the server starts waiting for it. That wait
+//!   starts again after every answer, so an idle keep-alive connection, a socket that
+//!   sends nothing and one that trickles a header every few seconds are all closed
+//!   once the header timeout has passed. The timer is tokio's, so tests run it on a
+//!   paused clock.
+//! - At most `max_connections` connections are open at once. At the cap the loop
+//!   stops accepting (new clients wait in the kernel's backlog until a connection
+//!   closes) and logs one warning per episode.
+//! - An `accept` that fails (`EMFILE`, `ENFILE`, `ENOBUFS`, …) never stops the server:
+//!   the loop logs once per episode, waits (10 ms doubling to 1 s) and tries again,
+//!   while open connections keep being served.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioTimer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// How long a client may take to send a request's head, and how long an idle
+/// keep-alive connection is kept: 10 s. A client that means to send a request sends
+/// its headers in milliseconds; Skilljar's own dispatcher gives a receiver 10 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections open at once at most: 512, half the usual soft limit of 1024 file
+/// descriptors, leaving room for the dispatcher's store and outgoing deliveries.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// The first wait after a failed `accept`; it doubles up to [`MAX_ACCEPT_BACKOFF`].
+pub const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// The longest wait between two `accept` attempts that failed.
+pub const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What a server holds clients to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// See [`DEFAULT_HEADER_TIMEOUT`].
+    pub header_timeout: Duration,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// A [`Limits`] that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    /// A zero header timeout would close every connection at once.
+    #[error("the header timeout must be longer than 0 s (e.g. 10s)")]
+    ZeroHeaderTimeout,
+    /// A cap of zero would never accept.
+    #[error("the connection limit must be at least 1 (e.g. 512)")]
+    ZeroConnections,
+}
+
+impl Limits {
+    /// The limits, or why they cannot work.
+    pub fn validated(self) -> Result<Self, LimitsError> {
+        if self.header_timeout.is_zero() {
+            return Err(LimitsError::ZeroHeaderTimeout);
+        }
+        if self.max_connections == 0 {
+            return Err(LimitsError::ZeroConnections);
+        }
+        Ok(self)
+    }
+}
+
+/// hyper's HTTP/1 server builder with tokio's timer and the header-read timeout of
+/// `limits` (keep-alive on).
+pub fn http1_builder(limits: &Limits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    builder
+}
+
+/// Counters of one accept loop.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// Connections accepted so far.
+    pub accepted: AtomicU64,
+    /// Times the loop reached the connection cap and had to wait.
+    pub cap_episodes: AtomicU64,
+    /// `accept` calls that failed (out of file descriptors and the like).
+    pub accept_errors: AtomicU64,
+}
+
+/// Serves one connection with `service` until the client closes it, the header
+/// timeout closes it, or `shutdown` turns true (then in-flight requests finish).
+pub async fn serve_connection<I, S, B>(
+    io: I,
+    service: S,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = http1_builder(&limits).serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        }
+        () = stopped(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&down| down).await;
+}
+
+/// Is this `accept` error about one connection only (the client went away before it
+/// was accepted), so the next `accept` can follow at once?
+fn is_per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
+    )
+}
+
+/// Accepts connections on `listener` and runs `handle(stream, peer)` for each in its
+/// own task, at most `limits.max_connections` at once, until `shutdown` turns true;
+/// then stops accepting and waits for every connection task to end. `name` names the
+/// server in log lines (`"API"`, `"mock receiver"`).
+pub async fn accept_loop<H, F>(
+    listener: TcpListener,
+    limits: Limits,
+    name: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+    stats: Arc<Stats>,
+    mut handle: H,
+) where
+    H: FnMut(TcpStream, SocketAddr) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut conns = JoinSet::new();
+    let mut backoff = MIN_ACCEPT_BACKOFF;
+    let mut failing = 0u64;
+    let mut at_cap = false;
+    loop {
+        // A free slot first: at the cap, stop accepting until a connection ends.
+        let permit = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(p) => {
+                at_cap = false;
+                p
+            }
+            Err(_) => {
+                if !at_cap {
+                    at_cap = true;
+                    stats.cap_episodes.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "{name}: connection limit reached ({} open); new connections wait until one closes (idle ones close after the {:?} header timeout; raise --max-connections to allow more)",
+                        limits.max_connections,
+                        limits.header_timeout,
+                    );
+                }
+                tokio::select! {
+                    p = Arc::clone(&slots).acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    () = stopped(&mut shutdown) => break,
+                    Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+                }
+            }
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopped(&mut shutdown) => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if failing > 0 {
+                    tracing::info!(
+                        "{name}: accepting connections again after {failing} failed accept(s)"
+                    );
+                    failing = 0;
+                    backoff = MIN_ACCEPT_BACKOFF;
+                }
+                let _ = stream.set_nodelay(true);
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                stats.open.fetch_add(1, Ordering::Relaxed);
+                let conn = handle(stream, peer);
+                let stats = Arc::clone(&stats);
+                conns.spawn(async move {
+                    conn.await;
+                    stats.open.fetch_sub(1, Ordering::Relaxed);
+                    drop(permit);
+                });
+            }
+            Err(e) if is_per_connection(&e) => {
+                tracing::debug!(error = %e, "{name}: a client went away before it was accepted");
+            }
+            Err(e) => {
+                drop(permit);
+                stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                if failing == 0 {
+                    tracing::warn!(
+                        error = %e,
+                        "{name}: cannot accept connections ({e}); retrying with back-off while the {} open connection(s) are served (raise the file limit, e.g. ulimit -n, or lower --max-connections)",
+                        stats.open.load(Ordering::Relaxed),
+                    );
+                }
+                failing += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stopped(&mut shutdown) => break,
+                }
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}
