@@ -50,3 +50,10 @@ screenshots:
 # over HTTP at time scales 1, 3600 and 36000 (long: the ignored tests; docs/testing.md).
 mutants:
     cargo test -p hookjar-tests --test mutants -- --include-ignored
+
+# The PostgreSQL load runs of docs/performance.md (real hookjar serve processes).
+load-postgres:
+    cargo build --release -p hookjar -p hookjar-bench
+    ./target/release/hookjar-load shared
+    ./target/release/hookjar-load shared-kill
+    ./target/release/hookjar-load shared-restart

@@ -17,6 +17,8 @@
 //!   whole 61-attempt life-cycle (~50 h) on tokio's paused clock: the wall time it takes.
 //! - `restart` — a store holding N pending deliveries: how long the dispatcher takes to
 //!   start on it, and to deliver them all.
+//! - `shared`, `shared-kill`, `shared-restart` — the PostgreSQL store with one and two
+//!   `hookjar serve` processes (see [`shared`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,6 +38,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+
+mod shared;
 
 #[derive(Debug, Parser)]
 #[command(about = "hookjar's load runs (loopback only, bounded)")]
@@ -120,6 +124,44 @@ enum Run {
         #[arg(long, default_value_t = 100_000)]
         pending: u64,
     },
+    /// Durable deliveries/s with `hookjar serve` processes: SQLite vs PostgreSQL with
+    /// one and two processes (a throw-away PostgreSQL cluster, fsync on).
+    Shared {
+        #[arg(long, default_value_t = 5_000)]
+        events: u64,
+        #[arg(long, default_value_t = 4)]
+        webhooks: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// The hookjar binary (default: next to this one).
+        #[arg(long)]
+        hookjar: Option<PathBuf>,
+    },
+    /// kill -9 of one of two `hookjar serve` processes on PostgreSQL halfway
+    /// through a run: lost and duplicate deliveries.
+    SharedKill {
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        #[arg(long, default_value_t = 2)]
+        webhooks: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: u64,
+        /// The processes' --lease.
+        #[arg(long, default_value = "5s")]
+        lease: String,
+        #[arg(long)]
+        hookjar: Option<PathBuf>,
+    },
+    /// A `hookjar serve` process started on a PostgreSQL store with N pending
+    /// deliveries: time to its first delivery.
+    SharedRestart {
+        #[arg(long, default_value_t = 100_000)]
+        pending: u64,
+        #[arg(long)]
+        hookjar: Option<PathBuf>,
+    },
 }
 
 /// How `hookjar-load mock` loads the servers.
@@ -161,6 +203,35 @@ fn main() -> anyhow::Result<()> {
         } => dispatch_run(events, webhooks, concurrency),
         Run::Restart { pending } => restart_run(pending),
         Run::Lifecycle { webhooks, rounds } => lifecycle_run(webhooks, rounds),
+        Run::Shared {
+            events,
+            webhooks,
+            concurrency,
+            rounds,
+            hookjar,
+        } => shared::throughput(
+            &hookjar.unwrap_or_else(shared::default_hookjar),
+            events,
+            webhooks,
+            concurrency,
+            rounds,
+        ),
+        Run::SharedKill {
+            events,
+            webhooks,
+            concurrency,
+            lease,
+            hookjar,
+        } => shared::kill(
+            &hookjar.unwrap_or_else(shared::default_hookjar),
+            events,
+            webhooks,
+            concurrency,
+            &lease,
+        ),
+        Run::SharedRestart { pending, hookjar } => {
+            shared::restart(&hookjar.unwrap_or_else(shared::default_hookjar), pending)
+        }
         Run::Bare { addr, seconds } => {
             let rt = one_thread()?;
             rt.block_on(async {

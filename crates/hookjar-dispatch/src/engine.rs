@@ -157,20 +157,33 @@ impl Engine {
         };
 
         let mut errors = 0u32;
+        // A shared store (PostgreSQL): renew this process's leases and look for
+        // attempts of processes that died.
+        let recheck = self.store.recheck_every();
+        let mut rechecked = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            if let Some(every) = recheck.filter(|e| rechecked.elapsed() >= *e) {
+                rechecked = tokio::time::Instant::now();
+                if let Err(e) = recover(&self.store, &self.clock, &self.policy).await {
+                    tracing::error!(error = %e, "cannot take over expired leases; trying again in {every:?}");
+                }
             }
             // Reap finished workers; wait for one if the pool is full.
             while let Some(finished) = workers.try_join_next() {
                 done(&mut in_flight, finished);
             }
             if workers.len() >= self.concurrency {
+                // A full pool still renews its leases on time (shared store).
+                let recheck_at = recheck.map(|every| rechecked + every);
                 tokio::select! {
                     Some(finished) = workers.join_next() => {
                         done(&mut in_flight, finished);
                         continue;
                     }
+                    _ = tokio::time::sleep_until(recheck_at.unwrap_or_else(tokio::time::Instant::now)), if recheck_at.is_some() => continue,
                     _ = shutdown.changed() => break,
                 }
             }
@@ -237,8 +250,10 @@ impl Engine {
             };
             errors = 0;
             let timer = async {
-                match next {
-                    Some(due) => tokio::time::sleep_until(self.clock.instant_for(due)).await,
+                let due = next.map(|due| self.clock.instant_for(due));
+                let recheck_at = recheck.map(|every| rechecked + every);
+                match due.into_iter().chain(recheck_at).min() {
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-/// A store (SQLite) failure.
+/// A store (SQLite or PostgreSQL) failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database file could not be opened or prepared.
@@ -33,6 +33,24 @@ pub enum StoreError {
     /// The blocking task running the query panicked or was cancelled.
     #[error("the store task failed: {0}")]
     Task(String),
+    /// The PostgreSQL database could not be reached or prepared.
+    #[error(
+        "cannot connect to the PostgreSQL database {url}: {source}; check that the server runs, that the URL's user, host, port and database are right, and that the user may create tables"
+    )]
+    Connect {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Any PostgreSQL error.
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No pooled PostgreSQL connection could be had.
+    #[error("cannot get a PostgreSQL connection from the pool: {0}")]
+    Pool(String),
+    /// The store configuration cannot be used this way.
+    #[error("store configuration: {0}")]
+    Config(String),
     /// Another live process owns this SQLite store (S19: one owner per store).
     #[error(
         "the store {path} is in use by another hookjar dispatcher ({owner}); stop that process first, or give this one another --db file"
@@ -56,6 +74,24 @@ impl StoreError {
     /// words; the request may be retried once it is fixed. `None` for other errors.
     pub fn unavailable(&self) -> Option<&'static str> {
         use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Pool(_) => return Some("the PostgreSQL database cannot be reached"),
+            StoreError::Postgres(e) if e.is_closed() || e.as_db_error().is_none() => {
+                return Some("the PostgreSQL database cannot be reached");
+            }
+            StoreError::Postgres(e) => {
+                let code = e.as_db_error().map(|d| d.code().code()).unwrap_or("");
+                return match code.get(..2).unwrap_or("") {
+                    "53" => Some(
+                        "the PostgreSQL server is out of resources (disk full or too many connections)",
+                    ),
+                    "25" => Some("the PostgreSQL database is read-only"),
+                    "57" | "08" => Some("the PostgreSQL database cannot be reached"),
+                    _ => None,
+                };
+            }
+            _ => {}
+        }
         let StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) = self else {
             return None;
         };

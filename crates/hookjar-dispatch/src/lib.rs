@@ -24,8 +24,9 @@
 //!   pool of senders and the batching writer.
 //! - [`deliver`] — one POST with reqwest (rustls, redirect limit, timeout), named as a
 //!   core `Outcome`.
-//! - [`store`] — every SQLite call (WAL, migrations by `PRAGMA user_version`), run on
-//!   tokio's blocking pool.
+//! - [`store`] — the store contract and its backends: SQLite (WAL, run on tokio's
+//!   blocking pool) and PostgreSQL (several processes, leased claims).
+//! - [`pgtemp`] — a throw-away PostgreSQL cluster for tests and load runs.
 //! - [`clock`] — the only reader of the wall clock: tokio instants for deadlines,
 //!   absolute micros for stored instants, X3's time scale.
 //! - [`error`] — typed errors of the store and of start-up.
@@ -59,6 +60,7 @@ pub mod error;
 #[cfg(feature = "faults")]
 pub mod faults;
 pub mod openapi;
+pub mod pgtemp;
 pub mod store;
 pub mod ui;
 
@@ -211,10 +213,7 @@ impl Dispatcher {
         let owner = tokio::task::spawn_blocking(move || store::OwnerLock::acquire(&owner_config))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
-        let store_config = config.store.clone();
-        let store = tokio::task::spawn_blocking(move || store::Store::open(&store_config))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let store = store::Store::connect(&config.store).await?;
         // X3: one timeline across restarts, kept in the store.
         let timeline = store.timeline(clock.wall_now(), clock.scale()).await?;
         let clock = clock.with_timeline(timeline);
@@ -232,6 +231,7 @@ impl Dispatcher {
         let sender = deliver::Sender::new(config.timeout, config.max_redirects)?
             .loopback_only(config.loopback_only);
         let wake = Arc::new(Notify::new());
+        store.subscribe(Arc::clone(&wake));
         let (shutdown, shutdown_rx) = watch::channel(false);
 
         let engine = Arc::new(engine::Engine {

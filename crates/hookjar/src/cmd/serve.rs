@@ -1,6 +1,5 @@
 //! `hookjar serve`: run the reference dispatcher (issue #4).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -8,7 +7,7 @@ use anyhow::Context as _;
 use hookjar_dispatch::{Config, Dispatcher, StoreConfig};
 
 use super::flags::{PolicyFlags, ServerFlags};
-use super::util::parse_timeout;
+use super::util::{parse_duration, parse_timeout};
 
 /// Run a local Skilljar-style webhook dispatcher (its flags; the long help is `AFTER_HELP`).
 #[derive(Debug, clap::Args)]
@@ -22,9 +21,21 @@ pub struct Args {
     /// given, one is generated, kept in the --db file for the next start, and printed.
     #[arg(long, env = "HOOKJAR_API_KEY", hide_env_values = true, value_parser = parse_api_key)]
     pub api_key: Option<String>,
-    /// SQLite file keeping webhooks, events and pending retries across restarts.
-    #[arg(long, default_value = "hookjar.db", conflicts_with = "in_memory")]
-    pub db: PathBuf,
+    /// Where webhooks, events and pending retries are kept across restarts: a SQLite
+    /// file (one process owns it), or a PostgreSQL URL such as
+    /// postgres://USER@HOST:5432/DB (several processes may share it; see
+    /// docs/deploy.md).
+    #[arg(
+        long,
+        env = "HOOKJAR_DB",
+        default_value = "hookjar.db",
+        conflicts_with = "in_memory"
+    )]
+    pub db: String,
+    /// With a PostgreSQL --db: how long a delivery claimed by a process that dies
+    /// stays claimed before another process retries it.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub lease: Duration,
     /// Keep everything in memory instead (lost when the dispatcher stops).
     #[arg(long)]
     pub in_memory: bool,
@@ -66,8 +77,12 @@ Examples:
   hookjar serve --in-memory --api-key k                   # throw-away, real time
   hookjar serve --db hooks.db --time-scale 3600           # an hour of back-off per second
 
+  hookjar serve --db postgres://hookjar@127.0.0.1:5432/hookjar   # shared; run several
+
 Ctrl-C stops it: attempts in flight finish; pending retries stay in --db for the next start.
-One process owns a --db file: a second `hookjar serve` on it exits at once, naming the owner.";
+One process owns a --db file: a second `hookjar serve` on it exits at once, naming the owner.
+Several processes may share one PostgreSQL --db (same --api-key and --time-scale): each claims
+due deliveries under a lease; when one dies, another retries its deliveries once the lease ends.";
 
 /// `--api-key`: S5/S6's rule (no ':', which would end the Basic username).
 fn parse_api_key(s: &str) -> Result<String, String> {
@@ -113,7 +128,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = if args.in_memory {
         StoreConfig::InMemory
     } else {
-        StoreConfig::File(args.db.clone())
+        match StoreConfig::from_db_arg(&args.db) {
+            StoreConfig::Postgres(mut pg) => {
+                anyhow::ensure!(
+                    args.lease >= Duration::from_secs(1),
+                    "--lease {:?} is too short: a live process would lose its deliveries to another; give at least 1s (the default is 60s)",
+                    args.lease
+                );
+                pg.lease = args.lease;
+                StoreConfig::Postgres(pg)
+            }
+            other => other,
+        }
     };
     let config = Config {
         api_key: api_key.clone(),

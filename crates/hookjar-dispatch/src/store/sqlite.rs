@@ -1,144 +1,29 @@
-//! Every SQLite call of the dispatcher, in one module.
+//! The SQLite backend: the embedded default (`--db FILE`, `--in-memory`).
 //!
 //! One connection (WAL journal for files) behind a mutex; every call runs on tokio's
-//! blocking pool through [`Store::call`], so the executor never waits on disk. (On a
+//! blocking pool through [`SqliteStore::call`], so the executor never waits on disk. (On a
 //! paused test clock, a running blocking task also stops tokio from jumping time
 //! forward while the store works, which keeps virtual-time tests exact.)
 //!
-//! The store records what the engine and `hookjar-core` decided; it decides nothing
-//! except the fan-out query of S12, whose rule (`Webhook::receives`) is the core's.
-//!
-//! # Tables
-//! - `webhooks` — S3 resources; `seq` orders them oldest first (S1, S12).
-//! - `events` — X1 events with their payload bytes, built once (X5).
-//! - `deliveries` — one event to one webhook: `state` (`pending`, `inflight`,
-//!   `delivered`, `failed`, `dropped`), attempts made, `due_at` (absolute
-//!   dispatcher-time micros, S19). A partial index on `(webhook_seq, due_at)` for
-//!   pending rows keeps "what is due next" one index step per webhook, with a million
-//!   rows waiting.
-//! - `attempts` — the delivery log of X2. A row is written when an attempt is
-//!   claimed, before its POST leaves (verdict `started`), and completed with the
-//!   outcome; a row still `started` after a crash is completed as `unknown` on the
-//!   next start and counts as made (S19).
-//! - `meta` — the X3 timeline anchor and the generated API key.
-//!
-//! Webhooks carry a `revision` that every update bumps; an attempt remembers the
-//! revision it was claimed under, and its verdict changes the webhook only if that
-//! revision still holds (S16, settled: a late answer from before an update is logged
-//! as `stale`, not applied).
-//!
-//! One process owns a file store: [`OwnerLock`] holds an OS lock on `FILE-owner`
-//! (released by the OS when the process dies, so a crash never blocks a restart).
-//!
-//! Schema versions live in [`MIGRATIONS`]; `PRAGMA user_version` says how many ran.
+//! One process owns a file store ([`super::OwnerLock`]); the tables are described in
+//! [`super`]. Schema versions live in [`MIGRATIONS`]; `PRAGMA user_version` says how
+//! many ran.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use hookjar_core::timeline::Timeline;
 use hookjar_core::webhook::{Headers, normalise_url, webhook_id};
 use hookjar_core::{DeactivateReason, EventType, Outcome, Payload, Verdict, Webhook, WebhookPatch};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use serde::Serialize;
 
+use super::{
+    AttemptRecord, AttemptView, Claimed, DeliveryView, Interrupted, NewEvent, RecordEffects,
+    Redeliver, StoreConfig, headers_json, parse_timeline,
+};
 use crate::clock::{Clock, Micros};
 use crate::error::StoreError;
-
-/// Where the store lives.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum StoreConfig {
-    /// A throw-away database in memory (`--in-memory`).
-    #[default]
-    InMemory,
-    /// A SQLite file (`--db FILE`), created when missing.
-    File(PathBuf),
-}
-
-/// The OS lock that makes this process the one owner of a file store (S19). Held
-/// until dropped; the OS releases it when the process dies, so a store left by a
-/// crash (`kill -9`) is never blocked.
-#[derive(Debug)]
-pub struct OwnerLock {
-    _file: std::fs::File,
-}
-
-impl OwnerLock {
-    /// Locks `FILE-owner` next to a file store and writes this process's pid in it;
-    /// `None` for an in-memory store. Fails at once, naming the owner's pid, when
-    /// another process holds it (after up to a second when the holder is this
-    /// process). Blocking: call it off the async executor.
-    pub fn acquire(config: &StoreConfig) -> Result<Option<OwnerLock>, StoreError> {
-        use std::io::{Read as _, Seek as _, Write as _};
-        let StoreConfig::File(path) = config else {
-            return Ok(None);
-        };
-        let mut lock = path.clone().into_os_string();
-        lock.push("-owner");
-        let lock = PathBuf::from(lock);
-        let failed = |source| StoreError::Lock {
-            path: path.clone(),
-            lock: lock.clone(),
-            source,
-        };
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock)
-            .map_err(failed)?;
-        // A holder with this process's own pid is either another dispatcher in this
-        // process (refused below, after the grace) or a child process being spawned
-        // by another thread, which holds a copy of every descriptor for the moment
-        // before its exec closes them; that one lets go within milliseconds.
-        let started = std::time::Instant::now();
-        while !lock_exclusive(&file).map_err(failed)? {
-            let mut pid = String::new();
-            file.rewind().map_err(failed)?;
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim().to_owned();
-            if pid == std::process::id().to_string() && started.elapsed() < OWN_PID_GRACE {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
-            }
-            return Err(StoreError::Owned {
-                path: path.clone(),
-                owner: if pid.is_empty() {
-                    "pid unknown".to_owned()
-                } else {
-                    format!("pid {pid}")
-                },
-            });
-        }
-        file.set_len(0).map_err(failed)?;
-        file.rewind().map_err(failed)?;
-        writeln!(file, "{}", std::process::id()).map_err(failed)?;
-        file.flush().map_err(failed)?;
-        Ok(Some(OwnerLock { _file: file }))
-    }
-}
-
-/// How long [`OwnerLock::acquire`] waits when the holder's pid is this process's.
-const OWN_PID_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Takes an exclusive `flock(2)` on `file` without waiting: `Ok(false)` when another
-/// open file description (another process) holds it.
-#[cfg(unix)]
-fn lock_exclusive(file: &std::fs::File) -> std::io::Result<bool> {
-    use rustix::fs::{FlockOperation, flock};
-    match flock(file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(true),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Elsewhere there is no lock: one owner per store is the user's to keep.
-#[cfg(not(unix))]
-fn lock_exclusive(_file: &std::fs::File) -> std::io::Result<bool> {
-    Ok(true)
-}
 
 /// Schema migrations, in order; `PRAGMA user_version` is how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -214,154 +99,28 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// A handle to the store; clones share one connection.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
     }
 }
 
-/// A delivery claimed for sending: everything the engine needs for one attempt.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub delivery_seq: i64,
-    pub delivery_id: String,
-    /// The attempt about to be made: 0 for the first POST, n for retry n.
-    pub attempt: u32,
-    /// The webhook as it is now (its URL, auth and headers are used, S12).
-    pub webhook: Webhook,
-    pub webhook_seq: i64,
-    /// The webhook's revision when claimed (S16: the verdict applies to it only).
-    pub revision: i64,
-    pub event_type: String,
-    pub body: Payload,
-}
-
-/// What one attempt came to, as the engine records it.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub delivery_seq: i64,
-    pub webhook_seq: i64,
-    pub attempt: u32,
-    /// The webhook's revision when the attempt was claimed.
-    pub revision: i64,
-    /// Dispatcher time (X3) when the POST started.
-    pub started_at: Micros,
-    /// Wall time when the POST started.
-    pub wall_at: Micros,
-    pub finished_at: Micros,
-    pub latency_us: i64,
-    pub outcome: Outcome,
-    pub verdict: Verdict,
-    /// The log line of `RetryPolicy::describe`.
-    pub detail: String,
-    /// The outcome is unknown: the dispatcher stopped during the attempt (S19). It
-    /// counts as made and is logged with the verdict `unknown`.
-    pub unknown: bool,
-}
-
-/// An attempt that was started (written ahead) and never completed: the
-/// dispatcher stopped during its POST.
-#[derive(Debug, Clone)]
-pub struct Interrupted {
-    pub delivery_seq: i64,
-    pub webhook_seq: i64,
-    pub attempt: u32,
-    pub revision: i64,
-    pub started_at: Micros,
-    pub wall_at: Option<Micros>,
-}
-
-/// The effect of recording a batch: webhooks deactivated by it.
-#[derive(Debug, Default)]
-pub struct RecordEffects {
-    /// `(webhook id, reason, deliveries dropped)` for each deactivation.
-    pub deactivated: Vec<(String, DeactivateReason, usize)>,
-    /// Records whose delivery no longer exists (its webhook was deleted).
-    pub skipped: usize,
-    /// Verdicts not applied because the webhook changed during the attempt (S16).
-    pub stale: usize,
-}
-
-/// One attempt in the delivery log (X2).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct AttemptView {
-    /// 0 for the first POST, n for retry n.
-    pub attempt: u32,
-    /// When the POST started, in dispatcher time (X3: under a time scale this runs
-    /// ahead of the wall clock; `next_attempt_at − at` is the S14 wait).
-    pub at: String,
-    /// When the POST started on the wall clock (null in logs from before hookjar
-    /// recorded it).
-    pub wall_at: Option<String>,
-    /// The HTTP status, when one was received.
-    pub status: Option<u16>,
-    /// The transport error, when no status was received.
-    pub error: Option<String>,
-    /// Milliseconds from sending to the answer (or the error).
-    pub latency_ms: f64,
-    /// `delivered`, `retry` or `deactivate`; `started` while the POST is in flight;
-    /// `unknown` when the dispatcher stopped during it (it counts as made, S19).
-    pub verdict: String,
-    /// The webhook was updated while this attempt was in flight, so its verdict was
-    /// logged but not applied to the webhook (S16).
-    pub stale: bool,
-    /// A human line, e.g. `HTTP 503 on retry 60; deactivated (RETRY_COUNT)`.
-    pub detail: String,
-    /// When the next attempt is due, after a `retry` verdict.
-    pub next_attempt_at: Option<String>,
-}
-
-/// One delivery with its attempts (X2).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct DeliveryView {
-    /// The delivery's id (for `POST /v1/deliveries/{id}/redeliver`).
-    pub id: String,
-    /// The event's id, as `POST /v1/events` returned it.
-    pub event: String,
-    pub event_type: String,
-    /// X5's correlation key: the digest of the body bytes, identical on every attempt.
-    pub digest: String,
-    /// `pending`, `inflight`, `delivered`, `failed` or `dropped`.
-    pub state: String,
-    pub created_at: String,
-    /// When the next attempt is due, while pending (dispatcher time, X3).
-    pub next_attempt_at: Option<String>,
-    /// When the next attempt is due on the wall clock, while pending.
-    pub next_attempt_wall_at: Option<String>,
-    /// Why it ended without delivery, when it did.
-    pub note: Option<String>,
-    pub attempts: Vec<AttemptView>,
-}
-
-/// The outcome of a redeliver request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redeliver {
-    /// Queued as a new delivery with this id.
-    Queued(String),
-    /// No such delivery.
-    NotFound,
-    /// The webhook is inactive (its id).
-    Inactive(String),
-}
-
-/// An event to store with its fan-out (X1, S12, S19).
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub id: String,
-    pub event_type: EventType,
-    pub body: Payload,
-}
-
-impl Store {
+impl SqliteStore {
     /// Opens (or creates) the store and brings its schema up to date.
-    pub fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+    pub fn open(config: &StoreConfig) -> Result<SqliteStore, StoreError> {
         let (conn, path) = match config {
             StoreConfig::InMemory => (Connection::open_in_memory(), PathBuf::from(":memory:")),
             StoreConfig::File(p) => (Connection::open(p), p.clone()),
+            StoreConfig::Postgres(pg) => {
+                return Err(StoreError::Config(format!(
+                    "{} is a PostgreSQL store, not a SQLite file",
+                    pg.redacted()
+                )));
+            }
         };
         let conn = conn.map_err(|source| StoreError::Open {
             path: path.clone(),
@@ -369,7 +128,7 @@ impl Store {
         })?;
         prepare(&conn, config).map_err(|source| StoreError::Open { path, source })?;
         migrate(&conn)?;
-        Ok(Store {
+        Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
     }
@@ -1213,35 +972,6 @@ fn active_webhooks(c: &Connection) -> Result<Vec<(i64, i64, Webhook)>, StoreErro
         .collect()
 }
 
-/// `wall dispatcher scale`, as the X3 anchor is kept in `meta`.
-fn parse_timeline(text: &str) -> Option<Timeline> {
-    let mut parts = text.split_whitespace();
-    let wall = parts.next()?.parse().ok()?;
-    let dispatcher = parts.next()?.parse().ok()?;
-    let scale: f64 = parts.next()?.parse().ok()?;
-    (parts.next().is_none() && scale.is_finite() && scale > 0.0).then_some(Timeline {
-        wall,
-        dispatcher,
-        scale,
-    })
-}
-
-fn headers_json(h: &Headers) -> String {
-    serde_json::to_string(h).expect("a string map serialises")
-}
-
-/// The path of a file store, for messages.
-pub fn describe(config: &StoreConfig) -> String {
-    match config {
-        StoreConfig::InMemory => "in memory (lost on exit)".to_owned(),
-        StoreConfig::File(p) => display_path(p),
-    }
-}
-
-fn display_path(p: &Path) -> String {
-    p.display().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1251,7 +981,7 @@ mod tests {
     /// never sort.
     #[test]
     fn hot_queries_use_the_due_index() {
-        let store = Store::open(&StoreConfig::InMemory).unwrap();
+        let store = SqliteStore::open(&StoreConfig::InMemory).unwrap();
         let conn = store.conn.lock().unwrap();
         let plan_of = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Vec<String> {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
