@@ -115,12 +115,24 @@ async fn suite_against(server: &Serve, scale: f64) {
     let report = suite::run(&target, &Options::default(), &mut Quiet)
         .await
         .unwrap();
+    // At a high scale the shortest back-offs cannot be measured: such a case is
+    // INCONCLUSIVE (never a pass, docs/testing.md); every other case must pass.
     let failed: Vec<_> = report
         .cases
         .iter()
-        .filter(|c| c.status != Status::Pass)
+        .filter(|c| !matches!(c.status, Status::Pass | Status::Inconclusive))
         .collect();
     assert!(failed.is_empty(), "{failed:#?}");
+    let passed = report
+        .cases
+        .iter()
+        .filter(|c| c.status == Status::Pass)
+        .count();
+    assert!(
+        passed + 2 >= report.cases.len(),
+        "only {passed} of {} cases passed",
+        report.cases.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
