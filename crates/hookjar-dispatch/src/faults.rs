@@ -293,14 +293,18 @@ pub(crate) fn fan_out_rows<E>(
     if on(Fault::FanOutNewest) {
         rows.reverse();
     }
-    if on(Fault::NoDedupe) {
-        for (seq, w) in rows.iter_mut().flatten() {
-            // A distinct key per webhook defeats the one-per-URL rule; deliveries still
-            // go to the stored URL.
-            w.target_url.push_str(&format!("#fault-{seq}"));
-        }
-    }
     rows
+}
+
+/// Store: the key fan-out compares URLs by (S12). Under [`Fault::NoDedupe`] every
+/// webhook gets a key of its own, which defeats the one-per-URL rule; deliveries still
+/// go to the stored URL.
+pub(crate) fn dedupe_key(key: String, seq: i64) -> String {
+    if on(Fault::NoDedupe) {
+        format!("{key} fault-{seq}")
+    } else {
+        key
+    }
 }
 
 /// API: a sample event before it is served.

@@ -358,7 +358,10 @@ impl SqliteStore {
                 let mut out = Vec::new();
                 for row in rows {
                     let (seq, w) = row?;
-                    if w.receives(event.event_type) && seen.insert(normalise_url(&w.target_url)) {
+                    let key = normalise_url(&w.target_url);
+                    #[cfg(feature = "faults")]
+                    let key = crate::faults::dedupe_key(key, seq);
+                    if w.receives(event.event_type) && seen.insert(key) {
                         out.push(seq);
                     }
                 }
