@@ -33,8 +33,13 @@ fn ca(name: &str) -> Ca {
 
 /// A server certificate for 127.0.0.1 and localhost, signed by `ca`.
 fn server_tls(ca: &Ca) -> ServerTls {
+    server_tls_for(ca, &["127.0.0.1", "localhost"])
+}
+
+/// A server certificate for `names`, signed by `ca`.
+fn server_tls_for(ca: &Ca, names: &[&str]) -> ServerTls {
     let mut params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
     params
         .distinguished_name
         .push(DnType::CommonName, "hookjar test server");
@@ -232,4 +237,30 @@ async fn postgres_require_refuses_a_server_without_tls() {
     // prefer falls back to plain there.
     let store = connect(&with(&url, "sslmode=prefer")).await.unwrap();
     assert!(store.list_webhooks(0, 1).await.is_ok());
+}
+
+/// verify-full checks the host name too: a certificate from the right CA that
+/// does not name the URL's host (127.0.0.1) is refused; `require` still connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_verify_full_checks_the_host_name() {
+    let ca_good = ca("hookjar test CA");
+    let server = server_tls_for(&ca_good, &["db.invalid"]);
+    let Some(cluster) =
+        TempCluster::start_or_skip_tls("postgres_verify_full_checks_the_host_name", &server)
+    else {
+        return;
+    };
+    let dir = Dir::new();
+    let root = dir.file("ca.pem", &ca_good.pem);
+    let url = cluster.database().unwrap();
+    let e = connect(&with(
+        &url,
+        &format!("sslmode=verify-full&{}", root_param(&root)),
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("not valid for name \"127.0.0.1\""), "{e}");
+    assert!(e.contains("names the URL's host"), "{e}");
+    assert!(session_is_ssl(&with(&url, "sslmode=require")).await);
 }
