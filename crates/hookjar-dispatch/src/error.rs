@@ -42,6 +42,9 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The PostgreSQL URL's TLS settings (`sslmode`, `sslrootcert`) cannot be used.
+    #[error(transparent)]
+    PgTls(#[from] crate::store::postgres::tls::PgTlsError),
     /// Any PostgreSQL error.
     #[error("database error: {0}")]
     Postgres(#[from] tokio_postgres::Error),

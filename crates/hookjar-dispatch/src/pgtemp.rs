@@ -9,6 +9,10 @@
 //! [`TempCluster::start_or_skip`] is what tests call: with no PostgreSQL on the
 //! machine it prints one `skipped: …` line and returns `None`, unless
 //! `HOOKJAR_REQUIRE_POSTGRES=1`, when it panics.
+//!
+//! [`TempCluster::start_tls`] / [`TempCluster::start_or_skip_tls`] start it with
+//! `ssl = on` and a server certificate the test made (its key file owned by the
+//! cluster's user, mode 0600, as PostgreSQL requires).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,6 +34,16 @@ impl TempCluster {
     /// are installed, `Err(Failed)` when they are and the cluster did not start.
     /// `durable: false` turns `fsync` off (fast tests); load runs keep it on.
     pub fn start(durable: bool) -> Result<TempCluster, PgTempError> {
+        TempCluster::launch(durable, None)
+    }
+
+    /// [`TempCluster::start`] with `ssl = on` and `tls` as the server's certificate
+    /// and key: clients may connect over TLS (loopback TCP; the socket stays plain).
+    pub fn start_tls(durable: bool, tls: &ServerTls) -> Result<TempCluster, PgTempError> {
+        TempCluster::launch(durable, Some(tls))
+    }
+
+    fn launch(durable: bool, tls: Option<&ServerTls>) -> Result<TempCluster, PgTempError> {
         let bin = find_bin().ok_or(PgTempError::Missing)?;
         let run_as = if is_root() {
             Some(
@@ -81,7 +95,7 @@ impl TempCluster {
             ],
         )?;
         cluster.port = free_port().map_err(|e| PgTempError::Failed(e.to_string()))?;
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300{}",
             cluster.port,
             path_str(&cluster.dir),
@@ -91,6 +105,17 @@ impl TempCluster {
                 " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             }
         );
+        if let Some(tls) = tls {
+            let cert = cluster.dir.join("server.crt");
+            let key = cluster.dir.join("server.key");
+            cluster.write_private(&cert, &tls.cert_pem)?;
+            cluster.write_private(&key, &tls.key_pem)?;
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                path_str(&cert),
+                path_str(&key)
+            ));
+        }
         let log = cluster.dir.join("log");
         cluster.run(
             "pg_ctl",
@@ -117,7 +142,19 @@ impl TempCluster {
     /// # Panics
     /// When PostgreSQL is required but missing, or installed but not starting.
     pub fn start_or_skip(test: &str) -> Option<TempCluster> {
-        match TempCluster::start(false) {
+        TempCluster::or_skip(test, TempCluster::start(false))
+    }
+
+    /// [`TempCluster::start_tls`] for a test, skipped as [`TempCluster::start_or_skip`].
+    ///
+    /// # Panics
+    /// When PostgreSQL is required but missing, or installed but not starting.
+    pub fn start_or_skip_tls(test: &str, tls: &ServerTls) -> Option<TempCluster> {
+        TempCluster::or_skip(test, TempCluster::start_tls(false, tls))
+    }
+
+    fn or_skip(test: &str, started: Result<TempCluster, PgTempError>) -> Option<TempCluster> {
+        match started {
             Ok(c) => Some(c),
             Err(PgTempError::Missing) if !required() => {
                 // Once per test binary, straight to stderr (the test harness
@@ -166,6 +203,26 @@ impl TempCluster {
         Ok(self.url_of(&name))
     }
 
+    /// Writes `text` to `path` (mode 0600), owned by the user the server runs as.
+    fn write_private(&self, path: &Path, text: &str) -> Result<(), PgTempError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let failed = |e: std::io::Error| PgTempError::Failed(format!("{}: {e}", path.display()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(failed)?;
+        file.write_all(text.as_bytes()).map_err(failed)?;
+        if let Some(user) = &self.run_as {
+            let (uid, gid) =
+                uid_of(user).ok_or_else(|| PgTempError::Failed(format!("no user {user}")))?;
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(failed)?;
+        }
+        Ok(())
+    }
+
     fn run(&self, tool: &str, args: &[&str]) -> Result<(), PgTempError> {
         let exe = self.bin.join(tool);
         let mut cmd = match &self.run_as {
@@ -206,6 +263,21 @@ impl Drop for TempCluster {
             );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The PEM certificate (chain) and private key a TLS cluster presents.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// `-----BEGIN CERTIFICATE-----…`, the server's certificate first.
+    pub cert_pem: String,
+    /// `-----BEGIN PRIVATE KEY-----…`.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
     }
 }
 

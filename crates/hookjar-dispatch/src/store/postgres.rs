@@ -6,7 +6,8 @@
 //! plain SQL strings prepared once per pooled connection (`prepare_cached`) and
 //! checked at run time by the contract tests, which run against a real server —
 //! `sqlx`'s compile-time checking would need a database at build time. Connections
-//! are plain TCP or a Unix socket (`host=/path`): TLS is not built in yet.
+//! are TCP, TLS over TCP (rustls, chosen by the URL's `sslmode`: [`tls`]) or a Unix
+//! socket (`host=/path`).
 //!
 //! # Several processes on one database
 //! - **Claims under a lease.** A process claims due deliveries with
@@ -43,7 +44,8 @@ use hookjar_core::webhook::{Headers, normalise_url, webhook_id};
 use hookjar_core::{DeactivateReason, EventType, Outcome, Payload, Verdict, Webhook, WebhookPatch};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_postgres::{GenericClient, NoTls, Row};
+use tokio_postgres::{GenericClient, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     AttemptRecord, AttemptView, Claimed, DeliveryView, Interrupted, NewEvent, RecordEffects,
@@ -56,6 +58,8 @@ use crate::error::StoreError;
 /// process then retries the delivery. Longer than any attempt (the POST timeout,
 /// 10 s by default, times the redirects followed).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+pub mod tls;
 
 /// The channel of `LISTEN`/`NOTIFY` wake-ups.
 const CHANNEL: &str = "hookjar_wake";
@@ -71,7 +75,8 @@ pub fn is_url(db: &str) -> bool {
 /// A PostgreSQL store's URL and lease.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PgConfig {
-    /// `postgres://USER[:PASSWORD]@HOST:PORT/DB[?host=/socket/dir]`.
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DB[?host=/socket/dir]`, with
+    /// `sslmode=disable|prefer|require|verify-full` and `sslrootcert=FILE` ([`tls`]).
     pub url: String,
     /// How long a claim holds when its process dies.
     pub lease: Duration,
@@ -186,6 +191,8 @@ struct Inner {
     pool: Pool,
     config: PgConfig,
     pg: tokio_postgres::Config,
+    /// The TLS connector of `sslmode`, for the `LISTEN` connection.
+    tls: MakeRustlsConnect,
     /// This process, as `claimed_by` names it.
     me: String,
     /// The `LISTEN` task, stopped with the store.
@@ -224,10 +231,13 @@ impl PgStore {
             url: config.redacted(),
             source,
         };
-        let pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| failed(e.into()))?;
+        let (url, settings) = tls::split_url(&config.url)?;
+        let mut pg = tokio_postgres::Config::from_str(&url).map_err(|e| failed(e.into()))?;
+        pg.ssl_mode(settings.driver_mode());
+        let tls = settings.connector()?;
         let manager = Manager::from_config(
             pg.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -239,7 +249,14 @@ impl PgStore {
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| failed(e.into()))?;
-        let mut client = pool.get().await.map_err(|e| failed(e.into()))?;
+        let mut client = pool.get().await.map_err(|e| {
+            match tls::handshake_error(&e, &config.redacted(), settings.mode) {
+                Some(tls) => StoreError::PgTls(tls),
+                // The pool's message alone hides the cause ("error performing
+                // TLS handshake": "server does not support TLS").
+                None => failed(tls::chain(&e).into()),
+            }
+        })?;
         migrate(&mut client).await?;
         drop(client);
         Ok(PgStore {
@@ -247,6 +264,7 @@ impl PgStore {
                 pool,
                 config: config.clone(),
                 pg,
+                tls,
                 me: format!(
                     "{}-{}",
                     std::process::id(),
@@ -272,9 +290,10 @@ impl PgStore {
     /// lost. Stops with the store.
     pub fn subscribe(&self, wake: Arc<Notify>) {
         let pg = self.inner.pg.clone();
+        let tls = self.inner.tls.clone();
         let task = tokio::spawn(async move {
             loop {
-                if let Err(e) = listen(&pg, &wake).await {
+                if let Err(e) = listen(&pg, tls.clone(), &wake).await {
                     tracing::warn!(error = %e, "lost the PostgreSQL LISTEN connection; reconnecting in 1 s");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1012,8 +1031,12 @@ async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreErro
 }
 
 /// One `LISTEN` session: returns when the connection is lost.
-async fn listen(pg: &tokio_postgres::Config, wake: &Notify) -> Result<(), tokio_postgres::Error> {
-    let (client, mut conn) = pg.connect(NoTls).await?;
+async fn listen(
+    pg: &tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    wake: &Notify,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut conn) = pg.connect(tls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {

@@ -23,7 +23,8 @@ pub struct Args {
     pub api_key: Option<String>,
     /// Where webhooks, events and pending retries are kept across restarts: a SQLite
     /// file (one process owns it), or a PostgreSQL URL such as
-    /// postgres://USER@HOST:5432/DB (several processes may share it; see
+    /// postgres://USER@HOST:5432/DB (several processes may share it; TLS with
+    /// ?sslmode=require or ?sslmode=verify-full&sslrootcert=CA.pem; see
     /// docs/deploy.md).
     #[arg(
         long,
