@@ -195,19 +195,8 @@ async fn redirecting_endpoint(status: u16) -> String {
                         return;
                     }
                     buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break head.to_owned();
-                        }
+                    if let Some((head, _)) = hookjar_tests::complete_request(&buf) {
+                        break head;
                     }
                 };
                 let answer = if head.starts_with("POST ") && !head.starts_with("POST /moved ") {

@@ -159,19 +159,8 @@ impl Receiver {
                             return;
                         }
                         buf.extend_from_slice(&chunk[..n]);
-                        let text = String::from_utf8_lossy(&buf).to_string();
-                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                            let len = head
-                                .lines()
-                                .find_map(|l| {
-                                    let (k, v) = l.split_once(':')?;
-                                    k.eq_ignore_ascii_case("content-length")
-                                        .then(|| v.trim().parse::<usize>().ok())?
-                                })
-                                .unwrap_or(0);
-                            if body.len() >= len {
-                                break;
-                            }
+                        if hookjar_tests::complete_request(&buf).is_some() {
+                            break;
                         }
                     }
                     let first = {

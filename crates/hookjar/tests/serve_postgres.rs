@@ -189,20 +189,9 @@ impl Receiver {
                             return;
                         }
                         buf.extend_from_slice(&chunk[..n]);
-                        let text = String::from_utf8_lossy(&buf).to_string();
-                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                            let len = head
-                                .lines()
-                                .find_map(|l| {
-                                    let (k, v) = l.split_once(':')?;
-                                    k.eq_ignore_ascii_case("content-length")
-                                        .then(|| v.trim().parse::<usize>().ok())?
-                                })
-                                .unwrap_or(0);
-                            if body.len() >= len {
-                                let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                                break (path, body.to_owned());
-                            }
+                        if let Some((head, body)) = hookjar_tests::complete_request(&buf) {
+                            let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                            break (path, body);
                         }
                     };
                     std::thread::sleep(delay);
