@@ -3,9 +3,10 @@
 //! Every run talks to loopback only, is bounded in requests and time, and stops by
 //! itself. Build in release: `cargo run --release -p hookjar-bench -- <run>`.
 //!
-//! - `mock` — requests/s of the mock receiver (journal file on and off) against a bare
-//!   hyper server and wiremock-rs, alternating, under `wrk` pinned to the other core
-//!   (server-bound), or under an in-process reqwest client (`--load reqwest`).
+//! - `mock` — requests/s of the `hookjar mock` binary (journal file on and off) and of
+//!   the library's `MockReceiver` (journal file on) against a bare hyper server and
+//!   wiremock-rs, alternating, under `wrk` pinned to the other core (server-bound), or
+//!   under an in-process reqwest client (`--load reqwest`).
 //! - `mock-memory` — the mock's resident memory after N distinct deliveries at full
 //!   speed (wrk).
 //! - `dispatch` — durable deliveries/s end to end: events emitted through the API,
@@ -41,6 +42,11 @@ use tokio::net::TcpListener;
 
 mod shared;
 
+/// The same allocator as the `hookjar` binary, so every contender of a run (bare
+/// hyper, wiremock-rs, the mock, the dispatcher and its ceiling) allocates alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "hookjar's load runs (loopback only, bounded)")]
 struct Cli {
@@ -72,6 +78,10 @@ enum Run {
         /// reqwest: concurrent keep-alive clients.
         #[arg(long, default_value_t = 32)]
         concurrency: u64,
+        /// The hookjar binary run as the `hookjar mock` contenders (default: the
+        /// release binary next to this one; `cargo build --release -p hookjar`).
+        #[arg(long)]
+        hookjar: Option<PathBuf>,
     },
     /// Resident memory of the mock receiver (journal file on) after N distinct
     /// deliveries sent by wrk at full speed.
@@ -183,14 +193,18 @@ fn main() -> anyhow::Result<()> {
             connections,
             requests,
             concurrency,
-        } => mock_run(MockRun {
-            load,
-            rounds,
-            seconds,
-            connections,
-            requests,
-            concurrency,
-        }),
+            hookjar,
+        } => mock_run(
+            MockRun {
+                load,
+                rounds,
+                seconds,
+                connections,
+                requests,
+                concurrency,
+            },
+            &hookjar.unwrap_or_else(shared::default_hookjar),
+        ),
         Run::MockMemory {
             requests,
             keep,
@@ -431,8 +445,55 @@ fn min_med_max(v: &[f64]) -> String {
     format!("{min:>9.0} {:>9.0} {max:>9.0}", median(v))
 }
 
-fn mock_run(run: MockRun) -> anyhow::Result<()> {
+/// A `hookjar mock` process (the binary users run), pinned like this process;
+/// SIGKILLed when dropped.
+struct MockProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl MockProcess {
+    fn start(hookjar: &std::path::Path, extra: &[&str]) -> anyhow::Result<MockProcess> {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(hookjar)
+            .args(["mock", "--addr", "127.0.0.1:0", "--quiet", "--no-ui"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot run {} (build it: cargo build --release -p hookjar, or pass --hookjar)",
+                    hookjar.display()
+                )
+            })?;
+        let mut out = std::io::BufReader::new(child.stdout.take().context("stdout")?);
+        let url = loop {
+            let mut line = String::new();
+            anyhow::ensure!(
+                out.read_line(&mut line)? > 0,
+                "hookjar mock exited: {:?}",
+                child.wait()
+            );
+            if let Some(url) = line.trim().strip_prefix("hookjar mock listening on ") {
+                break url.to_owned();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        Ok(MockProcess { child, url })
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mock_run(run: MockRun, hookjar: &std::path::Path) -> anyhow::Result<()> {
     if run.load == Loader::Wrk {
+        // Pins this process and, through inheritance, the `hookjar mock` processes.
         pin_self(0)?;
     }
     let server_rt = one_thread()?;
@@ -446,22 +507,30 @@ fn mock_run(run: MockRun) -> anyhow::Result<()> {
             .await;
         server
     });
-    let journal = std::env::temp_dir().join(format!("hookjar-load-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&journal);
-    let mock = server_rt.block_on(
+    let tmp = std::env::temp_dir();
+    let pid = std::process::id();
+    let journal = tmp.join(format!("hookjar-load-{pid}.jsonl"));
+    let lib_journal = tmp.join(format!("hookjar-load-{pid}-lib.jsonl"));
+    for j in [&journal, &lib_journal] {
+        let _ = std::fs::remove_file(j);
+    }
+    let journal_arg = journal.to_string_lossy().into_owned();
+    let binary = MockProcess::start(hookjar, &["--journal", &journal_arg])?;
+    let binary_plain = MockProcess::start(hookjar, &[])?;
+    let library = server_rt.block_on(
         hookjar_mock::MockReceiver::builder()
-            .journal_file(&journal)
+            .journal_file(&lib_journal)
             .start(),
     )?;
-    let mock_plain = server_rt.block_on(hookjar_mock::MockReceiver::builder().start())?;
+    // The binary with its journal is the contender the targets name (issue #10).
+    const JOURNAL: usize = 2;
+    const LIB_JOURNAL: usize = 4;
     let contenders = [
         ("bare hyper", format!("http://{bare}/hook")),
         ("wiremock-rs 0.6", format!("{}/hook", wiremock.uri())),
-        ("hookjar mock --journal", format!("{}/hook", mock.url())),
-        (
-            "hookjar mock (no journal)",
-            format!("{}/hook", mock_plain.url()),
-        ),
+        ("hookjar mock --journal", format!("{}/hook", binary.url)),
+        ("hookjar mock (no journal)", format!("{}/hook", binary_plain.url)),
+        ("library MockReceiver +journal", format!("{}/hook", library.url())),
     ];
     let script = wrk_script("post.lua", WRK_POST)?;
     let measure = |url: &str, warm: bool| -> anyhow::Result<(f64, u64)> {
@@ -478,22 +547,27 @@ fn mock_run(run: MockRun) -> anyhow::Result<()> {
             }
         }
     };
-    for (_, url) in &contenders {
-        measure(url, true)?;
+    let mut answered = [0u64; 5];
+    for (i, (_, url)) in contenders.iter().enumerate() {
+        answered[i] += measure(url, true)?.1;
     }
     let mut rates = vec![Vec::new(); contenders.len()];
-    let mut answered_with_journal = 0;
     for round in 0..run.rounds {
         for (i, (name, url)) in contenders.iter().enumerate() {
             let (rate, done) = measure(url, false)?;
-            println!("  round {} {name:<26} {rate:>9.0} req/s", round + 1);
+            println!("  round {} {name:<30} {rate:>9.0} req/s", round + 1);
             rates[i].push(rate);
-            if i == 2 {
-                answered_with_journal += done;
-            }
+            answered[i] += done;
         }
     }
-    let journaled = std::fs::read_to_string(&journal)?.lines().count();
+    let lines = |path: &std::path::Path| -> anyhow::Result<u64> {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot open the journal {}", path.display()))?;
+        Ok(std::io::BufRead::lines(std::io::BufReader::new(file)).count() as u64)
+    };
+    drop(binary);
+    let journaled = lines(&journal)?;
+    let lib_journaled = lines(&lib_journal)?;
     match run.load {
         Loader::Wrk => println!(
             "mock run: wrk -t1 -c{} -d{}s (core 1, crates/hookjar-bench/wrk/post.lua), servers on core 0, {} rounds, contenders alternating",
@@ -505,37 +579,42 @@ fn mock_run(run: MockRun) -> anyhow::Result<()> {
         ),
     }
     println!(
-        "  {:<26} {:>9} {:>9} {:>9}   (req/s)",
+        "  {:<30} {:>9} {:>9} {:>9}   (req/s)",
         "server", "min", "median", "max"
     );
     for (i, (name, _)) in contenders.iter().enumerate() {
-        println!("  {name:<26} {}", min_med_max(&rates[i]));
+        println!("  {name:<30} {}", min_med_max(&rates[i]));
     }
-    let (b, w, m, p) = (
-        median(&rates[0]),
-        median(&rates[1]),
-        median(&rates[2]),
-        median(&rates[3]),
-    );
+    let m: Vec<f64> = rates.iter().map(|r| median(r)).collect();
     println!(
         "  hookjar mock --journal / bare hyper:  {:.2} (target ≥ 0.8)",
-        m / b
+        m[JOURNAL] / m[0]
     );
     println!(
         "  hookjar mock --journal / wiremock-rs: {:.2} (target ≥ 2)",
-        m / w
+        m[JOURNAL] / m[1]
     );
     println!(
         "  hookjar mock (no journal) / bare hyper: {:.2}; / wiremock-rs: {:.2}",
-        p / b,
-        p / w
+        m[3] / m[0],
+        m[3] / m[1]
     );
-    println!("  wiremock-rs / bare hyper: {:.2}", w / b);
     println!(
-        "  journal lines written: {journaled} (requests completed by the load generator in the measured rounds: {answered_with_journal}, plus warm-up); kept in memory: {}",
-        mock.counts().kept
+        "  library MockReceiver + journal / bare hyper: {:.2}; / wiremock-rs: {:.2}",
+        m[LIB_JOURNAL] / m[0],
+        m[LIB_JOURNAL] / m[1]
+    );
+    println!("  wiremock-rs / bare hyper: {:.2}", m[1] / m[0]);
+    println!(
+        "  journal lines: hookjar mock --journal {journaled} for {} requests answered; library {lib_journaled} for {}",
+        answered[JOURNAL], answered[LIB_JOURNAL]
+    );
+    anyhow::ensure!(
+        journaled >= answered[JOURNAL] && lib_journaled >= answered[LIB_JOURNAL],
+        "the journal lost requests: every answered request must have its line"
     );
     let _ = std::fs::remove_file(&journal);
+    let _ = std::fs::remove_file(&lib_journal);
     let _ = std::fs::remove_file(&script);
     Ok(())
 }

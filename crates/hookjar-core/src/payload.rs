@@ -109,6 +109,11 @@ impl Digest {
         Digest(short)
     }
 
+    /// The eight bytes (the first eight of the SHA-256).
+    pub fn as_bytes(&self) -> &[u8; 8] {
+        &self.0
+    }
+
     /// Parses the 16 hex digits [`Digest`]'s `Display` prints.
     pub fn parse(s: &str) -> Option<Self> {
         if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -399,10 +398,15 @@ pub(crate) struct LineHead<'a> {
     pub digest_hex: [u8; 16],
 }
 
-/// A digest's 16 hex digits, without the formatting machinery.
+/// A digest's 16 hex digits (lowercase, as its `Display`), without the formatting
+/// machinery.
 pub(crate) fn digest_hex(d: Digest) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 16];
-    let _ = write!(&mut out[..], "{d}");
+    for (i, b) in d.as_bytes().iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
     out
 }
 
@@ -417,8 +421,82 @@ pub(crate) struct LineTail<'a> {
     pub violations: &'a [String],
 }
 
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+/// Writes `s` as a JSON string, byte for byte as `serde_json` does (the proptest
+/// `json_str_matches_serde_json` holds it to that), but faster on long texts such as
+/// a `body`: runs that need no escape are found eight bytes at a time.
+pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Find the next byte to escape: eight at a time, then one at a time.
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+            let hits = escape_mask(word);
+            if hits == 0 {
+                i += 8;
+                continue;
+            }
+            i += (hits.trailing_zeros() / 8) as usize;
+        } else if !needs_escape(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        write_escape(out, bytes[i]);
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// What JSON requires escaping: `"`, `\\` and the control characters below 0x20.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// A mask whose lowest set bit marks the first byte of `word` (little-endian) that
+/// [`needs_escape`]. Bits above it may be false alarms (a borrow carried over from a
+/// real hit); only the lowest one is used.
+fn escape_mask(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let quote = quote.wrapping_sub(ONES) & !quote;
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (below_space | quote | backslash) & HIGH
+}
+
+/// The escape of one byte that [`needs_escape`], as `serde_json` writes it.
+fn write_escape(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xf)],
+        ]),
+    }
+}
+
+/// Writes an integer without the formatting machinery.
+fn write_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Renders one journal line (no newline) into `out`: the same keys, order and values
@@ -427,7 +505,7 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
 /// not parsed and written again.
 pub(crate) fn render_line(out: &mut Vec<u8>, head: &LineHead<'_>, tail: &LineTail<'_>) {
     out.extend_from_slice(b"{\"seq\":");
-    let _ = write!(out, "{}", tail.seq);
+    write_int(out, tail.seq);
     out.extend_from_slice(b",\"since_start_ms\":");
     serde_json::to_writer(&mut *out, &ms(head.since_start)).expect("a number");
     out.extend_from_slice(b",\"received_at\":\"");
@@ -457,7 +535,8 @@ pub(crate) fn render_line(out: &mut Vec<u8>, head: &LineHead<'_>, tail: &LineTai
     }
     out.extend_from_slice(b",\"json\":");
     if head.body_is_json {
-        if head.body.iter().any(|&b| b == b'\n' || b == b'\r') {
+        // `contains` on bytes is core's word-at-a-time memchr.
+        if head.body.contains(&b'\n') || head.body.contains(&b'\r') {
             out.extend(head.body.iter().filter(|&&b| b != b'\n' && b != b'\r'));
         } else {
             out.extend_from_slice(head.body);
@@ -472,15 +551,15 @@ pub(crate) fn render_line(out: &mut Vec<u8>, head: &LineHead<'_>, tail: &LineTai
     }
     out.extend_from_slice(b",\"digest\":\"");
     out.extend_from_slice(&head.digest_hex);
-    let _ = write!(out, "\",\"attempt\":{},\"script\":", tail.attempt);
+    out.extend_from_slice(b"\",\"attempt\":");
+    write_int(out, tail.attempt);
+    out.extend_from_slice(b",\"script\":");
     json_str(out, tail.script);
     out.extend_from_slice(b",\"step\":");
     json_str(out, tail.step);
     out.extend_from_slice(b",\"status\":");
     match tail.status {
-        Some(s) => {
-            let _ = write!(out, "{s}");
-        }
+        Some(s) => write_int(out, s),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"violations\":[");
@@ -493,18 +572,92 @@ pub(crate) fn render_line(out: &mut Vec<u8>, head: &LineHead<'_>, tail: &LineTai
     out.extend_from_slice(b"]}");
 }
 
-/// [`format_timestamp`] without the format-description machinery.
+/// `n` in `width` decimal digits, zero-padded (`width` ≤ 6).
+fn digits(out: &mut Vec<u8>, mut n: u32, width: usize) {
+    let mut buf = [b'0'; 6];
+    for d in buf[..width].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf[..width]);
+}
+
+/// [`format_timestamp`] without the format-description machinery
+/// (`2026-11-27T09:30:00.123456+00:00`; the test `line_timestamps_match_format_timestamp`
+/// holds it to that).
 fn write_timestamp(out: &mut Vec<u8>, t: OffsetDateTime) {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    );
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        // Outside four digits: the general path (never for a real clock).
+        out.extend_from_slice(format_timestamp(t).as_bytes());
+        return;
+    }
+    digits(out, year as u32, 4);
+    out.push(b'-');
+    digits(out, u32::from(u8::from(t.month())), 2);
+    out.push(b'-');
+    digits(out, u32::from(t.day()), 2);
+    out.push(b'T');
+    digits(out, u32::from(t.hour()), 2);
+    out.push(b':');
+    digits(out, u32::from(t.minute()), 2);
+    out.push(b':');
+    digits(out, u32::from(t.second()), 2);
+    out.push(b'.');
+    digits(out, t.microsecond(), 6);
+    out.extend_from_slice(b"+00:00");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookjar_core::payload::format_timestamp;
+
+    proptest::proptest! {
+        /// The journal's string escaping is serde_json's, byte for byte: any text,
+        /// with quotes, backslashes, control characters and non-ASCII mixed in.
+        #[test]
+        fn json_str_matches_serde_json(
+            s in proptest::string::string_regex("(?s).{0,80}").unwrap(),
+            specials in proptest::collection::vec(
+                proptest::sample::select(vec!['"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\u{0}', '\u{1f}', '\u{7f}', 'é', '€', '😀']),
+                0..12,
+            ),
+            at in proptest::collection::vec(0usize..81, 0..12),
+        ) {
+            let mut text: Vec<char> = s.chars().collect();
+            for (c, i) in specials.into_iter().zip(at) {
+                text.insert(i.min(text.len()), c);
+            }
+            let text: String = text.into_iter().collect();
+            let mut ours = Vec::new();
+            json_str(&mut ours, &text);
+            proptest::prop_assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&text).unwrap()
+            );
+        }
+
+        /// The journal's timestamps are S11's form, as `format_timestamp` writes it.
+        #[test]
+        fn line_timestamps_match_format_timestamp(
+            secs in -62_135_596_800i64..253_402_300_799i64,
+            micros in 0u32..1_000_000,
+        ) {
+            let t = OffsetDateTime::from_unix_timestamp(secs).unwrap()
+                + time::Duration::microseconds(i64::from(micros));
+            let mut ours = Vec::new();
+            write_timestamp(&mut ours, t);
+            proptest::prop_assert_eq!(String::from_utf8(ours).unwrap(), format_timestamp(t));
+        }
+    }
+
+    #[test]
+    fn digest_hex_is_the_digests_display() {
+        for body in [&b""[..], b"{}", b"hookjar"] {
+            let d = Digest::of(body);
+            assert_eq!(std::str::from_utf8(&digest_hex(d)).unwrap(), d.to_string());
+        }
+    }
 }
