@@ -35,6 +35,7 @@ bench:
 
 # Load runs of docs/performance.md (release; loopback only; bounded).
 load:
+    cargo build --release -p hookjar
     cargo run --release -p hookjar-bench -- mock
     cargo run --release -p hookjar-bench -- mock-memory
     cargo run --release -p hookjar-bench -- lifecycle
