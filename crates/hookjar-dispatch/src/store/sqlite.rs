@@ -17,6 +17,7 @@ use hookjar_core::timeline::Timeline;
 use hookjar_core::webhook::{Headers, normalise_url, webhook_id};
 use hookjar_core::{DeactivateReason, EventType, Outcome, Payload, Verdict, Webhook, WebhookPatch};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::oneshot;
 
 use super::{
     AttemptRecord, AttemptView, Claimed, DeliveryView, Interrupted, NewEvent, RecordEffects,
@@ -97,10 +98,82 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// A handle to the store; clones share one connection.
+/// A handle to the store; clones share one connection and one emit queue.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    emits: Arc<Mutex<EmitQueue>>,
+}
+
+/// Emits waiting for the group writer ([`SqliteStore::emit`]).
+#[derive(Default)]
+struct EmitQueue {
+    waiting: Vec<QueuedEmit>,
+    /// An [`EmitWriter`] is running and takes `waiting` before it stops, so an emit
+    /// that finds this set only queues.
+    writing: bool,
+}
+
+/// One caller's event, and where its answer goes.
+struct QueuedEmit {
+    event: NewEvent,
+    now: Micros,
+    answer: oneshot::Sender<Result<usize, StoreError>>,
+}
+
+/// The task that writes queued emits, a group per transaction, until none wait.
+///
+/// It runs on tokio's blocking pool like every other store call (so a paused test
+/// clock does not jump while events are being stored). It takes the connection
+/// before the queue: while it waits for the connection (the engine claiming or
+/// recording), more emits join the group.
+struct EmitWriter {
+    store: SqliteStore,
+    /// Set when the writer stopped because the queue was empty.
+    finished: bool,
+}
+
+impl EmitWriter {
+    fn run(mut self) {
+        loop {
+            let mut conn = lock(&self.store.conn);
+            let group = {
+                let mut queue = lock(&self.store.emits);
+                if queue.waiting.is_empty() {
+                    queue.writing = false;
+                    self.finished = true;
+                    return;
+                }
+                std::mem::take(&mut queue.waiting)
+            };
+            let results = emit_group(&mut conn, &group);
+            drop(conn);
+            for (queued, result) in group.into_iter().zip(results) {
+                // A caller that went away (its client hung up) needs no answer; its
+                // event is stored all the same, as before group commit.
+                let _ = queued.answer.send(result);
+            }
+        }
+    }
+}
+
+impl Drop for EmitWriter {
+    /// A writer that panicked, or never ran because the runtime was shutting down:
+    /// the emits still waiting are answered with an error (their senders drop) and
+    /// the next emit starts a new writer.
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut queue = lock(&self.store.emits);
+            queue.writing = false;
+            queue.waiting.clear();
+        }
+    }
+}
+
+/// Locks a mutex. A poisoned lock only means another call panicked mid-way; SQLite
+/// rolled its transaction back, so what the mutex guards is still sound.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -130,6 +203,7 @@ impl SqliteStore {
         migrate(&conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            emits: Arc::default(),
         })
     }
 
@@ -202,14 +276,9 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A poisoned lock only means another call panicked mid-way; SQLite rolled
-            // its transaction back, so the connection is still sound.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     // ----- webhooks (S1–S4) -----
@@ -326,60 +395,35 @@ impl SqliteStore {
 
     // ----- events and deliveries (X1, S12, S19) -----
 
-    /// Stores an event and one delivery per qualifying webhook in one transaction,
-    /// all due at `now`; returns how many deliveries were queued.
+    /// Stores an event and one delivery per qualifying webhook, all due at `now`;
+    /// returns how many deliveries were queued. The answer comes after the commit.
+    ///
+    /// Group commit: concurrent emits queue up for one writer task, which stores
+    /// everything waiting in one transaction (one savepoint per event, so a failing
+    /// event fails alone) and then answers each caller with its own result. While a
+    /// group is being written the next one gathers, so under load a commit serves
+    /// many events; alone, an emit is its own group and waits for nobody.
     ///
     /// Fan-out (S12): active webhooks that take this type or all types, oldest first;
     /// a `target_url` already served by an older webhook is skipped (compared in
     /// normalised form, `hookjar_core::webhook::normalise_url`).
     pub async fn emit(&self, event: NewEvent, now: Micros) -> Result<usize, StoreError> {
-        self.call(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO events (id, event_type, created_at, digest, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    event.id,
-                    event.event_type.as_str(),
-                    now,
-                    event.body.digest().to_string(),
-                    event.body.bytes().as_ref(),
-                ],
-            )?;
-            let event_seq = tx.last_insert_rowid();
-            let targets = {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = 1 ORDER BY seq"
-                ))?;
-                let rows = stmt.query_map([], read_webhook)?.collect::<Result<Vec<_>, _>>()?;
-                #[cfg(feature = "faults")]
-                let rows = crate::faults::fan_out_rows(rows);
-                let mut seen = HashSet::new();
-                let mut out = Vec::new();
-                for row in rows {
-                    let (seq, w) = row?;
-                    let key = normalise_url(&w.target_url);
-                    #[cfg(feature = "faults")]
-                    let key = crate::faults::dedupe_key(key, seq);
-                    if w.receives(event.event_type) && seen.insert(key) {
-                        out.push(seq);
-                    }
-                }
-                out
+        let (answer, answered) = oneshot::channel();
+        let start_writer = {
+            let mut queue = lock(&self.emits);
+            queue.waiting.push(QueuedEmit { event, now, answer });
+            !std::mem::replace(&mut queue.writing, true)
+        };
+        if start_writer {
+            let writer = EmitWriter {
+                store: self.clone(),
+                finished: false,
             };
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO deliveries (id, event_seq, webhook_seq, state, attempts, due_at, created_at)
-                     VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
-                )?;
-                for seq in &targets {
-                    insert.execute(params![webhook_id(rand::random()), event_seq, seq, now])?;
-                }
-            }
-            tx.commit()?;
-            Ok(targets.len())
-        })
-        .await
+            tokio::task::spawn_blocking(move || writer.run());
+        }
+        answered.await.map_err(|_| {
+            StoreError::Task("the emit writer stopped before answering; emit again".into())
+        })?
     }
 
     /// The earliest due instant of any pending delivery, leaving out the webhooks in
@@ -949,6 +993,120 @@ fn drop_pending(c: &Connection, webhook_seq: i64, why: &str) -> Result<usize, St
          WHERE webhook_seq = ?1 AND state = 'pending'",
     )?
     .execute(params![webhook_seq, format!("dropped: {why}")])?)
+}
+
+/// Stores a group of emits and returns each one's result, in order: all in one
+/// transaction, each event under its own savepoint so that one that fails is rolled
+/// back alone. If the transaction itself cannot begin or commit (nothing of the
+/// group is then stored), every event is tried again in a transaction of its own, so
+/// that each caller learns its own fate.
+fn emit_group(c: &mut Connection, group: &[QueuedEmit]) -> Vec<Result<usize, StoreError>> {
+    if group.len() > 1 {
+        if let Ok(results) = emit_together(c, group) {
+            return results;
+        }
+    }
+    group
+        .iter()
+        .map(|q| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = insert_event(&tx, &mut FanOut::default(), &q.event, q.now)?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .collect()
+}
+
+/// The group in one IMMEDIATE transaction, a savepoint per event.
+fn emit_together(
+    c: &mut Connection,
+    group: &[QueuedEmit],
+) -> Result<Vec<Result<usize, StoreError>>, StoreError> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut fan_out = FanOut::default();
+    let mut results = Vec::with_capacity(group.len());
+    for q in group {
+        tx.prepare_cached("SAVEPOINT emit")?.execute([])?;
+        let result = insert_event(&tx, &mut fan_out, &q.event, q.now);
+        if result.is_err() {
+            tx.prepare_cached("ROLLBACK TO emit")?.execute([])?;
+        }
+        tx.prepare_cached("RELEASE emit")?.execute([])?;
+        results.push(result);
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// S12's targets per event type, read once per transaction: the transaction holds
+/// the write lock, so the webhooks cannot change while a group is written.
+#[derive(Default)]
+struct FanOut {
+    targets: Vec<(EventType, Vec<i64>)>,
+}
+
+impl FanOut {
+    /// The webhook seqs that receive `event_type`: active webhooks taking this type
+    /// or all types, oldest first, one per normalised `target_url`.
+    fn targets(&mut self, c: &Connection, event_type: EventType) -> Result<&[i64], StoreError> {
+        let at = match self.targets.iter().position(|(t, _)| *t == event_type) {
+            Some(at) => at,
+            None => {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = 1 ORDER BY seq"
+                ))?;
+                let rows = stmt
+                    .query_map([], read_webhook)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                #[cfg(feature = "faults")]
+                let rows = crate::faults::fan_out_rows(rows);
+                let mut seen = HashSet::new();
+                let mut out = Vec::new();
+                for row in rows {
+                    let (seq, w) = row?;
+                    let key = normalise_url(&w.target_url);
+                    #[cfg(feature = "faults")]
+                    let key = crate::faults::dedupe_key(key, seq);
+                    if w.receives(event_type) && seen.insert(key) {
+                        out.push(seq);
+                    }
+                }
+                self.targets.push((event_type, out));
+                self.targets.len() - 1
+            }
+        };
+        Ok(&self.targets[at].1)
+    }
+}
+
+/// Inserts one event and its deliveries (all due at `now`); returns how many.
+fn insert_event(
+    c: &Connection,
+    fan_out: &mut FanOut,
+    event: &NewEvent,
+    now: Micros,
+) -> Result<usize, StoreError> {
+    c.prepare_cached(
+        "INSERT INTO events (id, event_type, created_at, digest, body)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        event.id,
+        event.event_type.as_str(),
+        now,
+        event.body.digest().to_string(),
+        event.body.bytes().as_ref(),
+    ])?;
+    let event_seq = c.last_insert_rowid();
+    let targets = fan_out.targets(c, event.event_type)?;
+    let mut insert = c.prepare_cached(
+        "INSERT INTO deliveries (id, event_seq, webhook_seq, state, attempts, due_at, created_at)
+         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+    )?;
+    for seq in targets {
+        insert.execute(params![webhook_id(rand::random()), event_seq, seq, now])?;
+    }
+    Ok(targets.len())
 }
 
 /// The earliest due instant of one webhook's pending deliveries.
