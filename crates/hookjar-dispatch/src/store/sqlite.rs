@@ -112,6 +112,9 @@ struct EmitQueue {
     /// An [`EmitWriter`] is running and takes `waiting` before it stops, so an emit
     /// that finds this set only queues.
     writing: bool,
+    /// Groups taken so far (tests check that waiting emits share a transaction).
+    #[cfg(test)]
+    groups: usize,
 }
 
 /// One caller's event, and where its answer goes.
@@ -143,6 +146,10 @@ impl EmitWriter {
                     queue.writing = false;
                     self.finished = true;
                     return;
+                }
+                #[cfg(test)]
+                {
+                    queue.groups += 1;
                 }
                 std::mem::take(&mut queue.waiting)
             };
@@ -277,8 +284,8 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     // ----- webhooks (S1–S4) -----
@@ -1159,6 +1166,103 @@ mod tests {
             assert!(plan.contains("deliveries_webhook_due"), "{sql}\n{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
         }
+    }
+
+    /// Group commit: emits that wait while the connection is busy are stored in one
+    /// transaction, each caller gets its own answer, and an event that fails (a
+    /// duplicate id; a delivery refused after its event row was written) is rolled
+    /// back alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_emits_share_one_transaction_and_fail_alone() {
+        use hookjar_core::{NewWebhook, Payload};
+        let store = SqliteStore::open(&StoreConfig::InMemory).unwrap();
+        store
+            .create_webhook(NewWebhook::to("http://127.0.0.1:9/all"), 0)
+            .await
+            .unwrap();
+        let mut only = NewWebhook::to("http://127.0.0.1:9/only");
+        only.event_type = Some(EventType::CourseCompletion);
+        store.create_webhook(only, 0).await.unwrap();
+        let event = |id: &str, event_type| NewEvent {
+            id: id.to_owned(),
+            event_type,
+            body: Payload::from_bytes(format!("{{\"id\":\"{id}\"}}").into_bytes()),
+        };
+        store
+            .emit(event("taken", EventType::PathCompletion), 1)
+            .await
+            .unwrap();
+        let groups_before = lock(&store.emits).groups;
+
+        // Hold the connection, as a long claim would: the emits below queue up.
+        let held = lock(&store.conn);
+        // Event `b`'s deliveries are refused after its event row is written: only
+        // its savepoint can take that row back.
+        held.execute_batch(
+            "CREATE TEMP TRIGGER refuse_b BEFORE INSERT ON deliveries
+             WHEN (SELECT id FROM events WHERE seq = NEW.event_seq) = 'b'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+        let group = [
+            ("a", EventType::CourseCompletion),
+            ("b", EventType::CourseCompletion), // its deliveries are refused: fails
+            ("taken", EventType::CourseCompletion), // a duplicate id: fails
+            ("c", EventType::PathCompletion),
+        ];
+        let answers: Vec<_> = group
+            .iter()
+            .map(|&(id, t)| {
+                let store = store.clone();
+                tokio::spawn(async move { store.emit(event(id, t), 2).await })
+            })
+            .collect();
+        while lock(&store.emits).waiting.len() < group.len() {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.unwrap());
+        }
+        assert_eq!(lock(&store.emits).groups, groups_before + 1, "one group");
+        assert_eq!(results[0].as_ref().unwrap(), &2, "COURSE_COMPLETION: both");
+        assert!(
+            matches!(&results[1], Err(StoreError::Sqlite(e)) if e.to_string().contains("refused by the test")),
+            "{:?}",
+            results[1]
+        );
+        assert!(
+            matches!(&results[2], Err(StoreError::Sqlite(e)) if e.to_string().contains("UNIQUE")),
+            "{:?}",
+            results[2]
+        );
+        assert_eq!(
+            results[3].as_ref().unwrap(),
+            &1,
+            "PATH_COMPLETION: `all` only"
+        );
+        let conn = lock(&store.conn);
+        let stored: Vec<(String, i64)> = conn
+            .prepare(
+                "SELECT e.id, COUNT(d.seq) FROM events e
+                 LEFT JOIN deliveries d ON d.event_seq = e.seq GROUP BY e.seq ORDER BY e.id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            stored,
+            [
+                ("a".to_owned(), 2),
+                ("c".to_owned(), 1),
+                ("taken".to_owned(), 1)
+            ],
+            "the failed event left nothing behind, the others are all stored"
+        );
     }
 
     #[test]
