@@ -284,8 +284,8 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     // ----- webhooks (S1–S4) -----
