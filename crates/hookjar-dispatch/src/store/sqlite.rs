@@ -20,8 +20,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::{
-    AttemptRecord, AttemptView, Claimed, DeliveryView, Interrupted, NewEvent, RecordEffects,
-    Redeliver, StoreConfig, headers_json, parse_timeline,
+    AttemptRecord, AttemptView, ClaimRequest, Claimed, DeliveryView, Interrupted, NewEvent,
+    RecordEffects, Redeliver, StoreConfig, headers_json, parse_timeline,
 };
 use crate::clock::{Clock, Micros};
 use crate::error::StoreError;
@@ -436,22 +436,7 @@ impl SqliteStore {
     /// The earliest due instant of any pending delivery, leaving out the webhooks in
     /// `busy` (they are at their in-flight limit). One index step per webhook.
     pub async fn next_due(&self, busy: Vec<i64>) -> Result<Option<Micros>, StoreError> {
-        self.call(move |c| {
-            let mut first = c.prepare_cached(NEXT_DUE_SQL)?;
-            let mut earliest: Option<Micros> = None;
-            let mut seqs = c.prepare_cached("SELECT seq FROM webhooks WHERE active = 1")?;
-            let active = seqs
-                .query_map([], |r| r.get::<_, i64>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            for seq in active.into_iter().filter(|s| !busy.contains(s)) {
-                let due: Option<i64> = first.query_row([seq], |r| r.get(0)).optional()?;
-                if let Some(due) = due {
-                    earliest = Some(earliest.map_or(due, |e| e.min(due)));
-                }
-            }
-            Ok(earliest)
-        })
-        .await
+        self.call(move |c| next_due_in(c, &busy)).await
     }
 
     /// Claims up to `limit` deliveries due at `now`, earliest first, marking them
@@ -474,56 +459,9 @@ impl SqliteStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut candidates: Vec<(Micros, Claimed)> = Vec::new();
-            {
-                let active = active_webhooks(&tx)?;
-                let mut due = tx.prepare_cached(CLAIM_SQL)?;
-                for (webhook_seq, revision, webhook) in active {
-                    let busy = in_flight.get(&webhook_seq).copied().unwrap_or(0);
-                    let room = per_webhook.saturating_sub(busy).min(limit);
-                    if room == 0 {
-                        continue;
-                    }
-                    let mut rows = due.query(params![webhook_seq, now, room as i64])?;
-                    while let Some(row) = rows.next()? {
-                        let attempts: i64 = row.get(2)?;
-                        let body: Vec<u8> = row.get(5)?;
-                        candidates.push((
-                            row.get(3)?,
-                            Claimed {
-                                delivery_seq: row.get(0)?,
-                                delivery_id: row.get(1)?,
-                                attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-                                webhook: webhook.clone(),
-                                webhook_seq,
-                                revision,
-                                event_type: row.get(4)?,
-                                body: Payload::from_bytes(body),
-                            },
-                        ));
-                    }
-                }
-            }
-            // Earliest first across webhooks.
-            candidates.sort_by_key(|(due, c)| (*due, c.delivery_seq));
-            candidates.truncate(limit);
-            {
-                let mut mark = tx.prepare_cached(
-                    "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1 WHERE seq = ?1",
-                )?;
-                let mut ahead = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO attempts
-                       (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
-                        detail, next_attempt_at, revision, stale)
-                     VALUES (?1, ?2, ?3, ?4, 0, NULL, NULL, 'started', 'POST in flight', NULL, ?5, 0)",
-                )?;
-                for (_, d) in &candidates {
-                    mark.execute([d.delivery_seq])?;
-                    ahead.execute(params![d.delivery_seq, d.attempt, now, wall_now, d.revision])?;
-                }
-            }
+            let claimed = claim_in(&tx, now, wall_now, limit, per_webhook, &in_flight)?;
             tx.commit()?;
-            Ok(candidates.into_iter().map(|(_, d)| d).collect())
+            Ok(claimed)
         })
         .await
     }
@@ -538,132 +476,41 @@ impl SqliteStore {
     pub async fn record(&self, batch: Vec<AttemptRecord>) -> Result<RecordEffects, StoreError> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut effects = RecordEffects::default();
-            for rec in &batch {
-                // The delivery may be gone: its webhook was deleted while the POST was
-                // in flight. Nothing is left to record; skipping it keeps the rest of
-                // the batch (other webhooks' verdicts) from failing with it.
-                let current: Option<i64> = tx
-                    .prepare_cached(
-                        "SELECT w.revision FROM deliveries d JOIN webhooks w ON w.seq = d.webhook_seq
-                         WHERE d.seq = ?1",
-                    )?
-                    .query_row(params![rec.delivery_seq], |r| r.get(0))
-                    .optional()?;
-                let Some(current) = current else {
-                    effects.skipped += 1;
-                    continue;
-                };
-                let stale = current != rec.revision;
-                let (status, error) = match &rec.outcome {
-                    Outcome::Status { code } => (Some(i64::from(*code)), None),
-                    _ if rec.unknown => (None, Some("outcome unknown".to_owned())),
-                    other => (None, Some(other.to_string())),
-                };
-                let next_at = match rec.verdict {
-                    Verdict::RetryAfter { delay } => {
-                        Some(rec.finished_at.saturating_add(Clock::micros_of(delay)))
-                    }
-                    _ => None,
-                };
-                let label = if rec.unknown {
-                    "unknown"
-                } else {
-                    rec.verdict.label()
-                };
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO attempts
-                       (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
-                        detail, next_attempt_at, revision, stale)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )?
-                .execute(params![
-                    rec.delivery_seq,
-                    rec.attempt,
-                    rec.started_at,
-                    rec.wall_at,
-                    rec.latency_us,
-                    status,
-                    error,
-                    label,
-                    rec.detail,
-                    next_at,
-                    rec.revision,
-                    stale,
-                ])?;
-                match rec.verdict {
-                    Verdict::Delivered => {
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'delivered', attempts = ?2, due_at = NULL,
-                                finished_at = ?3 WHERE seq = ?1",
-                        )?
-                        .execute(params![rec.delivery_seq, rec.attempt + 1, rec.finished_at])?;
-                    }
-                    Verdict::RetryAfter { .. } => {
-                        // Only requeue if nothing else ended the delivery meanwhile
-                        // (e.g. its webhook was deactivated by another delivery).
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'pending', attempts = ?2, due_at = ?3
-                             WHERE seq = ?1 AND state = 'inflight'",
-                        )?
-                        .execute(params![rec.delivery_seq, rec.attempt + 1, next_at])?;
-                        // …and not at all if its webhook went inactive meanwhile.
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'dropped', due_at = NULL,
-                                note = 'dropped: webhook inactive'
-                             WHERE seq = ?1 AND state = 'pending'
-                               AND (SELECT active FROM webhooks WHERE seq = ?2) = 0",
-                        )?
-                        .execute(params![rec.delivery_seq, rec.webhook_seq])?;
-                    }
-                    Verdict::Deactivate { reason } if stale => {
-                        effects.stale += 1;
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
-                                finished_at = ?3, note = ?4 WHERE seq = ?1",
-                        )?
-                        .execute(params![
-                            rec.delivery_seq,
-                            rec.attempt + 1,
-                            rec.finished_at,
-                            format!(
-                                "ended ({reason}), not applied to the webhook: it was updated while the attempt was in flight"
-                            )
-                        ])?;
-                    }
-                    Verdict::Deactivate { reason } => {
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
-                                finished_at = ?3, note = ?4 WHERE seq = ?1",
-                        )?
-                        .execute(params![
-                            rec.delivery_seq,
-                            rec.attempt + 1,
-                            rec.finished_at,
-                            format!("webhook deactivated ({reason})")
-                        ])?;
-                        let changed = tx
-                            .prepare_cached(
-                                "UPDATE webhooks SET active = 0, deactivate_reason = ?2,
-                                    revision = revision + 1
-                                 WHERE seq = ?1 AND active = 1",
-                            )?
-                            .execute(params![rec.webhook_seq, reason.as_str()])?;
-                        let dropped =
-                            drop_pending(&tx, rec.webhook_seq, &format!("webhook deactivated ({reason})"))?;
-                        if changed > 0 {
-                            let id: String = tx.query_row(
-                                "SELECT id FROM webhooks WHERE seq = ?1",
-                                [rec.webhook_seq],
-                                |r| r.get(0),
-                            )?;
-                            effects.deactivated.push((id, reason, dropped));
-                        }
-                    }
-                }
-            }
+            let effects = record_in(&tx, &batch)?;
             tx.commit()?;
             Ok(effects)
+        })
+        .await
+    }
+
+    /// One scheduler turn in one transaction: records `records`, claims what is due
+    /// (as [`SqliteStore::claim_due`]) and, when fewer than `limit` were claimed, finds
+    /// the earliest due instant of a webhook with room left (as
+    /// [`SqliteStore::next_due`]). One hop to the blocking pool and one commit
+    /// instead of three.
+    pub async fn settle(
+        &self,
+        records: Vec<AttemptRecord>,
+        claim: ClaimRequest,
+    ) -> Result<(RecordEffects, Vec<Claimed>, Option<Micros>), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let effects = record_in(&tx, &records)?;
+            let claimed = claim_in(
+                &tx,
+                claim.now,
+                claim.wall_now,
+                claim.limit,
+                claim.per_webhook,
+                &claim.in_flight,
+            )?;
+            let next = if claimed.len() < claim.limit {
+                next_due_in(&tx, &claim.busy_after(&claimed))?
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok((effects, claimed, next))
         })
         .await
     }
@@ -1114,6 +961,228 @@ fn insert_event(
         insert.execute(params![webhook_id(rand::random()), event_seq, seq, now])?;
     }
     Ok(targets.len())
+}
+
+/// The earliest due instant of any pending delivery, leaving out the webhooks in
+/// `busy`. One index step per webhook.
+fn next_due_in(c: &Connection, busy: &[i64]) -> Result<Option<Micros>, StoreError> {
+    let mut first = c.prepare_cached(NEXT_DUE_SQL)?;
+    let mut earliest: Option<Micros> = None;
+    let mut seqs = c.prepare_cached("SELECT seq FROM webhooks WHERE active = 1")?;
+    let active = seqs
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for seq in active.into_iter().filter(|s| !busy.contains(s)) {
+        let due: Option<i64> = first.query_row([seq], |r| r.get(0)).optional()?;
+        if let Some(due) = due {
+            earliest = Some(earliest.map_or(due, |e| e.min(due)));
+        }
+    }
+    Ok(earliest)
+}
+
+/// Claims due deliveries inside the caller's transaction (see
+/// [`SqliteStore::claim_due`]).
+fn claim_in(
+    tx: &Connection,
+    now: Micros,
+    wall_now: Micros,
+    limit: usize,
+    per_webhook: usize,
+    in_flight: &HashMap<i64, usize>,
+) -> Result<Vec<Claimed>, StoreError> {
+    let mut candidates: Vec<(Micros, Claimed)> = Vec::new();
+    {
+        let active = active_webhooks(&tx)?;
+        let mut due = tx.prepare_cached(CLAIM_SQL)?;
+        for (webhook_seq, revision, webhook) in active {
+            let webhook = Arc::new(webhook);
+            let busy = in_flight.get(&webhook_seq).copied().unwrap_or(0);
+            let room = per_webhook.saturating_sub(busy).min(limit);
+            if room == 0 {
+                continue;
+            }
+            let mut rows = due.query(params![webhook_seq, now, room as i64])?;
+            while let Some(row) = rows.next()? {
+                let attempts: i64 = row.get(2)?;
+                let body: Vec<u8> = row.get(5)?;
+                candidates.push((
+                    row.get(3)?,
+                    Claimed {
+                        delivery_seq: row.get(0)?,
+                        delivery_id: row.get(1)?,
+                        attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        webhook: Arc::clone(&webhook),
+                        webhook_seq,
+                        revision,
+                        event_type: row.get(4)?,
+                        body: Payload::from_bytes(body),
+                    },
+                ));
+            }
+        }
+    }
+    // Earliest first across webhooks.
+    candidates.sort_by_key(|(due, c)| (*due, c.delivery_seq));
+    candidates.truncate(limit);
+    {
+        let mut mark = tx.prepare_cached(
+            "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1 WHERE seq = ?1",
+        )?;
+        let mut ahead = tx.prepare_cached(
+            "INSERT OR REPLACE INTO attempts
+               (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
+                detail, next_attempt_at, revision, stale)
+             VALUES (?1, ?2, ?3, ?4, 0, NULL, NULL, 'started', 'POST in flight', NULL, ?5, 0)",
+        )?;
+        for (_, d) in &candidates {
+            mark.execute([d.delivery_seq])?;
+            ahead.execute(params![
+                d.delivery_seq,
+                d.attempt,
+                now,
+                wall_now,
+                d.revision
+            ])?;
+        }
+    }
+    Ok(candidates.into_iter().map(|(_, d)| d).collect())
+}
+
+/// Records attempts inside the caller's transaction (see [`SqliteStore::record`]).
+fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, StoreError> {
+    let mut effects = RecordEffects::default();
+    for rec in batch {
+        // The delivery may be gone: its webhook was deleted while the POST was
+        // in flight. Nothing is left to record; skipping it keeps the rest of
+        // the batch (other webhooks' verdicts) from failing with it.
+        let current: Option<i64> = tx
+            .prepare_cached(
+                "SELECT w.revision FROM deliveries d JOIN webhooks w ON w.seq = d.webhook_seq
+                 WHERE d.seq = ?1",
+            )?
+            .query_row(params![rec.delivery_seq], |r| r.get(0))
+            .optional()?;
+        let Some(current) = current else {
+            effects.skipped += 1;
+            continue;
+        };
+        let stale = current != rec.revision;
+        let (status, error) = match &rec.outcome {
+            Outcome::Status { code } => (Some(i64::from(*code)), None),
+            _ if rec.unknown => (None, Some("outcome unknown".to_owned())),
+            other => (None, Some(other.to_string())),
+        };
+        let next_at = match rec.verdict {
+            Verdict::RetryAfter { delay } => {
+                Some(rec.finished_at.saturating_add(Clock::micros_of(delay)))
+            }
+            _ => None,
+        };
+        let label = if rec.unknown {
+            "unknown"
+        } else {
+            rec.verdict.label()
+        };
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO attempts
+               (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
+                detail, next_attempt_at, revision, stale)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute(params![
+            rec.delivery_seq,
+            rec.attempt,
+            rec.started_at,
+            rec.wall_at,
+            rec.latency_us,
+            status,
+            error,
+            label,
+            rec.detail,
+            next_at,
+            rec.revision,
+            stale,
+        ])?;
+        match rec.verdict {
+            Verdict::Delivered => {
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'delivered', attempts = ?2, due_at = NULL,
+                        finished_at = ?3 WHERE seq = ?1",
+                )?
+                .execute(params![
+                    rec.delivery_seq,
+                    rec.attempt + 1,
+                    rec.finished_at
+                ])?;
+            }
+            Verdict::RetryAfter { .. } => {
+                // Only requeue if nothing else ended the delivery meanwhile
+                // (e.g. its webhook was deactivated by another delivery).
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'pending', attempts = ?2, due_at = ?3
+                     WHERE seq = ?1 AND state = 'inflight'",
+                )?
+                .execute(params![rec.delivery_seq, rec.attempt + 1, next_at])?;
+                // …and not at all if its webhook went inactive meanwhile.
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'dropped', due_at = NULL,
+                        note = 'dropped: webhook inactive'
+                     WHERE seq = ?1 AND state = 'pending'
+                       AND (SELECT active FROM webhooks WHERE seq = ?2) = 0",
+                )?
+                .execute(params![rec.delivery_seq, rec.webhook_seq])?;
+            }
+            Verdict::Deactivate { reason } if stale => {
+                effects.stale += 1;
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
+                        finished_at = ?3, note = ?4 WHERE seq = ?1",
+                )?
+                .execute(params![
+                    rec.delivery_seq,
+                    rec.attempt + 1,
+                    rec.finished_at,
+                    format!(
+                        "ended ({reason}), not applied to the webhook: it was updated while the attempt was in flight"
+                    )
+                ])?;
+            }
+            Verdict::Deactivate { reason } => {
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
+                        finished_at = ?3, note = ?4 WHERE seq = ?1",
+                )?
+                .execute(params![
+                    rec.delivery_seq,
+                    rec.attempt + 1,
+                    rec.finished_at,
+                    format!("webhook deactivated ({reason})")
+                ])?;
+                let changed = tx
+                    .prepare_cached(
+                        "UPDATE webhooks SET active = 0, deactivate_reason = ?2,
+                            revision = revision + 1
+                         WHERE seq = ?1 AND active = 1",
+                    )?
+                    .execute(params![rec.webhook_seq, reason.as_str()])?;
+                let dropped = drop_pending(
+                    &tx,
+                    rec.webhook_seq,
+                    &format!("webhook deactivated ({reason})"),
+                )?;
+                if changed > 0 {
+                    let id: String = tx.query_row(
+                        "SELECT id FROM webhooks WHERE seq = ?1",
+                        [rec.webhook_seq],
+                        |r| r.get(0),
+                    )?;
+                    effects.deactivated.push((id, reason, dropped));
+                }
+            }
+        }
+    }
+    Ok(effects)
 }
 
 /// The earliest due instant of one webhook's pending deliveries.
