@@ -715,6 +715,13 @@ fn prepare(conn: &Connection, config: &StoreConfig) -> rusqlite::Result<()> {
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Plans must not depend on bound values: SQLite otherwise reads the claim's
+    // `LIMIT ?` while planning and re-prepares the statement whenever the limit
+    // changes, which is on nearly every claim.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
