@@ -52,7 +52,7 @@ use crate::clock::Clock;
 use crate::deliver::Sender;
 use crate::store::{AttemptRecord, ClaimRequest, Claimed, RecordEffects, Store};
 
-/// How long the scheduler and the writer wait after a first store error before
+/// How long the scheduler waits after a first store error before
 /// trying again; each further error doubles it, up to [`ERROR_PAUSE_MAX`].
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 const ERROR_PAUSE_MAX: Duration = Duration::from_secs(30);
