@@ -1006,7 +1006,7 @@ fn claim_in(
 ) -> Result<Vec<Claimed>, StoreError> {
     let mut candidates: Vec<(Micros, Claimed)> = Vec::new();
     {
-        let active = active_webhooks(&tx)?;
+        let active = active_webhooks(tx)?;
         let mut due = tx.prepare_cached(CLAIM_SQL)?;
         for (webhook_seq, revision, webhook) in active {
             let webhook = Arc::new(webhook);
@@ -1180,7 +1180,7 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
                     )?
                     .execute(params![rec.webhook_seq, reason.as_str()])?;
                 let dropped = drop_pending(
-                    &tx,
+                    tx,
                     rec.webhook_seq,
                     &format!("webhook deactivated ({reason})"),
                 )?;
@@ -1255,6 +1255,9 @@ mod tests {
     /// duplicate id; a delivery refused after its event row was written) is rolled
     /// back alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The test holds the connection across awaits on purpose: that is what makes the
+    // emits queue up; the emits themselves run on other tasks.
+    #[allow(clippy::await_holding_lock)]
     async fn waiting_emits_share_one_transaction_and_fail_alone() {
         use hookjar_core::{NewWebhook, Payload};
         let store = SqliteStore::open(&StoreConfig::InMemory).unwrap();
