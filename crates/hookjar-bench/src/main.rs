@@ -13,7 +13,9 @@
 //!   fanned out, stored in SQLite (a file, WAL), POSTed to a bare hyper receiver.
 //! - `dispatch` also runs the no-storage ceiling first: the same reqwest client stack
 //!   POSTing the same number of payloads to the same bare receiver at the dispatcher's
-//!   delivery concurrency; it prints the dispatcher's fraction of it.
+//!   delivery concurrency; it prints the dispatcher's fraction of it, and the latency
+//!   of each `POST /v1/events` (p50, p99, max). Rounds alternate the two (`--rounds`,
+//!   3 by default); it prints each round and min / median / max over them.
 //! - `lifecycle` — N webhooks whose receiver answers 503 forever, each living its
 //!   whole 61-attempt life-cycle (~50 h) on tokio's paused clock: the wall time it takes.
 //! - `restart` — a store holding N pending deliveries: how long the dispatcher takes to
@@ -107,6 +109,9 @@ enum Run {
         /// Concurrent emitters.
         #[arg(long, default_value_t = 16)]
         concurrency: u64,
+        /// Rounds (each runs the ceiling, then the dispatcher).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// A bare hyper server answering 200, for an outside load generator (wrk) to
     /// compare with `hookjar mock`. Stops after `--seconds`.
@@ -214,7 +219,8 @@ fn main() -> anyhow::Result<()> {
             events,
             webhooks,
             concurrency,
-        } => dispatch_run(events, webhooks, concurrency),
+            rounds,
+        } => dispatch_run(events, webhooks, concurrency, rounds),
         Run::Restart { pending } => restart_run(pending),
         Run::Lifecycle { webhooks, rounds } => lifecycle_run(webhooks, rounds),
         Run::Shared {
@@ -797,21 +803,114 @@ fn ceiling(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
     })
 }
 
-fn dispatch_run(events: u64, webhooks: u64, concurrency: u64) -> anyhow::Result<()> {
+/// One round of `hookjar-load dispatch`.
+struct DispatchRound {
+    ceiling: f64,
+    emits_per_s: f64,
+    deliveries_per_s: f64,
+    /// Each `POST /v1/events`' latency, sorted.
+    emit_latencies: Vec<Duration>,
+}
+
+impl DispatchRound {
+    fn ratio(&self) -> f64 {
+        self.deliveries_per_s / self.ceiling
+    }
+
+    /// The `q` quantile (0..=1) of the emit latencies, in ms.
+    fn emit_ms(&self, q: f64) -> f64 {
+        let l = &self.emit_latencies;
+        let at = ((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1;
+        l[at].as_secs_f64() * 1000.0
+    }
+}
+
+/// `rounds` rounds, each the no-storage ceiling then the dispatcher, back to back on
+/// the same receiver; prints each round and min / median / max of every figure.
+fn dispatch_run(events: u64, webhooks: u64, concurrency: u64, rounds: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        rounds > 0 && events > 0 && webhooks > 0,
+        "--rounds, --events and --webhooks must be at least 1"
+    );
     let receiver_rt = one_thread()?;
     let received = Arc::new(AtomicU64::new(0));
     let receiver = receiver_rt.block_on(bare_hyper(Arc::clone(&received)))?;
-    let db = temp_db("dispatch");
     let expected = events * webhooks;
     let delivery_concurrency = Config::default().concurrency as u64;
-    let ceiling_rate = ceiling(
-        &format!("http://{receiver}/hook/ceiling"),
-        expected,
-        delivery_concurrency,
-    )?;
-    received.store(0, Ordering::Relaxed);
+    println!(
+        "dispatch run: {events} events × {webhooks} webhooks = {expected} deliveries, {concurrency} concurrent emitters, SQLite file (WAL), {rounds} rounds"
+    );
+    println!(
+        "  ceiling: one reqwest client (rustls), {delivery_concurrency} in flight, POSTing {expected} fixture payloads to the same bare receiver"
+    );
+    let mut all = Vec::new();
+    for round in 1..=rounds {
+        let ceiling_rate = ceiling(
+            &format!("http://{receiver}/hook/ceiling"),
+            expected,
+            delivery_concurrency,
+        )?;
+        received.store(0, Ordering::Relaxed);
+        let r = dispatch_round(
+            receiver,
+            &received,
+            events,
+            webhooks,
+            concurrency,
+            ceiling_rate,
+        )?;
+        println!(
+            "  round {round}: ceiling {:>6.0} POSTs/s; emit {:>6.0} events/s; delivered {:>6.0} deliveries/s; ratio {:.2}; emit latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            r.ceiling,
+            r.emits_per_s,
+            r.deliveries_per_s,
+            r.ratio(),
+            r.emit_ms(0.5),
+            r.emit_ms(0.99),
+            r.emit_ms(1.0),
+        );
+        all.push(r);
+    }
+    let row = |name: &str, f: &dyn Fn(&DispatchRound) -> f64, digits: usize| {
+        let (min, med, max) = spread(all.iter().map(f).collect());
+        println!("  {name:<28} {min:>9.digits$} {med:>9.digits$} {max:>9.digits$}");
+    };
+    println!(
+        "  {:<28} {:>9} {:>9} {:>9}",
+        "over the rounds", "min", "median", "max"
+    );
+    row("ceiling (POSTs/s)", &|r| r.ceiling, 0);
+    row("emit (events/s, 202)", &|r| r.emits_per_s, 0);
+    row("delivered (deliveries/s)", &|r| r.deliveries_per_s, 0);
+    row("dispatcher / ceiling", &DispatchRound::ratio, 2);
+    row("emit latency p50 (ms)", &|r| r.emit_ms(0.5), 2);
+    row("emit latency p99 (ms)", &|r| r.emit_ms(0.99), 2);
+    row("emit latency max (ms)", &|r| r.emit_ms(1.0), 2);
+    println!("  targets: dispatcher / ceiling ≥ 0.5; emit p99 ≤ 10 ms at 16 concurrent clients");
+    Ok(())
+}
+
+/// Min, median and max of `v` (not empty).
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+/// The dispatcher on a fresh SQLite file: `webhooks` webhooks on the receiver, then
+/// `events` emits from `concurrency` clients; the clock stops when the receiver has
+/// every delivery.
+fn dispatch_round(
+    receiver: SocketAddr,
+    received: &AtomicU64,
+    events: u64,
+    webhooks: u64,
+    concurrency: u64,
+    ceiling: f64,
+) -> anyhow::Result<DispatchRound> {
+    let db = temp_db("dispatch");
+    let expected = events * webhooks;
     let rt = one_thread()?;
-    rt.block_on(async {
+    let round = rt.block_on(async {
         let d = dispatcher_on(&db).await?;
         let client = reqwest::Client::builder().no_proxy().build()?;
         for w in 0..webhooks {
@@ -827,36 +926,52 @@ fn dispatch_run(events: u64, webhooks: u64, concurrency: u64) -> anyhow::Result<
         let next = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
-            let (client, url, next) = (client.clone(), format!("{}/v1/events", d.url()), Arc::clone(&next));
+            let (client, url, next) = (
+                client.clone(),
+                format!("{}/v1/events", d.url()),
+                Arc::clone(&next),
+            );
             tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
                 while next.fetch_add(1, Ordering::Relaxed) < events {
-                    let code = api_post(&client, url.clone(), serde_json::json!({"event_type": "COURSE_COMPLETION"})).await?;
+                    let sent = Instant::now();
+                    let code = api_post(
+                        &client,
+                        url.clone(),
+                        serde_json::json!({"event_type": "COURSE_COMPLETION"}),
+                    )
+                    .await?;
+                    latencies.push(sent.elapsed());
                     anyhow::ensure!(code == 202, "emit answered {code}");
                 }
-                Ok(())
+                Ok(latencies)
             }));
         }
+        let mut emit_latencies = Vec::with_capacity(events as usize);
         for t in tasks {
-            t.await??;
+            emit_latencies.extend(t.await??);
         }
+        emit_latencies.sort();
         let emitted = start.elapsed();
         let deadline = Instant::now() + Duration::from_secs(600);
         while received.load(Ordering::Relaxed) < expected {
-            anyhow::ensure!(Instant::now() < deadline, "deliveries did not finish in 10 minutes");
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "deliveries did not finish in 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let all = start.elapsed();
-        println!("dispatch run: {events} events × {webhooks} webhooks = {expected} deliveries, {concurrency} concurrent emitters, SQLite file (WAL)");
-        println!("  emit (stored, 202):   {:>8.0} events/s ({:.2} s)", events as f64 / emitted.as_secs_f64(), emitted.as_secs_f64());
-        let rate = expected as f64 / all.as_secs_f64();
-        println!("  delivered end to end: {rate:>8.0} deliveries/s ({:.2} s until the receiver had all {expected})", all.as_secs_f64());
-        println!("  no-storage ceiling:   {ceiling_rate:>8.0} POSTs/s (one reqwest client, {delivery_concurrency} in flight, same receiver, same count)");
-        println!("  dispatcher / ceiling: {:.2} (target ≥ 0.5)", rate / ceiling_rate);
         d.shutdown().await;
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(DispatchRound {
+            ceiling,
+            emits_per_s: events as f64 / emitted.as_secs_f64(),
+            deliveries_per_s: expected as f64 / all.as_secs_f64(),
+            emit_latencies,
+        })
     })?;
     let _ = std::fs::remove_dir_all(db.parent().context("db dir")?);
-    Ok(())
+    Ok(round)
 }
 
 fn lifecycle_run(webhooks: u64, rounds: usize) -> anyhow::Result<()> {

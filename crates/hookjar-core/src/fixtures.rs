@@ -32,9 +32,21 @@ pub const fn text(event_type: EventType) -> &'static str {
 /// The ping fixture (S13).
 pub const PING_TEXT: &str = fixture!("PING");
 
-/// The fixture of `event_type`, parsed.
+/// The fixture of `event_type`, parsed (once per process; each call clones it).
 pub fn value(event_type: EventType) -> Value {
-    serde_json::from_str(text(event_type)).expect("embedded fixtures are valid JSON (tested)")
+    static PARSED: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
+        EventType::ALL
+            .iter()
+            .map(|t| {
+                serde_json::from_str(text(*t)).expect("embedded fixtures are valid JSON (tested)")
+            })
+            .collect()
+    });
+    let at = EventType::ALL
+        .iter()
+        .position(|t| *t == event_type)
+        .expect("ALL lists every event type");
+    PARSED[at].clone()
 }
 
 #[cfg(test)]

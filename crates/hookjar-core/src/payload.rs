@@ -253,9 +253,25 @@ impl Event {
         Value::Object(map)
     }
 
-    /// Serialises the event once: these bytes are sent on every attempt.
+    /// Serialises the event once: these bytes are sent on every attempt. The same
+    /// bytes as serialising [`Event::to_value`], written without building it.
     pub fn to_payload(&self) -> Payload {
-        let bytes = serde_json::to_vec(&self.to_value()).expect("a JSON value serialises");
+        /// The flat object of `to_value`, serialised from borrowed parts.
+        struct Flat<'a>(&'a Event);
+        impl Serialize for Flat<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap as _;
+                let e = self.0;
+                let mut map = s.serialize_map(Some(e.data.len() + 2))?;
+                map.serialize_entry("event_type", &e.event_type)?;
+                map.serialize_entry("timestamp", &e.timestamp)?;
+                for (k, v) in &e.data {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+        let bytes = serde_json::to_vec(&Flat(self)).expect("a JSON value serialises");
         Payload::from_bytes(bytes)
     }
 
@@ -457,6 +473,44 @@ mod tests {
         ] {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `to_payload` writes exactly the bytes of `to_value`, for every fixture (parsed
+    /// once and cloned) and with overrides merged in.
+    #[test]
+    fn payload_bytes_are_those_of_the_value() {
+        let at = datetime!(2026-11-27 10:00:00.5 UTC);
+        for t in EventType::ALL {
+            let mut e = Event::fixture(t, at);
+            assert_eq!(
+                e.to_payload().bytes().as_ref(),
+                serde_json::to_vec(&e.to_value()).unwrap(),
+                "{t}"
+            );
+            let mut overrides = Map::new();
+            overrides.insert("user".into(), serde_json::json!({"email": "x\"y@z"}));
+            overrides.insert("extra".into(), serde_json::json!([1, 2.5, null]));
+            e.merge_top_level(overrides);
+            assert_eq!(
+                e.to_payload().bytes().as_ref(),
+                serde_json::to_vec(&e.to_value()).unwrap(),
+                "{t} with overrides"
+            );
+            assert_eq!(
+                Event::fixture(t, at).data,
+                fresh_fixture_data(t),
+                "{t}: the cache is not changed by a caller"
+            );
+        }
+    }
+
+    fn fresh_fixture_data(t: EventType) -> Map<String, Value> {
+        let Value::Object(mut map) = serde_json::from_str(crate::fixtures::text(t)).unwrap() else {
+            unreachable!()
+        };
+        map.shift_remove("event_type");
+        map.shift_remove("timestamp");
+        map
     }
 
     #[test]

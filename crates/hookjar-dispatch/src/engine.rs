@@ -1,20 +1,20 @@
-//! The delivery engine: a scheduler, a bounded pool of senders and a batching writer.
+//! The delivery engine: a scheduler and a bounded pool of senders.
 //!
 //! ```text
-//!            wake (emit, redeliver, recorded results)
-//!                          │
-//!   ┌──────────────────────▼───────────────────────┐
-//!   │ scheduler: sleep until the earliest due_at   │──claim_due──▶ store
-//!   └──────────────────────┬───────────────────────┘
+//!            wake (emit, redeliver)         a worker finished
+//!                          │                        │
+//!   ┌──────────────────────▼────────────────────────▼──────┐
+//!   │ scheduler: sleep until the earliest due_at; then     │──settle──▶ store
+//!   │ record what finished + claim what is due (one call)  │  (one transaction)
+//!   └──────────────────────┬───────────────────────────────┘
 //!                          │ one task per claimed delivery (≤ concurrency)
 //!                  ┌───────▼────────┐
 //!                  │ worker: POST,  │  DeliveryRequest (core) → Sender → Outcome
 //!                  │ classify       │  RetryPolicy::classify (core) → Verdict
 //!                  └───────┬────────┘
-//!                          │ AttemptRecord (channel)
-//!                  ┌───────▼────────┐
-//!                  │ writer: record │──one transaction per batch──▶ store
-//!                  └────────────────┘
+//!                          │ AttemptRecord (the worker's result)
+//!                          ▼
+//!                  back to the scheduler
 //! ```
 //!
 //! The scheduler sets one timer, to the earliest due instant in the store, and sleeps
@@ -24,30 +24,35 @@
 //! delivered, pending again at an absolute instant, or failed with the webhook
 //! deactivated.
 //!
+//! Group commit, engine side: each turn of the scheduler records every attempt that
+//! finished since the last turn and claims what is due in one store call
+//! ([`Store::settle`]: one transaction on SQLite). While that call runs, more
+//! attempts finish and wait for the next turn, so under load one commit covers many
+//! attempts, and a lone attempt waits for nobody.
+//!
 //! S19: an attempt still `started` when the process dies counts as made; on the next
 //! start [`recover`] records it with the outcome `unknown` and the normal back-off
 //! from the restart (or `RETRY_COUNT` if it was the last), so no delivery ever sees
 //! more than 61 POSTs nor a retry earlier than its back-off.
 //!
-//! Store errors (a full disk, …) never drop work: the scheduler and the writer retry
-//! their bookkeeping with back-off (1 s doubling to 30 s), and deliveries left
-//! `inflight` by a failed write are recorded as soon as the store accepts writes.
+//! Store errors (a full disk, …) never drop work: the scheduler retries its turn with
+//! back-off (1 s doubling to 30 s), keeping the records it could not write, and
+//! deliveries left `inflight` meanwhile are recorded as soon as the store accepts
+//! writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookjar_core::{DeliveryRequest, Outcome, RetryPolicy, TransportKind};
-use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{Notify, watch};
+use tokio::task::{JoinError, JoinSet};
 
-use crate::clock::{Clock, Micros};
+use crate::clock::Clock;
 use crate::deliver::Sender;
-use crate::store::{AttemptRecord, Claimed, Store};
+use crate::store::{AttemptRecord, ClaimRequest, Claimed, RecordEffects, Store};
 
-/// The most results written in one transaction.
-const WRITE_BATCH: usize = 1024;
-/// How long the scheduler and the writer wait after a first store error before
+/// How long the scheduler waits after a first store error before
 /// trying again; each further error doubles it, up to [`ERROR_PAUSE_MAX`].
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 const ERROR_PAUSE_MAX: Duration = Duration::from_secs(30);
@@ -134,25 +139,29 @@ pub struct Engine {
 
 impl Engine {
     /// Runs the scheduler until `shutdown` turns true, then waits for the attempts
-    /// in flight and their records (graceful stop). Dropping (aborting) this future
+    /// in flight and records them (graceful stop). Dropping (aborting) this future
     /// instead aborts every attempt: their deliveries stay `inflight` in the store and
     /// are resumed on the next start.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let (records_tx, records_rx) = mpsc::unbounded_channel();
-        let mut writer = JoinSet::new();
-        writer.spawn(Arc::clone(&self).write_records(records_rx, shutdown.clone()));
-        // Each worker returns its webhook's seq, so the in-flight count per webhook
-        // can be kept (fairness: one slow endpoint cannot take the whole pool).
-        let mut workers: JoinSet<i64> = JoinSet::new();
+        // Each worker returns its attempt's record; the scheduler writes the records
+        // of the attempts that finished with its next claim, in one store call.
+        let mut workers: JoinSet<AttemptRecord> = JoinSet::new();
+        // Attempts in flight per webhook seq (fairness: one slow endpoint cannot take
+        // the whole pool).
         let mut in_flight: HashMap<i64, usize> = HashMap::new();
-        let done = |in_flight: &mut HashMap<i64, usize>, finished: Result<i64, _>| {
-            if let Ok(seq) = finished {
-                if let Some(n) = in_flight.get_mut(&seq) {
+        // Records of finished attempts that are not in the store yet.
+        let mut finished: Vec<AttemptRecord> = Vec::new();
+        let reap = |in_flight: &mut HashMap<i64, usize>,
+                    finished: &mut Vec<AttemptRecord>,
+                    joined: Result<AttemptRecord, JoinError>| {
+            if let Ok(record) = joined {
+                if let Some(n) = in_flight.get_mut(&record.webhook_seq) {
                     *n -= 1;
                     if *n == 0 {
-                        in_flight.remove(&seq);
+                        in_flight.remove(&record.webhook_seq);
                     }
                 }
+                finished.push(record);
             }
         };
 
@@ -172,15 +181,15 @@ impl Engine {
                 }
             }
             // Reap finished workers; wait for one if the pool is full.
-            while let Some(finished) = workers.try_join_next() {
-                done(&mut in_flight, finished);
+            while let Some(joined) = workers.try_join_next() {
+                reap(&mut in_flight, &mut finished, joined);
             }
             if workers.len() >= self.concurrency {
                 // A full pool still renews its leases on time (shared store).
                 let recheck_at = recheck.map(|every| rechecked + every);
                 tokio::select! {
-                    Some(finished) = workers.join_next() => {
-                        done(&mut in_flight, finished);
+                    Some(joined) = workers.join_next() => {
+                        reap(&mut in_flight, &mut finished, joined);
                         continue;
                     }
                     _ = tokio::time::sleep_until(recheck_at.unwrap_or_else(tokio::time::Instant::now)), if recheck_at.is_some() => continue,
@@ -188,59 +197,40 @@ impl Engine {
                 }
             }
 
-            // Claim what is due now and start one worker per delivery.
-            let now = self.clock.now();
-            let wall_now = self.clock.wall_now();
+            // Record what finished and claim what is due now: one store call (one
+            // transaction on SQLite) per turn, however many attempts it covers.
             let room = self.concurrency - workers.len();
-            let claimed = match self
+            let claim = ClaimRequest {
+                now: self.clock.now(),
+                wall_now: self.clock.wall_now(),
+                limit: room,
+                per_webhook: self.per_webhook,
+                in_flight: in_flight.clone(),
+            };
+            let recording = finished.len();
+            let settled = self
                 .store
-                .claim_due(now, wall_now, room, self.per_webhook, in_flight.clone())
-                .await
-            {
+                .settle(std::mem::take(&mut finished), claim)
+                .await;
+            finished = settled.unrecorded;
+            if recording > finished.len() {
+                if errors > 0 {
+                    tracing::info!(
+                        count = recording - finished.len(),
+                        "attempts recorded after store errors"
+                    );
+                }
+                log_effects(settled.effects);
+            }
+            let (claimed, next) = match settled.claimed {
                 Ok(c) => c,
                 Err(e) => {
+                    // The deliveries of unrecorded attempts stay `inflight` (their
+                    // attempts written ahead) and are recorded once the store takes
+                    // writes again.
                     errors += 1;
                     let pause = error_pause(errors);
-                    tracing::error!(error = %e, "cannot claim due deliveries; retrying in {pause:?}");
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = shutdown.changed() => break,
-                    }
-                    continue;
-                }
-            };
-            let full = claimed.len() == room;
-            for delivery in claimed {
-                *in_flight.entry(delivery.webhook_seq).or_insert(0) += 1;
-                let engine = Arc::clone(&self);
-                let tx = records_tx.clone();
-                workers.spawn(async move {
-                    let webhook_seq = delivery.webhook_seq;
-                    let record = engine.attempt(delivery).await;
-                    // The writer outlives the workers; a closed channel means the
-                    // engine is being torn down, and the delivery stays inflight.
-                    let _ = tx.send(record);
-                    webhook_seq
-                });
-            }
-            if full {
-                continue; // more may be due already
-            }
-
-            // Sleep until the earliest due instant of a webhook with room, until
-            // woken, or until a busy webhook's attempt finishes.
-            let busy: Vec<i64> = in_flight
-                .iter()
-                .filter(|(_, n)| **n >= self.per_webhook)
-                .map(|(seq, _)| *seq)
-                .collect();
-            let any_busy = !busy.is_empty();
-            let next: Option<Micros> = match self.store.next_due(busy).await {
-                Ok(n) => n,
-                Err(e) => {
-                    errors += 1;
-                    let pause = error_pause(errors);
-                    tracing::error!(error = %e, "cannot read the next due instant; retrying in {pause:?}");
+                    tracing::error!(error = %e, unrecorded = finished.len(), "cannot record attempts and claim due deliveries; retrying in {pause:?}");
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = shutdown.changed() => break,
@@ -249,6 +239,19 @@ impl Engine {
                 }
             };
             errors = 0;
+            let full = claimed.len() == room;
+            for delivery in claimed {
+                *in_flight.entry(delivery.webhook_seq).or_insert(0) += 1;
+                let engine = Arc::clone(&self);
+                workers.spawn(async move { engine.attempt(delivery).await });
+            }
+            if full {
+                continue; // more may be due already
+            }
+
+            // Sleep until the earliest due instant of a webhook with room, until
+            // woken (an emit, a redeliver), or until an attempt finishes (its record
+            // is written next turn, and its webhook has room again).
             let timer = async {
                 let due = next.map(|due| self.clock.instant_for(due));
                 let recheck_at = recheck.map(|every| rechecked + every);
@@ -260,15 +263,24 @@ impl Engine {
             tokio::select! {
                 _ = timer => {}
                 _ = self.wake.notified() => {}
-                Some(finished) = workers.join_next(), if any_busy => done(&mut in_flight, finished),
+                Some(joined) = workers.join_next() => reap(&mut in_flight, &mut finished, joined),
                 _ = shutdown.changed() => break,
             }
         }
 
-        // Graceful stop: let the attempts in flight finish and be recorded.
-        while workers.join_next().await.is_some() {}
-        drop(records_tx);
-        while writer.join_next().await.is_some() {}
+        // Graceful stop: let the attempts in flight finish, and record them.
+        while let Some(joined) = workers.join_next().await {
+            reap(&mut in_flight, &mut finished, joined);
+        }
+        if !finished.is_empty() {
+            let count = finished.len();
+            match self.store.record(finished).await {
+                Ok(effects) => log_effects(effects),
+                Err(e) => {
+                    tracing::error!(error = %e, count, "cannot record attempts while stopping; the next start recovers them (outcome unknown)");
+                }
+            }
+        }
     }
 
     /// One attempt: build the request (core), send it, classify the outcome (core).
@@ -326,71 +338,28 @@ impl Engine {
             unknown: false,
         }
     }
+}
 
-    /// Writes attempt records in batches (one transaction each) and wakes the
-    /// scheduler, since a retry may now be the earliest due delivery.
-    ///
-    /// A batch that cannot be written is retried with back-off until it is: its
-    /// deliveries stay `inflight` (their attempts written ahead) meanwhile, and carry
-    /// on by themselves once the store accepts writes. During a graceful stop a
-    /// batch that still fails is left for the next start to recover (S19).
-    async fn write_records(
-        self: Arc<Self>,
-        mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-            let records = std::mem::take(&mut batch);
-            let mut errors = 0u32;
-            loop {
-                match self.store.record(records.clone()).await {
-                    Ok(effects) => {
-                        if errors > 0 {
-                            tracing::info!(
-                                count = records.len(),
-                                "attempts recorded after store errors"
-                            );
-                        }
-                        if effects.skipped > 0 {
-                            tracing::info!(
-                                skipped = effects.skipped,
-                                "attempts of deleted webhooks were not recorded"
-                            );
-                        }
-                        if effects.stale > 0 {
-                            tracing::info!(
-                                stale = effects.stale,
-                                "verdicts from before a webhook update were logged, not applied (S16)"
-                            );
-                        }
-                        for (webhook, reason, dropped) in effects.deactivated {
-                            tracing::warn!(
-                                %webhook,
-                                %reason,
-                                dropped,
-                                "webhook deactivated; its pending deliveries were dropped"
-                            );
-                        }
-                        break;
-                    }
-                    Err(e) if *shutdown.borrow() => {
-                        tracing::error!(error = %e, count = records.len(), "cannot record attempts while stopping; the next start recovers them (outcome unknown)");
-                        break;
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        let pause = error_pause(errors);
-                        tracing::error!(error = %e, count = records.len(), "cannot record attempts; retrying in {pause:?}");
-                        // A graceful stop cuts the pause short (one last try).
-                        tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
-                            _ = shutdown.wait_for(|s| *s) => {}
-                        }
-                    }
-                }
-            }
-            self.wake.notify_one();
-        }
+/// Logs what recording a batch did to webhooks and deliveries.
+fn log_effects(effects: RecordEffects) {
+    if effects.skipped > 0 {
+        tracing::info!(
+            skipped = effects.skipped,
+            "attempts of deleted webhooks were not recorded"
+        );
+    }
+    if effects.stale > 0 {
+        tracing::info!(
+            stale = effects.stale,
+            "verdicts from before a webhook update were logged, not applied (S16)"
+        );
+    }
+    for (webhook, reason, dropped) in effects.deactivated {
+        tracing::warn!(
+            %webhook,
+            %reason,
+            dropped,
+            "webhook deactivated; its pending deliveries were dropped"
+        );
     }
 }

@@ -193,7 +193,7 @@ pub(crate) fn verdict(
     }
 }
 
-/// Engine: before an attempt's record goes to the writer.
+/// Engine: before an attempt's record goes back to the scheduler.
 pub(crate) async fn before_record() {
     if on(Fault::SlowRecord) {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;

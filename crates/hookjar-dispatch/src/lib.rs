@@ -20,12 +20,14 @@
 //!   pagination, JSON/form/multipart bodies.
 //! - [`openapi`] — the OpenAPI document of X4, in Skilljar's names, pinned by a
 //!   snapshot and checked against Skilljar's published facts and by schemathesis.
-//! - [`engine`] — the scheduler (one timer at the earliest due instant), the bounded
-//!   pool of senders and the batching writer.
+//! - [`engine`] — the scheduler (one timer at the earliest due instant; each turn
+//!   records the finished attempts and claims what is due in one store call) and the
+//!   bounded pool of senders.
 //! - [`deliver`] — one POST with reqwest (rustls, redirect limit, timeout), named as a
 //!   core `Outcome`.
 //! - [`store`] — the store contract and its backends: SQLite (WAL, run on tokio's
-//!   blocking pool) and PostgreSQL (several processes, leased claims).
+//!   blocking pool, concurrent emits committed together) and PostgreSQL (several
+//!   processes, leased claims).
 //! - [`pgtemp`] — a throw-away PostgreSQL cluster for tests and load runs.
 //! - [`clock`] — the only reader of the wall clock: tokio instants for deadlines,
 //!   absolute micros for stored instants, X3's time scale.

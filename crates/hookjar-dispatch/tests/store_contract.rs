@@ -413,6 +413,93 @@ async fn sqlite_file_keeps_the_contract() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Group commit (SQLite): concurrent emits are each answered with their own count,
+/// a duplicate id among them is refused alone, and every accepted event and its
+/// deliveries are committed — still there after the file is reopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_emits_are_each_answered_and_committed() {
+    let dir = std::env::temp_dir().join(format!("hookjar-group-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = StoreConfig::File(dir.join("hookjar.db"));
+    let store = Store::open(&config).unwrap();
+    let all = store
+        .create_webhook(NewWebhook::to("http://127.0.0.1:9/all"), T0)
+        .await
+        .unwrap();
+    let mut only = NewWebhook::to("http://127.0.0.1:9/only");
+    only.event_type = Some(EventType::CourseCompletion);
+    store.create_webhook(only, T0).await.unwrap();
+    assert_eq!(
+        store
+            .emit(event(0, EventType::PathCompletion), T0)
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Every 16th emit reuses ev0's id and must fail; the others go to `all`, and
+    // COURSE_COMPLETION to `only` as well.
+    let emits: Vec<_> = (1..=64u64)
+        .map(|n| {
+            let t = if n % 2 == 0 {
+                EventType::CourseCompletion
+            } else {
+                EventType::PathCompletion
+            };
+            let mut e = event(n, t);
+            if n % 16 == 0 {
+                e.id = "ev0".into();
+            }
+            let store = store.clone();
+            (
+                n,
+                t,
+                tokio::spawn(async move { store.emit(e, T0 + 1).await }),
+            )
+        })
+        .collect();
+    let (mut accepted, mut deliveries) = (0, 1);
+    for (n, t, answer) in emits {
+        match answer.await.unwrap() {
+            Ok(count) => {
+                assert_ne!(n % 16, 0, "emit {n} reused ev0's id and was accepted");
+                let want = if t == EventType::CourseCompletion {
+                    2
+                } else {
+                    1
+                };
+                assert_eq!(count, want, "emit {n} ({t})");
+                accepted += 1;
+                deliveries += count as u64;
+            }
+            Err(e) => assert_eq!(n % 16, 0, "emit {n} failed: {e}"),
+        }
+    }
+    assert_eq!(accepted, 60);
+    drop(store);
+
+    let reopened = Store::open(&config).unwrap();
+    assert_eq!(reopened.pending_count().await.unwrap(), deliveries);
+    let timeline = Timeline {
+        wall: 0,
+        dispatcher: 0,
+        scale: 1.0,
+    };
+    let (to_all, _) = reopened
+        .deliveries_of(all.id, 0, 1000, timeline)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        to_all,
+        1 + accepted,
+        "one delivery to `all` per accepted event"
+    );
+    drop(reopened);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Opens a fresh database on `cluster` with `lease`.
 async fn pg(cluster: &TempCluster, lease: Duration) -> (PgConfig, Store) {
     let config = PgConfig {

@@ -351,6 +351,65 @@ impl Store {
         each!(self.claim_due(now, wall_now, limit, per_webhook, in_flight))
     }
 
+    /// One scheduler turn: records the attempts that finished, then claims what is
+    /// due (as [`Store::claim_due`]) and, when fewer than the limit were claimed,
+    /// reads the earliest due instant of a webhook with room (as [`Store::next_due`]).
+    ///
+    /// On SQLite this is one transaction (group commit for the engine: a turn's
+    /// records and claims share one commit). On PostgreSQL the records are committed
+    /// first, on their own, so a failing claim never writes them twice. Records the
+    /// store did not take come back in [`Settled::unrecorded`], to be tried again.
+    pub async fn settle(&self, records: Vec<AttemptRecord>, claim: ClaimRequest) -> Settled {
+        let failed = |records, e| Settled {
+            effects: RecordEffects::default(),
+            unrecorded: records,
+            claimed: Err(e),
+        };
+        match self {
+            Store::Sqlite(s) => match s.settle(records.clone(), claim).await {
+                Ok((effects, claimed, next)) => Settled {
+                    effects,
+                    unrecorded: Vec::new(),
+                    claimed: Ok((claimed, next)),
+                },
+                Err(e) => failed(records, e),
+            },
+            Store::Postgres(s) => {
+                let effects = if records.is_empty() {
+                    RecordEffects::default()
+                } else {
+                    match s.record(records.clone()).await {
+                        Ok(effects) => effects,
+                        Err(e) => return failed(records, e),
+                    }
+                };
+                let claimed = async {
+                    let claimed = s
+                        .claim_due(
+                            claim.now,
+                            claim.wall_now,
+                            claim.limit,
+                            claim.per_webhook,
+                            claim.in_flight.clone(),
+                        )
+                        .await?;
+                    let next = if claimed.len() < claim.limit {
+                        s.next_due(claim.busy_after(&claimed)).await?
+                    } else {
+                        None
+                    };
+                    Ok((claimed, next))
+                }
+                .await;
+                Settled {
+                    effects,
+                    unrecorded: Vec::new(),
+                    claimed,
+                }
+            }
+        }
+    }
+
     /// Records a batch of attempts and applies their verdicts in one transaction:
     /// delivered; pending again at `finished_at + delay` (S14); or failed with the
     /// webhook deactivated and its other pending deliveries dropped (S15, S16, S18).
@@ -399,6 +458,49 @@ impl Store {
     }
 }
 
+/// What the scheduler claims in one turn ([`Store::settle`]).
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// Dispatcher time (X3): deliveries due at or before it are claimed.
+    pub now: Micros,
+    /// Wall time, logged with the attempts written ahead.
+    pub wall_now: Micros,
+    /// The most deliveries to claim (the room left in the pool).
+    pub limit: usize,
+    /// The most attempts in flight to one webhook.
+    pub per_webhook: usize,
+    /// Attempts in flight per webhook seq.
+    pub in_flight: HashMap<i64, usize>,
+}
+
+impl ClaimRequest {
+    /// The webhooks at their in-flight limit once `claimed` are in flight too.
+    pub fn busy_after(&self, claimed: &[Claimed]) -> Vec<i64> {
+        let mut in_flight = self.in_flight.clone();
+        for c in claimed {
+            *in_flight.entry(c.webhook_seq).or_insert(0) += 1;
+        }
+        in_flight
+            .into_iter()
+            .filter(|(_, n)| *n >= self.per_webhook)
+            .map(|(seq, _)| seq)
+            .collect()
+    }
+}
+
+/// What one scheduler turn did ([`Store::settle`]).
+#[derive(Debug)]
+pub struct Settled {
+    /// The effects of the records that were written.
+    pub effects: RecordEffects,
+    /// Records the store did not take, to be tried again on the next turn (their
+    /// deliveries stay `inflight` meanwhile).
+    pub unrecorded: Vec<AttemptRecord>,
+    /// The deliveries claimed and, when fewer than the limit, the earliest due
+    /// instant of a webhook with room left; or why the turn failed.
+    pub claimed: Result<(Vec<Claimed>, Option<Micros>), StoreError>,
+}
+
 /// A delivery claimed for sending: everything the engine needs for one attempt.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -406,8 +508,9 @@ pub struct Claimed {
     pub delivery_id: String,
     /// The attempt about to be made: 0 for the first POST, n for retry n.
     pub attempt: u32,
-    /// The webhook as it is now (its URL, auth and headers are used, S12).
-    pub webhook: Webhook,
+    /// The webhook as it is now (its URL, auth and headers are used, S12); shared
+    /// by the deliveries of one claim.
+    pub webhook: Arc<Webhook>,
     pub webhook_seq: i64,
     /// The webhook's revision when claimed (S16: the verdict applies to it only).
     pub revision: i64,

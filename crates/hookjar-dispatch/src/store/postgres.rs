@@ -585,6 +585,7 @@ impl PgStore {
                 break;
             }
             let (webhook_seq, webhook) = read_webhook(&row)?;
+            let webhook = Arc::new(webhook);
             let revision: i64 = row.get(9);
             let busy = in_flight.get(&webhook_seq).copied().unwrap_or(0);
             let room = per_webhook.saturating_sub(busy).min(remaining);
@@ -615,7 +616,7 @@ impl PgStore {
                         delivery_seq: r.get(0),
                         delivery_id: r.get(1),
                         attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-                        webhook: webhook.clone(),
+                        webhook: Arc::clone(&webhook),
                         webhook_seq,
                         revision,
                         event_type: r.get(4),

@@ -17,10 +17,11 @@ use hookjar_core::timeline::Timeline;
 use hookjar_core::webhook::{Headers, normalise_url, webhook_id};
 use hookjar_core::{DeactivateReason, EventType, Outcome, Payload, Verdict, Webhook, WebhookPatch};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::oneshot;
 
 use super::{
-    AttemptRecord, AttemptView, Claimed, DeliveryView, Interrupted, NewEvent, RecordEffects,
-    Redeliver, StoreConfig, headers_json, parse_timeline,
+    AttemptRecord, AttemptView, ClaimRequest, Claimed, DeliveryView, Interrupted, NewEvent,
+    RecordEffects, Redeliver, StoreConfig, headers_json, parse_timeline,
 };
 use crate::clock::{Clock, Micros};
 use crate::error::StoreError;
@@ -97,10 +98,89 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// A handle to the store; clones share one connection.
+/// A handle to the store; clones share one connection and one emit queue.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    emits: Arc<Mutex<EmitQueue>>,
+}
+
+/// Emits waiting for the group writer ([`SqliteStore::emit`]).
+#[derive(Default)]
+struct EmitQueue {
+    waiting: Vec<QueuedEmit>,
+    /// An [`EmitWriter`] is running and takes `waiting` before it stops, so an emit
+    /// that finds this set only queues.
+    writing: bool,
+    /// Groups taken so far (tests check that waiting emits share a transaction).
+    #[cfg(test)]
+    groups: usize,
+}
+
+/// One caller's event, and where its answer goes.
+struct QueuedEmit {
+    event: NewEvent,
+    now: Micros,
+    answer: oneshot::Sender<Result<usize, StoreError>>,
+}
+
+/// The task that writes queued emits, a group per transaction, until none wait.
+///
+/// It runs on tokio's blocking pool like every other store call (so a paused test
+/// clock does not jump while events are being stored). It takes the connection
+/// before the queue: while it waits for the connection (the engine claiming or
+/// recording), more emits join the group.
+struct EmitWriter {
+    store: SqliteStore,
+    /// Set when the writer stopped because the queue was empty.
+    finished: bool,
+}
+
+impl EmitWriter {
+    fn run(mut self) {
+        loop {
+            let mut conn = lock(&self.store.conn);
+            let group = {
+                let mut queue = lock(&self.store.emits);
+                if queue.waiting.is_empty() {
+                    queue.writing = false;
+                    self.finished = true;
+                    return;
+                }
+                #[cfg(test)]
+                {
+                    queue.groups += 1;
+                }
+                std::mem::take(&mut queue.waiting)
+            };
+            let results = emit_group(&mut conn, &group);
+            drop(conn);
+            for (queued, result) in group.into_iter().zip(results) {
+                // A caller that went away (its client hung up) needs no answer; its
+                // event is stored all the same, as before group commit.
+                let _ = queued.answer.send(result);
+            }
+        }
+    }
+}
+
+impl Drop for EmitWriter {
+    /// A writer that panicked, or never ran because the runtime was shutting down:
+    /// the emits still waiting are answered with an error (their senders drop) and
+    /// the next emit starts a new writer.
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut queue = lock(&self.store.emits);
+            queue.writing = false;
+            queue.waiting.clear();
+        }
+    }
+}
+
+/// Locks a mutex. A poisoned lock only means another call panicked mid-way; SQLite
+/// rolled its transaction back, so what the mutex guards is still sound.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -130,6 +210,7 @@ impl SqliteStore {
         migrate(&conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            emits: Arc::default(),
         })
     }
 
@@ -202,14 +283,9 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A poisoned lock only means another call panicked mid-way; SQLite rolled
-            // its transaction back, so the connection is still sound.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     // ----- webhooks (S1–S4) -----
@@ -326,81 +402,41 @@ impl SqliteStore {
 
     // ----- events and deliveries (X1, S12, S19) -----
 
-    /// Stores an event and one delivery per qualifying webhook in one transaction,
-    /// all due at `now`; returns how many deliveries were queued.
+    /// Stores an event and one delivery per qualifying webhook, all due at `now`;
+    /// returns how many deliveries were queued. The answer comes after the commit.
+    ///
+    /// Group commit: concurrent emits queue up for one writer task, which stores
+    /// everything waiting in one transaction (one savepoint per event, so a failing
+    /// event fails alone) and then answers each caller with its own result. While a
+    /// group is being written the next one gathers, so under load a commit serves
+    /// many events; alone, an emit is its own group and waits for nobody.
     ///
     /// Fan-out (S12): active webhooks that take this type or all types, oldest first;
     /// a `target_url` already served by an older webhook is skipped (compared in
     /// normalised form, `hookjar_core::webhook::normalise_url`).
     pub async fn emit(&self, event: NewEvent, now: Micros) -> Result<usize, StoreError> {
-        self.call(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO events (id, event_type, created_at, digest, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    event.id,
-                    event.event_type.as_str(),
-                    now,
-                    event.body.digest().to_string(),
-                    event.body.bytes().as_ref(),
-                ],
-            )?;
-            let event_seq = tx.last_insert_rowid();
-            let targets = {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = 1 ORDER BY seq"
-                ))?;
-                let rows = stmt.query_map([], read_webhook)?.collect::<Result<Vec<_>, _>>()?;
-                #[cfg(feature = "faults")]
-                let rows = crate::faults::fan_out_rows(rows);
-                let mut seen = HashSet::new();
-                let mut out = Vec::new();
-                for row in rows {
-                    let (seq, w) = row?;
-                    let key = normalise_url(&w.target_url);
-                    #[cfg(feature = "faults")]
-                    let key = crate::faults::dedupe_key(key, seq);
-                    if w.receives(event.event_type) && seen.insert(key) {
-                        out.push(seq);
-                    }
-                }
-                out
+        let (answer, answered) = oneshot::channel();
+        let start_writer = {
+            let mut queue = lock(&self.emits);
+            queue.waiting.push(QueuedEmit { event, now, answer });
+            !std::mem::replace(&mut queue.writing, true)
+        };
+        if start_writer {
+            let writer = EmitWriter {
+                store: self.clone(),
+                finished: false,
             };
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO deliveries (id, event_seq, webhook_seq, state, attempts, due_at, created_at)
-                     VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
-                )?;
-                for seq in &targets {
-                    insert.execute(params![webhook_id(rand::random()), event_seq, seq, now])?;
-                }
-            }
-            tx.commit()?;
-            Ok(targets.len())
-        })
-        .await
+            tokio::task::spawn_blocking(move || writer.run());
+        }
+        answered.await.map_err(|_| {
+            StoreError::Task("the emit writer stopped before answering; emit again".into())
+        })?
     }
 
     /// The earliest due instant of any pending delivery, leaving out the webhooks in
     /// `busy` (they are at their in-flight limit). One index step per webhook.
     pub async fn next_due(&self, busy: Vec<i64>) -> Result<Option<Micros>, StoreError> {
-        self.call(move |c| {
-            let mut first = c.prepare_cached(NEXT_DUE_SQL)?;
-            let mut earliest: Option<Micros> = None;
-            let mut seqs = c.prepare_cached("SELECT seq FROM webhooks WHERE active = 1")?;
-            let active = seqs
-                .query_map([], |r| r.get::<_, i64>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            for seq in active.into_iter().filter(|s| !busy.contains(s)) {
-                let due: Option<i64> = first.query_row([seq], |r| r.get(0)).optional()?;
-                if let Some(due) = due {
-                    earliest = Some(earliest.map_or(due, |e| e.min(due)));
-                }
-            }
-            Ok(earliest)
-        })
-        .await
+        self.call(move |c| next_due_in(c, &busy)).await
     }
 
     /// Claims up to `limit` deliveries due at `now`, earliest first, marking them
@@ -423,56 +459,9 @@ impl SqliteStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut candidates: Vec<(Micros, Claimed)> = Vec::new();
-            {
-                let active = active_webhooks(&tx)?;
-                let mut due = tx.prepare_cached(CLAIM_SQL)?;
-                for (webhook_seq, revision, webhook) in active {
-                    let busy = in_flight.get(&webhook_seq).copied().unwrap_or(0);
-                    let room = per_webhook.saturating_sub(busy).min(limit);
-                    if room == 0 {
-                        continue;
-                    }
-                    let mut rows = due.query(params![webhook_seq, now, room as i64])?;
-                    while let Some(row) = rows.next()? {
-                        let attempts: i64 = row.get(2)?;
-                        let body: Vec<u8> = row.get(5)?;
-                        candidates.push((
-                            row.get(3)?,
-                            Claimed {
-                                delivery_seq: row.get(0)?,
-                                delivery_id: row.get(1)?,
-                                attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-                                webhook: webhook.clone(),
-                                webhook_seq,
-                                revision,
-                                event_type: row.get(4)?,
-                                body: Payload::from_bytes(body),
-                            },
-                        ));
-                    }
-                }
-            }
-            // Earliest first across webhooks.
-            candidates.sort_by_key(|(due, c)| (*due, c.delivery_seq));
-            candidates.truncate(limit);
-            {
-                let mut mark = tx.prepare_cached(
-                    "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1 WHERE seq = ?1",
-                )?;
-                let mut ahead = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO attempts
-                       (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
-                        detail, next_attempt_at, revision, stale)
-                     VALUES (?1, ?2, ?3, ?4, 0, NULL, NULL, 'started', 'POST in flight', NULL, ?5, 0)",
-                )?;
-                for (_, d) in &candidates {
-                    mark.execute([d.delivery_seq])?;
-                    ahead.execute(params![d.delivery_seq, d.attempt, now, wall_now, d.revision])?;
-                }
-            }
+            let claimed = claim_in(&tx, now, wall_now, limit, per_webhook, &in_flight)?;
             tx.commit()?;
-            Ok(candidates.into_iter().map(|(_, d)| d).collect())
+            Ok(claimed)
         })
         .await
     }
@@ -487,132 +476,41 @@ impl SqliteStore {
     pub async fn record(&self, batch: Vec<AttemptRecord>) -> Result<RecordEffects, StoreError> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut effects = RecordEffects::default();
-            for rec in &batch {
-                // The delivery may be gone: its webhook was deleted while the POST was
-                // in flight. Nothing is left to record; skipping it keeps the rest of
-                // the batch (other webhooks' verdicts) from failing with it.
-                let current: Option<i64> = tx
-                    .prepare_cached(
-                        "SELECT w.revision FROM deliveries d JOIN webhooks w ON w.seq = d.webhook_seq
-                         WHERE d.seq = ?1",
-                    )?
-                    .query_row(params![rec.delivery_seq], |r| r.get(0))
-                    .optional()?;
-                let Some(current) = current else {
-                    effects.skipped += 1;
-                    continue;
-                };
-                let stale = current != rec.revision;
-                let (status, error) = match &rec.outcome {
-                    Outcome::Status { code } => (Some(i64::from(*code)), None),
-                    _ if rec.unknown => (None, Some("outcome unknown".to_owned())),
-                    other => (None, Some(other.to_string())),
-                };
-                let next_at = match rec.verdict {
-                    Verdict::RetryAfter { delay } => {
-                        Some(rec.finished_at.saturating_add(Clock::micros_of(delay)))
-                    }
-                    _ => None,
-                };
-                let label = if rec.unknown {
-                    "unknown"
-                } else {
-                    rec.verdict.label()
-                };
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO attempts
-                       (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
-                        detail, next_attempt_at, revision, stale)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )?
-                .execute(params![
-                    rec.delivery_seq,
-                    rec.attempt,
-                    rec.started_at,
-                    rec.wall_at,
-                    rec.latency_us,
-                    status,
-                    error,
-                    label,
-                    rec.detail,
-                    next_at,
-                    rec.revision,
-                    stale,
-                ])?;
-                match rec.verdict {
-                    Verdict::Delivered => {
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'delivered', attempts = ?2, due_at = NULL,
-                                finished_at = ?3 WHERE seq = ?1",
-                        )?
-                        .execute(params![rec.delivery_seq, rec.attempt + 1, rec.finished_at])?;
-                    }
-                    Verdict::RetryAfter { .. } => {
-                        // Only requeue if nothing else ended the delivery meanwhile
-                        // (e.g. its webhook was deactivated by another delivery).
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'pending', attempts = ?2, due_at = ?3
-                             WHERE seq = ?1 AND state = 'inflight'",
-                        )?
-                        .execute(params![rec.delivery_seq, rec.attempt + 1, next_at])?;
-                        // …and not at all if its webhook went inactive meanwhile.
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'dropped', due_at = NULL,
-                                note = 'dropped: webhook inactive'
-                             WHERE seq = ?1 AND state = 'pending'
-                               AND (SELECT active FROM webhooks WHERE seq = ?2) = 0",
-                        )?
-                        .execute(params![rec.delivery_seq, rec.webhook_seq])?;
-                    }
-                    Verdict::Deactivate { reason } if stale => {
-                        effects.stale += 1;
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
-                                finished_at = ?3, note = ?4 WHERE seq = ?1",
-                        )?
-                        .execute(params![
-                            rec.delivery_seq,
-                            rec.attempt + 1,
-                            rec.finished_at,
-                            format!(
-                                "ended ({reason}), not applied to the webhook: it was updated while the attempt was in flight"
-                            )
-                        ])?;
-                    }
-                    Verdict::Deactivate { reason } => {
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
-                                finished_at = ?3, note = ?4 WHERE seq = ?1",
-                        )?
-                        .execute(params![
-                            rec.delivery_seq,
-                            rec.attempt + 1,
-                            rec.finished_at,
-                            format!("webhook deactivated ({reason})")
-                        ])?;
-                        let changed = tx
-                            .prepare_cached(
-                                "UPDATE webhooks SET active = 0, deactivate_reason = ?2,
-                                    revision = revision + 1
-                                 WHERE seq = ?1 AND active = 1",
-                            )?
-                            .execute(params![rec.webhook_seq, reason.as_str()])?;
-                        let dropped =
-                            drop_pending(&tx, rec.webhook_seq, &format!("webhook deactivated ({reason})"))?;
-                        if changed > 0 {
-                            let id: String = tx.query_row(
-                                "SELECT id FROM webhooks WHERE seq = ?1",
-                                [rec.webhook_seq],
-                                |r| r.get(0),
-                            )?;
-                            effects.deactivated.push((id, reason, dropped));
-                        }
-                    }
-                }
-            }
+            let effects = record_in(&tx, &batch)?;
             tx.commit()?;
             Ok(effects)
+        })
+        .await
+    }
+
+    /// One scheduler turn in one transaction: records `records`, claims what is due
+    /// (as [`SqliteStore::claim_due`]) and, when fewer than `limit` were claimed, finds
+    /// the earliest due instant of a webhook with room left (as
+    /// [`SqliteStore::next_due`]). One hop to the blocking pool and one commit
+    /// instead of three.
+    pub async fn settle(
+        &self,
+        records: Vec<AttemptRecord>,
+        claim: ClaimRequest,
+    ) -> Result<(RecordEffects, Vec<Claimed>, Option<Micros>), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let effects = record_in(&tx, &records)?;
+            let claimed = claim_in(
+                &tx,
+                claim.now,
+                claim.wall_now,
+                claim.limit,
+                claim.per_webhook,
+                &claim.in_flight,
+            )?;
+            let next = if claimed.len() < claim.limit {
+                next_due_in(&tx, &claim.busy_after(&claimed))?
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok((effects, claimed, next))
         })
         .await
     }
@@ -809,8 +707,21 @@ fn prepare(conn: &Connection, config: &StoreConfig) -> rusqlite::Result<()> {
         // With WAL, NORMAL keeps every commit durable against a process crash (the
         // at-least-once promise of S19) and is much faster than FULL.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Copy the WAL back into the database every 10,000 pages (~40 MB) rather
+        // than SQLite's default 1,000: a checkpoint costs two fsyncs and runs inside
+        // whichever commit crosses the mark, so under load it ran many times a
+        // second and held up every emit behind it. Hot pages are copied once per
+        // checkpoint however often they changed, so fewer checkpoints copy less.
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Plans must not depend on bound values: SQLite otherwise reads the claim's
+    // `LIMIT ?` while planning and re-prepares the statement whenever the limit
+    // changes, which is on nearly every claim.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
@@ -951,6 +862,342 @@ fn drop_pending(c: &Connection, webhook_seq: i64, why: &str) -> Result<usize, St
     .execute(params![webhook_seq, format!("dropped: {why}")])?)
 }
 
+/// Stores a group of emits and returns each one's result, in order: all in one
+/// transaction, each event under its own savepoint so that one that fails is rolled
+/// back alone. If the transaction itself cannot begin or commit (nothing of the
+/// group is then stored), every event is tried again in a transaction of its own, so
+/// that each caller learns its own fate.
+fn emit_group(c: &mut Connection, group: &[QueuedEmit]) -> Vec<Result<usize, StoreError>> {
+    if group.len() > 1 {
+        if let Ok(results) = emit_together(c, group) {
+            return results;
+        }
+    }
+    group
+        .iter()
+        .map(|q| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = insert_event(&tx, &mut FanOut::default(), &q.event, q.now)?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .collect()
+}
+
+/// The group in one IMMEDIATE transaction, a savepoint per event.
+fn emit_together(
+    c: &mut Connection,
+    group: &[QueuedEmit],
+) -> Result<Vec<Result<usize, StoreError>>, StoreError> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut fan_out = FanOut::default();
+    let mut results = Vec::with_capacity(group.len());
+    for q in group {
+        tx.prepare_cached("SAVEPOINT emit")?.execute([])?;
+        let result = insert_event(&tx, &mut fan_out, &q.event, q.now);
+        if result.is_err() {
+            tx.prepare_cached("ROLLBACK TO emit")?.execute([])?;
+        }
+        tx.prepare_cached("RELEASE emit")?.execute([])?;
+        results.push(result);
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// S12's targets per event type, read once per transaction: the transaction holds
+/// the write lock, so the webhooks cannot change while a group is written.
+#[derive(Default)]
+struct FanOut {
+    targets: Vec<(EventType, Vec<i64>)>,
+}
+
+impl FanOut {
+    /// The webhook seqs that receive `event_type`: active webhooks taking this type
+    /// or all types, oldest first, one per normalised `target_url`.
+    fn targets(&mut self, c: &Connection, event_type: EventType) -> Result<&[i64], StoreError> {
+        let at = match self.targets.iter().position(|(t, _)| *t == event_type) {
+            Some(at) => at,
+            None => {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = 1 ORDER BY seq"
+                ))?;
+                let rows = stmt
+                    .query_map([], read_webhook)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                #[cfg(feature = "faults")]
+                let rows = crate::faults::fan_out_rows(rows);
+                let mut seen = HashSet::new();
+                let mut out = Vec::new();
+                for row in rows {
+                    let (seq, w) = row?;
+                    let key = normalise_url(&w.target_url);
+                    #[cfg(feature = "faults")]
+                    let key = crate::faults::dedupe_key(key, seq);
+                    if w.receives(event_type) && seen.insert(key) {
+                        out.push(seq);
+                    }
+                }
+                self.targets.push((event_type, out));
+                self.targets.len() - 1
+            }
+        };
+        Ok(&self.targets[at].1)
+    }
+}
+
+/// Inserts one event and its deliveries (all due at `now`); returns how many.
+fn insert_event(
+    c: &Connection,
+    fan_out: &mut FanOut,
+    event: &NewEvent,
+    now: Micros,
+) -> Result<usize, StoreError> {
+    c.prepare_cached(
+        "INSERT INTO events (id, event_type, created_at, digest, body)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        event.id,
+        event.event_type.as_str(),
+        now,
+        event.body.digest().to_string(),
+        event.body.bytes().as_ref(),
+    ])?;
+    let event_seq = c.last_insert_rowid();
+    let targets = fan_out.targets(c, event.event_type)?;
+    let mut insert = c.prepare_cached(
+        "INSERT INTO deliveries (id, event_seq, webhook_seq, state, attempts, due_at, created_at)
+         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+    )?;
+    for seq in targets {
+        insert.execute(params![webhook_id(rand::random()), event_seq, seq, now])?;
+    }
+    Ok(targets.len())
+}
+
+/// The earliest due instant of any pending delivery, leaving out the webhooks in
+/// `busy`. One index step per webhook.
+fn next_due_in(c: &Connection, busy: &[i64]) -> Result<Option<Micros>, StoreError> {
+    let mut first = c.prepare_cached(NEXT_DUE_SQL)?;
+    let mut earliest: Option<Micros> = None;
+    let mut seqs = c.prepare_cached("SELECT seq FROM webhooks WHERE active = 1")?;
+    let active = seqs
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for seq in active.into_iter().filter(|s| !busy.contains(s)) {
+        let due: Option<i64> = first.query_row([seq], |r| r.get(0)).optional()?;
+        if let Some(due) = due {
+            earliest = Some(earliest.map_or(due, |e| e.min(due)));
+        }
+    }
+    Ok(earliest)
+}
+
+/// Claims due deliveries inside the caller's transaction (see
+/// [`SqliteStore::claim_due`]).
+fn claim_in(
+    tx: &Connection,
+    now: Micros,
+    wall_now: Micros,
+    limit: usize,
+    per_webhook: usize,
+    in_flight: &HashMap<i64, usize>,
+) -> Result<Vec<Claimed>, StoreError> {
+    let mut candidates: Vec<(Micros, Claimed)> = Vec::new();
+    {
+        let active = active_webhooks(tx)?;
+        let mut due = tx.prepare_cached(CLAIM_SQL)?;
+        for (webhook_seq, revision, webhook) in active {
+            let webhook = Arc::new(webhook);
+            let busy = in_flight.get(&webhook_seq).copied().unwrap_or(0);
+            let room = per_webhook.saturating_sub(busy).min(limit);
+            if room == 0 {
+                continue;
+            }
+            let mut rows = due.query(params![webhook_seq, now, room as i64])?;
+            while let Some(row) = rows.next()? {
+                let attempts: i64 = row.get(2)?;
+                let body: Vec<u8> = row.get(5)?;
+                candidates.push((
+                    row.get(3)?,
+                    Claimed {
+                        delivery_seq: row.get(0)?,
+                        delivery_id: row.get(1)?,
+                        attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        webhook: Arc::clone(&webhook),
+                        webhook_seq,
+                        revision,
+                        event_type: row.get(4)?,
+                        body: Payload::from_bytes(body),
+                    },
+                ));
+            }
+        }
+    }
+    // Earliest first across webhooks.
+    candidates.sort_by_key(|(due, c)| (*due, c.delivery_seq));
+    candidates.truncate(limit);
+    {
+        let mut mark = tx.prepare_cached(
+            "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1 WHERE seq = ?1",
+        )?;
+        let mut ahead = tx.prepare_cached(
+            "INSERT OR REPLACE INTO attempts
+               (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
+                detail, next_attempt_at, revision, stale)
+             VALUES (?1, ?2, ?3, ?4, 0, NULL, NULL, 'started', 'POST in flight', NULL, ?5, 0)",
+        )?;
+        for (_, d) in &candidates {
+            mark.execute([d.delivery_seq])?;
+            ahead.execute(params![
+                d.delivery_seq,
+                d.attempt,
+                now,
+                wall_now,
+                d.revision
+            ])?;
+        }
+    }
+    Ok(candidates.into_iter().map(|(_, d)| d).collect())
+}
+
+/// Records attempts inside the caller's transaction (see [`SqliteStore::record`]).
+fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, StoreError> {
+    let mut effects = RecordEffects::default();
+    for rec in batch {
+        // The delivery may be gone: its webhook was deleted while the POST was
+        // in flight. Nothing is left to record; skipping it keeps the rest of
+        // the batch (other webhooks' verdicts) from failing with it.
+        let current: Option<i64> = tx
+            .prepare_cached(
+                "SELECT w.revision FROM deliveries d JOIN webhooks w ON w.seq = d.webhook_seq
+                 WHERE d.seq = ?1",
+            )?
+            .query_row(params![rec.delivery_seq], |r| r.get(0))
+            .optional()?;
+        let Some(current) = current else {
+            effects.skipped += 1;
+            continue;
+        };
+        let stale = current != rec.revision;
+        let (status, error) = match &rec.outcome {
+            Outcome::Status { code } => (Some(i64::from(*code)), None),
+            _ if rec.unknown => (None, Some("outcome unknown".to_owned())),
+            other => (None, Some(other.to_string())),
+        };
+        let next_at = match rec.verdict {
+            Verdict::RetryAfter { delay } => {
+                Some(rec.finished_at.saturating_add(Clock::micros_of(delay)))
+            }
+            _ => None,
+        };
+        let label = if rec.unknown {
+            "unknown"
+        } else {
+            rec.verdict.label()
+        };
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO attempts
+               (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
+                detail, next_attempt_at, revision, stale)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute(params![
+            rec.delivery_seq,
+            rec.attempt,
+            rec.started_at,
+            rec.wall_at,
+            rec.latency_us,
+            status,
+            error,
+            label,
+            rec.detail,
+            next_at,
+            rec.revision,
+            stale,
+        ])?;
+        match rec.verdict {
+            Verdict::Delivered => {
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'delivered', attempts = ?2, due_at = NULL,
+                        finished_at = ?3 WHERE seq = ?1",
+                )?
+                .execute(params![
+                    rec.delivery_seq,
+                    rec.attempt + 1,
+                    rec.finished_at
+                ])?;
+            }
+            Verdict::RetryAfter { .. } => {
+                // Only requeue if nothing else ended the delivery meanwhile
+                // (e.g. its webhook was deactivated by another delivery).
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'pending', attempts = ?2, due_at = ?3
+                     WHERE seq = ?1 AND state = 'inflight'",
+                )?
+                .execute(params![rec.delivery_seq, rec.attempt + 1, next_at])?;
+                // …and not at all if its webhook went inactive meanwhile.
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'dropped', due_at = NULL,
+                        note = 'dropped: webhook inactive'
+                     WHERE seq = ?1 AND state = 'pending'
+                       AND (SELECT active FROM webhooks WHERE seq = ?2) = 0",
+                )?
+                .execute(params![rec.delivery_seq, rec.webhook_seq])?;
+            }
+            Verdict::Deactivate { reason } if stale => {
+                effects.stale += 1;
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
+                        finished_at = ?3, note = ?4 WHERE seq = ?1",
+                )?
+                .execute(params![
+                    rec.delivery_seq,
+                    rec.attempt + 1,
+                    rec.finished_at,
+                    format!(
+                        "ended ({reason}), not applied to the webhook: it was updated while the attempt was in flight"
+                    )
+                ])?;
+            }
+            Verdict::Deactivate { reason } => {
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
+                        finished_at = ?3, note = ?4 WHERE seq = ?1",
+                )?
+                .execute(params![
+                    rec.delivery_seq,
+                    rec.attempt + 1,
+                    rec.finished_at,
+                    format!("webhook deactivated ({reason})")
+                ])?;
+                let changed = tx
+                    .prepare_cached(
+                        "UPDATE webhooks SET active = 0, deactivate_reason = ?2,
+                            revision = revision + 1
+                         WHERE seq = ?1 AND active = 1",
+                    )?
+                    .execute(params![rec.webhook_seq, reason.as_str()])?;
+                let dropped = drop_pending(
+                    tx,
+                    rec.webhook_seq,
+                    &format!("webhook deactivated ({reason})"),
+                )?;
+                if changed > 0 {
+                    let id: String = tx.query_row(
+                        "SELECT id FROM webhooks WHERE seq = ?1",
+                        [rec.webhook_seq],
+                        |r| r.get(0),
+                    )?;
+                    effects.deactivated.push((id, reason, dropped));
+                }
+            }
+        }
+    }
+    Ok(effects)
+}
+
 /// The earliest due instant of one webhook's pending deliveries.
 const NEXT_DUE_SQL: &str = "SELECT due_at FROM deliveries INDEXED BY deliveries_webhook_due
      WHERE state = 'pending' AND webhook_seq = ?1 ORDER BY due_at LIMIT 1";
@@ -1001,6 +1248,106 @@ mod tests {
             assert!(plan.contains("deliveries_webhook_due"), "{sql}\n{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
         }
+    }
+
+    /// Group commit: emits that wait while the connection is busy are stored in one
+    /// transaction, each caller gets its own answer, and an event that fails (a
+    /// duplicate id; a delivery refused after its event row was written) is rolled
+    /// back alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The test holds the connection across awaits on purpose: that is what makes the
+    // emits queue up; the emits themselves run on other tasks.
+    #[allow(clippy::await_holding_lock)]
+    async fn waiting_emits_share_one_transaction_and_fail_alone() {
+        use hookjar_core::{NewWebhook, Payload};
+        let store = SqliteStore::open(&StoreConfig::InMemory).unwrap();
+        store
+            .create_webhook(NewWebhook::to("http://127.0.0.1:9/all"), 0)
+            .await
+            .unwrap();
+        let mut only = NewWebhook::to("http://127.0.0.1:9/only");
+        only.event_type = Some(EventType::CourseCompletion);
+        store.create_webhook(only, 0).await.unwrap();
+        let event = |id: &str, event_type| NewEvent {
+            id: id.to_owned(),
+            event_type,
+            body: Payload::from_bytes(format!("{{\"id\":\"{id}\"}}").into_bytes()),
+        };
+        store
+            .emit(event("taken", EventType::PathCompletion), 1)
+            .await
+            .unwrap();
+        let groups_before = lock(&store.emits).groups;
+
+        // Hold the connection, as a long claim would: the emits below queue up.
+        let held = lock(&store.conn);
+        // Event `b`'s deliveries are refused after its event row is written: only
+        // its savepoint can take that row back.
+        held.execute_batch(
+            "CREATE TEMP TRIGGER refuse_b BEFORE INSERT ON deliveries
+             WHEN (SELECT id FROM events WHERE seq = NEW.event_seq) = 'b'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+        let group = [
+            ("a", EventType::CourseCompletion),
+            ("b", EventType::CourseCompletion), // its deliveries are refused: fails
+            ("taken", EventType::CourseCompletion), // a duplicate id: fails
+            ("c", EventType::PathCompletion),
+        ];
+        let answers: Vec<_> = group
+            .iter()
+            .map(|&(id, t)| {
+                let store = store.clone();
+                tokio::spawn(async move { store.emit(event(id, t), 2).await })
+            })
+            .collect();
+        while lock(&store.emits).waiting.len() < group.len() {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.unwrap());
+        }
+        assert_eq!(lock(&store.emits).groups, groups_before + 1, "one group");
+        assert_eq!(results[0].as_ref().unwrap(), &2, "COURSE_COMPLETION: both");
+        assert!(
+            matches!(&results[1], Err(StoreError::Sqlite(e)) if e.to_string().contains("refused by the test")),
+            "{:?}",
+            results[1]
+        );
+        assert!(
+            matches!(&results[2], Err(StoreError::Sqlite(e)) if e.to_string().contains("UNIQUE")),
+            "{:?}",
+            results[2]
+        );
+        assert_eq!(
+            results[3].as_ref().unwrap(),
+            &1,
+            "PATH_COMPLETION: `all` only"
+        );
+        let conn = lock(&store.conn);
+        let stored: Vec<(String, i64)> = conn
+            .prepare(
+                "SELECT e.id, COUNT(d.seq) FROM events e
+                 LEFT JOIN deliveries d ON d.event_seq = e.seq GROUP BY e.seq ORDER BY e.id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            stored,
+            [
+                ("a".to_owned(), 2),
+                ("c".to_owned(), 1),
+                ("taken".to_owned(), 1)
+            ],
+            "the failed event left nothing behind, the others are all stored"
+        );
     }
 
     #[test]
