@@ -112,6 +112,11 @@ enum Run {
         /// Rounds (each runs the ceiling, then the dispatcher).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// The dispatcher's store: `file` (SQLite file, WAL: the documented figure) or
+        /// `memory` (SQLite in memory: what the rest of the pipeline costs without
+        /// durable storage).
+        #[arg(long, value_enum, default_value_t = DispatchStore::File)]
+        store: DispatchStore,
     },
     /// A bare hyper server answering 200, for an outside load generator (wrk) to
     /// compare with `hookjar mock`. Stops after `--seconds`.
@@ -180,6 +185,13 @@ enum Run {
 }
 
 /// How `hookjar-load mock` loads the servers.
+/// `hookjar-load dispatch --store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DispatchStore {
+    File,
+    Memory,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Loader {
     /// wrk on core 1, the servers on core 0.
@@ -220,7 +232,8 @@ fn main() -> anyhow::Result<()> {
             webhooks,
             concurrency,
             rounds,
-        } => dispatch_run(events, webhooks, concurrency, rounds),
+            store,
+        } => dispatch_run(events, webhooks, concurrency, rounds, store),
         Run::Restart { pending } => restart_run(pending),
         Run::Lifecycle { webhooks, rounds } => lifecycle_run(webhooks, rounds),
         Run::Shared {
@@ -735,10 +748,14 @@ fn temp_db(name: &str) -> PathBuf {
 
 /// The reference dispatcher on the SQLite file `db`, API key `k`, a random port.
 async fn dispatcher_on(db: &std::path::Path) -> anyhow::Result<Dispatcher> {
+    dispatcher_with(StoreConfig::File(db.to_owned())).await
+}
+
+async fn dispatcher_with(store: StoreConfig) -> anyhow::Result<Dispatcher> {
     Ok(Dispatcher::start(
         Config {
             api_key: "k".into(),
-            store: StoreConfig::File(db.to_owned()),
+            store,
             ..Config::default()
         },
         "127.0.0.1:0",
@@ -810,6 +827,28 @@ struct DispatchRound {
     deliveries_per_s: f64,
     /// Each `POST /v1/events`' latency, sorted.
     emit_latencies: Vec<Duration>,
+    /// CPU time (user + system, this whole process: emitters, dispatcher, receiver)
+    /// per delivery, in µs.
+    cpu_us: f64,
+    /// The same for the ceiling, per POST.
+    ceiling_cpu_us: f64,
+}
+
+/// CPU time (user + system) this process has used so far, in seconds, from
+/// `/proc/self/stat` (clock ticks of 10 ms: phases here last ≥ 0.3 s).
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("cannot read /proc/self/stat")?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').context("no ')' in /proc/self/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after ')'.
+    let ticks: f64 = fields
+        .get(11..13)
+        .context("short /proc/self/stat")?
+        .iter()
+        .map(|f| f.parse::<f64>())
+        .sum::<Result<f64, _>>()?;
+    Ok(ticks / 100.0)
 }
 
 impl DispatchRound {
@@ -827,7 +866,13 @@ impl DispatchRound {
 
 /// `rounds` rounds, each the no-storage ceiling then the dispatcher, back to back on
 /// the same receiver; prints each round and min / median / max of every figure.
-fn dispatch_run(events: u64, webhooks: u64, concurrency: u64, rounds: usize) -> anyhow::Result<()> {
+fn dispatch_run(
+    events: u64,
+    webhooks: u64,
+    concurrency: u64,
+    rounds: usize,
+    store: DispatchStore,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         rounds > 0 && events > 0 && webhooks > 0,
         "--rounds, --events and --webhooks must be at least 1"
@@ -838,29 +883,39 @@ fn dispatch_run(events: u64, webhooks: u64, concurrency: u64, rounds: usize) -> 
     let expected = events * webhooks;
     let delivery_concurrency = Config::default().concurrency as u64;
     println!(
-        "dispatch run: {events} events × {webhooks} webhooks = {expected} deliveries, {concurrency} concurrent emitters, SQLite file (WAL), {rounds} rounds"
+        "dispatch run: {events} events × {webhooks} webhooks = {expected} deliveries, {concurrency} concurrent emitters, {}, {rounds} rounds",
+        match store {
+            DispatchStore::File => "SQLite file (WAL)",
+            DispatchStore::Memory => "SQLite in memory (no durable storage)",
+        }
     );
     println!(
         "  ceiling: one reqwest client (rustls), {delivery_concurrency} in flight, POSTing {expected} fixture payloads to the same bare receiver"
     );
     let mut all = Vec::new();
     for round in 1..=rounds {
+        let cpu = cpu_seconds()?;
         let ceiling_rate = ceiling(
             &format!("http://{receiver}/hook/ceiling"),
             expected,
             delivery_concurrency,
         )?;
+        let ceiling_cpu = cpu_seconds()? - cpu;
         received.store(0, Ordering::Relaxed);
-        let r = dispatch_round(
+        let cpu = cpu_seconds()?;
+        let mut r = dispatch_round(
             receiver,
             &received,
             events,
             webhooks,
             concurrency,
             ceiling_rate,
+            store,
         )?;
+        r.ceiling_cpu_us = ceiling_cpu * 1e6 / expected as f64;
+        r.cpu_us = (cpu_seconds()? - cpu) * 1e6 / expected as f64;
         println!(
-            "  round {round}: ceiling {:>6.0} POSTs/s; emit {:>6.0} events/s; delivered {:>6.0} deliveries/s; ratio {:.2}; emit latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "  round {round}: ceiling {:>6.0} POSTs/s; emit {:>6.0} events/s; delivered {:>6.0} deliveries/s; ratio {:.2}; emit latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; CPU per delivery {:.0} µs (ceiling {:.0} µs per POST)",
             r.ceiling,
             r.emits_per_s,
             r.deliveries_per_s,
@@ -868,6 +923,8 @@ fn dispatch_run(events: u64, webhooks: u64, concurrency: u64, rounds: usize) -> 
             r.emit_ms(0.5),
             r.emit_ms(0.99),
             r.emit_ms(1.0),
+            r.cpu_us,
+            r.ceiling_cpu_us,
         );
         all.push(r);
     }
@@ -886,6 +943,8 @@ fn dispatch_run(events: u64, webhooks: u64, concurrency: u64, rounds: usize) -> 
     row("emit latency p50 (ms)", &|r| r.emit_ms(0.5), 2);
     row("emit latency p99 (ms)", &|r| r.emit_ms(0.99), 2);
     row("emit latency max (ms)", &|r| r.emit_ms(1.0), 2);
+    row("CPU µs per delivery", &|r| r.cpu_us, 0);
+    row("ceiling: CPU µs per POST", &|r| r.ceiling_cpu_us, 0);
     println!("  targets: dispatcher / ceiling ≥ 0.5; emit p99 ≤ 10 ms at 16 concurrent clients");
     Ok(())
 }
@@ -906,12 +965,22 @@ fn dispatch_round(
     webhooks: u64,
     concurrency: u64,
     ceiling: f64,
+    store: DispatchStore,
 ) -> anyhow::Result<DispatchRound> {
     let db = temp_db("dispatch");
     let expected = events * webhooks;
+    // The dispatcher runs on the runtime `hookjar serve` builds (tokio's default: a
+    // worker per core); the emitting clients on their own one-worker runtime, as the
+    // ceiling's client.
+    let dispatcher_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let d = dispatcher_rt.block_on(dispatcher_with(match store {
+        DispatchStore::File => StoreConfig::File(db.clone()),
+        DispatchStore::Memory => StoreConfig::InMemory,
+    }))?;
     let rt = one_thread()?;
     let round = rt.block_on(async {
-        let d = dispatcher_on(&db).await?;
         let client = reqwest::Client::builder().no_proxy().build()?;
         for w in 0..webhooks {
             let code = api_post(
@@ -962,14 +1031,17 @@ fn dispatch_round(
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let all = start.elapsed();
-        d.shutdown().await;
         Ok::<_, anyhow::Error>(DispatchRound {
             ceiling,
             emits_per_s: events as f64 / emitted.as_secs_f64(),
             deliveries_per_s: expected as f64 / all.as_secs_f64(),
             emit_latencies,
+            cpu_us: 0.0,
+            ceiling_cpu_us: 0.0,
         })
-    })?;
+    });
+    dispatcher_rt.block_on(d.shutdown());
+    let round = round?;
     let _ = std::fs::remove_dir_all(db.parent().context("db dir")?);
     Ok(round)
 }
