@@ -715,7 +715,6 @@ fn prepare(conn: &Connection, config: &StoreConfig) -> rusqlite::Result<()> {
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "cache_size", -65_536)?;
     // Plans must not depend on bound values: SQLite otherwise reads the claim's
     // `LIMIT ?` while planning and re-prepares the statement whenever the limit
     // changes, which is on nearly every claim.
