@@ -44,11 +44,6 @@ use tokio::net::TcpListener;
 
 mod shared;
 
-/// The same allocator as the `hookjar` binary, so every contender of a run (bare
-/// hyper, wiremock-rs, the mock, the dispatcher and its ceiling) allocates alike.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(about = "hookjar's load runs (loopback only, bounded)")]
 struct Cli {

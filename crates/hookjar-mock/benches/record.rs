@@ -14,10 +14,6 @@ use http::{HeaderMap, HeaderValue, Method};
 use time::macros::datetime;
 use tokio::time::Instant;
 
-/// The `hookjar` binary's allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A request as hyper hands it over: wrk's headers (`crates/hookjar-bench/wrk/post.lua`)
 /// and a valid payload.
 fn incoming(body: Bytes) -> Incoming {

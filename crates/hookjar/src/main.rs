@@ -16,13 +16,6 @@ use clap::{Parser, Subcommand};
 mod cmd;
 mod exit;
 
-/// mimalloc instead of glibc's malloc: the mock receiver and the dispatcher allocate
-/// and free small buffers per request on tokio's worker threads, where glibc's
-/// per-thread arenas grow and trim their heaps with an `mprotect` call every few
-/// requests (measured in docs/performance.md, issue #10).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Test webhooks that follow the Skilljar Webhooks API.
 ///
 /// hookjar runs a reference dispatcher that behaves like Skilljar (management API,
