@@ -40,6 +40,9 @@ load:
     cargo run --release -p hookjar-bench -- mock-memory
     cargo run --release -p hookjar-bench -- lifecycle
     cargo run --release -p hookjar-bench -- dispatch
+    cargo run --release -p hookjar-bench -- dispatch --events 20000 --webhooks 1
+    cargo run --release -p hookjar-bench -- dispatch --store memory
+    cargo run --release -p hookjar-bench -- dispatch --events 20000 --webhooks 1 --store memory
     cargo run --release -p hookjar-bench -- restart
 
 # Retake the docs' screenshots (docs/img/) with the browser tests in headless Chromium
