@@ -543,8 +543,14 @@ fn mock_run(run: MockRun, hookjar: &std::path::Path) -> anyhow::Result<()> {
         ("bare hyper", format!("http://{bare}/hook")),
         ("wiremock-rs 0.6", format!("{}/hook", wiremock.uri())),
         ("hookjar mock --journal", format!("{}/hook", binary.url)),
-        ("hookjar mock (no journal)", format!("{}/hook", binary_plain.url)),
-        ("library MockReceiver +journal", format!("{}/hook", library.url())),
+        (
+            "hookjar mock (no journal)",
+            format!("{}/hook", binary_plain.url),
+        ),
+        (
+            "library MockReceiver +journal",
+            format!("{}/hook", library.url()),
+        ),
     ];
     let script = wrk_script("post.lua", WRK_POST)?;
     let measure = |url: &str, warm: bool| -> anyhow::Result<(f64, u64)> {
@@ -834,7 +840,10 @@ struct DispatchRound {
 fn cpu_seconds() -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").context("cannot read /proc/self/stat")?;
     // The fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').context("no ')' in /proc/self/stat")?.1;
+    let rest = stat
+        .rsplit_once(')')
+        .context("no ')' in /proc/self/stat")?
+        .1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after ')'.
     let ticks: f64 = fields
