@@ -53,28 +53,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Run {
-    /// Mock receiver (journal on and off) vs a bare hyper server and wiremock-rs:
+    /// The `hookjar mock` binary (journal on and off) and the library's
+    /// `MockReceiver` (journal on) vs a bare hyper server and wiremock-rs:
     /// requests/s, contenders alternating, min/median/max over the rounds.
     Mock {
-        /// The load generator: `wrk` (server-bound: the servers on core 0, wrk on
-        /// core 1; needs wrk and taskset) or `reqwest` (an in-process client).
-        #[arg(long, value_enum, default_value_t = Loader::Wrk)]
-        load: Loader,
-        /// Rounds (each runs every contender once).
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// wrk: seconds per contender and round.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        /// wrk: keep-alive connections.
-        #[arg(long, default_value_t = 64)]
-        connections: u64,
-        /// reqwest: requests per contender and round.
-        #[arg(long, default_value_t = 40_000)]
-        requests: u64,
-        /// reqwest: concurrent keep-alive clients.
-        #[arg(long, default_value_t = 32)]
-        concurrency: u64,
+        #[command(flatten)]
+        run: MockRun,
         /// The hookjar binary run as the `hookjar mock` contenders (default: the
         /// release binary next to this one; `cargo build --release -p hookjar`).
         #[arg(long)]
@@ -198,25 +182,9 @@ enum Loader {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.run {
-        Run::Mock {
-            load,
-            rounds,
-            seconds,
-            connections,
-            requests,
-            concurrency,
-            hookjar,
-        } => mock_run(
-            MockRun {
-                load,
-                rounds,
-                seconds,
-                connections,
-                requests,
-                concurrency,
-            },
-            &hookjar.unwrap_or_else(shared::default_hookjar),
-        ),
+        Run::Mock { run, hookjar } => {
+            mock_run(run, &hookjar.unwrap_or_else(shared::default_hookjar))
+        }
         Run::MockMemory {
             requests,
             keep,
@@ -360,13 +328,26 @@ fn load(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
 }
 
 /// The settings of one `mock` run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 struct MockRun {
+    /// The load generator: `wrk` (server-bound: the servers on core 0, wrk on
+    /// core 1; needs wrk and taskset) or `reqwest` (an in-process client).
+    #[arg(long, value_enum, default_value_t = Loader::Wrk)]
     load: Loader,
+    /// Rounds (each runs every contender once).
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// wrk: seconds per contender and round.
+    #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// wrk: keep-alive connections.
+    #[arg(long, default_value_t = 64)]
     connections: u64,
+    /// reqwest: requests per contender and round.
+    #[arg(long, default_value_t = 40_000)]
     requests: u64,
+    /// reqwest: concurrent keep-alive clients.
+    #[arg(long, default_value_t = 32)]
     concurrency: u64,
 }
 

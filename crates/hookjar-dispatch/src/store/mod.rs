@@ -52,7 +52,7 @@ use hookjar_core::{DeactivateReason, EventType, Outcome, Payload, Verdict, Webho
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::clock::Micros;
+use crate::clock::{Clock, Micros};
 use crate::error::StoreError;
 
 pub use postgres::{DEFAULT_LEASE, PgConfig, PgStore};
@@ -539,6 +539,47 @@ pub struct AttemptRecord {
     /// The outcome is unknown: the dispatcher stopped during the attempt (S19). It
     /// counts as made and is logged with the verdict `unknown`.
     pub unknown: bool,
+}
+
+/// The columns of an attempt's log row that both backends derive from an
+/// [`AttemptRecord`] the same way.
+pub(crate) struct AttemptColumns {
+    /// The HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// Why there was no status (`outcome unknown` after a crash).
+    pub error: Option<String>,
+    /// When the retry is due, for a retry verdict.
+    pub next_at: Option<Micros>,
+    /// The verdict's label, or `unknown`.
+    pub label: &'static str,
+}
+
+impl AttemptRecord {
+    /// The log row's derived columns.
+    pub(crate) fn columns(&self) -> AttemptColumns {
+        let (status, error) = match &self.outcome {
+            Outcome::Status { code } => (Some(*code), None),
+            _ if self.unknown => (None, Some("outcome unknown".to_owned())),
+            other => (None, Some(other.to_string())),
+        };
+        let next_at = match self.verdict {
+            Verdict::RetryAfter { delay } => {
+                Some(self.finished_at.saturating_add(Clock::micros_of(delay)))
+            }
+            _ => None,
+        };
+        let label = if self.unknown {
+            "unknown"
+        } else {
+            self.verdict.label()
+        };
+        AttemptColumns {
+            status,
+            error,
+            next_at,
+            label,
+        }
+    }
 }
 
 /// An attempt that was started (written ahead) and never completed: the

@@ -41,17 +41,17 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use hookjar_core::timeline::Timeline;
 use hookjar_core::webhook::{Headers, normalise_url, webhook_id};
-use hookjar_core::{DeactivateReason, EventType, Outcome, Payload, Verdict, Webhook, WebhookPatch};
+use hookjar_core::{DeactivateReason, EventType, Payload, Verdict, Webhook, WebhookPatch};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_postgres::{GenericClient, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    AttemptRecord, AttemptView, Claimed, DeliveryView, Interrupted, NewEvent, RecordEffects,
-    Redeliver, headers_json, parse_timeline,
+    AttemptColumns, AttemptRecord, AttemptView, Claimed, DeliveryView, Interrupted, NewEvent,
+    RecordEffects, Redeliver, headers_json, parse_timeline,
 };
-use crate::clock::{Clock, Micros};
+use crate::clock::Micros;
 use crate::error::StoreError;
 
 /// How long a claim holds when its process stops renewing it (dies): another
@@ -695,22 +695,13 @@ impl PgStore {
             };
             let current: i64 = current.get(0);
             let stale = current != rec.revision;
-            let (status, error) = match &rec.outcome {
-                Outcome::Status { code } => (Some(i32::from(*code)), None),
-                _ if rec.unknown => (None, Some("outcome unknown".to_owned())),
-                other => (None, Some(other.to_string())),
-            };
-            let next_at = match rec.verdict {
-                Verdict::RetryAfter { delay } => {
-                    Some(rec.finished_at.saturating_add(Clock::micros_of(delay)))
-                }
-                _ => None,
-            };
-            let label = if rec.unknown {
-                "unknown"
-            } else {
-                rec.verdict.label()
-            };
+            let AttemptColumns {
+                status,
+                error,
+                next_at,
+                label,
+            } = rec.columns();
+            let status = status.map(i32::from);
             let n = attempt_i32(rec.attempt);
             tx.execute(
                 &log,

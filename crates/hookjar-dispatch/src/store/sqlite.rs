@@ -15,15 +15,15 @@ use std::sync::{Arc, Mutex};
 
 use hookjar_core::timeline::Timeline;
 use hookjar_core::webhook::{Headers, normalise_url, webhook_id};
-use hookjar_core::{DeactivateReason, EventType, Outcome, Payload, Verdict, Webhook, WebhookPatch};
+use hookjar_core::{DeactivateReason, EventType, Payload, Verdict, Webhook, WebhookPatch};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::{
-    AttemptRecord, AttemptView, ClaimRequest, Claimed, DeliveryView, Interrupted, NewEvent,
-    RecordEffects, Redeliver, StoreConfig, headers_json, parse_timeline,
+    AttemptColumns, AttemptRecord, AttemptView, ClaimRequest, Claimed, DeliveryView, Interrupted,
+    NewEvent, RecordEffects, Redeliver, StoreConfig, headers_json, parse_timeline,
 };
-use crate::clock::{Clock, Micros};
+use crate::clock::Micros;
 use crate::error::StoreError;
 
 /// Schema migrations, in order; `PRAGMA user_version` is how many have run.
@@ -1081,22 +1081,12 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
             continue;
         };
         let stale = current != rec.revision;
-        let (status, error) = match &rec.outcome {
-            Outcome::Status { code } => (Some(i64::from(*code)), None),
-            _ if rec.unknown => (None, Some("outcome unknown".to_owned())),
-            other => (None, Some(other.to_string())),
-        };
-        let next_at = match rec.verdict {
-            Verdict::RetryAfter { delay } => {
-                Some(rec.finished_at.saturating_add(Clock::micros_of(delay)))
-            }
-            _ => None,
-        };
-        let label = if rec.unknown {
-            "unknown"
-        } else {
-            rec.verdict.label()
-        };
+        let AttemptColumns {
+            status,
+            error,
+            next_at,
+            label,
+        } = rec.columns();
         tx.prepare_cached(
             "INSERT OR REPLACE INTO attempts
                (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
@@ -1146,22 +1136,16 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
                 )?
                 .execute(params![rec.delivery_seq, rec.webhook_seq])?;
             }
-            Verdict::Deactivate { reason } if stale => {
-                effects.stale += 1;
-                tx.prepare_cached(
-                    "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
-                        finished_at = ?3, note = ?4 WHERE seq = ?1",
-                )?
-                .execute(params![
-                    rec.delivery_seq,
-                    rec.attempt + 1,
-                    rec.finished_at,
+            Verdict::Deactivate { reason } => {
+                // S16: a verdict from an attempt that started before the webhook's
+                // last update ends the delivery but leaves the webhook alone.
+                let note = if stale {
                     format!(
                         "ended ({reason}), not applied to the webhook: it was updated while the attempt was in flight"
                     )
-                ])?;
-            }
-            Verdict::Deactivate { reason } => {
+                } else {
+                    format!("webhook deactivated ({reason})")
+                };
                 tx.prepare_cached(
                     "UPDATE deliveries SET state = 'failed', attempts = ?2, due_at = NULL,
                         finished_at = ?3, note = ?4 WHERE seq = ?1",
@@ -1170,8 +1154,12 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
                     rec.delivery_seq,
                     rec.attempt + 1,
                     rec.finished_at,
-                    format!("webhook deactivated ({reason})")
+                    note
                 ])?;
+                if stale {
+                    effects.stale += 1;
+                    continue;
+                }
                 let changed = tx
                     .prepare_cached(
                         "UPDATE webhooks SET active = 0, deactivate_reason = ?2,
