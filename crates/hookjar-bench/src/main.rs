@@ -289,25 +289,39 @@ fn serve_bare(listener: TcpListener, count: Arc<AtomicU64>) -> SocketAddr {
 
 /// Sends `total` POSTs from `concurrency` keep-alive clients; returns requests/s.
 fn load(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
+    post_fixtures(url, total, concurrency, EventType::CourseEnrollment)
+}
+
+/// Sends `total` POSTs of distinct, valid `event_type` payloads (timestamps a
+/// microsecond apart), as real deliveries are, from one reqwest client (rustls, as
+/// the dispatcher's) with `concurrency` in flight on its own one-worker runtime;
+/// returns requests/s.
+fn post_fixtures(
+    url: &str,
+    total: u64,
+    concurrency: u64,
+    event_type: EventType,
+) -> anyhow::Result<f64> {
     let rt = one_thread()?;
-    let url = url.to_owned();
-    rt.block_on(async move {
-        let client = reqwest::Client::builder().no_proxy().build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .no_proxy()
+            .build()?;
+        let base = time::macros::datetime!(2026-11-27 00:00 UTC);
         let next = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
-            let (client, url, next) = (client.clone(), url.clone(), Arc::clone(&next));
+            let (client, url, next) = (client.clone(), url.to_owned(), Arc::clone(&next));
             tasks.push(tokio::spawn(async move {
-                let base = time::macros::datetime!(2026-11-27 00:00 UTC);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total {
                         return Ok::<_, reqwest::Error>(());
                     }
-                    // A distinct, valid payload per request, as real deliveries are.
                     let at = base + time::Duration::microseconds(i as i64);
-                    let body = Event::fixture(EventType::CourseEnrollment, at).to_payload();
+                    let body = Event::fixture(event_type, at).to_payload();
                     client
                         .post(&url)
                         .header("content-type", "application/json")
@@ -323,7 +337,7 @@ fn load(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
         for t in tasks {
             t.await??;
         }
-        Ok::<_, anyhow::Error>(total as f64 / start.elapsed().as_secs_f64())
+        Ok(total as f64 / start.elapsed().as_secs_f64())
     })
 }
 
@@ -763,43 +777,7 @@ async fn api_post(
 /// (rustls, as the dispatcher's) with `concurrency` in flight, to `url`. Returns
 /// requests/s.
 fn ceiling(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
-    let rt = one_thread()?;
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .no_proxy()
-            .build()?;
-        let base = time::macros::datetime!(2026-11-27 00:00 UTC);
-        let next = Arc::new(AtomicU64::new(0));
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..concurrency {
-            let (client, url, next) = (client.clone(), url.to_owned(), Arc::clone(&next));
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
-                        return Ok::<_, reqwest::Error>(());
-                    }
-                    let at = base + time::Duration::microseconds(i as i64);
-                    let body = Event::fixture(EventType::CourseCompletion, at).to_payload();
-                    client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("user-agent", "skilljar")
-                        .body(body.bytes().clone())
-                        .send()
-                        .await?
-                        .bytes()
-                        .await?;
-                }
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
-        Ok(total as f64 / start.elapsed().as_secs_f64())
-    })
+    post_fixtures(url, total, concurrency, EventType::CourseCompletion)
 }
 
 /// One round of `hookjar-load dispatch`.
