@@ -23,7 +23,11 @@ use crate::clock::{Clock, format_micros};
 
 const INDEX_HTML: &str = include_str!("../ui/index.html");
 const CONSOLE_JS: &str = include_str!("../ui/console.js");
-const STYLE_CSS: &str = include_str!("../ui/style.css");
+/// The shared base of both web pages, then this page's own rules.
+const STYLE_CSS: &str = concat!(
+    include_str!("../../hookjar-net/ui/base.css"),
+    include_str!("../ui/style.css")
+);
 
 /// Every resource the page loads comes from the dispatcher itself.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";

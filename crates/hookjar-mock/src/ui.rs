@@ -53,7 +53,11 @@ const MAX_UI_BODY: usize = crate::server::MAX_BODY + 64 * 1024;
 
 const INDEX_HTML: &str = include_str!("../ui/index.html");
 const INSPECTOR_JS: &str = include_str!("../ui/inspector.js");
-const STYLE_CSS: &str = include_str!("../ui/style.css");
+/// The shared base of both web pages, then this page's own rules.
+const STYLE_CSS: &str = concat!(
+    include_str!("../../hookjar-net/ui/base.css"),
+    include_str!("../ui/style.css")
+);
 
 /// Every resource the page loads comes from the receiver itself.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
