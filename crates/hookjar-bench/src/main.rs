@@ -792,6 +792,11 @@ struct DispatchRound {
     cpu_us: f64,
     /// The same for the ceiling, per POST.
     ceiling_cpu_us: f64,
+    /// The relay bound's deliveries/s ([`start_relay`]: the same emits and POSTs,
+    /// nothing else).
+    relay: f64,
+    /// The relay's CPU time per delivery, in µs.
+    relay_cpu_us: f64,
 }
 
 /// CPU time (user + system) this process has used so far, in seconds, from
@@ -817,6 +822,10 @@ fn cpu_seconds() -> anyhow::Result<f64> {
 impl DispatchRound {
     fn ratio(&self) -> f64 {
         self.deliveries_per_s / self.ceiling
+    }
+
+    fn relay_ratio(&self) -> f64 {
+        self.relay / self.ceiling
     }
 
     /// The `q` quantile (0..=1) of the emit latencies, in ms.
@@ -866,6 +875,17 @@ fn dispatch_run(
         let ceiling_cpu = cpu_seconds()? - cpu;
         received.store(0, Ordering::Relaxed);
         let cpu = cpu_seconds()?;
+        let relay = relay_round(
+            receiver,
+            &received,
+            events,
+            webhooks,
+            concurrency,
+            ceiling_rate,
+        )?;
+        let relay_cpu = cpu_seconds()? - cpu;
+        received.store(0, Ordering::Relaxed);
+        let cpu = cpu_seconds()?;
         let mut r = dispatch_round(
             receiver,
             &received,
@@ -876,10 +896,14 @@ fn dispatch_run(
             store,
         )?;
         r.ceiling_cpu_us = ceiling_cpu * 1e6 / expected as f64;
+        r.relay = relay.deliveries_per_s;
+        r.relay_cpu_us = relay_cpu * 1e6 / expected as f64;
         r.cpu_us = (cpu_seconds()? - cpu) * 1e6 / expected as f64;
         println!(
-            "  round {round}: ceiling {:>6.0} POSTs/s; emit {:>6.0} events/s; delivered {:>6.0} deliveries/s; ratio {:.2}; emit latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; CPU per delivery {:.0} µs (ceiling {:.0} µs per POST)",
+            "  round {round}: ceiling {:>6.0} POSTs/s; relay bound {:>6.0} deliveries/s ({:.2} of the ceiling); emit {:>6.0} events/s; delivered {:>6.0} deliveries/s; ratio {:.2}; emit latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; CPU per delivery {:.0} µs (ceiling {:.0} µs per POST, relay {:.0} µs per delivery)",
             r.ceiling,
+            r.relay,
+            r.relay_ratio(),
             r.emits_per_s,
             r.deliveries_per_s,
             r.ratio(),
@@ -888,6 +912,7 @@ fn dispatch_run(
             r.emit_ms(1.0),
             r.cpu_us,
             r.ceiling_cpu_us,
+            r.relay_cpu_us,
         );
         all.push(r);
     }
@@ -900,6 +925,8 @@ fn dispatch_run(
         "over the rounds", "min", "median", "max"
     );
     row("ceiling (POSTs/s)", &|r| r.ceiling, 0);
+    row("relay bound (deliveries/s)", &|r| r.relay, 0);
+    row("relay bound / ceiling", &DispatchRound::relay_ratio, 2);
     row("emit (events/s, 202)", &|r| r.emits_per_s, 0);
     row("delivered (deliveries/s)", &|r| r.deliveries_per_s, 0);
     row("dispatcher / ceiling", &DispatchRound::ratio, 2);
@@ -908,6 +935,7 @@ fn dispatch_run(
     row("emit latency max (ms)", &|r| r.emit_ms(1.0), 2);
     row("CPU µs per delivery", &|r| r.cpu_us, 0);
     row("ceiling: CPU µs per POST", &|r| r.ceiling_cpu_us, 0);
+    row("relay: CPU µs per delivery", &|r| r.relay_cpu_us, 0);
     println!("  targets: dispatcher / ceiling ≥ 0.5; emit p99 ≤ 10 ms at 16 concurrent clients");
     Ok(())
 }
@@ -954,59 +982,211 @@ fn dispatch_round(
             .await?;
             anyhow::ensure!(code == 201, "creating a webhook answered {code}");
         }
-        let start = Instant::now();
-        let next = Arc::new(AtomicU64::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..concurrency {
-            let (client, url, next) = (
-                client.clone(),
-                format!("{}/v1/events", d.url()),
-                Arc::clone(&next),
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < events {
-                    let sent = Instant::now();
-                    let code = api_post(
-                        &client,
-                        url.clone(),
-                        serde_json::json!({"event_type": "COURSE_COMPLETION"}),
-                    )
-                    .await?;
-                    latencies.push(sent.elapsed());
-                    anyhow::ensure!(code == 202, "emit answered {code}");
-                }
-                Ok(latencies)
-            }));
-        }
-        let mut emit_latencies = Vec::with_capacity(events as usize);
-        for t in tasks {
-            emit_latencies.extend(t.await??);
-        }
-        emit_latencies.sort();
-        let emitted = start.elapsed();
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while received.load(Ordering::Relaxed) < expected {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "deliveries did not finish in 10 minutes"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let all = start.elapsed();
-        Ok::<_, anyhow::Error>(DispatchRound {
+        emit_and_wait(
+            &client,
+            &format!("{}/v1/events", d.url()),
+            received,
+            events,
+            expected,
+            concurrency,
             ceiling,
-            emits_per_s: events as f64 / emitted.as_secs_f64(),
-            deliveries_per_s: expected as f64 / all.as_secs_f64(),
-            emit_latencies,
-            cpu_us: 0.0,
-            ceiling_cpu_us: 0.0,
-        })
+        )
+        .await
     });
     dispatcher_rt.block_on(d.shutdown());
     let round = round?;
     let _ = std::fs::remove_dir_all(db.parent().context("db dir")?);
     Ok(round)
+}
+
+/// `events` emits (`POST {emit_url}`, `COURSE_COMPLETION`, each expecting 202) from
+/// `concurrency` clients; the clock stops when the receiver has counted `expected`
+/// deliveries.
+async fn emit_and_wait(
+    client: &reqwest::Client,
+    emit_url: &str,
+    received: &AtomicU64,
+    events: u64,
+    expected: u64,
+    concurrency: u64,
+    ceiling: f64,
+) -> anyhow::Result<DispatchRound> {
+    let start = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, next) = (client.clone(), emit_url.to_owned(), Arc::clone(&next));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < events {
+                let sent = Instant::now();
+                let code = api_post(
+                    &client,
+                    url.clone(),
+                    serde_json::json!({"event_type": "COURSE_COMPLETION"}),
+                )
+                .await?;
+                latencies.push(sent.elapsed());
+                anyhow::ensure!(code == 202, "emit answered {code}");
+            }
+            Ok(latencies)
+        }));
+    }
+    let mut emit_latencies = Vec::with_capacity(events as usize);
+    for t in tasks {
+        emit_latencies.extend(t.await??);
+    }
+    emit_latencies.sort();
+    let emitted = start.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while received.load(Ordering::Relaxed) < expected {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "deliveries did not finish in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let all = start.elapsed();
+    Ok(DispatchRound {
+        ceiling,
+        emits_per_s: events as f64 / emitted.as_secs_f64(),
+        deliveries_per_s: expected as f64 / all.as_secs_f64(),
+        emit_latencies,
+        cpu_us: 0.0,
+        ceiling_cpu_us: 0.0,
+        relay: 0.0,
+        relay_cpu_us: 0.0,
+    })
+}
+
+/// The relay bound: a "dispatcher" with nothing but its HTTP work, on the runtime
+/// `hookjar serve` builds. It answers each `POST /v1/events` 202 as soon as it has
+/// read the body and built the payload (as the API does, minus storing), and POSTs
+/// the payload to each target with the dispatcher's client stack (reqwest, rustls)
+/// and in-flight limit. No store, no scheduler, no retries, no records: what any
+/// dispatcher would reach if all of those were free. Returns the relay's runtime
+/// (dropping it stops the relay) and address.
+fn start_relay(
+    targets: Vec<String>,
+    in_flight: usize,
+) -> anyhow::Result<(tokio::runtime::Runtime, SocketAddr)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let addr = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .no_proxy()
+            .build()?;
+        let targets: Arc<[String]> = targets.into();
+        let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (client, targets, permits) =
+                    (client.clone(), Arc::clone(&targets), Arc::clone(&permits));
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (client, targets, permits) =
+                            (client.clone(), Arc::clone(&targets), Arc::clone(&permits));
+                        async move {
+                            Ok::<_, Infallible>(relay_emit(req, &client, &targets, &permits).await)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok::<_, anyhow::Error>(addr)
+    })?;
+    Ok((rt, addr))
+}
+
+/// One emit at the relay: 401 without credentials, 400 for a body that is not an
+/// event, else 202 and one POST per target in the background.
+async fn relay_emit(
+    req: hyper::Request<hyper::body::Incoming>,
+    client: &reqwest::Client,
+    targets: &Arc<[String]>,
+    permits: &Arc<tokio::sync::Semaphore>,
+) -> hyper::Response<Full<Bytes>> {
+    let answer = |code: u16, body: &'static [u8]| {
+        let mut res = hyper::Response::new(Full::new(Bytes::from_static(body)));
+        *res.status_mut() = hyper::StatusCode::from_u16(code).expect("a valid status");
+        res
+    };
+    if !req.headers().contains_key(hyper::header::AUTHORIZATION) {
+        return answer(401, b"{\"detail\":\"no credentials\"}");
+    }
+    let Ok(body) = req.into_body().collect().await else {
+        return answer(400, b"{\"detail\":\"body not received\"}");
+    };
+    let event_type = serde_json::from_slice::<serde_json::Value>(&body.to_bytes())
+        .ok()
+        .and_then(|v| v.get("event_type")?.as_str()?.parse::<EventType>().ok());
+    let Some(event_type) = event_type else {
+        return answer(400, b"{\"detail\":\"not an event\"}");
+    };
+    let payload = Event::fixture(event_type, time::OffsetDateTime::now_utc()).to_payload();
+    for target in targets.iter() {
+        let (client, target, permits, bytes) = (
+            client.clone(),
+            target.clone(),
+            Arc::clone(permits),
+            payload.bytes().clone(),
+        );
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            if let Ok(resp) = client
+                .post(&target)
+                .header("content-type", "application/json")
+                .header("user-agent", "skilljar")
+                .body(bytes)
+                .send()
+                .await
+            {
+                let _ = resp.bytes().await;
+            }
+        });
+    }
+    answer(202, b"{\"status\":\"accepted\"}")
+}
+
+/// The relay bound for one round: [`start_relay`] with one target per webhook on the
+/// receiver, then the same emits as the dispatcher's.
+fn relay_round(
+    receiver: SocketAddr,
+    received: &AtomicU64,
+    events: u64,
+    webhooks: u64,
+    concurrency: u64,
+    ceiling: f64,
+) -> anyhow::Result<DispatchRound> {
+    let targets = (0..webhooks)
+        .map(|w| format!("http://{receiver}/hook/relay{w}"))
+        .collect();
+    let (relay_rt, relay) = start_relay(targets, Config::default().concurrency)?;
+    let rt = one_thread()?;
+    let round = rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        emit_and_wait(
+            &client,
+            &format!("http://{relay}/v1/events"),
+            received,
+            events,
+            events * webhooks,
+            concurrency,
+            ceiling,
+        )
+        .await
+    });
+    relay_rt.shutdown_background();
+    round
 }
 
 fn lifecycle_run(webhooks: u64, rounds: usize) -> anyhow::Result<()> {

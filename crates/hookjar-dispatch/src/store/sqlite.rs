@@ -93,6 +93,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE attempts ADD COLUMN stale INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     ",
+    // 4: a delivery's webhook index without its state. A state change (pending →
+    // inflight → delivered) no longer moves the delivery's entry in it, twice per
+    // attempt; listing a webhook's deliveries reads them in `seq` order straight from
+    // it, and the pending ones of a webhook are in `deliveries_webhook_due`.
+    "
+    DROP INDEX deliveries_webhook;
+    CREATE INDEX deliveries_webhook ON deliveries(webhook_seq);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -608,11 +616,7 @@ impl SqliteStore {
                 [wseq],
                 |r| r.get(0),
             )?;
-            let mut stmt = c.prepare_cached(
-                "SELECT d.seq, d.id, e.id, e.event_type, e.digest, d.state, d.created_at, d.due_at, d.note
-                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                 WHERE d.webhook_seq = ?1 ORDER BY d.seq LIMIT ?2 OFFSET ?3",
-            )?;
+            let mut stmt = c.prepare_cached(WEBHOOK_DELIVERIES_SQL)?;
             let rows = stmt
                 .query_map(params![wseq, limit as i64, offset as i64], |r| {
                     let state: String = r.get(5)?;
@@ -647,9 +651,7 @@ impl SqliteStore {
                         Ok(AttemptView {
                             attempt: r.get(0)?,
                             at: crate::clock::format_micros(r.get(1)?),
-                            wall_at: r
-                                .get::<_, Option<i64>>(8)?
-                                .map(crate::clock::format_micros),
+                            wall_at: r.get::<_, Option<i64>>(8)?.map(crate::clock::format_micros),
                             stale: r.get(9)?,
                             status: r.get(2)?,
                             error: r.get(3)?,
@@ -700,19 +702,41 @@ impl SqliteStore {
     }
 }
 
+/// The page size of a new database file (see [`prepare`]).
+const NEW_PAGE_SIZE: i64 = 2048;
+
+/// How much WAL a file store gathers before SQLite copies it back (see [`prepare`]).
+const CHECKPOINT_BYTES: i64 = 40_960_000;
+
 /// Pragmas for every connection: WAL for files, foreign keys (for cascades).
 fn prepare(conn: &Connection, config: &StoreConfig) -> rusqlite::Result<()> {
     if matches!(config, StoreConfig::File(_)) {
+        // A new database gets 2 KiB pages instead of SQLite's 4 KiB; an existing one
+        // keeps its own (this is a no-op once the file holds a table). Every commit
+        // writes each page it dirtied whole to the WAL, an emit group dirties pages
+        // all over the two random-id indexes, and each event's savepoint copies the
+        // pages it first touches into a statement journal, which SQLite moves to a
+        // temporary file past 64 KiB. With 4 KiB pages a delivery cost ~28 KB of
+        // writes at 5,000 × 4 (~10 KB of WAL frames, the rest that spilled journal);
+        // with 2 KiB pages ~6.8 KB, and the dispatcher delivers ~25 % more per second
+        // (docs/performance.md). 1 KiB pages were slower again. Must come before
+        // `journal_mode`, which writes the header of a new file.
+        conn.pragma_update(None, "page_size", NEW_PAGE_SIZE)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // With WAL, NORMAL keeps every commit durable against a process crash (the
         // at-least-once promise of S19) and is much faster than FULL.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // Copy the WAL back into the database every 10,000 pages (~40 MB) rather
-        // than SQLite's default 1,000: a checkpoint costs two fsyncs and runs inside
+        // Copy the WAL back into the database every ~40 MB of WAL rather than
+        // SQLite's default 1,000 pages: a checkpoint costs two fsyncs and runs inside
         // whichever commit crosses the mark, so under load it ran many times a
         // second and held up every emit behind it. Hot pages are copied once per
         // checkpoint however often they changed, so fewer checkpoints copy less.
-        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            CHECKPOINT_BYTES / page_size.max(512),
+        )?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Plans must not depend on bound values: SQLite otherwise reads the claim's
@@ -856,7 +880,8 @@ fn drop_pending(c: &Connection, webhook_seq: i64, why: &str) -> Result<usize, St
         return Ok(0);
     }
     Ok(c.prepare_cached(
-        "UPDATE deliveries SET state = 'dropped', due_at = NULL, note = ?2
+        "UPDATE deliveries INDEXED BY deliveries_webhook_due
+         SET state = 'dropped', due_at = NULL, note = ?2
          WHERE webhook_seq = ?1 AND state = 'pending'",
     )?
     .execute(params![webhook_seq, format!("dropped: {why}")])?)
@@ -1186,6 +1211,12 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
     Ok(effects)
 }
 
+/// One page of a webhook's deliveries, oldest first, with their event.
+const WEBHOOK_DELIVERIES_SQL: &str =
+    "SELECT d.seq, d.id, e.id, e.event_type, e.digest, d.state, d.created_at, d.due_at, d.note
+     FROM deliveries d JOIN events e ON e.seq = d.event_seq
+     WHERE d.webhook_seq = ?1 ORDER BY d.seq LIMIT ?2 OFFSET ?3";
+
 /// The earliest due instant of one webhook's pending deliveries.
 const NEXT_DUE_SQL: &str = "SELECT due_at FROM deliveries INDEXED BY deliveries_webhook_due
      WHERE state = 'pending' AND webhook_seq = ?1 ORDER BY due_at LIMIT 1";
@@ -1216,7 +1247,7 @@ mod tests {
 
     /// The scheduler's two hot queries walk the partial index on `(webhook_seq,
     /// due_at)` (so a million pending retries cost an index step, not a scan) and
-    /// never sort.
+    /// never sort; nor does listing a webhook's deliveries.
     #[test]
     fn hot_queries_use_the_due_index() {
         let store = SqliteStore::open(&StoreConfig::InMemory).unwrap();
@@ -1236,6 +1267,14 @@ mod tests {
             assert!(plan.contains("deliveries_webhook_due"), "{sql}\n{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
         }
+        // A webhook's deliveries are read in `seq` order from its index (schema 4:
+        // `(webhook_seq)` alone, which state changes leave alone), never sorted.
+        let plan = plan_of(WEBHOOK_DELIVERIES_SQL, &[&1, &10, &0]).join("\n");
+        assert!(
+            plan.contains("USING INDEX deliveries_webhook (webhook_seq=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
     }
 
     /// Group commit: emits that wait while the connection is busy are stored in one
@@ -1338,6 +1377,44 @@ mod tests {
         );
     }
 
+    /// New file stores get 2 KiB pages (a quarter of the WAL bytes per delivery);
+    /// a store made with SQLite's 4 KiB keeps them and is checkpointed at the same
+    /// ~40 MB of WAL.
+    #[test]
+    fn new_files_get_small_pages_and_old_ones_keep_theirs() {
+        let dir = std::env::temp_dir().join(format!(
+            "hookjar-pages-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pages = |path: &std::path::Path| {
+            let store = SqliteStore::open(&StoreConfig::File(path.to_owned())).unwrap();
+            let conn = lock(&store.conn);
+            let size: i64 = conn
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .unwrap();
+            let ckpt: i64 = conn
+                .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                .unwrap();
+            (size, ckpt)
+        };
+
+        let new = dir.join("new.db");
+        assert_eq!(pages(&new), (2048, 20_000));
+        assert_eq!(pages(&new), (2048, 20_000), "reopened");
+
+        let old = dir.join("old.db");
+        {
+            let conn = Connection::open(&old).unwrap();
+            conn.pragma_update(None, "page_size", 4096).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            migrate(&conn).unwrap();
+        }
+        assert_eq!(pages(&old), (4096, 10_000));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn migrations_are_recorded_and_newer_databases_refused() {
         let conn = Connection::open_in_memory().unwrap();
@@ -1350,5 +1427,48 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         assert!(matches!(migrate(&conn), Err(StoreError::TooNew { .. })));
+    }
+
+    /// A store written by schema 3 (the webhook index with the state) keeps its
+    /// deliveries through migration 4, and its listing uses the new index.
+    #[test]
+    fn a_schema_3_store_migrates_with_its_deliveries() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO webhooks (id, target_url, active, basic_auth_username,
+                 basic_auth_password, additional_headers, created_at)
+             VALUES ('w', 'http://127.0.0.1:9/', 1, '', '', '{}', 0);
+             INSERT INTO events (id, event_type, created_at, digest, body)
+             VALUES ('e', 'COURSE_ENROLLMENT', 0, 'd', x'7b7d');
+             INSERT INTO deliveries (id, event_seq, webhook_seq, state, due_at, created_at)
+             VALUES ('d1', 1, 1, 'delivered', NULL, 0), ('d2', 1, 1, 'pending', 5, 0);",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let ids: Vec<String> = conn
+            .prepare(WEBHOOK_DELIVERIES_SQL)
+            .unwrap()
+            .query_map(params![1, 10, 0], |r| r.get(1))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, ["d1", "d2"]);
+        let index: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'deliveries_webhook'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(index.ends_with("deliveries(webhook_seq)"), "{index}");
+        assert_eq!(
+            drop_pending(&conn, 1, "test").unwrap(),
+            1,
+            "the pending one, through the due index"
+        );
     }
 }
