@@ -622,6 +622,106 @@ async fn inspector_edits_the_script_resends_filters_and_clears() {
     .await;
 }
 
+/// The inspector reads only what is new (`?after=SEQ`) instead of the whole journal
+/// on every change, yet mirrors the receiver: requests evicted from memory (`keep`)
+/// leave the list, and a clear made elsewhere (the API) empties it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspector_reads_only_new_requests_and_follows_evictions_and_clears() {
+    let mock = MockReceiver::builder().keep(3).start().await.unwrap();
+    with_browser(
+        "inspector_reads_only_new_requests_and_follows_evictions_and_clears",
+        |c| async move {
+            open_inspector(&c, &mock).await;
+            let post = |n: u32| {
+                let url = format!("{}/hooks/{n}", mock.url());
+                async move {
+                    let body = COURSE_COMPLETION.replace("u1", &format!("u{n}"));
+                    assert_eq!(post_event(&url, "skilljar", None, &body).await, 200);
+                }
+            };
+            let seqs = || async {
+                let rows: Value = c
+                    .execute(
+                        "return [...document.querySelectorAll('#rows tr[data-seq]')].map((r) => Number(r.dataset.seq));",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                rows.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .collect::<Vec<_>>()
+            };
+            for n in 1..=2 {
+                post(n).await;
+            }
+            wait_until("requests #1 and #2 listed", STEP, || async {
+                (seqs().await == [2, 1]).then_some(())
+            })
+            .await;
+            for n in 3..=5 {
+                post(n).await;
+            }
+            // Only #3–#5 are in the receiver's memory now, and only they are listed.
+            wait_until("#1 and #2 evicted from the list", STEP, || async {
+                (seqs().await == [5, 4, 3]).then_some(())
+            })
+            .await;
+            assert!(text_of(&c, "#count").await.contains('3'));
+
+            // Every read of the journal after the first asked only for what was new.
+            let reads: Value = c
+                .execute(
+                    "return performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/_mock/requests'));",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let reads: Vec<&str> = reads
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert!(reads.len() >= 2, "{reads:?}");
+            let afters: Vec<u64> = reads[1..]
+                .iter()
+                .map(|url| {
+                    url.split_once("?after=")
+                        .and_then(|(_, n)| n.parse().ok())
+                        .unwrap_or_else(|| {
+                            panic!("a later read fetched the whole journal again: {url} (all: {reads:?})")
+                        })
+                })
+                .collect();
+            assert!(
+                afters.iter().any(|&n| n >= 4),
+                "#5 was read as what came after #4 at the latest: {reads:?}"
+            );
+
+            // A clear through the API (not the page) empties the list; what comes
+            // next is listed alone.
+            let cleared = reqwest::Client::new()
+                .delete(format!("{}/_mock/requests", mock.url()))
+                .send()
+                .await
+                .unwrap();
+            assert!(cleared.status().is_success());
+            wait_until("the list to empty after the clear", STEP, || async {
+                seqs().await.is_empty().then_some(())
+            })
+            .await;
+            post(6).await;
+            wait_until("#6 listed alone", STEP, || async {
+                (seqs().await == [6]).then_some(())
+            })
+            .await;
+        },
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // The dispatcher's console
 // ---------------------------------------------------------------------------

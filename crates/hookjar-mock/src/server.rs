@@ -654,10 +654,16 @@ fn snapshot(shared: &Shared, after: u64) -> (Vec<Arc<Record>>, Counts) {
     (st.since(after).cloned().collect(), st.counts())
 }
 
-/// Adds the evicted count to an answer of `/_mock/*`.
+/// Adds the counts of the journal in memory to an answer of `/_mock/*`, read under
+/// the same lock as the records it lists.
 fn with_counts(mut res: Reply, counts: Counts) -> Reply {
-    res.headers_mut()
-        .insert(EVICTED_HEADER, http::HeaderValue::from(counts.evicted));
+    let h = res.headers_mut();
+    h.insert(EVICTED_HEADER, http::HeaderValue::from(counts.evicted));
+    h.insert(
+        LATEST_SEQ_HEADER,
+        http::HeaderValue::from(counts.latest_seq),
+    );
+    h.insert(KEPT_HEADER, http::HeaderValue::from(counts.kept));
     res
 }
 
@@ -671,6 +677,16 @@ const ENDPOINTS: &str =
 /// The response header of `GET /_mock/requests` and `/_mock/deliveries` that counts
 /// the records evicted from memory (see `--keep`).
 pub const EVICTED_HEADER: &str = "x-hookjar-evicted";
+
+/// The response header of `GET /_mock/requests` and `/_mock/deliveries` that gives
+/// the newest `seq` given so far. The requests in memory are always the `seq`s
+/// from `latest - kept + 1` to `latest`: a poller of `?after=SEQ` drops what it
+/// holds below that (evicted, or cleared).
+pub const LATEST_SEQ_HEADER: &str = "x-hookjar-latest-seq";
+
+/// The response header that counts the requests in memory (see
+/// [`LATEST_SEQ_HEADER`]).
+pub const KEPT_HEADER: &str = "x-hookjar-kept";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

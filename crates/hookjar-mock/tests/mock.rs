@@ -814,6 +814,9 @@ async fn memory_keeps_the_last_n_and_says_how_many_were_evicted() {
         .await
         .unwrap();
     assert_eq!(res.headers()["x-hookjar-evicted"], "2");
+    // In memory: seqs latest - kept + 1 ..= latest, i.e. #3 to #5.
+    assert_eq!(res.headers()["x-hookjar-latest-seq"], "5");
+    assert_eq!(res.headers()["x-hookjar-kept"], "3");
     let listed: Value = res.json().await.unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["seq"], 5);

@@ -1,6 +1,7 @@
 // hookjar mock inspector: plain JavaScript over the receiver's JSON endpoints.
 //
-//   GET    /_mock/requests      the journal (re-read whenever /_mock/stream says it changed)
+//   GET    /_mock/requests      the journal: all of it once, then ?after=SEQ (what is new)
+//                               whenever /_mock/stream says it changed
 //   GET    /_mock/stream        server-sent events: "change" when a request is recorded or cleared
 //   POST   /_mock/ui/verdicts   what Skilljar would conclude from each answer
 //   GET/PUT /_mock/script      the scripts in force
@@ -11,6 +12,9 @@
 (function () {
   const MAX_ROWS = 500;
   const state = {
+    all: [],             // the receiver's requests in memory, oldest first
+    lastSeq: 0,          // the newest seq read so far
+    reload: true,        // read the whole journal next time (first, or the stream reconnected)
     records: [],         // newest first
     verdicts: new Map(), // seq -> {verdict, detail}
     deliveries: new Map(), // "digest path" -> records, oldest first
@@ -67,9 +71,41 @@
       });
   }
 
+  // The requests after `after` (null: all of them), and the receiver's counts read
+  // with them: it holds the seqs latest - kept + 1 ..= latest in memory.
+  async function readJournal(after) {
+    const res = await fetch(after === null ? '/_mock/requests' : `/_mock/requests?after=${after}`);
+    const text = await res.text();
+    if (!res.ok) {
+      let why = `HTTP ${res.status}`;
+      try { why = JSON.parse(text).detail || why; } catch (_) { /* not JSON */ }
+      throw new Error(why);
+    }
+    return {
+      list: JSON.parse(text),
+      latest: Number(res.headers.get('x-hookjar-latest-seq') || 0),
+      kept: Number(res.headers.get('x-hookjar-kept') || 0),
+    };
+  }
+
+  // Reads only what is new, then drops what the receiver no longer holds (evicted
+  // by --keep, or cleared), so a long run costs each change its new requests only.
   async function refresh() {
-    const list = await call('GET', '/_mock/requests');
-    const need = list.filter((r) => !state.verdicts.has(r.seq));
+    let full = state.reload;
+    state.reload = false;
+    let read = await readJournal(full ? null : state.lastSeq);
+    if (!full && read.latest < state.lastSeq) {
+      // The receiver started again (its seqs count from 1): read all of it.
+      full = true;
+      read = await readJournal(null);
+    }
+    const oldest = read.latest - read.kept + 1;
+    const kept = full ? [] : state.all.filter((r) => r.seq >= oldest);
+    for (const r of read.list) if (r.seq >= oldest) kept.push(r);
+    state.all = kept;
+    state.lastSeq = read.latest;
+    const list = state.all.slice();
+    const need = read.list.filter((r) => r.seq >= oldest && !state.verdicts.has(r.seq));
     if (need.length) {
       const answers = need.map((r) => ({ step: r.step, status: r.status, attempt: r.attempt }));
       const verdicts = await call('POST', '/_mock/ui/verdicts', JSON.stringify(answers));
@@ -302,7 +338,13 @@
 
   function connect() {
     const source = new EventSource('/_mock/stream');
-    source.addEventListener('open', () => setLive('live', 'ok'));
+    let opened = false;
+    source.addEventListener('open', () => {
+      setLive('live', 'ok');
+      // Reconnected: the receiver may be a new one; read the whole journal again.
+      if (opened) { state.reload = true; schedule(); }
+      opened = true;
+    });
     // A journal change also re-reads the scripts, in case another client changed them.
     source.addEventListener('change', () => { schedule(); loadScripts(); });
     source.addEventListener('error', () => setLive('reconnecting…', 'bad'));
