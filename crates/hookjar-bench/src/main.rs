@@ -15,7 +15,10 @@
 //!   POSTing the same number of payloads to the same bare receiver at the dispatcher's
 //!   delivery concurrency; it prints the dispatcher's fraction of it, and the latency
 //!   of each `POST /v1/events` (p50, p99, max). Rounds alternate the two (`--rounds`,
-//!   3 by default); it prints each round and min / median / max over them.
+//!   3 by default); it prints each round and min / median / max over them. Between
+//!   the two it runs the relay bound: the same emits relayed to the receiver by a
+//!   server doing only the HTTP work (no store, no scheduler), the most any
+//!   dispatcher could reach with the same HTTP work.
 //! - `lifecycle` — N webhooks whose receiver answers 503 forever, each living its
 //!   whole 61-attempt life-cycle (~50 h) on tokio's paused clock: the wall time it takes.
 //! - `restart` — a store holding N pending deliveries: how long the dispatcher takes to
@@ -88,7 +91,7 @@ enum Run {
         /// Concurrent emitters.
         #[arg(long, default_value_t = 16)]
         concurrency: u64,
-        /// Rounds (each runs the ceiling, then the dispatcher).
+        /// Rounds (each runs the ceiling, the relay bound, then the dispatcher).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// The dispatcher's store: `file` (SQLite file, WAL: the documented figure) or
@@ -836,7 +839,7 @@ impl DispatchRound {
     }
 }
 
-/// `rounds` rounds, each the no-storage ceiling then the dispatcher, back to back on
+/// `rounds` rounds, each the no-storage ceiling, the relay bound and the dispatcher, back to back on
 /// the same receiver; prints each round and min / median / max of every figure.
 fn dispatch_run(
     events: u64,
