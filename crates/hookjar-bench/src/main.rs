@@ -839,8 +839,9 @@ impl DispatchRound {
     }
 }
 
-/// `rounds` rounds, each the no-storage ceiling, the relay bound and the dispatcher, back to back on
-/// the same receiver; prints each round and min / median / max of every figure.
+/// `rounds` rounds, each the no-storage ceiling, the relay bound and the dispatcher,
+/// back to back on the same receiver; prints each round and min / median / max of
+/// every figure.
 fn dispatch_run(
     events: u64,
     webhooks: u64,
