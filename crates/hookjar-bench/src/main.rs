@@ -839,6 +839,23 @@ impl DispatchRound {
     }
 }
 
+/// What one dispatch round emits: `events` events to `webhooks` webhooks, from
+/// `concurrency` clients.
+#[derive(Debug, Clone, Copy)]
+struct Emits {
+    events: u64,
+    webhooks: u64,
+    concurrency: u64,
+}
+
+/// Runs `phase`; returns what it returned and the CPU seconds this process used
+/// meanwhile.
+fn with_cpu<T>(phase: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
+    let cpu = cpu_seconds()?;
+    let out = phase()?;
+    Ok((out, cpu_seconds()? - cpu))
+}
+
 /// `rounds` rounds, each the no-storage ceiling, the relay bound and the dispatcher,
 /// back to back on the same receiver; prints each round and min / median / max of
 /// every figure.
@@ -857,6 +874,11 @@ fn dispatch_run(
     let received = Arc::new(AtomicU64::new(0));
     let receiver = receiver_rt.block_on(bare_hyper(Arc::clone(&received)))?;
     let expected = events * webhooks;
+    let emits = Emits {
+        events,
+        webhooks,
+        concurrency,
+    };
     let delivery_concurrency = Config::default().concurrency as u64;
     println!(
         "dispatch run: {events} events × {webhooks} webhooks = {expected} deliveries, {concurrency} concurrent emitters, {}, {rounds} rounds",
@@ -870,39 +892,23 @@ fn dispatch_run(
     );
     let mut all = Vec::new();
     for round in 1..=rounds {
-        let cpu = cpu_seconds()?;
-        let ceiling_rate = ceiling(
-            &format!("http://{receiver}/hook/ceiling"),
-            expected,
-            delivery_concurrency,
-        )?;
-        let ceiling_cpu = cpu_seconds()? - cpu;
+        let (ceiling_rate, ceiling_cpu) = with_cpu(|| {
+            ceiling(
+                &format!("http://{receiver}/hook/ceiling"),
+                expected,
+                delivery_concurrency,
+            )
+        })?;
         received.store(0, Ordering::Relaxed);
-        let cpu = cpu_seconds()?;
-        let relay = relay_round(
-            receiver,
-            &received,
-            events,
-            webhooks,
-            concurrency,
-            ceiling_rate,
-        )?;
-        let relay_cpu = cpu_seconds()? - cpu;
+        let (relay, relay_cpu) =
+            with_cpu(|| relay_round(receiver, &received, emits, ceiling_rate))?;
         received.store(0, Ordering::Relaxed);
-        let cpu = cpu_seconds()?;
-        let mut r = dispatch_round(
-            receiver,
-            &received,
-            events,
-            webhooks,
-            concurrency,
-            ceiling_rate,
-            store,
-        )?;
+        let (mut r, cpu) =
+            with_cpu(|| dispatch_round(receiver, &received, emits, ceiling_rate, store))?;
         r.ceiling_cpu_us = ceiling_cpu * 1e6 / expected as f64;
         r.relay = relay.deliveries_per_s;
         r.relay_cpu_us = relay_cpu * 1e6 / expected as f64;
-        r.cpu_us = (cpu_seconds()? - cpu) * 1e6 / expected as f64;
+        r.cpu_us = cpu * 1e6 / expected as f64;
         println!(
             "  round {round}: ceiling {:>6.0} POSTs/s; relay bound {:>6.0} deliveries/s ({:.2} of the ceiling); emit {:>6.0} events/s; delivered {:>6.0} deliveries/s; ratio {:.2}; emit latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; CPU per delivery {:.0} µs (ceiling {:.0} µs per POST, relay {:.0} µs per delivery)",
             r.ceiling,
@@ -956,14 +962,11 @@ fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
 fn dispatch_round(
     receiver: SocketAddr,
     received: &AtomicU64,
-    events: u64,
-    webhooks: u64,
-    concurrency: u64,
+    emits: Emits,
     ceiling: f64,
     store: DispatchStore,
 ) -> anyhow::Result<DispatchRound> {
     let db = temp_db("dispatch");
-    let expected = events * webhooks;
     // The dispatcher runs on the runtime `hookjar serve` builds (tokio's default: a
     // worker per core); the emitting clients on their own one-worker runtime, as the
     // ceiling's client.
@@ -977,7 +980,7 @@ fn dispatch_round(
     let rt = one_thread()?;
     let round = rt.block_on(async {
         let client = reqwest::Client::builder().no_proxy().build()?;
-        for w in 0..webhooks {
+        for w in 0..emits.webhooks {
             let code = api_post(
                 &client,
                 format!("{}/v1/webhooks", d.url()),
@@ -990,9 +993,7 @@ fn dispatch_round(
             &client,
             &format!("{}/v1/events", d.url()),
             received,
-            events,
-            expected,
-            concurrency,
+            emits,
             ceiling,
         )
         .await
@@ -1003,18 +1004,21 @@ fn dispatch_round(
     Ok(round)
 }
 
-/// `events` emits (`POST {emit_url}`, `COURSE_COMPLETION`, each expecting 202) from
-/// `concurrency` clients; the clock stops when the receiver has counted `expected`
-/// deliveries.
+/// The emits (`POST {emit_url}`, `COURSE_COMPLETION`, each expecting 202); the
+/// clock stops when the receiver has counted every delivery (events × webhooks).
 async fn emit_and_wait(
     client: &reqwest::Client,
     emit_url: &str,
     received: &AtomicU64,
-    events: u64,
-    expected: u64,
-    concurrency: u64,
+    emits: Emits,
     ceiling: f64,
 ) -> anyhow::Result<DispatchRound> {
+    let Emits {
+        events,
+        webhooks,
+        concurrency,
+    } = emits;
+    let expected = events * webhooks;
     let start = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -1042,14 +1046,7 @@ async fn emit_and_wait(
     }
     emit_latencies.sort();
     let emitted = start.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while received.load(Ordering::Relaxed) < expected {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "deliveries did not finish in 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_received(received, expected, "the deliveries").await?;
     let all = start.elapsed();
     Ok(DispatchRound {
         ceiling,
@@ -1061,6 +1058,19 @@ async fn emit_and_wait(
         relay: 0.0,
         relay_cpu_us: 0.0,
     })
+}
+
+/// Waits until `received` reaches `want`; fails after 10 minutes, naming `what`.
+async fn wait_received(received: &AtomicU64, want: u64, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while received.load(Ordering::Relaxed) < want {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what}: not all delivered in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
 }
 
 /// The relay bound: a "dispatcher" with nothing but its HTTP work, on the runtime
@@ -1166,12 +1176,10 @@ async fn relay_emit(
 fn relay_round(
     receiver: SocketAddr,
     received: &AtomicU64,
-    events: u64,
-    webhooks: u64,
-    concurrency: u64,
+    emits: Emits,
     ceiling: f64,
 ) -> anyhow::Result<DispatchRound> {
-    let targets = (0..webhooks)
+    let targets = (0..emits.webhooks)
         .map(|w| format!("http://{receiver}/hook/relay{w}"))
         .collect();
     let (relay_rt, relay) = start_relay(targets, Config::default().concurrency)?;
@@ -1182,9 +1190,7 @@ fn relay_round(
             &client,
             &format!("http://{relay}/v1/events"),
             received,
-            events,
-            events * webhooks,
-            concurrency,
+            emits,
             ceiling,
         )
         .await

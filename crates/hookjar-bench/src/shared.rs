@@ -246,14 +246,7 @@ pub fn throughput(
                 let start = Instant::now();
                 emit(&client, &urls, 0, events, concurrency).await?;
                 let want = events * hooks;
-                let deadline = Instant::now() + Duration::from_secs(600);
-                while total.load(Ordering::Relaxed) < want {
-                    anyhow::ensure!(
-                        Instant::now() < deadline,
-                        "{label}: not delivered in 10 minutes"
-                    );
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+                crate::wait_received(&total, want, label).await?;
                 Ok::<_, anyhow::Error>(want as f64 / start.elapsed().as_secs_f64())
             })?;
             println!("  round {} {label:<12} {rate:>6.0} deliveries/s", round + 1);
