@@ -993,6 +993,7 @@ fn dispatch_round(
             &client,
             &format!("{}/v1/events", d.url()),
             received,
+            None,
             emits,
             ceiling,
         )
@@ -1010,6 +1011,7 @@ async fn emit_and_wait(
     client: &reqwest::Client,
     emit_url: &str,
     received: &AtomicU64,
+    failed: Option<&AtomicU64>,
     emits: Emits,
     ceiling: f64,
 ) -> anyhow::Result<DispatchRound> {
@@ -1046,7 +1048,7 @@ async fn emit_and_wait(
     }
     emit_latencies.sort();
     let emitted = start.elapsed();
-    wait_received(received, expected, "the deliveries").await?;
+    wait_received(received, failed, expected, "the deliveries").await?;
     let all = start.elapsed();
     Ok(DispatchRound {
         ceiling,
@@ -1060,10 +1062,19 @@ async fn emit_and_wait(
     })
 }
 
-/// Waits until `received` reaches `want`; fails after 10 minutes, naming `what`.
-async fn wait_received(received: &AtomicU64, want: u64, what: &str) -> anyhow::Result<()> {
+/// Waits until `received` reaches `want`; fails after 10 minutes, or as soon as
+/// `failed` (sends that will never arrive) is above 0, naming `what`.
+async fn wait_received(
+    received: &AtomicU64,
+    failed: Option<&AtomicU64>,
+    want: u64,
+    what: &str,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     while received.load(Ordering::Relaxed) < want {
+        if let Some(n) = failed.map(|f| f.load(Ordering::Relaxed)).filter(|&n| n > 0) {
+            anyhow::bail!("{what}: {n} POSTs got no answer from the receiver");
+        }
         anyhow::ensure!(
             Instant::now() < deadline,
             "{what}: not all delivered in 10 minutes"
@@ -1076,37 +1087,55 @@ async fn wait_received(received: &AtomicU64, want: u64, what: &str) -> anyhow::R
 /// The relay bound: a "dispatcher" with nothing but its HTTP work, on the runtime
 /// `hookjar serve` builds. It answers each `POST /v1/events` 202 as soon as it has
 /// read the body and built the payload (as the API does, minus storing), and POSTs
-/// the payload to each target with the dispatcher's client stack (reqwest, rustls)
-/// and in-flight limit. No store, no scheduler, no retries, no records: what any
-/// dispatcher would reach if all of those were free. Returns the relay's runtime
-/// (dropping it stops the relay) and address.
+/// the payload to each target with the dispatcher's client stack (reqwest, rustls,
+/// no redirects, its timeout) and in-flight limits (in all, and per webhook). No
+/// store, no scheduler, no retries, no records: what any dispatcher would reach if
+/// all of those were free.
+struct Relay {
+    client: reqwest::Client,
+    /// Each target with its own in-flight permits.
+    targets: Vec<(String, Arc<tokio::sync::Semaphore>)>,
+    /// In-flight permits in all.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// POSTs that got no answer (the round fails at once rather than wait for them).
+    failed: AtomicU64,
+}
+
+/// Starts a [`Relay`] to `targets`; returns its runtime (dropping it stops the
+/// relay), its address and the relay itself (for its failure count).
 fn start_relay(
     targets: Vec<String>,
-    in_flight: usize,
-) -> anyhow::Result<(tokio::runtime::Runtime, SocketAddr)> {
+) -> anyhow::Result<(tokio::runtime::Runtime, SocketAddr, Arc<Relay>)> {
+    let config = Config::default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let addr = rt.block_on(async {
-        let client = reqwest::Client::builder()
+    let per_target = config.per_webhook_concurrency.min(config.concurrency);
+    let relay = Arc::new(Relay {
+        client: reqwest::Client::builder()
             .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.timeout)
             .no_proxy()
-            .build()?;
-        let targets: Arc<[String]> = targets.into();
-        let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
+            .build()?,
+        targets: targets
+            .into_iter()
+            .map(|t| (t, Arc::new(tokio::sync::Semaphore::new(per_target))))
+            .collect(),
+        permits: Arc::new(tokio::sync::Semaphore::new(config.concurrency)),
+        failed: AtomicU64::new(0),
+    });
+    let addr = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let serving = Arc::clone(&relay);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (client, targets, permits) =
-                    (client.clone(), Arc::clone(&targets), Arc::clone(&permits));
+                let relay = Arc::clone(&serving);
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (client, targets, permits) =
-                            (client.clone(), Arc::clone(&targets), Arc::clone(&permits));
-                        async move {
-                            Ok::<_, Infallible>(relay_emit(req, &client, &targets, &permits).await)
-                        }
+                        let relay = Arc::clone(&relay);
+                        async move { Ok::<_, Infallible>(relay_emit(req, &relay).await) }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -1116,16 +1145,14 @@ fn start_relay(
         });
         Ok::<_, anyhow::Error>(addr)
     })?;
-    Ok((rt, addr))
+    Ok((rt, addr, relay))
 }
 
 /// One emit at the relay: 401 without credentials, 400 for a body that is not an
 /// event, else 202 and one POST per target in the background.
 async fn relay_emit(
     req: hyper::Request<hyper::body::Incoming>,
-    client: &reqwest::Client,
-    targets: &Arc<[String]>,
-    permits: &Arc<tokio::sync::Semaphore>,
+    relay: &Arc<Relay>,
 ) -> hyper::Response<Full<Bytes>> {
     let answer = |code: u16, body: &'static [u8]| {
         let mut res = hyper::Response::new(Full::new(Bytes::from_static(body)));
@@ -1145,33 +1172,37 @@ async fn relay_emit(
         return answer(400, b"{\"detail\":\"not an event\"}");
     };
     let payload = Event::fixture(event_type, time::OffsetDateTime::now_utc()).to_payload();
-    for target in targets.iter() {
-        let (client, target, permits, bytes) = (
-            client.clone(),
-            target.clone(),
-            Arc::clone(permits),
-            payload.bytes().clone(),
-        );
+    for at in 0..relay.targets.len() {
+        let (relay, bytes) = (Arc::clone(relay), payload.bytes().clone());
         tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
+            let (target, own) = &relay.targets[at];
+            let (Ok(_own), Ok(_all)) = (
+                Arc::clone(own).acquire_owned().await,
+                Arc::clone(&relay.permits).acquire_owned().await,
+            ) else {
                 return;
             };
-            if let Ok(resp) = client
-                .post(&target)
+            let sent = relay
+                .client
+                .post(target)
                 .header("content-type", "application/json")
                 .header("user-agent", "skilljar")
                 .body(bytes)
                 .send()
-                .await
-            {
-                let _ = resp.bytes().await;
+                .await;
+            let answered = match sent {
+                Ok(resp) => resp.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            if !answered {
+                relay.failed.fetch_add(1, Ordering::Relaxed);
             }
         });
     }
     answer(202, b"{\"status\":\"accepted\"}")
 }
 
-/// The relay bound for one round: [`start_relay`] with one target per webhook on the
+/// The relay bound for one round: a [`Relay`] with one target per webhook on the
 /// receiver, then the same emits as the dispatcher's.
 fn relay_round(
     receiver: SocketAddr,
@@ -1182,14 +1213,15 @@ fn relay_round(
     let targets = (0..emits.webhooks)
         .map(|w| format!("http://{receiver}/hook/relay{w}"))
         .collect();
-    let (relay_rt, relay) = start_relay(targets, Config::default().concurrency)?;
+    let (relay_rt, addr, relay) = start_relay(targets)?;
     let rt = one_thread()?;
     let round = rt.block_on(async {
         let client = reqwest::Client::builder().no_proxy().build()?;
         emit_and_wait(
             &client,
-            &format!("http://{relay}/v1/events"),
+            &format!("http://{addr}/v1/events"),
             received,
+            Some(&relay.failed),
             emits,
             ceiling,
         )

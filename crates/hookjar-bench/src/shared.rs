@@ -246,7 +246,7 @@ pub fn throughput(
                 let start = Instant::now();
                 emit(&client, &urls, 0, events, concurrency).await?;
                 let want = events * hooks;
-                crate::wait_received(&total, want, label).await?;
+                crate::wait_received(&total, None, want, label).await?;
                 Ok::<_, anyhow::Error>(want as f64 / start.elapsed().as_secs_f64())
             })?;
             println!("  round {} {label:<12} {rate:>6.0} deliveries/s", round + 1);

@@ -14,7 +14,8 @@
   const state = {
     all: [],             // the receiver's requests in memory, oldest first
     lastSeq: 0,          // the newest seq read so far
-    reload: true,        // read the whole journal next time (first, or the stream reconnected)
+    reload: 1,           // bumped when the whole journal must be read (first, or the stream reconnected)
+    loaded: 0,           // the last `reload` a whole read answered
     records: [],         // newest first
     verdicts: new Map(), // seq -> {verdict, detail}
     deliveries: new Map(), // "digest path" -> records, oldest first
@@ -91,13 +92,21 @@
   // Reads only what is new, then drops what the receiver no longer holds (evicted
   // by --keep, or cleared), so a long run costs each change its new requests only.
   async function refresh() {
-    let full = state.reload;
-    state.reload = false;
+    const wanted = state.reload;
+    let full = state.loaded !== wanted;
     let read = await readJournal(full ? null : state.lastSeq);
     if (!full && read.latest < state.lastSeq) {
       // The receiver started again (its seqs count from 1): read all of it.
       full = true;
       read = await readJournal(null);
+    }
+    // Only now: a full read that failed is tried again next time, and a reconnect
+    // during this one asks for another.
+    state.loaded = wanted;
+    if (full) {
+      // Maybe another receiver (restarted): its seqs name other requests.
+      state.verdicts.clear();
+      state.selected = null;
     }
     const oldest = read.latest - read.kept + 1;
     const kept = full ? [] : state.all.filter((r) => r.seq >= oldest);
@@ -105,7 +114,9 @@
     state.all = kept;
     state.lastSeq = read.latest;
     const list = state.all.slice();
-    const need = read.list.filter((r) => r.seq >= oldest && !state.verdicts.has(r.seq));
+    // Every record still without a verdict, new or not (a verdict call that failed
+    // is made again for its records).
+    const need = list.filter((r) => !state.verdicts.has(r.seq));
     if (need.length) {
       const answers = need.map((r) => ({ step: r.step, status: r.status, attempt: r.attempt }));
       const verdicts = await call('POST', '/_mock/ui/verdicts', JSON.stringify(answers));
@@ -342,7 +353,7 @@
     source.addEventListener('open', () => {
       setLive('live', 'ok');
       // Reconnected: the receiver may be a new one; read the whole journal again.
-      if (opened) { state.reload = true; schedule(); }
+      if (opened) { state.reload += 1; schedule(); }
       opened = true;
     });
     // A journal change also re-reads the scripts, in case another client changed them.

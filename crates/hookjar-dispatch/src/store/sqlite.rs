@@ -574,16 +574,8 @@ impl SqliteStore {
     /// Drops the pending deliveries of inactive webhooks (left by a crash between a
     /// deactivation and its bookkeeping).
     pub async fn drop_pending_of_inactive(&self) -> Result<usize, StoreError> {
-        self.call(|c| {
-            Ok(c.execute(
-                "UPDATE deliveries SET state = 'dropped', due_at = NULL,
-                    note = 'dropped: webhook inactive'
-                 WHERE state = 'pending'
-                   AND webhook_seq IN (SELECT seq FROM webhooks WHERE active = 0)",
-                [],
-            )?)
-        })
-        .await
+        self.call(|c| Ok(c.execute(DROP_PENDING_OF_INACTIVE_SQL, [])?))
+            .await
     }
 
     /// How many deliveries are pending or in flight.
@@ -1211,6 +1203,13 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
     Ok(effects)
 }
 
+/// Drops the pending deliveries of inactive webhooks, found through the pending-only
+/// due index (not by reading every delivery such a webhook ever had).
+const DROP_PENDING_OF_INACTIVE_SQL: &str = "UPDATE deliveries INDEXED BY deliveries_webhook_due
+     SET state = 'dropped', due_at = NULL, note = 'dropped: webhook inactive'
+     WHERE state = 'pending'
+       AND webhook_seq IN (SELECT seq FROM webhooks WHERE active = 0)";
+
 /// One page of a webhook's deliveries, oldest first, with their event.
 const WEBHOOK_DELIVERIES_SQL: &str =
     "SELECT d.seq, d.id, e.id, e.event_type, e.digest, d.state, d.created_at, d.due_at, d.note
@@ -1275,6 +1274,11 @@ mod tests {
             "{plan}"
         );
         assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+        let plan = plan_of(DROP_PENDING_OF_INACTIVE_SQL, &[]).join("\n");
+        assert!(
+            plan.contains("INDEX deliveries_webhook_due (webhook_seq=?)"),
+            "{plan}"
+        );
     }
 
     /// Group commit: emits that wait while the connection is busy are stored in one
