@@ -23,12 +23,21 @@ schemathesis 4 cannot act on it, and nowhere else.
    "other query parameters are ignored", so schemathesis counts them as invalid
    input that should be refused. Only a failure whose request carries such a
    parameter is dropped.
+6. Negative data that never reached the server. In the stateful phase schemathesis
+   can report a request as "schema-violating" (no `Authorization`, a body of random
+   bytes) while the request it actually sent carried the `--auth` credentials and
+   the JSON body a link filled in; the server rightly accepted that request. Such a
+   failure is dropped only when every invalid component it names is contradicted by
+   the request as sent (`response.request`): the credentials are there, the body is
+   a JSON object.
 5. `format: uri` the other way. Django's URLValidator is also *stricter* than RFC
    3986 in places a JSON Schema cannot say: a host name of at most 253 characters,
    labels of at most 63, a TLD of letters (S6, settled). A schema-valid
    `target_url` refused with exactly `{"target_url": ["Enter a valid URL."]}` and
    nothing else is dropped; any other refusal of a schema-valid body still fails.
 """
+
+import json
 
 import schemathesis
 
@@ -44,6 +53,36 @@ def filter_case(context, case):
         return False
     if any(v is None for v in case.body.values()):
         return False
+    return True
+
+
+MISSING_AUTH = "violates `required` (was Authorization)"
+BAD_SYNTAX = "Invalid syntax"
+
+
+def negation_never_sent(message, response):
+    """Whether each invalid component `message` names (a missing Authorization, a
+    body that is not JSON) is absent from the request as sent (point 6)."""
+    if response is None or getattr(response, "request", None) is None:
+        return False
+    _, _, listed = message.partition("Invalid component:")
+    items = [line.strip() for line in listed.splitlines() if line.strip()]
+    if not items:
+        return False
+    sent = response.request
+    for item in items:
+        if MISSING_AUTH in item:
+            if "Authorization" not in sent.headers:
+                return False
+        elif BAD_SYNTAX in item:
+            try:
+                parsed = json.loads(sent.body)
+            except (TypeError, ValueError):
+                return False
+            if not isinstance(parsed, dict):
+                return False
+        elif item not in ("in header",):
+            return False
     return True
 
 
@@ -74,6 +113,8 @@ def filter_failure(context, failure, case, response):
             return False
     message = str(getattr(failure, "message", ""))
     if kind == "AcceptedNegativeData" and "target_url: Value not matching the 'uri' format" in message:
+        return False
+    if kind == "AcceptedNegativeData" and negation_never_sent(message, response):
         return False
     if (
         kind == "JsonSchemaError"

@@ -387,6 +387,14 @@ async fn log_in(c: &Client, key: &str) {
     .await;
 }
 
+/// The array a script returns.
+async fn js_array(c: &Client, script: &str) -> Vec<Value> {
+    match c.execute(script, vec![]).await.expect("the script runs") {
+        Value::Array(items) => items,
+        other => panic!("the script returned {other}, not an array"),
+    }
+}
+
 /// Calls the dispatcher's API with the key, as any client does.
 async fn call_api(
     d: &Dispatcher,
@@ -639,32 +647,18 @@ async fn inspector_reads_only_new_requests_and_follows_evictions_and_clears() {
                     assert_eq!(post_event(&url, "skilljar", None, &body).await, 200);
                 }
             };
+            // The seqs listed, top to bottom.
             let seqs = || async {
-                let rows: Value = c
-                    .execute(
-                        "return [...document.querySelectorAll('#rows tr[data-seq]')].map((r) => Number(r.dataset.seq));",
-                        vec![],
-                    )
+                js_array(&c, "return [...document.querySelectorAll('#rows tr[data-seq]')].map((r) => Number(r.dataset.seq));")
                     .await
-                    .unwrap();
-                rows.as_array()
-                    .unwrap()
                     .iter()
                     .map(|v| v.as_u64().unwrap())
                     .collect::<Vec<_>>()
             };
             // The page's reads of the journal so far, in order.
             let reads = || async {
-                let names: Value = c
-                    .execute(
-                        "return performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/_mock/requests'));",
-                        vec![],
-                    )
+                js_array(&c, "return performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/_mock/requests'));")
                     .await
-                    .unwrap();
-                names
-                    .as_array()
-                    .unwrap()
                     .iter()
                     .map(|v| v.as_str().unwrap().to_owned())
                     .collect::<Vec<_>>()
