@@ -726,7 +726,7 @@ async fn inspector_reads_only_new_requests_and_follows_evictions_and_clears() {
 // The dispatcher's console
 // ---------------------------------------------------------------------------
 
-/// Log in, create a webhook to a `503*2,200` mock, emit under `--time-scale 3600`:
+/// Log in, create a webhook to a `503*2,200` mock, emit under `--time-scale 60`:
 /// the timeline shows three attempts, the back-offs of S14 (2 s, then 4 s), and
 /// redeliver sends the same bytes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -741,7 +741,10 @@ async fn console_shows_the_retry_timeline_and_redelivers() {
         Config {
             api_key: "k3y".into(),
             store: StoreConfig::InMemory,
-            time_scale: 3600.0,
+            // Fast enough (the 6 s of back-off take 0.1 s) yet coarse enough that the
+            // scheduler's real jitter (a fraction of a millisecond, scaled 60 ×) stays
+            // below the 0.1 s the page shows; at 3600 × one CI run saw 4.0 s shown as 5.6 s.
+            time_scale: 60.0,
             ..Config::default()
         },
         "127.0.0.1:0",
@@ -800,7 +803,20 @@ async fn console_shows_the_retry_timeline_and_redelivers() {
         assert_eq!(col(0), ["first", "retry 1", "retry 2"]);
         assert_eq!(col(2), ["HTTP 503", "HTTP 503", "HTTP 200"]);
         assert_eq!(col(4), ["retry", "retry", "delivered"]);
-        assert_eq!(col(5), ["2.0s", "4.0s", "—"], "the back-off gaps (S14)");
+        // The back-off gaps (S14): from each POST's end to the next attempt's due
+        // time, so at least 2 s and 4 s, and more only by the scheduler's jitter.
+        let gaps = col(5);
+        assert_eq!(gaps[2], "—", "{gaps:?}");
+        for (shown, backoff) in gaps[..2].iter().zip([2.0, 4.0]) {
+            let secs: f64 = shown
+                .strip_suffix('s')
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a gap is shown as {shown:?}: {gaps:?}"));
+            assert!(
+                (backoff..backoff + 0.5).contains(&secs),
+                "the back-off gaps (S14): {gaps:?}"
+            );
+        }
         let dots = c.find_all(Locator::Css("#tl-svg circle.dot")).await.unwrap();
         assert_eq!(dots.len(), 3, "one dot per attempt on the axis");
         assert!(text_of(&c, "#tl-meta").await.starts_with("delivered"));
