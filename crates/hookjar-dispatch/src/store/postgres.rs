@@ -48,8 +48,8 @@ use tokio_postgres::{GenericClient, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    AttemptColumns, AttemptRecord, AttemptView, Claimed, DeliveryView, Interrupted, NewEvent,
-    RecordEffects, Redeliver, headers_json, parse_timeline,
+    AttemptRecord, AttemptView, Claimed, DeliveryView, Interrupted, NewEvent, RecordEffects,
+    Redeliver, headers_json, parse_timeline,
 };
 use crate::clock::Micros;
 use crate::error::StoreError;
@@ -695,13 +695,8 @@ impl PgStore {
             };
             let current: i64 = current.get(0);
             let stale = current != rec.revision;
-            let AttemptColumns {
-                status,
-                error,
-                next_at,
-                label,
-            } = rec.columns();
-            let status = status.map(i32::from);
+            let cols = rec.columns();
+            let status = cols.status.map(i32::from);
             let n = attempt_i32(rec.attempt);
             tx.execute(
                 &log,
@@ -712,10 +707,10 @@ impl PgStore {
                     &rec.wall_at,
                     &rec.latency_us,
                     &status,
-                    &error,
-                    &label,
+                    &cols.error,
+                    &cols.label,
                     &rec.detail,
-                    &next_at,
+                    &cols.next_at,
                     &rec.revision,
                     &stale,
                 ],
@@ -739,7 +734,7 @@ impl PgStore {
                 Verdict::RetryAfter { .. } => {
                     tx.execute(
                         &requeue,
-                        &[&rec.delivery_seq, &made, &next_at, &rec.webhook_seq],
+                        &[&rec.delivery_seq, &made, &cols.next_at, &rec.webhook_seq],
                     )
                     .await?;
                 }

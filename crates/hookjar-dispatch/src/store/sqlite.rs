@@ -20,8 +20,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::{
-    AttemptColumns, AttemptRecord, AttemptView, ClaimRequest, Claimed, DeliveryView, Interrupted,
-    NewEvent, RecordEffects, Redeliver, StoreConfig, headers_json, parse_timeline,
+    AttemptRecord, AttemptView, ClaimRequest, Claimed, DeliveryView, Interrupted, NewEvent,
+    RecordEffects, Redeliver, StoreConfig, headers_json, parse_timeline,
 };
 use crate::clock::Micros;
 use crate::error::StoreError;
@@ -1098,12 +1098,7 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
             continue;
         };
         let stale = current != rec.revision;
-        let AttemptColumns {
-            status,
-            error,
-            next_at,
-            label,
-        } = rec.columns();
+        let cols = rec.columns();
         tx.prepare_cached(
             "INSERT OR REPLACE INTO attempts
                (delivery_seq, n, started_at, wall_at, latency_us, status, error, verdict,
@@ -1116,11 +1111,11 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
             rec.started_at,
             rec.wall_at,
             rec.latency_us,
-            status,
-            error,
-            label,
+            cols.status,
+            cols.error,
+            cols.label,
             rec.detail,
-            next_at,
+            cols.next_at,
             rec.revision,
             stale,
         ])?;
@@ -1143,7 +1138,11 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
                     "UPDATE deliveries SET state = 'pending', attempts = ?2, due_at = ?3
                      WHERE seq = ?1 AND state = 'inflight'",
                 )?
-                .execute(params![rec.delivery_seq, rec.attempt + 1, next_at])?;
+                .execute(params![
+                    rec.delivery_seq,
+                    rec.attempt + 1,
+                    cols.next_at
+                ])?;
                 // …and not at all if its webhook went inactive meanwhile.
                 tx.prepare_cached(
                     "UPDATE deliveries SET state = 'dropped', due_at = NULL,
