@@ -785,21 +785,27 @@ fn ceiling(url: &str, total: u64, concurrency: u64) -> anyhow::Result<f64> {
 
 /// One round of `hookjar-load dispatch`.
 struct DispatchRound {
+    /// The ceiling's POSTs/s.
     ceiling: f64,
+    /// Its CPU time (user + system, this whole process) per POST, in µs.
+    ceiling_cpu_us: f64,
+    /// The relay bound's deliveries/s ([`Relay`]: the same emits and POSTs, nothing
+    /// else).
+    relay: f64,
+    /// The relay's CPU time per delivery, in µs.
+    relay_cpu_us: f64,
+    /// The dispatcher's emits and deliveries.
+    dispatcher: EmitRun,
+    /// Its CPU time (emitters, dispatcher, receiver) per delivery, in µs.
+    cpu_us: f64,
+}
+
+/// What one run of emits measured ([`emit_and_wait`]).
+struct EmitRun {
     emits_per_s: f64,
     deliveries_per_s: f64,
     /// Each `POST /v1/events`' latency, sorted.
     emit_latencies: Vec<Duration>,
-    /// CPU time (user + system, this whole process: emitters, dispatcher, receiver)
-    /// per delivery, in µs.
-    cpu_us: f64,
-    /// The same for the ceiling, per POST.
-    ceiling_cpu_us: f64,
-    /// The relay bound's deliveries/s ([`start_relay`]: the same emits and POSTs,
-    /// nothing else).
-    relay: f64,
-    /// The relay's CPU time per delivery, in µs.
-    relay_cpu_us: f64,
 }
 
 /// CPU time (user + system) this process has used so far, in seconds, from
@@ -824,7 +830,7 @@ fn cpu_seconds() -> anyhow::Result<f64> {
 
 impl DispatchRound {
     fn ratio(&self) -> f64 {
-        self.deliveries_per_s / self.ceiling
+        self.dispatcher.deliveries_per_s / self.ceiling
     }
 
     fn relay_ratio(&self) -> f64 {
@@ -833,7 +839,7 @@ impl DispatchRound {
 
     /// The `q` quantile (0..=1) of the emit latencies, in ms.
     fn emit_ms(&self, q: f64) -> f64 {
-        let l = &self.emit_latencies;
+        let l = &self.dispatcher.emit_latencies;
         let at = ((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1;
         l[at].as_secs_f64() * 1000.0
     }
@@ -900,22 +906,25 @@ fn dispatch_run(
             )
         })?;
         received.store(0, Ordering::Relaxed);
-        let (relay, relay_cpu) =
-            with_cpu(|| relay_round(receiver, &received, emits, ceiling_rate))?;
+        let (relay, relay_cpu) = with_cpu(|| relay_round(receiver, &received, emits))?;
         received.store(0, Ordering::Relaxed);
-        let (mut r, cpu) =
-            with_cpu(|| dispatch_round(receiver, &received, emits, ceiling_rate, store))?;
-        r.ceiling_cpu_us = ceiling_cpu * 1e6 / expected as f64;
-        r.relay = relay.deliveries_per_s;
-        r.relay_cpu_us = relay_cpu * 1e6 / expected as f64;
-        r.cpu_us = cpu * 1e6 / expected as f64;
+        let (dispatcher, cpu) = with_cpu(|| dispatch_round(receiver, &received, emits, store))?;
+        let per = |seconds: f64| seconds * 1e6 / expected as f64;
+        let r = DispatchRound {
+            ceiling: ceiling_rate,
+            ceiling_cpu_us: per(ceiling_cpu),
+            relay: relay.deliveries_per_s,
+            relay_cpu_us: per(relay_cpu),
+            dispatcher,
+            cpu_us: per(cpu),
+        };
         println!(
             "  round {round}: ceiling {:>6.0} POSTs/s; relay bound {:>6.0} deliveries/s ({:.2} of the ceiling); emit {:>6.0} events/s; delivered {:>6.0} deliveries/s; ratio {:.2}; emit latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; CPU per delivery {:.0} µs (ceiling {:.0} µs per POST, relay {:.0} µs per delivery)",
             r.ceiling,
             r.relay,
             r.relay_ratio(),
-            r.emits_per_s,
-            r.deliveries_per_s,
+            r.dispatcher.emits_per_s,
+            r.dispatcher.deliveries_per_s,
             r.ratio(),
             r.emit_ms(0.5),
             r.emit_ms(0.99),
@@ -937,8 +946,12 @@ fn dispatch_run(
     row("ceiling (POSTs/s)", &|r| r.ceiling, 0);
     row("relay bound (deliveries/s)", &|r| r.relay, 0);
     row("relay bound / ceiling", &DispatchRound::relay_ratio, 2);
-    row("emit (events/s, 202)", &|r| r.emits_per_s, 0);
-    row("delivered (deliveries/s)", &|r| r.deliveries_per_s, 0);
+    row("emit (events/s, 202)", &|r| r.dispatcher.emits_per_s, 0);
+    row(
+        "delivered (deliveries/s)",
+        &|r| r.dispatcher.deliveries_per_s,
+        0,
+    );
     row("dispatcher / ceiling", &DispatchRound::ratio, 2);
     row("emit latency p50 (ms)", &|r| r.emit_ms(0.5), 2);
     row("emit latency p99 (ms)", &|r| r.emit_ms(0.99), 2);
@@ -963,9 +976,8 @@ fn dispatch_round(
     receiver: SocketAddr,
     received: &AtomicU64,
     emits: Emits,
-    ceiling: f64,
     store: DispatchStore,
-) -> anyhow::Result<DispatchRound> {
+) -> anyhow::Result<EmitRun> {
     let db = temp_db("dispatch");
     // The dispatcher runs on the runtime `hookjar serve` builds (tokio's default: a
     // worker per core); the emitting clients on their own one-worker runtime, as the
@@ -995,7 +1007,6 @@ fn dispatch_round(
             received,
             None,
             emits,
-            ceiling,
         )
         .await
     });
@@ -1013,8 +1024,7 @@ async fn emit_and_wait(
     received: &AtomicU64,
     failed: Option<&AtomicU64>,
     emits: Emits,
-    ceiling: f64,
-) -> anyhow::Result<DispatchRound> {
+) -> anyhow::Result<EmitRun> {
     let Emits {
         events,
         webhooks,
@@ -1050,15 +1060,10 @@ async fn emit_and_wait(
     let emitted = start.elapsed();
     wait_received(received, failed, expected, "the deliveries").await?;
     let all = start.elapsed();
-    Ok(DispatchRound {
-        ceiling,
+    Ok(EmitRun {
         emits_per_s: events as f64 / emitted.as_secs_f64(),
         deliveries_per_s: expected as f64 / all.as_secs_f64(),
         emit_latencies,
-        cpu_us: 0.0,
-        ceiling_cpu_us: 0.0,
-        relay: 0.0,
-        relay_cpu_us: 0.0,
     })
 }
 
@@ -1208,8 +1213,7 @@ fn relay_round(
     receiver: SocketAddr,
     received: &AtomicU64,
     emits: Emits,
-    ceiling: f64,
-) -> anyhow::Result<DispatchRound> {
+) -> anyhow::Result<EmitRun> {
     let targets = (0..emits.webhooks)
         .map(|w| format!("http://{receiver}/hook/relay{w}"))
         .collect();
@@ -1223,7 +1227,6 @@ fn relay_round(
             received,
             Some(&relay.failed),
             emits,
-            ceiling,
         )
         .await
     });
