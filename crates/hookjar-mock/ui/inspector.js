@@ -42,7 +42,8 @@
     return node;
   }
 
-  async function call(method, path, body, type) {
+  // The answer's JSON (or text) and headers; an error status throws its detail.
+  async function request(method, path, body, type) {
     const init = { method, headers: {} };
     if (body !== undefined) {
       init.body = body;
@@ -56,7 +57,11 @@
       const why = data && data.detail ? data.detail : `HTTP ${res.status}`;
       throw new Error(why);
     }
-    return data;
+    return { data, headers: res.headers };
+  }
+
+  async function call(method, path, body, type) {
+    return (await request(method, path, body, type)).data;
   }
 
   // ---- the journal -------------------------------------------------------
@@ -75,17 +80,11 @@
   // The requests after `after` (null: all of them), and the receiver's counts read
   // with them: it holds the seqs latest - kept + 1 ..= latest in memory.
   async function readJournal(after) {
-    const res = await fetch(after === null ? '/_mock/requests' : `/_mock/requests?after=${after}`);
-    const text = await res.text();
-    if (!res.ok) {
-      let why = `HTTP ${res.status}`;
-      try { why = JSON.parse(text).detail || why; } catch (_) { /* not JSON */ }
-      throw new Error(why);
-    }
+    const { data, headers } = await request('GET', after === null ? '/_mock/requests' : `/_mock/requests?after=${after}`);
     return {
-      list: JSON.parse(text),
-      latest: Number(res.headers.get('x-hookjar-latest-seq') || 0),
-      kept: Number(res.headers.get('x-hookjar-kept') || 0),
+      list: data,
+      latest: Number(headers.get('x-hookjar-latest-seq') || 0),
+      kept: Number(headers.get('x-hookjar-kept') || 0),
     };
   }
 
