@@ -1020,3 +1020,92 @@ async fn console_marks_deactivation_counts_down_and_manages_webhooks() {
     .await;
     dispatcher.shutdown().await;
 }
+
+/// Logging out while a refresh is under way stays logged out: the refresh's remaining
+/// calls are not sent without a key, and no 401 they would earn replaces "Logged out."
+/// with "Your key was refused". (CI saw this race once; slowing every fetch by 300 ms
+/// makes it certain.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_logout_during_a_refresh_sends_nothing_keyless_and_says_logged_out() {
+    let dispatcher = Dispatcher::start(
+        Config {
+            api_key: "k3y".into(),
+            store: StoreConfig::InMemory,
+            ..Config::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    // A webhook, so that each refresh asks for its newest delivery after the list.
+    call_api(
+        &dispatcher,
+        reqwest::Method::POST,
+        "/v1/webhooks",
+        Some(json!({"target_url": "http://127.0.0.1:9/hook", "event_type": "COURSE_COMPLETION"})),
+    )
+    .await;
+    let console = format!("{}/ui", dispatcher.url());
+    with_browser(
+        "console_logout_during_a_refresh_sends_nothing_keyless_and_says_logged_out",
+        |c| async move {
+            c.goto(&console).await.expect("the console loads");
+            log_in(&c, "k3y").await;
+            // Every fetch from now on waits 300 ms first and is written down.
+            c.execute(
+                "window.__sent = []; window.__pending = 0;
+                 const real = window.fetch;
+                 window.fetch = async (path, init) => {
+                   const h = (init && init.headers) || {};
+                   window.__sent.push({ path: String(path), auth: h.authorization || null });
+                   window.__pending++;
+                   try {
+                     await new Promise((r) => setTimeout(r, 300));
+                     return await real(path, init);
+                   } finally { window.__pending--; }
+                 };
+                 document.getElementById('logout').addEventListener(
+                   'click', () => { window.__mark = window.__sent.length; }, true);",
+                vec![],
+            )
+            .await
+            .expect("the fetch shim installs");
+            // The next poll starts a refresh; log out while its first calls wait.
+            wait_until("a refresh to be under way", STEP, || async {
+                let n = c.execute("return window.__pending;", vec![]).await.ok()?;
+                (n.as_u64()? > 0).then_some(())
+            })
+            .await;
+            click(&c, "#logout").await;
+            // The refresh is over once nothing has been pending for longer than the shim's
+            // delay.
+            wait_until("the refresh to finish", STEP, || async {
+                let idle = c
+                    .execute_async(
+                        "const done = arguments[arguments.length - 1];
+                         const quiet = () => window.__pending === 0;
+                         if (!quiet()) return done(false);
+                         setTimeout(() => done(quiet()), 500);",
+                        vec![],
+                    )
+                    .await
+                    .ok();
+                (idle == Some(json!(true))).then_some(())
+            })
+            .await;
+            let after = js_array(&c, "return window.__sent.slice(window.__mark);").await;
+            let keyless: Vec<&Value> = after
+                .iter()
+                .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with("/v1/")))
+                .collect();
+            assert!(
+                keyless.is_empty(),
+                "after logging out the page still called the API: {keyless:?}"
+            );
+            assert_eq!(text_of(&c, "#login-msg").await, "Logged out.");
+            assert_eq!(read(&c, "#app", "hidden").await, "true");
+        },
+    )
+    .await;
+    dispatcher.shutdown().await;
+}

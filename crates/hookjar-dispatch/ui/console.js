@@ -77,8 +77,13 @@
     return `HTTP ${status}`;
   }
 
+  // Calls the API with `key` (logging in) or the session's key. Without a key nothing is
+  // sent: a refresh still under way when the user logs out must not call on with an
+  // empty key, and only a refusal of the key still in use logs the user out.
   async function api(method, path, body, key) {
-    const headers = { authorization: authHeader(key || sessionStorage.getItem(KEY) || '') };
+    const used = key || sessionStorage.getItem(KEY);
+    if (!used) throw new ApiError(401, 'Not logged in.');
+    const headers = { authorization: authHeader(used) };
     const init = { method, headers, credentials: 'omit', cache: 'no-store' };
     if (body !== undefined) {
       headers['content-type'] = 'application/json';
@@ -88,7 +93,9 @@
     const text = await res.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
-    if (res.status === 401 && !key) { logout('Your key was refused; log in again.'); }
+    if (res.status === 401 && !key && sessionStorage.getItem(KEY) === used) {
+      logout('Your key was refused; log in again.');
+    }
     if (!res.ok) throw new ApiError(res.status, describeError(res.status, data));
     return data;
   }
