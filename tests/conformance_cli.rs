@@ -248,3 +248,55 @@ fn the_policy_flags_describe_the_servers_policy() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("add --server URL"));
 }
+
+/// At ×36000 a 2 s back-off lasts 56 µs of wall time: S14.backoff is INCONCLUSIVE.
+/// That does not fail a run, but the run says so and which scale resolves it; with
+/// --strict it fails (a CI job must not pass what it could not check).
+#[test]
+fn inconclusive_cases_fail_the_run_only_with_strict_and_the_run_says_which_scale_resolves_them() {
+    let server = Server::with(Config {
+        api_key: "k".into(),
+        store: StoreConfig::InMemory,
+        time_scale: 36000.0,
+        ..Config::default()
+    });
+    let args = [
+        "conformance",
+        "--server",
+        &server.url,
+        "--api-key",
+        "k",
+        "--time-scale",
+        "36000",
+        "--quick",
+        "--only",
+        "S14.backoff",
+    ];
+    let out = hookjar(&args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("1 INCONCLUSIVE"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains("1 INCONCLUSIVE case did not fail this run; --time-scale ")
+            && stderr.contains("--strict makes them fail it"),
+        "{stderr}"
+    );
+    let strict: Vec<&str> = args.iter().copied().chain(["--strict"]).collect();
+    let out = hookjar(&strict);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("1 INCONCLUSIVE case fails this run (--strict)")
+    );
+    // --strict fails nothing else: a case that needs no timing passes at the same scale.
+    let mut resolved = strict.clone();
+    let only = resolved.iter().position(|a| *a == "S14.backoff").unwrap();
+    resolved[only] = "S16.deactivate-4xx";
+    let out = hookjar(&resolved);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pass S16.deactivate-4xx"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("INCONCLUSIVE"));
+}

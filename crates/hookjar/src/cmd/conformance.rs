@@ -37,7 +37,7 @@ const INTERRUPTED: u8 = 130;
 /// the suite's webhooks, writes the reports for what ran and exits 130.
 ///
 /// Exit code 0 only when no case fails (skipped and inconclusive cases do not fail a
-/// run).
+/// run, unless --strict).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A running dispatcher to test, e.g. http://127.0.0.1:8750 (default: start the
@@ -81,6 +81,10 @@ pub struct Args {
     /// and cases that count a server's webhooks may fail.
     #[arg(long)]
     pub allow_existing_webhooks: bool,
+    /// INCONCLUSIVE cases fail the run (exit 1): a CI job at a high --time-scale then
+    /// cannot pass a dispatcher whose timing that scale could not check.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub report: ReportFlags,
 }
@@ -256,11 +260,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(path, report.to_junit())
             .with_context(|| format!("cannot write the JUnit report to {}", path.display()))?;
     }
+    let inconclusive = report.totals().inconclusive;
+    if inconclusive > 0 && !report.interrupted && !args.report.quiet {
+        eprintln!("{}", inconclusive_advice(&report, args.strict));
+    }
     Ok(if report.interrupted {
         ExitCode::from(INTERRUPTED)
-    } else if report.passed() {
+    } else if report.passed() && !(args.strict && inconclusive > 0) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(crate::exit::FAILED)
     })
+}
+
+/// What to do about a run's INCONCLUSIVE cases: the scale that resolves them all, and
+/// whether they fail the run.
+fn inconclusive_advice(report: &hookjar_conformance::Report, strict: bool) -> String {
+    let n = report.totals().inconclusive;
+    let cases = if n == 1 { "case" } else { "cases" };
+    let resolve = report
+        .cases
+        .iter()
+        .filter(|c| c.status == hookjar_conformance::Status::Inconclusive)
+        .map(|c| c.max_time_scale)
+        .try_fold(f64::INFINITY, |low, s| s.map(|s| low.min(s)))
+        .filter(|s| s.is_finite())
+        .map_or_else(
+            || "a lower --time-scale resolves them".to_owned(),
+            |s| format!("--time-scale {} or lower resolves them", s.floor().max(1.0)),
+        );
+    if strict {
+        let fail = if n == 1 { "fails" } else { "fail" };
+        format!("{n} INCONCLUSIVE {cases} {fail} this run (--strict); {resolve}")
+    } else {
+        format!(
+            "{n} INCONCLUSIVE {cases} did not fail this run; {resolve}, and --strict makes them fail it"
+        )
+    }
 }
