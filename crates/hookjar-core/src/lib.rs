@@ -21,6 +21,7 @@
 
 pub mod event_type;
 pub mod fixtures;
+pub mod ids;
 pub mod payload;
 pub mod request;
 pub mod retry;

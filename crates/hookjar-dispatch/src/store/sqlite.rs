@@ -26,10 +26,17 @@ use super::{
 use crate::clock::Micros;
 use crate::error::StoreError;
 
+/// One schema migration: SQL, or code where the SQL depends on the data.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>),
+}
+
 /// Schema migrations, in order; `PRAGMA user_version` is how many have run.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1: the first schema.
-    "
+    Migration::Sql(
+        "
     CREATE TABLE webhooks (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -78,30 +85,117 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (delivery_seq, n)
     ) WITHOUT ROWID;
     ",
+    ),
     // 2: per-webhook due order, for fair claiming (at most N in flight per webhook)
     // that costs an index step per webhook whatever the backlog.
-    "
+    Migration::Sql(
+        "
     DROP INDEX deliveries_due;
     CREATE INDEX deliveries_webhook_due ON deliveries(webhook_seq, due_at) WHERE state = 'pending';
     ",
+    ),
     // 3: issue #8 — webhook revisions (stale verdicts), write-ahead attempts with
     // wall time, the X3 anchor and the kept API key.
-    "
+    Migration::Sql(
+        "
     ALTER TABLE webhooks ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE attempts ADD COLUMN wall_at INTEGER;
     ALTER TABLE attempts ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE attempts ADD COLUMN stale INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     ",
+    ),
     // 4: a delivery's webhook index without its state. A state change (pending →
     // inflight → delivered) no longer moves the delivery's entry in it, twice per
     // attempt; listing a webhook's deliveries reads them in `seq` order straight from
     // it, and the pending ones of a webhook are in `deliveries_webhook_due`.
-    "
+    Migration::Sql(
+        "
     DROP INDEX deliveries_webhook;
     CREATE INDEX deliveries_webhook ON deliveries(webhook_seq);
     ",
+    ),
+    // 5: no index of random ids ([`seq_derived_ids`]).
+    Migration::Code(seq_derived_ids),
 ];
+
+/// Migration 5. An index of random ids takes every insert at a random place: with
+/// four webhooks, four deliveries' ids per event land on four random pages of
+/// `deliveries`' `UNIQUE(id)` index (docs/performance.md: without that, ~11 % more
+/// deliveries per second). So `deliveries` is rebuilt without `UNIQUE` on `id`, and
+/// a new delivery's id is derived from its `seq` ([`hookjar_core::ids::SeqIds`], with
+/// a key drawn here and kept in `meta`): unique by construction, as random-looking as
+/// before, and the redeliver call finds the row by the `seq` its id decodes to. The
+/// deliveries made before keep their random ids, under a unique index of their own
+/// (`seq <=` the last of them), where the redeliver call looks when decoding does not
+/// find the id. (`events` keeps its unique index: one id per event, and the API draws
+/// it before the store numbers the row.)
+///
+/// SQLite's way to change a table's constraints: a new table, the rows copied, the
+/// old one dropped, the new one renamed, with foreign keys off ([`migrate`] checks
+/// them before the commit). The `AUTOINCREMENT` counter is carried over, so no `seq`
+/// (and so no derived id) is ever given twice.
+fn seq_derived_ids(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let counter: Option<i64> = tx
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let legacy: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM deliveries", [], |r| {
+        r.get(0)
+    })?;
+    tx.execute_batch(
+        "
+        CREATE TABLE deliveries_new (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL,
+            event_seq INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,
+            webhook_seq INTEGER NOT NULL REFERENCES webhooks(seq) ON DELETE CASCADE,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due_at INTEGER,
+            created_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            note TEXT
+        );
+        INSERT INTO deliveries_new (seq, id, event_seq, webhook_seq, state, attempts, due_at,
+                                    created_at, finished_at, note)
+            SELECT seq, id, event_seq, webhook_seq, state, attempts, due_at,
+                   created_at, finished_at, note FROM deliveries;
+        DROP TABLE deliveries;
+        ALTER TABLE deliveries_new RENAME TO deliveries;
+        CREATE INDEX deliveries_webhook_due ON deliveries(webhook_seq, due_at) WHERE state = 'pending';
+        CREATE INDEX deliveries_webhook ON deliveries(webhook_seq);
+        CREATE INDEX deliveries_inflight ON deliveries(state) WHERE state = 'inflight';
+        ",
+    )?;
+    if let Some(old) = counter {
+        let updated = tx.execute(
+            "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'deliveries'",
+            [old],
+        )?;
+        if updated == 0 {
+            tx.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('deliveries', ?1)",
+                [old],
+            )?;
+        }
+    }
+    if legacy > 0 {
+        // A literal bound: SQLite uses a partial index only for a query whose WHERE
+        // implies the index's, which a bound parameter cannot.
+        tx.execute_batch(&format!(
+            "CREATE UNIQUE INDEX deliveries_legacy_id ON deliveries(id) WHERE seq <= {legacy};"
+        ))?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('delivery_id_key', ?1), ('legacy_delivery_ids', ?2)",
+        params![rand::random::<u64>().to_string(), legacy.to_string()],
+    )?;
+    Ok(())
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -110,6 +204,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    ids: DeliveryIds,
     emits: Arc<Mutex<EmitQueue>>,
 }
 
@@ -161,7 +256,7 @@ impl EmitWriter {
                 }
                 std::mem::take(&mut queue.waiting)
             };
-            let results = emit_group(&mut conn, &group);
+            let results = emit_group(&mut conn, &self.store.ids, &group);
             drop(conn);
             for (queued, result) in group.into_iter().zip(results) {
                 // A caller that went away (its client hung up) needs no answer; its
@@ -216,8 +311,10 @@ impl SqliteStore {
         })?;
         prepare(&conn, config).map_err(|source| StoreError::Open { path, source })?;
         migrate(&conn)?;
+        let ids = DeliveryIds::load(&conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            ids,
             emits: Arc::default(),
         })
     }
@@ -665,13 +762,17 @@ impl SqliteStore {
 
     /// Queues the same event bytes again to the same webhook as a new delivery (X2).
     pub async fn redeliver(&self, delivery: String, now: Micros) -> Result<Redeliver, StoreError> {
+        let ids = self.ids;
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(seq) = ids.find(&tx, &delivery)? else {
+                return Ok(Redeliver::NotFound);
+            };
             let found: Option<(i64, i64, bool, String)> = tx
                 .query_row(
                     "SELECT d.event_seq, d.webhook_seq, w.active, w.id FROM deliveries d
-                     JOIN webhooks w ON w.seq = d.webhook_seq WHERE d.id = ?1",
-                    [&delivery],
+                     JOIN webhooks w ON w.seq = d.webhook_seq WHERE d.seq = ?1",
+                    [seq],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
@@ -681,12 +782,7 @@ impl SqliteStore {
             if !active {
                 return Ok(Redeliver::Inactive(webhook));
             }
-            let id = webhook_id(rand::random());
-            tx.execute(
-                "INSERT INTO deliveries (id, event_seq, webhook_seq, state, attempts, due_at, created_at)
-                 VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
-                params![id, event_seq, webhook_seq, now],
-            )?;
+            let id = ids.insert(&tx, &mut None, event_seq, webhook_seq, now)?;
             tx.commit()?;
             Ok(Redeliver::Queued(id))
         })
@@ -751,13 +847,146 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        conn.execute_batch(&format!(
-            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
-            i + 1
-        ))?;
+    if version as usize >= MIGRATIONS.len() {
+        return Ok(());
     }
-    Ok(())
+    // Migration 5 rebuilds tables that others reference, which SQLite allows only
+    // with foreign keys off (and a `PRAGMA` that cannot run inside a transaction);
+    // each migration's result is checked before its commit instead.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(version as usize)
+        .try_for_each(|(i, migration)| {
+            let tx = conn.unchecked_transaction()?;
+            match migration {
+                Migration::Sql(sql) => tx.execute_batch(sql)?,
+                Migration::Code(run) => run(&tx)?,
+            }
+            let broken: i64 =
+                tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })?;
+            if broken > 0 {
+                return Err(StoreError::Corrupt {
+                    table: "deliveries",
+                    column: "event_seq",
+                    detail: format!(
+                        "migration {} would leave {broken} rows pointing at rows that do not exist; the database is left at schema {}",
+                        i + 1,
+                        i
+                    ),
+                });
+            }
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+            Ok(())
+        });
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
+}
+
+/// A delivery by the `seq` its id decodes to (and the id, which a `seq` alone does
+/// not prove).
+const FIND_DELIVERY_SQL: &str = "SELECT seq FROM deliveries WHERE seq = ?1 AND id = ?2";
+
+/// How the store names deliveries: ids derived from `seq` (schema 5), and where the
+/// random ids of deliveries made before schema 5 end.
+#[derive(Debug, Clone, Copy)]
+struct DeliveryIds {
+    ids: hookjar_core::ids::SeqIds,
+    /// The last `seq` with a random id (0: none), under `deliveries_legacy_id`.
+    legacy: i64,
+}
+
+impl DeliveryIds {
+    fn load(conn: &Connection) -> Result<DeliveryIds, StoreError> {
+        fn read<T: std::str::FromStr>(conn: &Connection, key: &'static str) -> Result<T, StoreError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            let text: String =
+                conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?;
+            text.parse().map_err(|e| StoreError::Corrupt {
+                table: "meta",
+                column: key,
+                detail: format!("{text:?}: {e}"),
+            })
+        }
+        Ok(DeliveryIds {
+            ids: hookjar_core::ids::SeqIds::new(read::<u64>(conn, "delivery_id_key")?),
+            legacy: read::<i64>(conn, "legacy_delivery_ids")?,
+        })
+    }
+
+    /// The `seq` of the delivery named `id`, if there is one.
+    fn find(&self, c: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
+        if let Some(seq) = self.ids.seq(id).and_then(|s| i64::try_from(s).ok()) {
+            let found = c
+                .prepare_cached(FIND_DELIVERY_SQL)?
+                .query_row(params![seq, id], |r| r.get(0))
+                .optional()?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        if self.legacy == 0 {
+            return Ok(None);
+        }
+        c.prepare_cached(&self.legacy_lookup())?
+            .query_row([id], |r| r.get(0))
+            .optional()
+    }
+
+    fn legacy_lookup(&self) -> String {
+        format!(
+            "SELECT seq FROM deliveries INDEXED BY deliveries_legacy_id WHERE id = ?1 AND seq <= {}",
+            self.legacy
+        )
+    }
+
+    /// Inserts a pending delivery due at `now` and returns its id. `next` carries the
+    /// next free `seq` through one transaction (`None`: read it first).
+    fn insert(
+        &self,
+        c: &Connection,
+        next: &mut Option<i64>,
+        event_seq: i64,
+        webhook_seq: i64,
+        now: Micros,
+    ) -> Result<String, StoreError> {
+        let mut seq = match *next {
+            Some(seq) => seq,
+            None => {
+                // At least the highest `seq` ever given (AUTOINCREMENT keeps it).
+                let last: Option<i64> = c
+                    .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'")?
+                    .query_row([], |r| r.get(0))
+                    .optional()?;
+                last.unwrap_or(0) + 1
+            }
+        };
+        let mut id = self.ids.id(seq as u64);
+        // A derived id that happens to equal one of the old random ids is skipped
+        // (about once in 10^13 for a million old deliveries), so ids stay unique.
+        while self.legacy > 0
+            && c.prepare_cached(&self.legacy_lookup())?
+                .query_row([&id], |_| Ok(()))
+                .optional()?
+                .is_some()
+        {
+            seq += 1;
+            id = self.ids.id(seq as u64);
+        }
+        c.prepare_cached(
+            "INSERT INTO deliveries (seq, id, event_seq, webhook_seq, state, attempts, due_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5)",
+        )?
+        .execute(params![seq, id, event_seq, webhook_seq, now])?;
+        *next = Some(seq + 1);
+        Ok(id)
+    }
 }
 
 const WEBHOOK_COLUMNS: &str = "seq, id, target_url, active, deactivate_reason, event_type, \
@@ -884,9 +1113,13 @@ fn drop_pending(c: &Connection, webhook_seq: i64, why: &str) -> Result<usize, St
 /// back alone. If the transaction itself cannot begin or commit (nothing of the
 /// group is then stored), every event is tried again in a transaction of its own, so
 /// that each caller learns its own fate.
-fn emit_group(c: &mut Connection, group: &[QueuedEmit]) -> Vec<Result<usize, StoreError>> {
+fn emit_group(
+    c: &mut Connection,
+    ids: &DeliveryIds,
+    group: &[QueuedEmit],
+) -> Vec<Result<usize, StoreError>> {
     if group.len() > 1 {
-        if let Ok(results) = emit_together(c, group) {
+        if let Ok(results) = emit_together(c, ids, group) {
             return results;
         }
     }
@@ -894,7 +1127,7 @@ fn emit_group(c: &mut Connection, group: &[QueuedEmit]) -> Vec<Result<usize, Sto
         .iter()
         .map(|q| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = insert_event(&tx, &mut FanOut::default(), &q.event, q.now)?;
+            let n = insert_event(&tx, ids, &mut FanOut::default(), &q.event, q.now)?;
             tx.commit()?;
             Ok(n)
         })
@@ -904,6 +1137,7 @@ fn emit_group(c: &mut Connection, group: &[QueuedEmit]) -> Vec<Result<usize, Sto
 /// The group in one IMMEDIATE transaction, a savepoint per event.
 fn emit_together(
     c: &mut Connection,
+    ids: &DeliveryIds,
     group: &[QueuedEmit],
 ) -> Result<Vec<Result<usize, StoreError>>, StoreError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -911,7 +1145,7 @@ fn emit_together(
     let mut results = Vec::with_capacity(group.len());
     for q in group {
         tx.prepare_cached("SAVEPOINT emit")?.execute([])?;
-        let result = insert_event(&tx, &mut fan_out, &q.event, q.now);
+        let result = insert_event(&tx, ids, &mut fan_out, &q.event, q.now);
         if result.is_err() {
             tx.prepare_cached("ROLLBACK TO emit")?.execute([])?;
         }
@@ -923,10 +1157,12 @@ fn emit_together(
 }
 
 /// S12's targets per event type, read once per transaction: the transaction holds
-/// the write lock, so the webhooks cannot change while a group is written.
+/// the write lock, so the webhooks cannot change while a group is written. Also the
+/// next free delivery `seq` ([`DeliveryIds::insert`]).
 #[derive(Default)]
 struct FanOut {
     targets: Vec<(EventType, Vec<i64>)>,
+    next_delivery: Option<i64>,
 }
 
 impl FanOut {
@@ -966,6 +1202,7 @@ impl FanOut {
 /// Inserts one event and its deliveries (all due at `now`); returns how many.
 fn insert_event(
     c: &Connection,
+    ids: &DeliveryIds,
     fan_out: &mut FanOut,
     event: &NewEvent,
     now: Micros,
@@ -982,15 +1219,16 @@ fn insert_event(
         event.body.bytes().as_ref(),
     ])?;
     let event_seq = c.last_insert_rowid();
+    // Taken out while the targets are borrowed; left out (read again) if this event
+    // fails and its savepoint is rolled back.
+    let mut next = fan_out.next_delivery.take();
     let targets = fan_out.targets(c, event.event_type)?;
-    let mut insert = c.prepare_cached(
-        "INSERT INTO deliveries (id, event_seq, webhook_seq, state, attempts, due_at, created_at)
-         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
-    )?;
-    for seq in targets {
-        insert.execute(params![webhook_id(rand::random()), event_seq, seq, now])?;
+    for &webhook_seq in targets {
+        ids.insert(c, &mut next, event_seq, webhook_seq, now)?;
     }
-    Ok(targets.len())
+    let n = targets.len();
+    fan_out.next_delivery = next;
+    Ok(n)
 }
 
 /// The earliest due instant of any pending delivery, leaving out the webhooks in
@@ -1437,7 +1675,10 @@ mod tests {
     #[test]
     fn a_schema_3_store_migrates_with_its_deliveries() {
         let conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..3] {
+        for migration in &MIGRATIONS[..3] {
+            let Migration::Sql(sql) = migration else {
+                unreachable!("migrations 1-3 are SQL")
+            };
             conn.execute_batch(sql).unwrap();
         }
         conn.execute_batch(
@@ -1473,5 +1714,147 @@ mod tests {
             1,
             "the pending one, through the due index"
         );
+    }
+
+    /// Schema 5 on a store of schema 4: the deliveries keep their rows, attempts,
+    /// random ids and `seq` counter (a deleted delivery's `seq` is not given again);
+    /// the redeliver call finds old and new ids; new ids decode to their `seq`;
+    /// foreign keys are back on and still cascade.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_4_store_keeps_its_delivery_ids_and_new_ones_derive_from_seq() {
+        let dir = std::env::temp_dir().join(format!(
+            "hookjar-schema5-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s4.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for migration in &MIGRATIONS[..4] {
+                let Migration::Sql(sql) = migration else {
+                    unreachable!("migrations 1-4 are SQL")
+                };
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 4;
+                 INSERT INTO webhooks (id, target_url, active, basic_auth_username,
+                     basic_auth_password, additional_headers, created_at)
+                 VALUES ('w', 'http://127.0.0.1:9/', 1, '', '', '{}', 0);
+                 INSERT INTO events (id, event_type, created_at, digest, body)
+                 VALUES ('e', 'COURSE_ENROLLMENT', 0, 'd', x'7b7d');
+                 INSERT INTO deliveries (id, event_seq, webhook_seq, state, due_at, created_at)
+                 VALUES ('oldone', 1, 1, 'delivered', NULL, 0),
+                        ('oldtwo', 1, 1, 'pending', 5, 0),
+                        ('gone', 1, 1, 'delivered', NULL, 0);
+                 INSERT INTO attempts (delivery_seq, n, started_at, latency_us, status,
+                     verdict, detail)
+                 VALUES (1, 1, 0, 10, 200, 'delivered', '');
+                 DELETE FROM deliveries WHERE id = 'gone';",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&StoreConfig::File(path.clone())).unwrap();
+        let count =
+            |sql: &str| -> i64 { lock(&store.conn).query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("PRAGMA user_version"), SCHEMA_VERSION);
+        assert_eq!(count("PRAGMA foreign_keys"), 1);
+        assert_eq!(
+            count("SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'"),
+            3
+        );
+        assert_eq!(count("SELECT COUNT(*) FROM deliveries"), 2);
+        assert_eq!(count("SELECT COUNT(*) FROM attempts"), 1);
+        assert_eq!(
+            count(
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'deliveries' AND name LIKE 'sqlite_autoindex%'"
+            ),
+            0,
+            "no index of random ids"
+        );
+        assert_eq!(
+            count(
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'events' AND name LIKE 'sqlite_autoindex%'"
+            ),
+            1,
+            "events keep theirs"
+        );
+        {
+            let conn = lock(&store.conn);
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {FIND_DELIVERY_SQL}"))
+                .unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(params![1, "x"], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(plan.join(" ").contains("INTEGER PRIMARY KEY"), "{plan:?}");
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", store.ids.legacy_lookup()))
+                .unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(["x"], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(plan.join(" ").contains("deliveries_legacy_id"), "{plan:?}");
+        }
+
+        let queued = |r: Redeliver| match r {
+            Redeliver::Queued(id) => id,
+            other => panic!("not queued: {other:?}"),
+        };
+        let new = queued(store.redeliver("oldone".into(), 10).await.unwrap());
+        assert_eq!(
+            store.ids.ids.seq(&new),
+            Some(4),
+            "after the deleted 3: {new}"
+        );
+        let newer = queued(store.redeliver(new.clone(), 11).await.unwrap());
+        assert_eq!(store.ids.ids.seq(&newer), Some(5));
+        queued(store.redeliver("oldtwo".into(), 12).await.unwrap());
+        for missing in [
+            "gone".to_owned(),
+            "nope".to_owned(),
+            // Decodes to seq 1, whose id is `oldone`: a seq alone is not an id.
+            store.ids.ids.id(1),
+            store.ids.ids.id(99),
+        ] {
+            assert_eq!(
+                store.redeliver(missing.clone(), 13).await.unwrap(),
+                Redeliver::NotFound,
+                "{missing}"
+            );
+        }
+        let ids: Vec<String> = lock(&store.conn)
+            .prepare("SELECT id FROM deliveries ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids[..2], ["oldone", "oldtwo"]);
+        assert_eq!(ids[2..4], [new, newer]);
+
+        // Reopened, it names the next delivery from the same key and counter.
+        drop(store);
+        let store = SqliteStore::open(&StoreConfig::File(path)).unwrap();
+        let again = queued(store.redeliver("oldone".into(), 14).await.unwrap());
+        assert_eq!(store.ids.ids.seq(&again), Some(7));
+        assert_eq!(
+            store.redeliver(again, 15).await.unwrap(),
+            Redeliver::Queued(store.ids.ids.id(8))
+        );
+
+        // Cascades still reach deliveries and attempts.
+        assert!(store.delete_webhook("w".into()).await.unwrap());
+        let count =
+            |sql: &str| -> i64 { lock(&store.conn).query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT COUNT(*) FROM deliveries"), 0);
+        assert_eq!(count("SELECT COUNT(*) FROM attempts"), 0);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
