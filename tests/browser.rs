@@ -395,6 +395,21 @@ async fn js_array(c: &Client, script: &str) -> Vec<Value> {
     }
 }
 
+/// A reference dispatcher for the console tests: key `k3y`, in memory, at `time_scale`.
+async fn console_dispatcher(time_scale: f64) -> Dispatcher {
+    Dispatcher::start(
+        Config {
+            api_key: "k3y".into(),
+            store: StoreConfig::InMemory,
+            time_scale,
+            ..Config::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap()
+}
+
 /// Calls the dispatcher's API with the key, as any client does.
 async fn call_api(
     d: &Dispatcher,
@@ -737,20 +752,10 @@ async fn console_shows_the_retry_timeline_and_redelivers() {
         .start()
         .await
         .unwrap();
-    let dispatcher = Dispatcher::start(
-        Config {
-            api_key: "k3y".into(),
-            store: StoreConfig::InMemory,
-            // Fast enough (the 6 s of back-off take 0.1 s) yet coarse enough that the
-            // scheduler's real jitter (a fraction of a millisecond, scaled 60 ×) stays
-            // below the 0.1 s the page shows; at 3600 × one CI run saw 4.0 s shown as 5.6 s.
-            time_scale: 60.0,
-            ..Config::default()
-        },
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
+    // Fast enough (the 6 s of back-off take 0.1 s) yet coarse enough that the
+    // scheduler's real jitter (a fraction of a millisecond, scaled 60 ×) stays below
+    // the 0.1 s the page shows; at 3600 × one CI run saw 4.0 s shown as 5.6 s.
+    let dispatcher = console_dispatcher(60.0).await;
     let console = format!("{}/ui", dispatcher.url());
     let target = format!("{}/hooks/console", mock.url());
     with_browser("console_shows_the_retry_timeline_and_redelivers", |c| async move {
@@ -870,16 +875,7 @@ async fn console_marks_deactivation_counts_down_and_manages_webhooks() {
         .await
         .unwrap();
     // Real time: the countdown is seconds long.
-    let dispatcher = Dispatcher::start(
-        Config {
-            api_key: "k3y".into(),
-            store: StoreConfig::InMemory,
-            ..Config::default()
-        },
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
+    let dispatcher = console_dispatcher(1.0).await;
     let mut ids = Vec::new();
     for path in ["/gone", "/flaky"] {
         let w = call_api(
@@ -1027,16 +1023,7 @@ async fn console_marks_deactivation_counts_down_and_manages_webhooks() {
 /// makes it certain.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_logout_during_a_refresh_sends_nothing_keyless_and_says_logged_out() {
-    let dispatcher = Dispatcher::start(
-        Config {
-            api_key: "k3y".into(),
-            store: StoreConfig::InMemory,
-            ..Config::default()
-        },
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
+    let dispatcher = console_dispatcher(1.0).await;
     // A webhook, so that each refresh asks for its newest delivery after the list.
     call_api(
         &dispatcher,

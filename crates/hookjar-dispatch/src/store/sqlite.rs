@@ -1670,28 +1670,39 @@ mod tests {
         assert!(matches!(migrate(&conn), Err(StoreError::TooNew { .. })));
     }
 
+    /// Brings `conn` to schema `version` as an older hookjar left it (the SQL
+    /// migrations up to it), holding webhook `w` and event `e` (both `seq` 1), and
+    /// runs `rows` (the deliveries of the test) in the same batch.
+    fn an_old_store(conn: &Connection, version: usize, rows: &str) {
+        for migration in &MIGRATIONS[..version] {
+            let Migration::Sql(sql) = migration else {
+                unreachable!("the migrations before schema 5 are SQL")
+            };
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA user_version = {version};
+             INSERT INTO webhooks (id, target_url, active, basic_auth_username,
+                 basic_auth_password, additional_headers, created_at)
+             VALUES ('w', 'http://127.0.0.1:9/', 1, '', '', '{{}}', 0);
+             INSERT INTO events (id, event_type, created_at, digest, body)
+             VALUES ('e', 'COURSE_ENROLLMENT', 0, 'd', x'7b7d');
+             {rows}"
+        ))
+        .unwrap();
+    }
+
     /// A store written by schema 3 (the webhook index with the state) keeps its
     /// deliveries through migration 4, and its listing uses the new index.
     #[test]
     fn a_schema_3_store_migrates_with_its_deliveries() {
         let conn = Connection::open_in_memory().unwrap();
-        for migration in &MIGRATIONS[..3] {
-            let Migration::Sql(sql) = migration else {
-                unreachable!("migrations 1-3 are SQL")
-            };
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.execute_batch(
-            "PRAGMA user_version = 3;
-             INSERT INTO webhooks (id, target_url, active, basic_auth_username,
-                 basic_auth_password, additional_headers, created_at)
-             VALUES ('w', 'http://127.0.0.1:9/', 1, '', '', '{}', 0);
-             INSERT INTO events (id, event_type, created_at, digest, body)
-             VALUES ('e', 'COURSE_ENROLLMENT', 0, 'd', x'7b7d');
-             INSERT INTO deliveries (id, event_seq, webhook_seq, state, due_at, created_at)
+        an_old_store(
+            &conn,
+            3,
+            "INSERT INTO deliveries (id, event_seq, webhook_seq, state, due_at, created_at)
              VALUES ('d1', 1, 1, 'delivered', NULL, 0), ('d2', 1, 1, 'pending', 5, 0);",
-        )
-        .unwrap();
+        );
         migrate(&conn).unwrap();
         let ids: Vec<String> = conn
             .prepare(WEBHOOK_DELIVERIES_SQL)
@@ -1731,20 +1742,10 @@ mod tests {
         let path = dir.join("s4.db");
         {
             let conn = Connection::open(&path).unwrap();
-            for migration in &MIGRATIONS[..4] {
-                let Migration::Sql(sql) = migration else {
-                    unreachable!("migrations 1-4 are SQL")
-                };
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.execute_batch(
-                "PRAGMA user_version = 4;
-                 INSERT INTO webhooks (id, target_url, active, basic_auth_username,
-                     basic_auth_password, additional_headers, created_at)
-                 VALUES ('w', 'http://127.0.0.1:9/', 1, '', '', '{}', 0);
-                 INSERT INTO events (id, event_type, created_at, digest, body)
-                 VALUES ('e', 'COURSE_ENROLLMENT', 0, 'd', x'7b7d');
-                 INSERT INTO deliveries (id, event_seq, webhook_seq, state, due_at, created_at)
+            an_old_store(
+                &conn,
+                4,
+                "INSERT INTO deliveries (id, event_seq, webhook_seq, state, due_at, created_at)
                  VALUES ('oldone', 1, 1, 'delivered', NULL, 0),
                         ('oldtwo', 1, 1, 'pending', 5, 0),
                         ('gone', 1, 1, 'delivered', NULL, 0);
@@ -1752,8 +1753,7 @@ mod tests {
                      verdict, detail)
                  VALUES (1, 1, 0, 10, 200, 'delivered', '');
                  DELETE FROM deliveries WHERE id = 'gone';",
-            )
-            .unwrap();
+            );
         }
         let store = SqliteStore::open(&StoreConfig::File(path.clone())).unwrap();
         let count =
