@@ -20,6 +20,12 @@ pub enum StoreError {
         "the database has schema version {found}, newer than this hookjar understands ({supported}); upgrade hookjar or use another --db file"
     )]
     TooNew { found: i64, supported: i64 },
+    /// A schema migration found the data in a state it cannot carry over; nothing
+    /// of it was applied.
+    #[error(
+        "cannot bring the database to schema version {version}: {detail}; the database is left as it was (restore a backup, or use another --db file)"
+    )]
+    Migration { version: i64, detail: String },
     /// Any SQLite error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
