@@ -284,15 +284,30 @@ fn inconclusive_cases_fail_the_run_only_with_strict_and_the_run_says_which_scale
             && stderr.contains("--strict makes them fail it"),
         "{stderr}"
     );
-    let strict: Vec<&str> = args.iter().copied().chain(["--strict"]).collect();
+    let junit = std::env::temp_dir().join(format!("hookjar-strict-{}.xml", std::process::id()));
+    let junit_arg = junit.to_str().unwrap().to_owned();
+    let strict: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--strict", "--junit", &junit_arg])
+        .collect();
     let out = hookjar(&strict);
     assert_eq!(out.status.code(), Some(1));
+    // The JUnit report agrees with the exit code: a failure, not a skip.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let _ = std::fs::remove_file(&junit);
+    assert!(
+        xml.contains("<failure")
+            && xml.contains("type=\"inconclusive\"")
+            && !xml.contains("<skipped"),
+        "{xml}"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("1 INCONCLUSIVE case fails this run (--strict)")
     );
     // --strict fails nothing else: a case that needs no timing passes at the same scale.
-    let mut resolved = strict.clone();
+    let mut resolved: Vec<&str> = args.iter().copied().chain(["--strict"]).collect();
     let only = resolved.iter().position(|a| *a == "S14.backoff").unwrap();
     resolved[only] = "S16.deactivate-4xx";
     let out = hookjar(&resolved);

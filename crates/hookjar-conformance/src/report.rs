@@ -165,6 +165,9 @@ pub struct Report {
     /// The run was stopped (SIGINT/SIGTERM) before every case ran: `cases` holds what
     /// ran, and the run does not pass.
     pub interrupted: bool,
+    /// INCONCLUSIVE cases fail the run (`--strict`): [`Report::passed`] is false
+    /// with any, and JUnit lists them as failures.
+    pub strict: bool,
 }
 
 /// Counts by status.
@@ -186,6 +189,7 @@ impl Report {
             cases: Vec::new(),
             duration: Duration::ZERO,
             interrupted: false,
+            strict: false,
         }
     }
 
@@ -204,10 +208,15 @@ impl Report {
         t
     }
 
-    /// True when no case failed (warnings, skips and inconclusive cases do not fail a
-    /// run; the table and the reports list the inconclusive ones).
+    /// True when no case failed (warnings, skips and — unless [`Report::strict`] —
+    /// inconclusive cases do not fail a run; the table and the reports list the
+    /// inconclusive ones).
     pub fn passed(&self) -> bool {
-        self.totals().failed == 0 && !self.cases.is_empty() && !self.interrupted
+        let t = self.totals();
+        t.failed == 0
+            && !(self.strict && t.inconclusive > 0)
+            && !self.cases.is_empty()
+            && !self.interrupted
     }
 
     /// The table for people. `color` adds ANSI colours to the status column.
@@ -278,7 +287,11 @@ impl Report {
                     s
                 }
                 Status::Inconclusive => {
-                    let mut s = TestCaseStatus::skipped();
+                    let mut s = if self.strict {
+                        TestCaseStatus::non_success(NonSuccessKind::Failure)
+                    } else {
+                        TestCaseStatus::skipped()
+                    };
                     s.set_message(format!("inconclusive: {}", c.seen));
                     s.set_type("inconclusive");
                     s
@@ -363,6 +376,34 @@ mod tests {
             t.ends_with("1 passed, 1 failed, 0 warned, 0 skipped\n"),
             "{t}"
         );
+    }
+
+    /// `--strict`: an inconclusive case fails the run, in JUnit too; without it the
+    /// case is a skip.
+    #[test]
+    fn strict_makes_inconclusive_cases_failures() {
+        let mut r = Report::new("dispatcher-conformance", "http://127.0.0.1:1");
+        r.cases
+            .push(CaseResult::check("S1.list", "S1", true, "200", "200"));
+        r.cases.push(CaseResult::inconclusive(
+            "S14.backoff",
+            "S14",
+            "gaps of 2, 4, 8 s",
+            "gaps of 56 µs: not resolved",
+            Some(9.0),
+        ));
+        assert!(r.passed());
+        let x = r.to_junit();
+        assert!(x.contains("<skipped") && !x.contains("<failure"), "{x}");
+        r.strict = true;
+        assert!(!r.passed());
+        let x = r.to_junit();
+        assert!(
+            x.contains("<failure") && x.contains("failures=\"1\""),
+            "{x}"
+        );
+        assert!(x.contains("type=\"inconclusive\""), "{x}");
+        assert!(r.to_json().contains("\"passed\": false"));
     }
 
     #[test]

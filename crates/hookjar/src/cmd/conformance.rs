@@ -81,8 +81,9 @@ pub struct Args {
     /// and cases that count a server's webhooks may fail.
     #[arg(long)]
     pub allow_existing_webhooks: bool,
-    /// INCONCLUSIVE cases fail the run (exit 1): a CI job at a high --time-scale then
-    /// cannot pass a dispatcher whose timing that scale could not check.
+    /// INCONCLUSIVE cases fail the run (exit 1; JUnit lists them as failures, JSON
+    /// says "passed": false): a CI job at a high --time-scale then cannot pass a
+    /// dispatcher whose timing that scale could not check.
     #[arg(long)]
     pub strict: bool,
     #[command(flatten)]
@@ -251,6 +252,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     drop(progress);
+    let mut report = report;
+    report.strict = args.strict;
     // The case lines were streamed; the table ends with the totals.
     match args.report.format {
         Format::Table => print!("{}", report.summary()),
@@ -266,7 +269,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     Ok(if report.interrupted {
         ExitCode::from(INTERRUPTED)
-    } else if report.passed() && !(args.strict && inconclusive > 0) {
+    } else if report.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(crate::exit::FAILED)
