@@ -214,7 +214,7 @@ impl Report {
     pub fn passed(&self) -> bool {
         let t = self.totals();
         t.failed == 0
-            && !(self.strict && t.inconclusive > 0)
+            && (!self.strict || t.inconclusive == 0)
             && !self.cases.is_empty()
             && !self.interrupted
     }
