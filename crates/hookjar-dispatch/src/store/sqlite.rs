@@ -862,7 +862,13 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         .enumerate()
         .skip(version as usize)
         .try_for_each(|(i, migration)| {
-            let tx = conn.unchecked_transaction()?;
+            // IMMEDIATE, and the version read again inside: a second connection
+            // migrating the same file at once waits here, then finds it done.
+            let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+            let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now > i as i64 {
+                return Ok(());
+            }
             match migration {
                 Migration::Sql(sql) => tx.execute_batch(sql)?,
                 Migration::Code(run) => run(&tx)?,
@@ -1929,5 +1935,60 @@ mod tests {
         let second = store.ids.insert(&conn, &mut None, 1, 1, 0).unwrap();
         assert_eq!(store.ids.ids.seq(&first), Some(1));
         assert_eq!(store.ids.ids.seq(&second), Some(2));
+    }
+
+    /// Two connections that migrate one file at once (two programs using the
+    /// library; `hookjar serve` itself holds the file's owner lock first): the
+    /// second waits for the first and finds the work done.
+    #[test]
+    fn two_connections_migrating_at_once_both_succeed() {
+        let dir = std::env::temp_dir().join(format!(
+            "hookjar-migrate-race-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s4.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            an_old_store(
+                &conn,
+                4,
+                "INSERT INTO deliveries (id, event_seq, webhook_seq, state, due_at, created_at)
+                 VALUES ('old', 1, 1, 'pending', 5, 0);",
+            );
+        }
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let (path, start) = (path.clone(), std::sync::Arc::clone(&start));
+                std::thread::spawn(move || {
+                    let conn = Connection::open(&path).unwrap();
+                    conn.busy_timeout(std::time::Duration::from_secs(10))
+                        .unwrap();
+                    start.wait();
+                    migrate(&conn).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for run in runs {
+            run.join().unwrap().unwrap();
+        }
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let keys: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM meta WHERE key = 'delivery_id_key'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(keys, 1);
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
