@@ -1640,12 +1640,7 @@ mod tests {
     /// ~40 MB of WAL.
     #[test]
     fn new_files_get_small_pages_and_old_ones_keep_theirs() {
-        let dir = std::env::temp_dir().join(format!(
-            "hookjar-pages-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("pages");
         let pages = |path: &std::path::Path| {
             let store = SqliteStore::open(&StoreConfig::File(path.to_owned())).unwrap();
             let conn = lock(&store.conn);
@@ -1685,6 +1680,17 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         assert!(matches!(migrate(&conn), Err(StoreError::TooNew { .. })));
+    }
+
+    /// A fresh folder for a test's database files (the test removes it).
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "hookjar-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     /// Brings `conn` to schema `version` as an older hookjar left it (the SQL
@@ -1750,12 +1756,7 @@ mod tests {
     /// foreign keys are back on and still cascade.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_schema_4_store_keeps_its_delivery_ids_and_new_ones_derive_from_seq() {
-        let dir = std::env::temp_dir().join(format!(
-            "hookjar-schema5-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("schema5");
         let path = dir.join("s4.db");
         {
             let conn = Connection::open(&path).unwrap();
@@ -1942,12 +1943,7 @@ mod tests {
     /// second waits for the first and finds the work done.
     #[test]
     fn two_connections_migrating_at_once_both_succeed() {
-        let dir = std::env::temp_dir().join(format!(
-            "hookjar-migrate-race-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("migrate-race");
         let path = dir.join("s4.db");
         {
             let conn = Connection::open(&path).unwrap();
