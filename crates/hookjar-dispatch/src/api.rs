@@ -60,6 +60,8 @@ struct Shared {
     wake: Arc<tokio::sync::Notify>,
     /// `http://host:port` of the listener, used when a request has no Host header.
     base_url: String,
+    /// How long a client may pause in the middle of a body (the header timeout).
+    body_idle: std::time::Duration,
 }
 
 impl std::fmt::Debug for Shared {
@@ -72,17 +74,43 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// What the API is told at start, beside the parts it shares with the engine.
+pub struct ApiSettings {
+    pub api_key: String,
+    /// Show stored secrets instead of masking them (`--reveal-secrets`).
+    pub reveal_secrets: bool,
+    /// `http://host:port` of the listener.
+    pub base_url: String,
+    /// How long a client may pause in the middle of a body (the header timeout).
+    pub body_idle: std::time::Duration,
+}
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("api_key", &"[hidden]")
+            .field("reveal_secrets", &self.reveal_secrets)
+            .field("base_url", &self.base_url)
+            .field("body_idle", &self.body_idle)
+            .finish()
+    }
+}
+
 impl AppState {
     /// The state of the API.
     pub fn new(
         store: Store,
         clock: Clock,
         sender: Sender,
-        api_key: String,
-        reveal_secrets: bool,
         wake: Arc<tokio::sync::Notify>,
-        base_url: String,
+        settings: ApiSettings,
     ) -> Self {
+        let ApiSettings {
+            api_key,
+            reveal_secrets,
+            base_url,
+            body_idle,
+        } = settings;
         AppState {
             inner: Arc::new(Shared {
                 store,
@@ -92,6 +120,7 @@ impl AppState {
                 reveal_secrets,
                 wake,
                 base_url,
+                body_idle,
             }),
         }
     }
@@ -172,6 +201,12 @@ pub enum ApiError {
     /// 413 over [`MAX_BODY`] (S6).
     #[error("request body too large")]
     TooLarge,
+    /// The client stopped in the middle of the body.
+    #[error("{0}")]
+    BodyStalled(hookjar_net::BodyError),
+    /// The client went away in the middle of the body (nobody reads the answer).
+    #[error("{0}")]
+    BodyFailed(hookjar_net::BodyError),
     /// 415: a body in a format the API does not read.
     #[error("unsupported media type {0:?}")]
     UnsupportedMediaType(String),
@@ -209,6 +244,16 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("Request body is larger than {} bytes (1 MiB).", MAX_BODY),
             ),
+            ApiError::BodyStalled(e) => {
+                let mut r = detail(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("{e}; send the whole body without pausing, then retry."),
+                );
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                r
+            }
+            ApiError::BodyFailed(e) => detail(StatusCode::BAD_REQUEST, e.to_string()),
             ApiError::JsonOnly(ct) => detail(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
@@ -342,8 +387,8 @@ enum Input {
 }
 
 /// Reads at most [`MAX_BODY`] bytes and parses them by `Content-Type`.
-async fn read_input(headers: &HeaderMap, body: Body) -> Result<Input, ApiError> {
-    let bytes = read_body(headers, body).await?;
+async fn read_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Input, ApiError> {
+    let bytes = read_body(headers, body, state.inner.body_idle).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -371,7 +416,11 @@ async fn read_input(headers: &HeaderMap, body: Body) -> Result<Input, ApiError> 
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    idle: std::time::Duration,
+) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -379,9 +428,13 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiE
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(ApiError::TooLarge);
     }
-    axum::body::to_bytes(body, MAX_BODY)
+    hookjar_net::read_body(body, MAX_BODY, idle)
         .await
-        .map_err(|_| ApiError::TooLarge)
+        .map_err(|e| match e {
+            hookjar_net::BodyError::TooLarge { .. } => ApiError::TooLarge,
+            e @ hookjar_net::BodyError::Stalled { .. } => ApiError::BodyStalled(e),
+            e @ hookjar_net::BodyError::Failed(_) => ApiError::BodyFailed(e),
+        })
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
@@ -658,7 +711,7 @@ async fn create_webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<WebhookResource>), ApiError> {
-    let new = match read_input(&headers, body).await? {
+    let new = match read_input(&state, &headers, body).await? {
         Input::Json(v) => NewWebhook::from_json(&v),
         Input::Form(pairs) => NewWebhook::from_form(&pairs),
     }
@@ -723,7 +776,7 @@ async fn update_webhook(
         .get_webhook(id.clone())
         .await?
         .ok_or(ApiError::NotFound)?;
-    let patch = match read_input(&headers, body).await? {
+    let patch = match read_input(&state, &headers, body).await? {
         Input::Json(v) => WebhookPatch::from_json(&v),
         Input::Form(pairs) => WebhookPatch::from_form(&pairs),
     }
@@ -871,7 +924,7 @@ async fn emit_event(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<EmitResult>), ApiError> {
-    let value = match read_input(&headers, body).await? {
+    let value = match read_input(&state, &headers, body).await? {
         Input::Json(v) => v,
         Input::Form(_) => {
             let ct = headers

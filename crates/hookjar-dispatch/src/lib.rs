@@ -51,8 +51,9 @@
 //! - Secrets (passwords, header values, the API key) are never logged.
 //! - The API runs on `hookjar-net`'s accept loop: a client must send a request's
 //!   headers within [`Config::limits`]' header timeout (idle keep-alive connections
-//!   close after it too), at most `max_connections` are open at once, and running out
-//!   of file descriptors only pauses accepting.
+//!   close after it too, and a pause that long in the middle of a body is answered
+//!   `408`), at most `max_connections` are open at once, and running out of file
+//!   descriptors only pauses accepting.
 
 pub mod api;
 pub mod clock;
@@ -251,10 +252,13 @@ impl Dispatcher {
             store.clone(),
             clock,
             sender,
-            api_key.clone(),
-            config.reveal_secrets,
             wake,
-            format!("http://{addr}"),
+            api::ApiSettings {
+                api_key: api_key.clone(),
+                reveal_secrets: config.reveal_secrets,
+                base_url: format!("http://{addr}"),
+                body_idle: limits.header_timeout,
+            },
         );
         let app = api::router(state).merge(ui::router(clock));
         let server = tokio::spawn(serve(listener, app, limits, shutdown_rx));

@@ -72,6 +72,7 @@ mod ops {
         responses((status = 201, body = inline(Object), description = "WebHook"),
                   (status = 400, description = "Field-keyed errors (DRF style)", body = inline(Object)),
                   (status = 413, description = "Body over 1 MiB", body = Detail),
+                  (status = 408, description = "The client paused longer than the header timeout (--header-timeout, 10 s) in the middle of the body; the connection is closed", body = Detail),
                   (status = 415, description = "Not JSON, form-urlencoded or multipart", body = Detail)))]
     fn webhooks_create() {}
 
@@ -92,6 +93,7 @@ mod ops {
                   (status = 400, description = "Field-keyed errors (DRF style)", body = inline(Object)),
                   (status = 404, description = "No webhook with this id", body = Detail),
                   (status = 413, description = "Body over 1 MiB", body = Detail),
+                  (status = 408, description = "The client paused longer than the header timeout (--header-timeout, 10 s) in the middle of the body; the connection is closed", body = Detail),
                   (status = 415, description = "Not JSON, form-urlencoded or multipart", body = Detail)))]
     fn webhooks_update() {}
 
@@ -106,6 +108,7 @@ mod ops {
                   (status = 400, description = "Field-keyed errors (DRF style)", body = inline(Object)),
                   (status = 404, description = "No webhook with this id", body = Detail),
                   (status = 413, description = "Body over 1 MiB", body = Detail),
+                  (status = 408, description = "The client paused longer than the header timeout (--header-timeout, 10 s) in the middle of the body; the connection is closed", body = Detail),
                   (status = 415, description = "Not JSON, form-urlencoded or multipart", body = Detail)))]
     fn webhooks_partial_update() {}
 
@@ -153,6 +156,7 @@ mod ops {
         responses((status = 202, body = EmitResult),
                   (status = 400, description = "Field-keyed errors (DRF style)", body = inline(Object)),
                   (status = 413, description = "Body over 1 MiB", body = Detail),
+                  (status = 408, description = "The client paused longer than the header timeout (--header-timeout, 10 s) in the middle of the body; the connection is closed", body = Detail),
                   (status = 415, description = "Not JSON", body = Detail)))]
     fn events_create() {}
 

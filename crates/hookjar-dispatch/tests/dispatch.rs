@@ -2090,3 +2090,54 @@ async fn loopback_only_never_contacts_another_host() {
     );
     server.shutdown().await;
 }
+
+/// A client that sends a request's head and part of its body, then goes silent, gets a
+/// 408 once it has been silent for the header timeout (10 s, virtual time) and the
+/// connection is closed: it cannot hold one of the API's connections for as long as
+/// it likes. A body sent in pieces, each within the timeout, is read whole.
+#[tokio::test(start_paused = true)]
+async fn a_client_silent_mid_body_gets_408_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = dispatcher(|_| {}).await;
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    // Basic auth of `test-key:` (KEY).
+    assert_eq!(KEY, "test-key");
+    let auth = "authorization: Basic dGVzdC1rZXk6\r\n";
+    let body = br#"{"event_type": "COURSE_ENROLLMENT"}"#;
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nhost: x\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+
+    let started = tokio::time::Instant::now();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..10]).await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection must be closed, not held open");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("no part of the body for 10 s"), "{text}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+
+    // Pieces 6 s apart: never 10 s of silence, 12 s in all.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    for piece in body.chunks(12) {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    }
+    let mut got = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&got[..n]);
+    assert!(text.starts_with("HTTP/1.1 202"), "{text}");
+    server.shutdown().await;
+}

@@ -13,8 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use hookjar_core::EventType;
 use hookjar_core::script::{Script, ScriptError};
+use hookjar_net::BodyError;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming as Body;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -206,6 +207,7 @@ impl MockReceiverBuilder {
             on_request: self.on_request,
             shutdown: shutdown_rx,
             ui: self.ui,
+            body_idle: self.config.limits.header_timeout,
         });
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), self.config.limits));
         tracing::debug!(%address, "mock receiver listening");
@@ -308,6 +310,8 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
     /// Serve the inspector page (`crate::ui`).
     ui: bool,
+    /// How long a client may pause in the middle of a body (the header timeout).
+    body_idle: std::time::Duration,
 }
 
 impl Shared {
@@ -522,20 +526,17 @@ async fn handle(req: Request<Body>, shared: &Shared, fault: &AtomicU8) -> Result
     let arrived = Instant::now();
     let received_at = shared.clock.now_utc();
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return Ok(json_reply(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &serde_json::json!({"detail": format!("body larger than {MAX_BODY} bytes; hookjar mock does not record it")}),
-                ));
-            }
-            // The client went away while sending the body.
-            return Err(Fault("body not received"));
+    let body = match hookjar_net::read_body(body, MAX_BODY, shared.body_idle).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge { .. }) => {
+            return Ok(json_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &serde_json::json!({"detail": format!("body larger than {MAX_BODY} bytes; hookjar mock does not record it")}),
+            ));
         }
+        Err(e @ BodyError::Stalled { .. }) => return Ok(stalled_reply(&e)),
+        // The client went away while sending the body.
+        Err(BodyError::Failed(_)) => return Err(Fault("body not received")),
     };
     let incoming = Incoming {
         path: parts
@@ -628,6 +629,20 @@ fn record(shared: &Shared, inspected: Inspected) -> (crate::decide::Plan, Option
         hook(&record.to_public());
     }
     (plan, upto)
+}
+
+/// `408` for a client that stopped in the middle of its body; the connection closes
+/// (the rest of that body will not be read).
+fn stalled_reply(e: &BodyError) -> Reply {
+    let mut res = json_reply(
+        StatusCode::REQUEST_TIMEOUT,
+        &serde_json::json!({"detail": format!("{e}; hookjar mock does not record it")}),
+    );
+    res.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    res
 }
 
 fn json_reply(status: StatusCode, value: &serde_json::Value) -> Reply {
@@ -767,15 +782,17 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
             &serde_json::to_value(shared.state().scripts()).expect("scripts serialise"),
         ),
         (Method::PUT, "/_mock/script") => {
-            let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    return error_reply(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "a script body must be under 64 KiB",
-                    );
-                }
-            };
+            let body =
+                match hookjar_net::read_body(req.into_body(), 64 * 1024, shared.body_idle).await {
+                    Ok(b) => b,
+                    Err(e @ BodyError::Stalled { .. }) => return stalled_reply(&e),
+                    Err(_) => {
+                        return error_reply(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "a script body must be under 64 KiB",
+                        );
+                    }
+                };
             match parse_update(&body) {
                 Ok(update) => {
                     let mut st = shared.state();

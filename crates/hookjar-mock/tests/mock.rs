@@ -869,3 +869,58 @@ async fn a_torn_journal_gets_a_fresh_line_before_the_first_new_one() {
     assert_eq!(new["path"], "/x");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A client that sends a request's head and part of its body, then goes silent, gets a
+/// 408 once it has been silent for the header timeout (10 s, virtual time), the
+/// connection is closed and nothing is journaled. A body sent in pieces, each within
+/// the timeout, is read whole and answered.
+#[tokio::test(start_paused = true)]
+async fn a_client_silent_mid_body_gets_408_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let body = payload(EventType::CourseEnrollment, 1);
+    let head = format!(
+        "POST /hook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+
+    let started = tokio::time::Instant::now();
+    let mut s = tokio::net::TcpStream::connect(mock.address())
+        .await
+        .unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..10]).await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection must be closed, not held open");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("no part of the body for 10 s"), "{text}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+    assert!(
+        mock.requests().is_empty(),
+        "a body never received is not journaled"
+    );
+
+    // Pieces 6 s apart: never 10 s of silence, more than 10 s in all.
+    let mut s = tokio::net::TcpStream::connect(mock.address())
+        .await
+        .unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    for piece in body.chunks(body.len() / 3 + 1) {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    }
+    let mut got = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&got[..n]);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(mock.requests().len(), 1);
+}

@@ -30,6 +30,8 @@
 //! - [`accept_loop`] — accepts under the connection cap, backs off when `accept` fails
 //!   (out of file descriptors), and waits for every connection at shutdown.
 //! - [`serve_connection`] — one connection with graceful shutdown.
+//! - [`read_body`] — a request body, bounded in size and in how long the client may
+//!   stay silent while sending it.
 //! - [`Stats`] — counters the loop keeps (open connections, cap and accept-error
 //!   episodes), for tests and logs.
 //!
@@ -40,6 +42,10 @@
 //!   sends nothing and one that trickles a header every few seconds are all closed
 //!   once the header timeout has passed. The timer is tokio's, so tests run it on a
 //!   paused clock.
+//! - A client that pauses longer than the header timeout in the middle of a body
+//!   (after its head, before the body's end) is answered `408` by the server's
+//!   handler ([`read_body`]'s [`BodyError::Stalled`]) and the connection is closed.
+//!   So no phase of a request lets a client hold a connection by saying nothing.
 //! - At most `max_connections` connections are open at once. At the cap the loop
 //!   stops accepting (new clients wait in the kernel's backlog until a connection
 //!   closes) and logs one warning per episode.
@@ -167,6 +173,72 @@ pub async fn serve_connection<I, S, B>(
             let _ = conn.await;
         }
     }
+}
+
+/// Why a request body could not be read whole ([`read_body`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// More than the limit arrived.
+    #[error("the body is larger than {max} bytes")]
+    TooLarge { max: usize },
+    /// The client sent nothing for `idle` in the middle of the body.
+    #[error("the client sent no part of the body for {} s", idle.as_secs_f64())]
+    Stalled { idle: Duration },
+    /// The connection failed (the client went away) before the body's end.
+    #[error("the body could not be read: {0}")]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Reads a request body whole: at most `max` bytes, the client silent for at most
+/// `idle` at a time (a body sent slowly in pieces is fine; one that stops is not).
+/// A body that has already arrived, the usual case, is read without a timer.
+pub async fn read_body<B>(body: B, max: usize, idle: Duration) -> Result<bytes::Bytes, BodyError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use std::task::Poll;
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<bytes::Bytes> = None;
+    let mut rest: Option<bytes::BytesMut> = None;
+    let mut len = 0usize;
+    loop {
+        // One poll first: a frame that is there already needs no timer.
+        let frame = match std::future::poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await
+        {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => tokio::time::timeout(
+                idle,
+                std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)),
+            )
+            .await
+            .map_err(|_| BodyError::Stalled { idle })?,
+        };
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| BodyError::Failed(e.into()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        len += data.len();
+        if len > max {
+            return Err(BodyError::TooLarge { max });
+        }
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(head), None) => {
+                let mut buf = bytes::BytesMut::with_capacity(len);
+                buf.extend_from_slice(head);
+                buf.extend_from_slice(&data);
+                rest = Some(buf);
+            }
+            (Some(_), Some(buf)) => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, rest) {
+        (_, Some(buf)) => buf.freeze(),
+        (Some(one), None) => one,
+        (None, None) => bytes::Bytes::new(),
+    })
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone).

@@ -205,3 +205,51 @@ fn limits_that_cannot_work_are_refused() {
         Err(LimitsError::ZeroConnections)
     );
 }
+
+/// `read_body`: pieces that each come within the idle time are read whole however long
+/// the body takes; a body that stops is `Stalled` after exactly the idle time; a body
+/// over the limit is `TooLarge` whichever piece crosses it.
+#[tokio::test(start_paused = true)]
+async fn read_body_allows_pauses_but_not_silence_and_bounds_the_size() {
+    use hookjar_net::{BodyError, read_body};
+    use http_body_util::channel::Channel;
+    let idle = Duration::from_secs(10);
+
+    let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(1);
+    let sender = tokio::spawn(async move {
+        for piece in ["ab", "cd", "ef"] {
+            tx.send_data(Bytes::from_static(piece.as_bytes()))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(6)).await;
+        }
+    });
+    let started = Instant::now();
+    assert_eq!(read_body(body, 100, idle).await.unwrap(), "abcdef");
+    assert!(started.elapsed() >= Duration::from_secs(18));
+    sender.await.unwrap();
+
+    let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(1);
+    tx.send_data(Bytes::from_static(b"ab")).await.unwrap();
+    let started = Instant::now();
+    let err = read_body(body, 100, idle).await.unwrap_err();
+    assert!(matches!(err, BodyError::Stalled { .. }), "{err}");
+    assert_eq!(started.elapsed(), idle);
+    assert_eq!(
+        err.to_string(),
+        "the client sent no part of the body for 10 s"
+    );
+    drop(tx);
+
+    let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(2);
+    tx.send_data(Bytes::from_static(b"abc")).await.unwrap();
+    tx.send_data(Bytes::from_static(b"def")).await.unwrap();
+    drop(tx);
+    let err = read_body(body, 4, idle).await.unwrap_err();
+    assert!(matches!(err, BodyError::TooLarge { max: 4 }), "{err}");
+
+    let whole = http_body_util::Full::new(Bytes::from_static(b"xyz"));
+    assert_eq!(read_body(whole, 3, idle).await.unwrap(), "xyz");
+    let empty = http_body_util::Empty::<Bytes>::new();
+    assert_eq!(read_body(empty, 3, idle).await.unwrap(), "");
+}

@@ -76,7 +76,8 @@ pub struct ReportFlags {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerFlags {
     /// A client must send a request's headers within this; an idle keep-alive
-    /// connection is closed after it too.
+    /// connection is closed after it too, and a client that pauses this long in the
+    /// middle of a body gets 408.
     #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION")]
     pub header_timeout: Duration,
     /// Connections open at once at most; at the limit new ones wait until one closes.
