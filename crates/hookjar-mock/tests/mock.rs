@@ -924,3 +924,28 @@ async fn a_client_silent_mid_body_gets_408_at_the_header_timeout() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert_eq!(mock.requests().len(), 1);
 }
+
+/// A body whose declared length is over the limit is refused at once with 413, before
+/// the client has sent it (it would otherwise wait for 8 MiB, or for the 408).
+#[tokio::test(start_paused = true)]
+async fn a_declared_length_over_the_limit_gets_413_at_once() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut s = tokio::net::TcpStream::connect(mock.address())
+        .await
+        .unwrap();
+    s.write_all(b"POST /hook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut got = vec![0u8; 256];
+    let n = s.read(&mut got).await.unwrap();
+    let text = String::from_utf8_lossy(&got[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "answered before any timeout"
+    );
+    assert!(mock.requests().is_empty());
+}

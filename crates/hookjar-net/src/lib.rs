@@ -191,13 +191,18 @@ pub enum BodyError {
 
 /// Reads a request body whole: at most `max` bytes, the client silent for at most
 /// `idle` at a time (a body sent slowly in pieces is fine; one that stops is not).
-/// A body that has already arrived, the usual case, is read without a timer.
+/// A body that has already arrived, the usual case, is read without a timer; one whose
+/// declared length is over `max` is refused before any of it is read.
 pub async fn read_body<B>(body: B, max: usize, idle: Duration) -> Result<bytes::Bytes, BodyError>
 where
     B: hyper::body::Body<Data = bytes::Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     use std::task::Poll;
+    // A declared length (`content-length`) over the limit is refused unread.
+    if body.size_hint().lower() > max as u64 {
+        return Err(BodyError::TooLarge { max });
+    }
     let mut body = std::pin::pin!(body);
     let mut first: Option<bytes::Bytes> = None;
     let mut rest: Option<bytes::BytesMut> = None;
