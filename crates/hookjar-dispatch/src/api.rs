@@ -55,21 +55,14 @@ struct Shared {
     store: Store,
     clock: Clock,
     sender: Sender,
-    api_key: String,
-    reveal_secrets: bool,
     wake: Arc<tokio::sync::Notify>,
-    /// `http://host:port` of the listener, used when a request has no Host header.
-    base_url: String,
-    /// How long a client may pause in the middle of a body (the header timeout).
-    body_idle: std::time::Duration,
+    settings: ApiSettings,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("api_key", &"[hidden]")
-            .field("reveal_secrets", &self.reveal_secrets)
-            .field("base_url", &self.base_url)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -79,7 +72,7 @@ pub struct ApiSettings {
     pub api_key: String,
     /// Show stored secrets instead of masking them (`--reveal-secrets`).
     pub reveal_secrets: bool,
-    /// `http://host:port` of the listener.
+    /// `http://host:port` of the listener, used when a request has no Host header.
     pub base_url: String,
     /// How long a client may pause in the middle of a body (the header timeout).
     pub body_idle: std::time::Duration,
@@ -105,22 +98,13 @@ impl AppState {
         wake: Arc<tokio::sync::Notify>,
         settings: ApiSettings,
     ) -> Self {
-        let ApiSettings {
-            api_key,
-            reveal_secrets,
-            base_url,
-            body_idle,
-        } = settings;
         AppState {
             inner: Arc::new(Shared {
                 store,
                 clock,
                 sender,
-                api_key,
-                reveal_secrets,
                 wake,
-                base_url,
-                body_idle,
+                settings,
             }),
         }
     }
@@ -330,12 +314,12 @@ async fn require_api_key(
         ));
     };
     #[cfg(feature = "faults")]
-    if crate::faults::accept_key(&username, &password, &state.inner.api_key) {
+    if crate::faults::accept_key(&username, &password, &state.inner.settings.api_key) {
         return Ok(next.run(request).await);
     }
     let key_ok: bool = username
         .as_bytes()
-        .ct_eq(state.inner.api_key.as_bytes())
+        .ct_eq(state.inner.settings.api_key.as_bytes())
         .into();
     if !key_ok {
         return Err(ApiError::Unauthorized("Invalid username/password.".into()));
@@ -388,7 +372,7 @@ enum Input {
 
 /// Reads at most [`MAX_BODY`] bytes and parses them by `Content-Type`.
 async fn read_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Input, ApiError> {
-    let bytes = read_body(headers, body, state.inner.body_idle).await?;
+    let bytes = read_body(headers, body, state.inner.settings.body_idle).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -662,7 +646,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '\\']))
         .map(|h| format!("http://{h}"))
-        .unwrap_or_else(|| state.inner.base_url.clone())
+        .unwrap_or_else(|| state.inner.settings.base_url.clone())
 }
 
 // ---------------------------------------------------------------------------
@@ -691,7 +675,7 @@ async fn list_webhooks(
         .list_webhooks(page.offset(), page.size)
         .await?;
     let (next, previous) = page.links(&base_url(&state, &headers), uri.path(), count);
-    let reveal = state.inner.reveal_secrets;
+    let reveal = state.inner.settings.reveal_secrets;
     #[cfg(feature = "faults")]
     let (hooks, reveal) = crate::faults::list(hooks, reveal);
     Ok(Json(WebhookPage {
@@ -723,7 +707,7 @@ async fn create_webhook(
         StatusCode::CREATED,
         Json(WebhookResource::from_webhook(
             &webhook,
-            state.inner.reveal_secrets,
+            state.inner.settings.reveal_secrets,
         )),
     ))
 }
@@ -744,7 +728,7 @@ async fn retrieve_webhook(
         .ok_or(ApiError::NotFound)?;
     Ok(Json(WebhookResource::from_webhook(
         &webhook,
-        state.inner.reveal_secrets,
+        state.inner.settings.reveal_secrets,
     ))
     .into_response())
 }
@@ -792,7 +776,7 @@ async fn update_webhook(
     tracing::info!(webhook = %webhook.id, active = webhook.active, "webhook updated");
     Ok(Json(WebhookResource::from_webhook(
         &webhook,
-        state.inner.reveal_secrets,
+        state.inner.settings.reveal_secrets,
     )))
 }
 
@@ -864,7 +848,7 @@ async fn deactivate_webhook(
     tracing::warn!(webhook = %webhook.id, "webhook deactivated by an admin (ORG_DISABLED)");
     Ok(Json(WebhookResource::from_webhook(
         &webhook,
-        state.inner.reveal_secrets,
+        state.inner.settings.reveal_secrets,
     )))
 }
 
