@@ -372,7 +372,7 @@ enum Input {
 
 /// Reads at most [`MAX_BODY`] bytes and parses them by `Content-Type`.
 async fn read_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Input, ApiError> {
-    let bytes = read_body(headers, body, state.inner.settings.body_idle).await?;
+    let bytes = read_body(body, state.inner.settings.body_idle).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -400,18 +400,9 @@ async fn read_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result
     }
 }
 
-async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    idle: std::time::Duration,
-) -> Result<bytes::Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(ApiError::TooLarge);
-    }
+/// At most [`MAX_BODY`] bytes (a larger declared `content-length` is refused unread),
+/// the client silent for at most `idle` at a time.
+async fn read_body(body: Body, idle: std::time::Duration) -> Result<bytes::Bytes, ApiError> {
     hookjar_net::read_body(body, MAX_BODY, idle)
         .await
         .map_err(|e| match e {

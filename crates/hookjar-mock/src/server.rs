@@ -786,11 +786,15 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
                 match hookjar_net::read_body(req.into_body(), 64 * 1024, shared.body_idle).await {
                     Ok(b) => b,
                     Err(e @ BodyError::Stalled { .. }) => return stalled_reply(&e),
-                    Err(_) => {
+                    Err(BodyError::TooLarge { .. }) => {
                         return error_reply(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             "a script body must be under 64 KiB",
                         );
+                    }
+                    // The client went away: nobody reads this answer.
+                    Err(e @ BodyError::Failed(_)) => {
+                        return error_reply(StatusCode::BAD_REQUEST, e.to_string());
                     }
                 };
             match parse_update(&body) {

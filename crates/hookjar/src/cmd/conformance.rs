@@ -230,7 +230,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let mut progress = Streaming::new(args.report.quiet, total as u64, table);
-    let report = match &args.server {
+    let mut report = match &args.server {
         None => hookjar_conformance::virtual_runtime()?.block_on(async {
             options.stop = Some(stop_on_signals());
             suite::run_self_hosted(&options, &mut progress).await
@@ -252,7 +252,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     drop(progress);
-    let mut report = report;
     report.strict = args.strict;
     // The case lines were streamed; the table ends with the totals.
     match args.report.format {
@@ -265,7 +264,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let inconclusive = report.totals().inconclusive;
     if inconclusive > 0 && !report.interrupted && !args.report.quiet {
-        eprintln!("{}", inconclusive_advice(&report, args.strict));
+        eprintln!("{}", inconclusive_advice(&report));
     }
     Ok(if report.interrupted {
         ExitCode::from(INTERRUPTED)
@@ -278,7 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// What to do about a run's INCONCLUSIVE cases: the scale that resolves them all, and
 /// whether they fail the run.
-fn inconclusive_advice(report: &hookjar_conformance::Report, strict: bool) -> String {
+fn inconclusive_advice(report: &hookjar_conformance::Report) -> String {
     let n = report.totals().inconclusive;
     let cases = if n == 1 { "case" } else { "cases" };
     let resolve = report
@@ -292,7 +291,7 @@ fn inconclusive_advice(report: &hookjar_conformance::Report, strict: bool) -> St
             || "a lower --time-scale resolves them".to_owned(),
             |s| format!("--time-scale {} or lower resolves them", s.floor().max(1.0)),
         );
-    if strict {
+    if report.strict {
         let fail = if n == 1 { "fails" } else { "fail" };
         format!("{n} INCONCLUSIVE {cases} {fail} this run (--strict); {resolve}")
     } else {
