@@ -134,6 +134,7 @@ pub struct Expectations {
 /// basic_auth = "user:pass"
 /// journal = "mock.jsonl"
 /// keep = 10000                     # requests kept in memory
+/// keep_mib = 64                    # … and at most this many MiB of them
 /// quiet = false
 ///
 /// [routes]
@@ -158,6 +159,9 @@ pub struct MockConfig {
     /// How many requests to keep in memory (default 10,000, see
     /// [`crate::MockReceiverBuilder::keep`]).
     pub keep: Option<usize>,
+    /// How many bytes of journal lines to keep in memory (default 64 MiB, see
+    /// [`crate::MockReceiverBuilder::keep_bytes`]; `keep_mib` in the file).
+    pub keep_bytes: Option<usize>,
     /// No console line per request (CLI only).
     pub quiet: bool,
     /// Header-read timeout and connection cap (`--header-timeout`, `--max-connections`).
@@ -173,6 +177,7 @@ struct RawConfig {
     basic_auth: Option<toml::Spanned<String>>,
     journal: Option<PathBuf>,
     keep: Option<usize>,
+    keep_mib: Option<usize>,
     quiet: Option<bool>,
     #[serde(default)]
     routes: BTreeMap<String, toml::Spanned<String>>,
@@ -251,6 +256,7 @@ impl MockConfig {
         }
         cfg.journal = raw.journal;
         cfg.keep = raw.keep;
+        cfg.keep_bytes = raw.keep_mib.map(|mib| mib.saturating_mul(1 << 20));
         cfg.quiet = raw.quiet.unwrap_or(false);
         Ok(cfg)
     }
@@ -383,6 +389,7 @@ per = "request"
 basic_auth = "u:p:q"
 journal = "j.jsonl"
 keep = 5
+keep_mib = 3
 quiet = true
 [routes]
 "/a" = "reset"
@@ -408,6 +415,7 @@ X-Client-Id = "abc"
         );
         assert_eq!(cfg.journal, Some(PathBuf::from("j.jsonl")));
         assert_eq!(cfg.keep, Some(5));
+        assert_eq!(cfg.keep_bytes, Some(3 << 20));
         assert!(cfg.quiet);
     }
 

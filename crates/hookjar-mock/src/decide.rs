@@ -11,7 +11,8 @@
 //! The I/O layer then performs the plan (waits, answers, faults) after the lock is
 //! released. Time is passed in, never read.
 //!
-//! Memory is bounded: the ring keeps the last `keep` records, and attempt numbers and
+//! Memory is bounded: the ring keeps the last `keep` records, at most `keep_bytes` of
+//! journal lines (always the newest record, whatever its size), and attempt numbers and
 //! script positions are kept for the [`tracked_deliveries`] most recently seen
 //! deliveries (least recently seen forgotten first).
 
@@ -34,10 +35,16 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::config::{Expectations, Per, Scripts};
-use crate::record::{LineHead, LineTail, Name, Record, digest_hex, render_line};
+use crate::record::{LineHead, LineTail, Name, Record, digest_hex, embeddable_depth, render_line};
 
 /// How many records the in-memory journal keeps by default (`--keep`).
 pub const DEFAULT_KEEP: usize = 10_000;
+
+/// How many bytes of journal lines the in-memory journal keeps by default
+/// (`--keep-mib`): 64 MiB. A record costs about twice its body (the line holds the
+/// body as text and as JSON), so bodies near the 8 MiB limit would otherwise let
+/// 10,000 records grow past 100 GB.
+pub const DEFAULT_KEEP_BYTES: usize = 64 << 20;
 
 /// The fewest deliveries whose attempt numbers and script positions are kept.
 pub const MIN_TRACKED_DELIVERIES: usize = 100_000;
@@ -126,6 +133,9 @@ impl Inspected {
                 )
             }
         };
+        // Embedded under `json`, the body sits one level down in its journal line,
+        // which must stay readable by serde_json (and so by the journal's readers).
+        let body_is_json = body_is_json && embeddable_depth(&incoming.body);
 
         let mut refused = false;
         if let Some((user, pass)) = &expect.basic_auth {
@@ -452,6 +462,9 @@ pub struct State {
     generation: u64,
     journal: VecDeque<Arc<Record>>,
     keep: usize,
+    keep_bytes: usize,
+    /// The journal lines' bytes in `journal`.
+    kept_bytes: usize,
     received: u64,
     evicted: u64,
     deliveries: LruCache<DeliveryKey, DeliveryState>,
@@ -477,6 +490,8 @@ impl State {
             generation: 0,
             journal: VecDeque::with_capacity(keep.min(1 << 16)),
             keep,
+            keep_bytes: DEFAULT_KEEP_BYTES,
+            kept_bytes: 0,
             received: 0,
             evicted: 0,
             deliveries: LruCache::new(tracked_deliveries(keep)),
@@ -486,6 +501,12 @@ impl State {
             auth_step: Arc::from("401"),
             line: Vec::with_capacity(4096),
         }
+    }
+
+    /// Keeps at most `bytes` of journal lines in memory (the newest record always).
+    pub fn keep_bytes(mut self, bytes: usize) -> Self {
+        self.keep_bytes = bytes;
+        self
     }
 
     /// The scripts in force.
@@ -529,6 +550,7 @@ impl State {
     pub fn clear(&mut self) -> usize {
         let n = self.journal.len();
         self.journal.clear();
+        self.kept_bytes = 0;
         self.deliveries.clear();
         self.per_request.clear();
         self.received = 0;
@@ -657,14 +679,24 @@ impl State {
         self.received += 1;
         if self.keep > 0 {
             if self.journal.len() >= self.keep {
-                self.journal.pop_front();
-                self.evicted += 1;
+                self.evict_oldest();
             }
+            self.kept_bytes += record.line.len();
             self.journal.push_back(Arc::clone(&record));
+            while self.kept_bytes > self.keep_bytes && self.journal.len() > 1 {
+                self.evict_oldest();
+            }
         } else {
             self.evicted += 1;
         }
         (record, plan)
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some(old) = self.journal.pop_front() {
+            self.kept_bytes -= old.line.len();
+            self.evicted += 1;
+        }
     }
 }
 
@@ -1017,6 +1049,47 @@ mod tests {
         assert_eq!(rec.attempt, 1);
         assert_eq!(st.clear(), 3);
         assert_eq!(st.counts().evicted, 0);
+    }
+
+    /// Big bodies: the ring holds at most `keep_bytes` of lines (the newest always,
+    /// even alone over the budget), evicting the oldest first and counting them.
+    #[test]
+    fn the_ring_is_bounded_in_bytes_too() {
+        let mut st = State::with_keep(scripts("200"), 100).keep_bytes(10_000);
+        let body = |i: usize| format!("{{\"pad\":\"{}\",\"i\":{i}}}", "x".repeat(2_000));
+        for i in 0..10 {
+            st.decide(Inspected::new(
+                incoming("/", body(i).as_bytes(), GOOD),
+                &Expectations::default(),
+            ));
+            let kept: usize = st.journal().iter().map(|r| r.line.len()).sum();
+            assert!(kept <= 10_000, "{kept} bytes kept after {i}");
+            assert_eq!(st.journal().back().map(|r| r.seq), Some(i as u64 + 1));
+        }
+        let c = st.counts();
+        assert!(c.kept >= 2 && c.kept < 5, "{c:?}");
+        assert_eq!(c.received, 10);
+        assert_eq!(c.evicted, 10 - c.kept as u64);
+        // One request over the whole budget is still kept, alone.
+        let huge = format!("{{\"pad\":\"{}\"}}", "y".repeat(20_000));
+        st.decide(Inspected::new(
+            incoming("/", huge.as_bytes(), GOOD),
+            &Expectations::default(),
+        ));
+        assert_eq!(st.journal().len(), 1);
+        assert_eq!(st.counts().evicted, 10);
+        assert_eq!(st.clear(), 1);
+        for i in 0..2 {
+            st.decide(Inspected::new(
+                incoming("/", body(i).as_bytes(), GOOD),
+                &Expectations::default(),
+            ));
+        }
+        assert_eq!(
+            st.journal().len(),
+            2,
+            "the byte count starts again after a clear"
+        );
     }
 
     #[test]

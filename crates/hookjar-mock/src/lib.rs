@@ -113,7 +113,7 @@ pub mod server;
 pub mod ui;
 
 pub use config::{Expectations, MockConfig, Per, ScriptUpdate, Scripts};
-pub use decide::{Counts, DEFAULT_KEEP};
+pub use decide::{Counts, DEFAULT_KEEP, DEFAULT_KEEP_BYTES};
 pub use errors::{ConfigError, InvalidSetting, StartError, WaitError};
 pub use hookjar_core::script::{Script, ScriptError};
 pub use record::{Attempt, Clock, Delivery, FixedClock, RecordedRequest, SystemClock};

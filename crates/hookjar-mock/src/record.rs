@@ -410,6 +410,45 @@ pub(crate) fn digest_hex(d: Digest) -> [u8; 16] {
     out
 }
 
+/// The deepest JSON body embedded as it is under a journal line's `json`: the line
+/// adds one level, and serde_json reads at most 128 (a deeper body is journaled as
+/// text only, with `json: null`).
+pub const MAX_EMBEDDED_DEPTH: usize = 126;
+
+/// Whether JSON `body` nests at most [`MAX_EMBEDDED_DEPTH`] arrays and objects deep.
+/// Almost every body has fewer brackets than that in all, which one count shows;
+/// only the others are walked.
+pub(crate) fn embeddable_depth(body: &[u8]) -> bool {
+    let opening = body.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if opening <= MAX_EMBEDDED_DEPTH {
+        return true;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_EMBEDDED_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 /// What the decision adds to a journal line.
 #[derive(Debug)]
 pub(crate) struct LineTail<'a> {
@@ -613,6 +652,29 @@ fn write_timestamp(out: &mut Vec<u8>, t: OffsetDateTime) {
 mod tests {
     use super::*;
     use hookjar_core::payload::format_timestamp;
+
+    proptest::proptest! {
+        /// A body is embedded exactly when its journal line (the body one level
+        /// down) stays within what serde_json reads; brackets and escaped quotes
+        /// inside strings do not count.
+        #[test]
+        fn embeddable_depth_is_what_a_line_can_hold(
+            depth in 100usize..140,
+            object_at in proptest::collection::vec(proptest::bool::ANY, 140),
+            noise in "[\\[\\]{}\"a\\\\]{0,40}",
+        ) {
+            let mut body = String::new();
+            for open in object_at.iter().take(depth) {
+                body.push_str(if *open { "{\"k\":" } else { "[" });
+            }
+            body.push_str(&serde_json::to_string(&noise).unwrap());
+            for open in object_at.iter().take(depth).rev() {
+                body.push(if *open { '}' } else { ']' });
+            }
+            let line_parses = serde_json::from_str::<Value>(&format!("[{body}]")).is_ok();
+            proptest::prop_assert_eq!(embeddable_depth(body.as_bytes()), line_parses, "{}", depth);
+        }
+    }
 
     proptest::proptest! {
         /// The journal's string escaping is serde_json's, byte for byte: any text,

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{Expectations, MockConfig, Per, ScriptUpdate, Scripts, normalise_path};
-use crate::decide::{Answer, Counts, DEFAULT_KEEP, Incoming, Inspected, State};
+use crate::decide::{Answer, Counts, DEFAULT_KEEP, DEFAULT_KEEP_BYTES, Incoming, Inspected, State};
 use crate::errors::{StartError, WaitError};
 use crate::record::{Clock, Delivery, Record, RecordedRequest, SystemClock, group_records, owned};
 
@@ -140,6 +140,14 @@ impl MockReceiverBuilder {
         self
     }
 
+    /// Keep at most `bytes` of journal lines in memory (default 64 MiB, about 32 MiB
+    /// of bodies: a line holds its body twice); the oldest requests are evicted
+    /// first, the newest is always kept.
+    pub fn keep_bytes(mut self, bytes: usize) -> Self {
+        self.config.keep_bytes = Some(bytes);
+        self
+    }
+
     /// Listen on `addr` instead of a random loopback port.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.config.addr = Some(addr);
@@ -197,8 +205,9 @@ impl MockReceiverBuilder {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (latest_tx, _) = watch::channel(0u64);
         let keep = self.config.keep.unwrap_or(DEFAULT_KEEP);
+        let keep_bytes = self.config.keep_bytes.unwrap_or(DEFAULT_KEEP_BYTES);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::with_keep(self.config.scripts, keep)),
+            state: Mutex::new(State::with_keep(self.config.scripts, keep).keep_bytes(keep_bytes)),
             expect: self.config.expect,
             journal,
             latest: latest_tx,
@@ -502,7 +511,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, limits: hookjar_net:
         async move {
             if crate::ui::claims(req.uri().path(), shared.ui) {
                 let (changes, down) = (shared.latest.subscribe(), shared.shutdown.clone());
-                return Ok(crate::ui::handle(req, changes, down).await);
+                return Ok(crate::ui::handle(req, changes, down, shared.body_idle).await);
             }
             handle(req, &shared, &fault).await.map(crate::ui::whole)
         }

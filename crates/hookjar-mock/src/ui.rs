@@ -29,8 +29,9 @@ use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use hookjar_core::script::{Action, Script};
 use hookjar_core::{Outcome, RetryPolicy, TransportKind, Verdict};
+use hookjar_net::BodyError;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Either, Full, Limited, StreamBody};
+use http_body_util::{Either, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -84,6 +85,7 @@ pub(crate) async fn handle<N>(
     req: Request<Incoming>,
     changes: watch::Receiver<N>,
     shutdown: watch::Receiver<bool>,
+    body_idle: Duration,
 ) -> Response<Body>
 where
     N: std::fmt::Display + Send + Sync + 'static,
@@ -97,18 +99,20 @@ where
             asset(INSPECTOR_JS, "text/javascript; charset=utf-8")
         }
         (Method::GET, "/_mock/ui/style.css") => asset(STYLE_CSS, "text/css; charset=utf-8"),
-        (Method::POST, "/_mock/ui/verdicts") => match read_json::<Vec<Answered>>(req).await {
-            Ok(answers) => {
-                let policy = RetryPolicy::default();
-                let verdicts: Vec<VerdictView> = answers
-                    .iter()
-                    .map(|a| verdict(&a.step, a.status, a.attempt, &policy))
-                    .collect();
-                json(StatusCode::OK, &verdicts)
+        (Method::POST, "/_mock/ui/verdicts") => {
+            match read_json::<Vec<Answered>>(req, body_idle).await {
+                Ok(answers) => {
+                    let policy = RetryPolicy::default();
+                    let verdicts: Vec<VerdictView> = answers
+                        .iter()
+                        .map(|a| verdict(&a.step, a.status, a.attempt, &policy))
+                        .collect();
+                    json(StatusCode::OK, &verdicts)
+                }
+                Err(res) => res,
             }
-            Err(res) => res,
-        },
-        (Method::POST, "/_mock/ui/resend") => match read_json::<Resend>(req).await {
+        }
+        (Method::POST, "/_mock/ui/resend") => match read_json::<Resend>(req, body_idle).await {
             Ok(resend) => {
                 let (status, answer) = resend_request(resend).await;
                 json(status, &answer)
@@ -163,6 +167,7 @@ fn detail(status: StatusCode, detail: impl Into<String>) -> Response<Body> {
 /// Reads a JSON body, refusing other content types (see the module docs).
 async fn read_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
+    idle: Duration,
 ) -> Result<T, Response<Body>> {
     let is_json = req
         .headers()
@@ -179,13 +184,25 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             "send the body as JSON with Content-Type: application/json",
         ));
     }
-    let body = match Limited::new(req.into_body(), MAX_UI_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    let body = match hookjar_net::read_body(req.into_body(), MAX_UI_BODY, idle).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge { .. }) => {
             return Err(detail(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body must be under {MAX_UI_BODY} bytes"),
             ));
+        }
+        Err(e @ BodyError::Stalled { .. }) => {
+            let mut res = detail(StatusCode::REQUEST_TIMEOUT, e.to_string());
+            res.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return Err(res);
+        }
+        // The client went away: nobody reads this answer.
+        Err(e @ BodyError::Failed(_)) => {
+            return Err(detail(StatusCode::BAD_REQUEST, e.to_string()));
         }
     };
     serde_json::from_slice(&body).map_err(|e| {
@@ -404,9 +421,23 @@ async fn resend_request(r: Resend) -> (StatusCode, Resent) {
         }
     }
     match req.body(r.body).send().await {
-        Ok(res) => {
+        Ok(mut res) => {
             let status = res.status().as_u16();
-            let text = res.text().await.unwrap_or_default();
+            // Read no more than can be shown (a character is at most 4 bytes) and
+            // one byte more, to know whether there was more: an answer may be huge
+            // or never end. The connection is dropped with the rest unread.
+            let wanted = RESENT_BODY_SHOWN * 4 + 1;
+            let mut start: Vec<u8> = Vec::new();
+            while start.len() < wanted {
+                match res.chunk().await {
+                    Ok(Some(chunk)) => {
+                        let take = chunk.len().min(wanted - start.len());
+                        start.extend_from_slice(&chunk[..take]);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&start);
             let mut shown: String = text.chars().take(RESENT_BODY_SHOWN).collect();
             if shown.len() < text.len() {
                 shown.push('…');

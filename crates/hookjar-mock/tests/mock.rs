@@ -949,3 +949,152 @@ async fn a_declared_length_over_the_limit_gets_413_at_once() {
     );
     assert!(mock.requests().is_empty());
 }
+
+/// Valid JSON nested deeper than a journal line can embed (the line puts the body one
+/// level down, and serde_json stops at 128 levels) is answered, journaled with its
+/// text and `json: null`, listed, and its line parses; one level less is embedded.
+#[tokio::test]
+async fn deeply_nested_json_is_journaled_as_text_and_never_breaks_the_journal() {
+    let dir = std::env::temp_dir().join(format!("hookjar-mock-deep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("journal.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let mock = MockReceiver::builder()
+        .journal_file(&path)
+        .start()
+        .await
+        .unwrap();
+    let c = client();
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    for depth in [126, 127, 128, 5000] {
+        let body = nested(depth);
+        let answer = post(&c, &format!("{}/deep", mock.url()), body.as_bytes()).await;
+        assert_eq!(
+            answer.map(|r| r.status().as_u16()).ok(),
+            Some(200),
+            "depth {depth}"
+        );
+    }
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 4, "{}", dump(&requests));
+    assert!(requests[0].json.is_some(), "126 levels fit in a line");
+    for r in &requests[1..] {
+        assert_eq!(r.json, None, "{}", r.summary());
+        assert!(r.body.starts_with("[[[["), "the text is kept");
+    }
+    mock.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).expect("every journal line parses");
+    }
+    assert_eq!(text.lines().count(), 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The inspector's POST endpoints read their bodies like every other: a client silent
+/// mid-body gets 408 at the header timeout instead of holding its connection.
+#[tokio::test(start_paused = true)]
+async fn the_inspectors_posts_answer_408_to_a_client_silent_mid_body() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mock = MockReceiver::builder().start().await.unwrap();
+    for path in ["/_mock/ui/verdicts", "/_mock/ui/resend"] {
+        let mut s = tokio::net::TcpStream::connect(mock.address())
+            .await
+            .unwrap();
+        s.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let started = tokio::time::Instant::now();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut got)).await;
+        assert!(
+            read.is_ok(),
+            "{path}: the connection must be closed, not held"
+        );
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(10) && waited < Duration::from_secs(11),
+            "{path}: {waited:?}"
+        );
+    }
+}
+
+/// "Resend" shows the start of the answer and reads no more of it than it shows: an
+/// answer that never ends is cut, not read until the timeout (or into memory).
+#[tokio::test]
+async fn resend_reads_only_the_start_of_an_endless_answer() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let endless = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}/hook", endless.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut s, _) = endless.accept().await.unwrap();
+        let mut head = [0u8; 4096];
+        let _ = s.read(&mut head).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n")
+            .await
+            .unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        // Until the mock hangs up.
+        while s.write_all(&chunk).await.is_ok() {}
+    });
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        client()
+            .post(format!("{}/_mock/ui/resend", mock.url()))
+            .json(&serde_json::json!({
+                "url": target, "method": "POST", "headers": [], "body": "{}"
+            }))
+            .send(),
+    )
+    .await
+    .expect("the resend answers without waiting for the end of an endless answer")
+    .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let shown: Value = answer.json().await.unwrap();
+    assert_eq!(shown["status"], 200, "{shown}");
+    let body = shown["body"].as_str().unwrap();
+    assert_eq!(
+        body.chars().count(),
+        4097,
+        "4,096 characters and an ellipsis"
+    );
+    assert!(body.ends_with('…'));
+}
+
+/// Memory is bounded in bytes, not only in requests: big bodies evict the oldest
+/// requests once the kept journal lines pass 64 MiB (the default), and the counts say
+/// how many were evicted.
+#[tokio::test]
+async fn big_bodies_are_evicted_past_the_default_byte_budget() {
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let c = client();
+    let body = |i: usize| format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(4 << 20));
+    for i in 0..20 {
+        assert_eq!(
+            status(&c, &format!("{}/big", mock.url()), body(i).as_bytes()).await,
+            200
+        );
+    }
+    let counts = mock.counts();
+    let kept = mock.requests();
+    let kept_bodies: usize = kept.iter().map(|r| r.body.len()).sum();
+    assert!(
+        kept_bodies <= 32 << 20,
+        "{} requests with {kept_bodies} bytes of bodies kept: {counts:?}",
+        kept.len()
+    );
+    assert_eq!(counts.received, 20);
+    assert_eq!(counts.evicted, 20 - kept.len() as u64);
+    assert!(
+        kept.last().unwrap().body.starts_with("{\"i\":19,"),
+        "the newest is kept"
+    );
+}

@@ -111,6 +111,12 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
 
+    /// Keep at most this many MiB of requests in memory (journal lines; a line holds
+    /// its body twice), evicting the oldest first; the newest is always kept
+    /// [default: 64].
+    #[arg(long, value_name = "MIB")]
+    pub keep_mib: Option<usize>,
+
     /// Do not print a line per request (the URL is still printed at start).
     #[arg(long, short)]
     pub quiet: bool,
@@ -191,6 +197,9 @@ pub fn plan(args: Args) -> anyhow::Result<MockConfig> {
     }
     if args.keep.is_some() {
         cfg.keep = args.keep;
+    }
+    if let Some(mib) = args.keep_mib {
+        cfg.keep_bytes = Some(mib.saturating_mul(1 << 20));
     }
     cfg.quiet |= args.quiet;
     cfg.limits = args.server.limits();
