@@ -335,9 +335,13 @@ enum Source {
     Form,
 }
 
+/// Unknown fields named in a refusal; the rest are counted in one more message.
+const MAX_UNKNOWN_NAMED: usize = 5;
+
 fn read_fields(map: &Map<String, Value>, source: Source) -> Result<WebhookPatch, ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let mut patch = WebhookPatch::default();
+    let mut unknown = 0usize;
     for (key, value) in map {
         match key.as_str() {
             "target_url" => match read_string(value, false) {
@@ -383,14 +387,27 @@ fn read_fields(map: &Map<String, Value>, source: Source) -> Result<WebhookPatch,
                 Err(msgs) => msgs.into_iter().for_each(|m| errors.add(key, m)),
             },
             k if READ_ONLY_FIELDS.contains(&k) => {}
-            other => errors.add(
-                "non_field_errors",
-                format!(
-                    "Unknown field \"{other}\"; the writable fields are {}.",
-                    WRITABLE_FIELDS.join(", ")
-                ),
-            ),
+            other => {
+                // Named one by one up to a point: a body of thousands of unknown
+                // keys must not get an answer many times its size.
+                unknown += 1;
+                if unknown <= MAX_UNKNOWN_NAMED {
+                    errors.add(
+                        "non_field_errors",
+                        format!(
+                            "Unknown field \"{other}\"; the writable fields are {}.",
+                            WRITABLE_FIELDS.join(", ")
+                        ),
+                    );
+                }
+            }
         }
+    }
+    if unknown > MAX_UNKNOWN_NAMED {
+        errors.add(
+            "non_field_errors",
+            format!("…and {} more unknown fields.", unknown - MAX_UNKNOWN_NAMED),
+        );
     }
     if errors.is_empty() {
         Ok(patch)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -551,6 +551,8 @@ pub struct SampleResult {
 /// A parsed `?page=&page_size=`.
 struct PageRequest {
     page: u64,
+    /// `page=last`: `page` is set once the count is known.
+    last: bool,
     size: u64,
     /// The other query pairs, kept in `next`/`previous` links.
     others: Vec<(String, String)>,
@@ -561,19 +563,20 @@ impl PageRequest {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
         let mut page = 1;
+        let mut last = false;
         let mut size = DEFAULT_PAGE_SIZE;
         let mut others = Vec::new();
         for (k, v) in pairs {
             match k.as_str() {
                 // DRF: "last" is the last page; anything else must be a positive integer.
                 "page" => {
-                    page = if v == "last" {
-                        u64::MAX
-                    } else {
-                        v.parse::<u64>()
+                    last = v == "last";
+                    if !last {
+                        page = v
+                            .parse::<u64>()
                             .ok()
                             .filter(|&p| p > 0)
-                            .ok_or(ApiError::InvalidPage)?
+                            .ok_or(ApiError::InvalidPage)?;
                     }
                 }
                 // DRF ignores a bad page_size and clamps a large one.
@@ -587,13 +590,18 @@ impl PageRequest {
                 _ => others.push((k, v)),
             }
         }
-        Ok(PageRequest { page, size, others })
+        Ok(PageRequest {
+            page,
+            last,
+            size,
+            others,
+        })
     }
 
     /// Resolves `last` and checks the page exists (page 1 always does).
     fn resolve(&mut self, count: u64) -> Result<(), ApiError> {
         let pages = count.div_ceil(self.size).max(1);
-        if self.page == u64::MAX {
+        if self.last {
             self.page = pages;
         }
         if self.page > pages {
@@ -638,6 +646,25 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '\\']))
         .map(|h| format!("http://{h}"))
         .unwrap_or_else(|| state.inner.settings.base_url.clone())
+}
+
+/// The `{id}` of a path. An id that does not decode (`%ff`: not UTF-8) names nothing,
+/// so it is answered like any unknown id — 404 with the API's JSON `detail` — rather
+/// than with axum's plain-text rejection.
+struct Id(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Id(id))
+            .map_err(|_| ApiError::NotFound)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -704,10 +731,7 @@ async fn create_webhook(
 }
 
 /// Retrieves a webhook (S4); `sample-<type>` ids answer S6b's samples.
-async fn retrieve_webhook(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn retrieve_webhook(State(state): State<AppState>, Id(id): Id) -> Result<Response, ApiError> {
     if let Some(kebab) = id.strip_prefix("sample-") {
         return sample(&state, kebab).map(IntoResponse::into_response);
     }
@@ -740,7 +764,7 @@ fn sample(state: &AppState, kebab: &str) -> Result<Json<SampleResult>, ApiError>
 /// re-activates and clears `deactivate_reason`.
 async fn update_webhook(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<WebhookResource>, ApiError> {
@@ -772,10 +796,7 @@ async fn update_webhook(
 }
 
 /// Deletes a webhook with its delivery log (S4).
-async fn delete_webhook(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_webhook(State(state): State<AppState>, Id(id): Id) -> Result<StatusCode, ApiError> {
     if state.inner.store.delete_webhook(id.clone()).await? {
         tracing::info!(webhook = %id, "webhook deleted");
         Ok(StatusCode::NO_CONTENT)
@@ -785,10 +806,7 @@ async fn delete_webhook(
 }
 
 /// Sends a PING to the webhook now (S13). Never retried, never deactivates.
-async fn ping_webhook(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn ping_webhook(State(state): State<AppState>, Id(id): Id) -> Result<Response, ApiError> {
     // Skilljar answers an unknown id with a bare 404 (S13).
     let Some(webhook) = state.inner.store.get_webhook(id).await? else {
         return Ok(StatusCode::NOT_FOUND.into_response());
@@ -828,7 +846,7 @@ async fn ping_webhook(
 /// (`ORG_DISABLED`, S18) and drops its pending deliveries. Not in Skilljar's API.
 async fn deactivate_webhook(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<WebhookResource>, ApiError> {
     let webhook = state
         .inner
@@ -847,7 +865,7 @@ async fn deactivate_webhook(
 /// attempt.
 async fn list_deliveries(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Json<DeliveryPage>, ApiError> {
@@ -876,7 +894,7 @@ async fn list_deliveries(
 /// delivery.
 async fn redeliver(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<(StatusCode, Json<RedeliverResult>), ApiError> {
     let now = state.inner.clock.now();
     match state.inner.store.redeliver(id, now).await? {

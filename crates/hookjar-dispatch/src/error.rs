@@ -15,6 +15,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The store file could not be created.
+    #[error(
+        "cannot create the database {path}: {source}; check that its folder exists and is writable, or use --in-memory"
+    )]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The database was written by a newer hookjar.
     #[error(
         "the database has schema version {found}, newer than this hookjar understands ({supported}); upgrade hookjar or use another --db file"

@@ -2141,3 +2141,55 @@ async fn a_client_silent_mid_body_gets_408_at_the_header_timeout() {
     assert!(text.starts_with("HTTP/1.1 202"), "{text}");
     server.shutdown().await;
 }
+
+/// Abusive but authenticated input gets a bounded, JSON answer: a page number that
+/// happens to be `u64::MAX` is not "last"; thousands of unknown fields are not each
+/// worded back; an id that is not UTF-8 gets the API's JSON `detail`.
+#[tokio::test]
+async fn abusive_input_gets_bounded_json_answers() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    api.hook("https://example.com/a").await;
+
+    let page = api.get("/v1/webhooks?page=18446744073709551615").await;
+    assert_eq!(page.status, 404, "{:?}", page.body);
+    assert_eq!(page.body, json!({"detail": "Invalid page."}));
+    let last = api.get("/v1/webhooks?page=last").await;
+    assert_eq!(last.status, 200);
+
+    let mut body = serde_json::Map::new();
+    body.insert("target_url".into(), json!("https://example.com/b"));
+    for i in 0..5000 {
+        body.insert(format!("unknown_{i}"), json!(1));
+    }
+    let refused = api.post_json("/v1/webhooks", Value::Object(body)).await;
+    assert_eq!(refused.status, 400);
+    let text = refused.body.to_string();
+    assert!(text.len() < 4096, "{} bytes of errors", text.len());
+    assert!(text.contains("unknown_0"), "{text}");
+    assert!(text.contains("4995 more"), "{text}");
+    assert_eq!(api.count_webhooks().await, 1, "nothing was created");
+
+    for path in ["/v1/deliveries/%ff/redeliver", "/v1/webhooks/%ff"] {
+        let answer = if path.ends_with("redeliver") {
+            api.send(api.http.post(api.url(path))).await
+        } else {
+            api.get(path).await
+        };
+        assert!(
+            answer.status == 400 || answer.status == 404,
+            "{path}: {}",
+            answer.status
+        );
+        assert_eq!(
+            answer.headers[reqwest::header::CONTENT_TYPE],
+            "application/json",
+            "{path}"
+        );
+        assert!(
+            answer.body["detail"].is_string(),
+            "{path}: {:?}",
+            answer.body
+        );
+    }
+}

@@ -10,7 +10,7 @@
 //! many ran.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hookjar_core::timeline::Timeline;
@@ -280,6 +280,22 @@ impl Drop for EmitWriter {
     }
 }
 
+/// Creates the store file, empty, readable and writable by its owner only, unless it
+/// exists (then it keeps its mode). It holds webhook passwords in clear (S3: they
+/// are sent with every delivery), and SQLite gives its WAL and shared-memory files
+/// the database file's mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Locks a mutex. A poisoned lock only means another call panicked mid-way; SQLite
 /// rolled its transaction back, so what the mutex guards is still sound.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -297,7 +313,13 @@ impl SqliteStore {
     pub fn open(config: &StoreConfig) -> Result<SqliteStore, StoreError> {
         let (conn, path) = match config {
             StoreConfig::InMemory => (Connection::open_in_memory(), PathBuf::from(":memory:")),
-            StoreConfig::File(p) => (Connection::open(p), p.clone()),
+            StoreConfig::File(p) => {
+                create_private(p).map_err(|source| StoreError::Create {
+                    path: p.clone(),
+                    source,
+                })?;
+                (Connection::open(p), p.clone())
+            }
             StoreConfig::Postgres(pg) => {
                 return Err(StoreError::Config(format!(
                     "{} is a PostgreSQL store, not a SQLite file",
@@ -2054,6 +2076,32 @@ mod tests {
                 proptest::prop_assert_eq!(state, "inflight");
             }
         }
+    }
+
+    /// A new store file holds webhook passwords in clear (S3 keeps them to send):
+    /// it and its WAL are readable by their owner only; a file that exists keeps its
+    /// mode.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_store_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = scratch_dir("mode");
+        let path = dir.join("new.db");
+        let store = SqliteStore::open(&StoreConfig::File(path.clone())).unwrap();
+        store
+            .create_webhook(hookjar_core::NewWebhook::to("http://127.0.0.1:9/"), 0)
+            .await
+            .unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.join("new.db-wal")), 0o600);
+        drop(store);
+        let shared = dir.join("shared.db");
+        std::fs::write(&shared, b"").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+        SqliteStore::open(&StoreConfig::File(shared.clone())).unwrap();
+        assert_eq!(mode(&shared), 0o640, "an existing file keeps its mode");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Two connections that migrate one file at once (two programs using the
