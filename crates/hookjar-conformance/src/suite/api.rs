@@ -387,6 +387,54 @@ pub(super) async fn s6_validation(ctx: &mut Ctx) -> CaseOutput {
     )])
 }
 
+/// S6: additional headers may not replace a header the dispatcher owns — each of them,
+/// not only `User-Agent` (a dispatcher that let `Authorization` through would send the
+/// integrator's value instead of the Basic credentials, S8).
+pub(super) async fn s6_reserved_headers(ctx: &mut Ctx) -> CaseOutput {
+    let (_, before) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let mut answers = Vec::new();
+    for name in [
+        "Authorization",
+        "Content-Type",
+        "User-Agent",
+        "Content-Length",
+        "Host",
+        "Transfer-Encoding",
+        "Connection",
+    ] {
+        let body = json!({
+            "target_url": ctx.mock_url("/s6-reserved"),
+            "additional_headers": {name: "conformance"}
+        });
+        let (code, v) = ctx
+            .api
+            .json(reqwest::Method::POST, "/v1/webhooks", Some(&body))
+            .await?;
+        if let (201, Some(id)) = (code, v["id"].as_str()) {
+            ctx.created.push(id.to_owned());
+        }
+        answers.push((name, code));
+    }
+    let (_, after) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let ok = answers.iter().all(|(_, code)| *code == 400) && before["count"] == after["count"];
+    Ok(vec![CaseResult::check(
+        "S6.reserved-headers",
+        "S6",
+        ok,
+        "400 for additional_headers naming Authorization, Content-Type, User-Agent, Content-Length, Host, Transfer-Encoding or Connection; nothing created",
+        format!(
+            "{}; count {} → {}",
+            answers
+                .iter()
+                .map(|(n, c)| format!("{n} → {c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            before["count"],
+            after["count"]
+        ),
+    )])
+}
+
 pub(super) async fn s6b_samples(ctx: &mut Ctx) -> CaseOutput {
     let mut bad = Vec::new();
     for t in EventType::ALL {

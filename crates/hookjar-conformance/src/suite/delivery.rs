@@ -203,6 +203,57 @@ pub(super) async fn s12_fan_out(ctx: &mut Ctx) -> CaseOutput {
     Ok(vec![fan, one, oldest])
 }
 
+/// S12 (settled): URLs are compared in normalised form, so a second webhook whose URL
+/// differs only in the scheme's case and a `./` segment shares the first one's URL:
+/// one POST per event, through the older webhook.
+pub(super) async fn s12_normalised_url(ctx: &mut Ctx) -> CaseOutput {
+    let plain = ctx.mock_url("/s12-norm");
+    let Some(rest) = plain
+        .strip_prefix("http://")
+        .or(plain.strip_prefix("https://"))
+    else {
+        return Err(CaseError(format!(
+            "the receiver URL {plain} is not http(s)"
+        )));
+    };
+    let scheme = if plain.starts_with("https://") {
+        "HTTPS"
+    } else {
+        "HTTP"
+    };
+    let variant = match rest.split_once('/') {
+        Some((authority, path)) => format!("{scheme}://{authority}/./{path}"),
+        None => format!("{scheme}://{rest}"),
+    };
+    ctx.create(json!({"target_url": plain, "event_type": "COURSE_COMPLETION"}))
+        .await?;
+    ctx.create(json!({"target_url": variant, "event_type": "COURSE_COMPLETION"}))
+        .await?;
+    let emitted = ctx.emit(EventType::CourseCompletion, json!({})).await?;
+    ctx.wait(1, Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(5)).await;
+    let reqs = ctx.mock.requests();
+    let posts: Vec<String> = reqs
+        .iter()
+        .filter(|r| r.path_only().ends_with("s12-norm"))
+        .map(|r| r.path.clone())
+        .collect();
+    Ok(vec![CaseResult::check(
+        "S12.normalised-url",
+        "S12",
+        posts.len() == 1,
+        format!(
+            "settled: {plain} and {variant} are one URL once normalised (scheme and host case, dot segments): 1 POST for 1 event"
+        ),
+        format!(
+            "{} POST(s) ({}); emit answered {}",
+            posts.len(),
+            posts.join(", "),
+            emitted["deliveries"]
+        ),
+    )])
+}
+
 pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
     let up = ctx
         .create(json!({"target_url": ctx.mock_url("/ok"), "basic_auth_username": "ping-user", "basic_auth_password": "ping-pass", "additional_headers": {"x-hookjar-ping": "1"}}))

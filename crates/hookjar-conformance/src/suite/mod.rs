@@ -154,6 +154,8 @@ fn routes(time: TimeMode, policy: &RetryPolicy, quick: bool) -> Vec<(String, Str
         ("/s12-b", "200"),
         ("/s12-c", "200"),
         ("/s12-shared", "200"),
+        ("/s12-norm", "200"),
+        ("/s6-reserved", "200"),
         ("/s13-down", "503"),
         ("/s13-4xx", "404"),
         ("/s15", "503"),
@@ -161,11 +163,14 @@ fn routes(time: TimeMode, policy: &RetryPolicy, quick: bool) -> Vec<(String, Str
         ("/s16-400", "400"),
         ("/s16-410", "410"),
         ("/s16-429", "429"),
+        ("/s16-slow", "404@3s"),
+        ("/s16-moved", "200"),
         ("/s17-201", "201"),
         ("/s17-204", "204"),
         ("/s18-redirect", "redirect"),
         ("/s18-moved", "redirect=/s18-target"),
         ("/s18-target", "200"),
+        ("/s18-landed", "200"),
         ("/s18-reset", "reset,200"),
         ("/s18-hang", "hang"),
         ("/x5", "503*2,200"),
@@ -202,6 +207,7 @@ pub const CASE_IDS: &[&str] = &[
     "S1.order",
     "S1.page-size",
     "S6.validation",
+    "S6.reserved-headers",
     "S6b.samples",
     "X1.emit",
     "S7.method",
@@ -217,6 +223,7 @@ pub const CASE_IDS: &[&str] = &[
     "S12.fan-out",
     "S12.one-per-url",
     "S12.oldest-webhook",
+    "S12.normalised-url",
     "S13.ping",
     "S13.ping-failure",
     "S14.backoff",
@@ -226,10 +233,12 @@ pub const CASE_IDS: &[&str] = &[
     "S16.deactivate-4xx",
     "S16.any-4xx",
     "S4.reactivate",
+    "S16.stale-verdict",
     "S17.success",
     "S17.any-2xx",
     "S18.redirects",
     "S18.redirect-307",
+    "S18.redirect-other-origin",
     "S18.transport",
     "S18.refused",
     "S18.timeout",
@@ -366,6 +375,9 @@ pub async fn run(
             Box::pin(s1_list(c))
         }),
         (&["S6.validation"], |c| Box::pin(s6_validation(c))),
+        (&["S6.reserved-headers"], |c| {
+            Box::pin(s6_reserved_headers(c))
+        }),
         (&["S6b.samples"], |c| Box::pin(s6b_samples(c))),
         (
             &[
@@ -388,6 +400,7 @@ pub async fn run(
             &["S12.fan-out", "S12.one-per-url", "S12.oldest-webhook"],
             |c| Box::pin(s12_fan_out(c)),
         ),
+        (&["S12.normalised-url"], |c| Box::pin(s12_normalised_url(c))),
         (&["S13.ping", "S13.ping-failure"], |c| Box::pin(s13_ping(c))),
         (&["S14.backoff"], |c| Box::pin(s14_backoff(c))),
         (&["S14.wait-after-answer"], |c| {
@@ -400,11 +413,15 @@ pub async fn run(
             &["S16.deactivate-4xx", "S16.any-4xx", "S4.reactivate"],
             |c| Box::pin(s16_deactivate(c)),
         ),
+        (&["S16.stale-verdict"], |c| Box::pin(s16_stale_verdict(c))),
         (&["S17.success", "S17.any-2xx"], |c| {
             Box::pin(s17_success(c))
         }),
         (&["S18.redirects", "S18.redirect-307"], |c| {
             Box::pin(s18_redirects(c))
+        }),
+        (&["S18.redirect-other-origin"], |c| {
+            Box::pin(s18_redirect_other_origin(c))
         }),
         (&["S18.transport", "S18.refused", "S18.timeout"], |c| {
             Box::pin(s18_transport(c))

@@ -12,9 +12,11 @@ use hookjar_core::verdict::human_duration;
 use hookjar_core::{EventType, RetryPolicy};
 use serde_json::json;
 
+use hookjar_mock::{RecordedRequest, Script, ScriptUpdate};
+
 use super::context::{Ctx, fmt_secs};
 use super::timing::{self, Gap, Timing};
-use super::{CaseOutput, TimeMode};
+use super::{CaseError, CaseOutput, TimeMode};
 use crate::report::{CaseResult, Status};
 
 /// The longest the exhaustion case may take in wall time before it is reported
@@ -538,6 +540,134 @@ pub(super) async fn s18_redirects(ctx: &mut Ctx) -> CaseOutput {
         ),
     );
     Ok(vec![redirects, moved])
+}
+
+/// S18 (settled: standard client rules): a redirect to another origin (another host
+/// for the same receiver: `127.0.0.1` and `localhost`) is followed without the
+/// `Authorization` header, which stays with the origin it was meant for.
+pub(super) async fn s18_redirect_other_origin(ctx: &mut Ctx) -> CaseOutput {
+    let base = match reqwest::Url::parse(&ctx.mock_url("/")) {
+        Ok(u) => u,
+        Err(e) => return Err(CaseError(format!("the receiver URL: {e}"))),
+    };
+    let other = match base.host_str() {
+        Some("127.0.0.1") => "localhost",
+        Some("localhost") => "127.0.0.1",
+        _ => {
+            return Ok(vec![CaseResult::new(
+                "S18.redirect-other-origin",
+                "S18",
+                Status::Skip,
+                "Authorization dropped on a redirect to another origin",
+                format!(
+                    "needs a receiver the dispatcher reaches as both 127.0.0.1 and localhost; the receiver is {base}"
+                ),
+            )]);
+        }
+    };
+    let mut landed = base.clone();
+    if landed.set_host(Some(other)).is_err() {
+        return Err(CaseError(format!("cannot name {base} as {other}")));
+    }
+    landed.set_path("/s18-landed");
+    let mut routes = ctx.mock.scripts().routes;
+    routes.insert(
+        "/s18-away".into(),
+        Script::parse(&format!("redirect={landed}"))
+            .map_err(|e| CaseError(format!("the redirect script: {e}")))?,
+    );
+    ctx.mock.update_scripts(ScriptUpdate {
+        routes: Some(routes),
+        ..ScriptUpdate::default()
+    });
+    let id = ctx
+        .create(json!({
+            "target_url": ctx.mock_url("/s18-away"),
+            "event_type": "VILT_EVENT_REGISTRATION",
+            "basic_auth_username": "hookjar-user",
+            "basic_auth_password": "hookjar-pass",
+        }))
+        .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ctx.emit(EventType::ViltEventRegistration, json!({}))
+        .await?;
+    let reqs = ctx.wait(2, Duration::from_secs(10)).await;
+    let away = ctx.on_path(&reqs, "/s18-away");
+    let there = ctx.on_path(&reqs, "/s18-landed");
+    let auth = |r: &RecordedRequest| r.header("authorization").map(str::to_owned);
+    let hook = ctx.webhook(&id).await?;
+    let ok = away.len() == 1
+        && away[0].header("authorization").is_some()
+        && there.len() == 1
+        && there[0].method == "POST"
+        && there[0].header("authorization").is_none()
+        && hook["active"] == true;
+    Ok(vec![CaseResult::check(
+        "S18.redirect-other-origin",
+        "S18",
+        ok,
+        format!(
+            "a 307 from {} to {landed} is followed with the POST, Authorization sent to the first origin only (settled: standard client rules); the webhook stays active",
+            ctx.mock_url("/s18-away")
+        ),
+        format!(
+            "first origin: {} request(s), Authorization {:?}; other origin: {} request(s){}; active {}",
+            away.len(),
+            away.first().and_then(auth),
+            there.len(),
+            there
+                .first()
+                .map(|r| format!(", {} with Authorization {:?}", r.method, auth(r)))
+                .unwrap_or_default(),
+            hook["active"]
+        ),
+    )])
+}
+
+/// S16 (settled): a verdict applies only to the webhook as it was when the attempt was
+/// claimed. A 404 that comes back after the webhook was moved to a new URL is logged,
+/// not applied: the webhook stays active.
+pub(super) async fn s16_stale_verdict(ctx: &mut Ctx) -> CaseOutput {
+    let id = ctx
+        .hook("/s16-slow", Some(EventType::CourseEnrollment))
+        .await?;
+    ctx.emit(EventType::CourseEnrollment, json!({})).await?;
+    // The receiver holds the 404 for 3 s of wall time (under the 10 s timeout).
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    if reqs.is_empty() {
+        return Err(CaseError("no POST reached the receiver within 10 s".into()));
+    }
+    let (code, moved) = ctx
+        .api
+        .json(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{id}"),
+            Some(&json!({"target_url": ctx.mock_url("/s16-moved")})),
+        )
+        .await?;
+    if code != 200 {
+        return Err(CaseError(format!(
+            "PATCH /v1/webhooks/{id} answered {code}, expected 200: {moved}"
+        )));
+    }
+    // The 404 lands, and the dispatcher has time to record it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let hook = ctx.webhook(&id).await?;
+    ctx.emit(EventType::CourseEnrollment, json!({})).await?;
+    let reqs = ctx.wait(2, Duration::from_secs(10)).await;
+    let moved_posts = ctx.on_path(&reqs, "/s16-moved").len();
+    Ok(vec![CaseResult::check(
+        "S16.stale-verdict",
+        "S16",
+        hook["active"] == true && hook["deactivate_reason"].is_null() && moved_posts == 1,
+        "settled: a 404 answered after the webhook was moved to a new URL (PATCH during the attempt) is not applied: the webhook stays active and the next event goes to the new URL",
+        format!(
+            "after the late 404: active {}, deactivate_reason {}; next event: {moved_posts} POST(s) to the new URL",
+            hook["active"], hook["deactivate_reason"]
+        ),
+    )])
 }
 
 pub(super) async fn s18_transport(ctx: &mut Ctx) -> CaseOutput {
