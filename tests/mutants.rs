@@ -139,6 +139,26 @@ const MUTANTS: &[Mutant] = &[
         &["S12.one-per-url"],
     ),
     fault(
+        "URLs compared as stored, not normalised",
+        Fault::UrlsComparedRaw,
+        &["S12.normalised-url"],
+    ),
+    fault(
+        "Authorization accepted in additional_headers",
+        Fault::AuthorizationHeaderAccepted,
+        &["S6.reserved-headers"],
+    ),
+    fault(
+        "a late 404 from before an update applied",
+        Fault::StaleVerdictApplied,
+        &["S16.stale-verdict"],
+    ),
+    fault(
+        "Authorization kept on a redirect to another origin",
+        Fault::RedirectKeepsAuth,
+        &["S18.redirect-other-origin"],
+    ),
+    fault(
         "stale sample timestamps",
         Fault::StaleSampleTimestamp,
         &["S6b.samples"],

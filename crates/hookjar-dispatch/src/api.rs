@@ -713,11 +713,26 @@ async fn create_webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<WebhookResource>), ApiError> {
-    let new = match read_input(&state, &headers, body).await? {
+    let input = read_input(&state, &headers, body).await?;
+    #[cfg(feature = "faults")]
+    let (input, taken) = match input {
+        Input::Json(mut v) => {
+            let taken = crate::faults::take_authorization(&mut v);
+            (Input::Json(v), taken)
+        }
+        other => (other, None),
+    };
+    let new = match input {
         Input::Json(v) => NewWebhook::from_json(&v),
         Input::Form(pairs) => NewWebhook::from_form(&pairs),
     }
     .map_err(ApiError::Validation)?;
+    #[cfg(feature = "faults")]
+    let new = {
+        let mut new = new;
+        crate::faults::put_authorization(&mut new.additional_headers, taken);
+        new
+    };
     let now = state.inner.clock.now();
     let webhook = state.inner.store.create_webhook(new, now).await?;
     tracing::info!(webhook = %webhook.id, "webhook created");

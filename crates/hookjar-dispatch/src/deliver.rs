@@ -178,7 +178,11 @@ impl Sender {
                 headers.remove(reqwest::header::CONTENT_LENGTH);
                 downgraded.get_or_insert(code);
             }
-            if next.origin() != origin {
+            #[cfg(not(feature = "faults"))]
+            let drop_auth = true;
+            #[cfg(feature = "faults")]
+            let drop_auth = crate::faults::drop_auth_across_origins();
+            if next.origin() != origin && drop_auth {
                 headers.remove(reqwest::header::AUTHORIZATION);
                 headers.remove(reqwest::header::COOKIE);
                 headers.remove(reqwest::header::PROXY_AUTHORIZATION);

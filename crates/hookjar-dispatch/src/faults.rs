@@ -76,6 +76,15 @@ pub enum Fault {
     KeyAsPassword,
     /// S4: `active: true` re-activates only when `target_url` changes too.
     ReactivateOnlyWithNewUrl,
+    /// S6: `Authorization` is accepted in `additional_headers` (and then replaces the
+    /// Basic credentials on every POST).
+    AuthorizationHeaderAccepted,
+    /// S12 (settled): URLs are compared as stored, not normalised.
+    UrlsComparedRaw,
+    /// S16 (settled): a late verdict from before an update is applied.
+    StaleVerdictApplied,
+    /// S18 (settled): `Authorization` is kept on a redirect to another origin.
+    RedirectKeepsAuth,
     /// Not a departure: an attempt enters the delivery log 1 s after its answer (as a
     /// dispatcher that logs attempts when they complete does). The suite must pass.
     SlowRecord,
@@ -296,12 +305,50 @@ pub(crate) fn fan_out_rows<E>(
     rows
 }
 
+/// API: a webhook body before validation. Under [`Fault::AuthorizationHeaderAccepted`]
+/// an `Authorization` additional header is taken out before the checks and put back
+/// after them, so it is stored and sent.
+pub(crate) fn take_authorization(body: &mut Value) -> Option<(String, Value)> {
+    if !on(Fault::AuthorizationHeaderAccepted) {
+        return None;
+    }
+    let headers = body.get_mut("additional_headers")?.as_object_mut()?;
+    let name = headers
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("authorization"))?
+        .clone();
+    let value = headers.remove(&name)?;
+    Some((name, value))
+}
+
+/// API: puts back what [`take_authorization`] took out.
+pub(crate) fn put_authorization(
+    headers: &mut hookjar_core::webhook::Headers,
+    taken: Option<(String, Value)>,
+) {
+    if let Some((name, Value::String(value))) = taken {
+        headers.insert(name, value);
+    }
+}
+
+/// Store: whether a verdict is stale (from before an update of its webhook).
+pub(crate) fn stale(stale: bool) -> bool {
+    stale && !on(Fault::StaleVerdictApplied)
+}
+
+/// Sender: whether `Authorization` is dropped on a hop to another origin.
+pub(crate) fn drop_auth_across_origins() -> bool {
+    !on(Fault::RedirectKeepsAuth)
+}
+
 /// Store: the key fan-out compares URLs by (S12). Under [`Fault::NoDedupe`] every
 /// webhook gets a key of its own, which defeats the one-per-URL rule; deliveries still
 /// go to the stored URL.
-pub(crate) fn dedupe_key(key: String, seq: i64) -> String {
+pub(crate) fn dedupe_key(key: String, seq: i64, raw: &str) -> String {
     if on(Fault::NoDedupe) {
         format!("{key} fault-{seq}")
+    } else if on(Fault::UrlsComparedRaw) {
+        raw.to_owned()
     } else {
         key
     }

@@ -1225,7 +1225,7 @@ impl FanOut {
                     let (seq, w) = row?;
                     let key = normalise_url(&w.target_url);
                     #[cfg(feature = "faults")]
-                    let key = crate::faults::dedupe_key(key, seq);
+                    let key = crate::faults::dedupe_key(key, seq, &w.target_url);
                     if w.receives(event_type) && seen.insert(key) {
                         out.push(seq);
                     }
@@ -1423,6 +1423,8 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
             continue;
         };
         let stale = current != rec.revision;
+        #[cfg(feature = "faults")]
+        let stale = crate::faults::stale(stale);
         let cols = rec.columns();
         tx.prepare_cached(
             "INSERT OR REPLACE INTO attempts
