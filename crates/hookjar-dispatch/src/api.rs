@@ -407,7 +407,8 @@ async fn read_body(body: Body, idle: std::time::Duration) -> Result<bytes::Bytes
         .await
         .map_err(|e| match e {
             hookjar_net::BodyError::TooLarge { .. } => ApiError::TooLarge,
-            e @ hookjar_net::BodyError::Stalled { .. } => ApiError::BodyStalled(e),
+            e @ (hookjar_net::BodyError::Stalled { .. }
+            | hookjar_net::BodyError::TooSlow { .. }) => ApiError::BodyStalled(e),
             e @ hookjar_net::BodyError::Failed(_) => ApiError::BodyFailed(e),
         })
 }

@@ -543,7 +543,9 @@ async fn handle(req: Request<Body>, shared: &Shared, fault: &AtomicU8) -> Result
                 &serde_json::json!({"detail": format!("body larger than {MAX_BODY} bytes; hookjar mock does not record it")}),
             ));
         }
-        Err(e @ BodyError::Stalled { .. }) => return Ok(stalled_reply(&e)),
+        Err(e @ (BodyError::Stalled { .. } | BodyError::TooSlow { .. })) => {
+            return Ok(stalled_reply(&e));
+        }
         // The client went away while sending the body.
         Err(BodyError::Failed(_)) => return Err(Fault("body not received")),
     };
@@ -794,7 +796,9 @@ async fn admin(req: Request<Body>, shared: &Shared) -> Reply {
             let body =
                 match hookjar_net::read_body(req.into_body(), 64 * 1024, shared.body_idle).await {
                     Ok(b) => b,
-                    Err(e @ BodyError::Stalled { .. }) => return stalled_reply(&e),
+                    Err(e @ (BodyError::Stalled { .. } | BodyError::TooSlow { .. })) => {
+                        return stalled_reply(&e);
+                    }
                     Err(BodyError::TooLarge { .. }) => {
                         return error_reply(
                             StatusCode::PAYLOAD_TOO_LARGE,

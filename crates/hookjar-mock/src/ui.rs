@@ -192,7 +192,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
                 format!("the body must be under {MAX_UI_BODY} bytes"),
             ));
         }
-        Err(e @ BodyError::Stalled { .. }) => {
+        Err(e @ (BodyError::Stalled { .. } | BodyError::TooSlow { .. })) => {
             let mut res = detail(StatusCode::REQUEST_TIMEOUT, e.to_string());
             res.headers_mut().insert(
                 header::CONNECTION,

@@ -44,8 +44,10 @@
 //!   paused clock.
 //! - A client that pauses longer than the header timeout in the middle of a body
 //!   (after its head, before the body's end) is answered `408` by the server's
-//!   handler ([`read_body`]'s [`BodyError::Stalled`]) and the connection is closed.
-//!   So no phase of a request lets a client hold a connection by saying nothing.
+//!   handler ([`read_body`]'s [`BodyError::Stalled`]) and the connection is closed;
+//!   so is one whose body trickles in for longer than [`BODY_DEADLINE_IDLES`] header
+//!   timeouts ([`BodyError::TooSlow`]). So no phase of a request lets a client hold a
+//!   connection by saying nothing, or next to nothing.
 //! - At most `max_connections` connections are open at once. At the cap the loop
 //!   stops accepting (new clients wait in the kernel's backlog until a connection
 //!   closes) and logs one warning per episode.
@@ -184,15 +186,24 @@ pub enum BodyError {
     /// The client sent nothing for `idle` in the middle of the body.
     #[error("the client sent no part of the body for {} s", idle.as_secs_f64())]
     Stalled { idle: Duration },
+    /// The body kept coming, slowly, for longer than [`BODY_DEADLINE_IDLES`] idle times.
+    #[error("the client took more than {} s to send the body", total.as_secs_f64())]
+    TooSlow { total: Duration },
     /// The connection failed (the client went away) before the body's end.
     #[error("the body could not be read: {0}")]
     Failed(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// How many idle times a body may take in all, counted from the first time
+/// [`read_body`] has to wait for it: 6, so one minute at the default 10 s.
+pub const BODY_DEADLINE_IDLES: u32 = 6;
+
 /// Reads a request body whole: at most `max` bytes, the client silent for at most
-/// `idle` at a time (a body sent slowly in pieces is fine; one that stops is not).
-/// A body that has already arrived, the usual case, is read without a timer; one whose
-/// declared length is over `max` is refused before any of it is read.
+/// `idle` at a time (a body sent slowly in pieces is fine; one that stops is not), and
+/// all of it within [`BODY_DEADLINE_IDLES`] idle times of the first wait (a body that
+/// trickles in for ever is not). A body that has already arrived, the usual case, is
+/// read without a timer; one whose declared length is over `max` is refused before any
+/// of it is read.
 pub async fn read_body<B>(body: B, max: usize, idle: Duration) -> Result<bytes::Bytes, BodyError>
 where
     B: hyper::body::Body<Data = bytes::Bytes>,
@@ -207,17 +218,29 @@ where
     let mut first: Option<bytes::Bytes> = None;
     let mut rest: Option<bytes::BytesMut> = None;
     let mut len = 0usize;
+    let total = idle * BODY_DEADLINE_IDLES;
+    // Set at the first wait: a body that is all there never reads the clock.
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         // One poll first: a frame that is there already needs no timer.
         let frame = match std::future::poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await
         {
             Poll::Ready(frame) => frame,
-            Poll::Pending => tokio::time::timeout(
-                idle,
-                std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)),
-            )
-            .await
-            .map_err(|_| BodyError::Stalled { idle })?,
+            Poll::Pending => {
+                let now = tokio::time::Instant::now();
+                let end = *deadline.get_or_insert(now + total);
+                let wait = idle.min(end.saturating_duration_since(now));
+                match tokio::time::timeout(
+                    wait,
+                    std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)),
+                )
+                .await
+                {
+                    Ok(frame) => frame,
+                    Err(_) if wait < idle => return Err(BodyError::TooSlow { total }),
+                    Err(_) => return Err(BodyError::Stalled { idle }),
+                }
+            }
         };
         let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| BodyError::Failed(e.into()))?;

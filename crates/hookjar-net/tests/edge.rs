@@ -253,3 +253,31 @@ async fn read_body_allows_pauses_but_not_silence_and_bounds_the_size() {
     let empty = http_body_util::Empty::<Bytes>::new();
     assert_eq!(read_body(empty, 3, idle).await.unwrap(), "");
 }
+
+/// `read_body`: a body that trickles in, never silent for the idle time but never
+/// ending, is cut at six idle times from the first wait (`TooSlow`): a client cannot
+/// hold a connection for ever one byte at a time.
+#[tokio::test(start_paused = true)]
+async fn read_body_has_an_overall_deadline() {
+    use hookjar_net::{BODY_DEADLINE_IDLES, BodyError, read_body};
+    use http_body_util::channel::Channel;
+    let idle = Duration::from_secs(10);
+    let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(1);
+    let sender = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if tx.send_data(Bytes::from_static(b"x")).await.is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let err = read_body(body, 1 << 20, idle).await.unwrap_err();
+    assert!(matches!(err, BodyError::TooSlow { .. }), "{err}");
+    assert_eq!(started.elapsed(), idle * BODY_DEADLINE_IDLES);
+    assert_eq!(
+        err.to_string(),
+        "the client took more than 60 s to send the body"
+    );
+    sender.abort();
+}

@@ -77,7 +77,7 @@ pub struct ReportFlags {
 pub struct ServerFlags {
     /// A client must send a request's headers within this; an idle keep-alive
     /// connection is closed after it too, and a client that pauses this long in the
-    /// middle of a body gets 408.
+    /// middle of a body, or takes six times this for the whole body, gets 408.
     #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION")]
     pub header_timeout: Duration,
     /// Connections open at once at most; at the limit new ones wait until one closes.
