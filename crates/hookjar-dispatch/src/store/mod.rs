@@ -99,7 +99,9 @@ impl OwnerLock {
         let StoreConfig::File(path) = config else {
             return Ok(None);
         };
-        let mut lock = path.clone().into_os_string();
+        // Named after the file's real path: a symlink to the store (or to its folder)
+        // must find the same lock.
+        let mut lock = real_path(path).into_os_string();
         lock.push("-owner");
         let lock = PathBuf::from(lock);
         let failed = |source| StoreError::Lock {
@@ -142,6 +144,31 @@ impl OwnerLock {
         writeln!(file, "{}", std::process::id()).map_err(failed)?;
         file.flush().map_err(failed)?;
         Ok(Some(OwnerLock { _file: file }))
+    }
+}
+
+/// `path` with every symlink resolved: the file's own (followed link by link, so a
+/// link to a store not created yet resolves too) and its folders'. Falls back to
+/// what it could resolve. A hard link is another name the lock does not see.
+fn real_path(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(target) if target.is_absolute() => p = target,
+            Ok(target) => p = p.parent().unwrap_or(Path::new(".")).join(target),
+            Err(_) => break,
+        }
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) => {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            std::fs::canonicalize(parent).map_or(p.clone(), |d| d.join(name))
+        }
+        _ => p,
     }
 }
 
@@ -707,4 +734,46 @@ pub fn describe(config: &StoreConfig) -> String {
 
 fn display_path(p: &Path) -> String {
     p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One owner per store file, however the file is named: a symlink to it (or to
+    /// its folder) names the same store and finds it owned (two owners would each
+    /// resume the other's attempts in flight and send them twice).
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_to_an_owned_store_finds_it_owned() {
+        let dir = std::env::temp_dir().join(format!(
+            "hookjar-owner-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        let db = dir.join("real").join("h.db");
+        std::fs::write(&db, b"").unwrap();
+        std::os::unix::fs::symlink(&db, dir.join("link.db")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("folder")).unwrap();
+
+        let held = OwnerLock::acquire(&StoreConfig::File(db.clone())).unwrap();
+        assert!(held.is_some());
+        for other in [dir.join("link.db"), dir.join("folder").join("h.db")] {
+            let err = OwnerLock::acquire(&StoreConfig::File(other.clone())).unwrap_err();
+            assert!(
+                matches!(err, StoreError::Owned { .. }),
+                "{}: {err}",
+                other.display()
+            );
+        }
+        drop(held);
+        // A store that does not exist yet: its folder is resolved.
+        let fresh =
+            OwnerLock::acquire(&StoreConfig::File(dir.join("folder").join("new.db"))).unwrap();
+        assert!(fresh.is_some());
+        assert!(dir.join("real").join("new.db-owner").exists());
+        drop(fresh);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
