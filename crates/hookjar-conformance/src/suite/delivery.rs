@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::context::{Ctx, header};
 use super::{CaseError, CaseOutput};
-use crate::report::CaseResult;
+use crate::report::{CaseResult, Status};
 
 pub(super) async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
     ctx.create(json!({
@@ -51,6 +51,36 @@ pub(super) async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
     let ts_ok = json["timestamp"]
         .as_str()
         .is_some_and(|t| hookjar_core::payload::parse_timestamp(t).is_ok());
+    // X5: headers beyond what Skilljar's client (Python `requests`) sends, S7–S9's and
+    // the webhook's own. A warning, never a failure: a correct dispatcher on another
+    // HTTP stack sends its client's own headers.
+    let extra: Vec<&str> = r
+        .headers
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| {
+            !SKILLJAR_CLIENT_HEADERS.contains(name)
+                && !["x-hookjar-client", "client_id"].contains(name)
+        })
+        .collect();
+    let no_extra = CaseResult::new(
+        "X5.no-extra-headers",
+        "X5",
+        if extra.is_empty() {
+            Status::Pass
+        } else {
+            Status::Warn
+        },
+        format!(
+            "no header but Skilljar's ({}) and the webhook's own (a warning, not a failure: other HTTP clients add their own)",
+            SKILLJAR_CLIENT_HEADERS.join(", ")
+        ),
+        if extra.is_empty() {
+            "none other".to_owned()
+        } else {
+            format!("also {}", extra.join(", "))
+        },
+    );
     Ok(vec![
         emit,
         CaseResult::check(
@@ -118,8 +148,24 @@ pub(super) async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
             "flat object: event_type, timestamp (ISO 8601, µs, +00:00), then user, course, domain, purchase (Skilljar's COURSE_ENROLLMENT sample), …; no event id",
             format!("keys {keys:?}, timestamp {}", json["timestamp"]),
         ),
+        no_extra,
     ])
 }
+
+/// The headers of a delivery as Skilljar's client (Python `requests`) sends them, and
+/// the framing and auth ones: `host`, `content-type`, `content-length`, `user-agent`,
+/// `authorization`, `accept`, `accept-encoding`, `connection`, `transfer-encoding`.
+const SKILLJAR_CLIENT_HEADERS: &[&str] = &[
+    "host",
+    "content-type",
+    "content-length",
+    "user-agent",
+    "authorization",
+    "accept",
+    "accept-encoding",
+    "connection",
+    "transfer-encoding",
+];
 
 pub(super) async fn s10_event_types(ctx: &mut Ctx) -> CaseOutput {
     ctx.hook("/ok", None).await?;
