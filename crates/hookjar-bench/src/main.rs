@@ -232,7 +232,7 @@ fn main() -> anyhow::Result<()> {
             shared::restart(&hookjar.unwrap_or_else(shared::default_hookjar), pending)
         }
         Run::Bare { addr, seconds } => {
-            let rt = one_thread()?;
+            let rt = one_thread("bare")?;
             rt.block_on(async {
                 let served = Arc::new(AtomicU64::new(0));
                 let listener = TcpListener::bind(addr).await?;
@@ -247,9 +247,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// A runtime with one worker thread: server and client each get one of the 2 cores.
-fn one_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+fn one_thread(name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        // Named so that `perf report --sort comm` splits a run by role.
+        .thread_name(name)
         .enable_all()
         .build()?)
 }
@@ -305,7 +307,7 @@ fn post_fixtures(
     concurrency: u64,
     event_type: EventType,
 ) -> anyhow::Result<f64> {
-    let rt = one_thread()?;
+    let rt = one_thread("load-client")?;
     rt.block_on(async {
         let client = reqwest::Client::builder()
             .use_rustls_tls()
@@ -508,7 +510,7 @@ fn mock_run(run: MockRun, hookjar: &std::path::Path) -> anyhow::Result<()> {
         // Pins this process and, through inheritance, the `hookjar mock` processes.
         pin_self(0)?;
     }
-    let server_rt = one_thread()?;
+    let server_rt = one_thread("mock-server")?;
     let bare_count = Arc::new(AtomicU64::new(0));
     let bare = server_rt.block_on(bare_hyper(Arc::clone(&bare_count)))?;
     let wiremock = server_rt.block_on(async {
@@ -652,7 +654,7 @@ fn rss_kb() -> anyhow::Result<(u64, u64)> {
 
 fn mock_memory_run(requests: u64, keep: usize, connections: u64) -> anyhow::Result<()> {
     pin_self(0)?;
-    let server_rt = one_thread()?;
+    let server_rt = one_thread("mock-server")?;
     let journal =
         std::env::temp_dir().join(format!("hookjar-load-{}-memory.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&journal);
@@ -876,7 +878,7 @@ fn dispatch_run(
         rounds > 0 && events > 0 && webhooks > 0,
         "--rounds, --events and --webhooks must be at least 1"
     );
-    let receiver_rt = one_thread()?;
+    let receiver_rt = one_thread("receiver")?;
     let received = Arc::new(AtomicU64::new(0));
     let receiver = receiver_rt.block_on(bare_hyper(Arc::clone(&received)))?;
     let expected = events * webhooks;
@@ -983,13 +985,14 @@ fn dispatch_round(
     // worker per core); the emitting clients on their own one-worker runtime, as the
     // ceiling's client.
     let dispatcher_rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("dispatcher")
         .enable_all()
         .build()?;
     let d = dispatcher_rt.block_on(dispatcher_with(match store {
         DispatchStore::File => StoreConfig::File(db.clone()),
         DispatchStore::Memory => StoreConfig::InMemory,
     }))?;
-    let rt = one_thread()?;
+    let rt = one_thread("emitters")?;
     let round = rt.block_on(async {
         let client = reqwest::Client::builder().no_proxy().build()?;
         for w in 0..emits.webhooks {
@@ -1113,6 +1116,7 @@ fn start_relay(
 ) -> anyhow::Result<(tokio::runtime::Runtime, SocketAddr, Arc<Relay>)> {
     let config = Config::default();
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("relay")
         .enable_all()
         .build()?;
     let per_target = config.per_webhook_concurrency.min(config.concurrency);
@@ -1218,7 +1222,7 @@ fn relay_round(
         .map(|w| format!("http://{receiver}/hook/relay{w}"))
         .collect();
     let (relay_rt, addr, relay) = start_relay(targets)?;
-    let rt = one_thread()?;
+    let rt = one_thread("emitters")?;
     let round = rt.block_on(async {
         let client = reqwest::Client::builder().no_proxy().build()?;
         emit_and_wait(
@@ -1311,11 +1315,11 @@ fn min_med_max_f(v: &[f64]) -> String {
 }
 
 fn restart_run(pending: u64) -> anyhow::Result<()> {
-    let receiver_rt = one_thread()?;
+    let receiver_rt = one_thread("receiver")?;
     let received = Arc::new(AtomicU64::new(0));
     let receiver = receiver_rt.block_on(bare_hyper(Arc::clone(&received)))?;
     let db = temp_db("restart");
-    let rt = one_thread()?;
+    let rt = one_thread("store-fill")?;
     rt.block_on(async {
         // Fill the store directly: one webhook, `pending` events each with a due delivery.
         let fill = Instant::now();

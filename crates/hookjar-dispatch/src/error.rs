@@ -74,6 +74,12 @@ pub enum StoreError {
         "the store {path} is in use by another hookjar dispatcher ({owner}); stop that process first, or give this one another --db file"
     )]
     Owned { path: PathBuf, owner: String },
+    /// The SQLite store file has more than one name (hard links): each name has its
+    /// own owner lock, so none can tell whether another dispatcher uses the file.
+    #[error(
+        "the store {path} has {links} names (hard links), and hookjar cannot tell whether another dispatcher uses it under another one (two would send the same attempts twice); give it one name (delete the other links, or use a copy) and start again"
+    )]
+    Linked { path: PathBuf, links: u64 },
     /// The owner lock file could not be created or locked.
     #[error(
         "cannot lock the store {path} (lock file {lock}): {source}; check that its folder is writable"

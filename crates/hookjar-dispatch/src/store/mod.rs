@@ -33,7 +33,8 @@
 //! from before an update is logged as `stale`, not applied).
 //!
 //! One process owns a SQLite file store: [`OwnerLock`] holds an OS lock on
-//! `FILE-owner`. A PostgreSQL store is shared: deliveries are claimed under leases.
+//! `FILE-owner` (named after the file's real path), and a file with a second name
+//! (a hard link) is refused. A PostgreSQL store is shared: deliveries are claimed under leases.
 //!
 //! Migrations are versioned per backend ([`sqlite::MIGRATIONS`],
 //! [`postgres::MIGRATIONS`]).
@@ -93,8 +94,19 @@ impl OwnerLock {
     /// Locks `FILE-owner` next to a file store and writes this process's pid in it;
     /// `None` for an in-memory store. Fails at once, naming the owner's pid, when
     /// another process holds it (after up to a second when the holder is this
-    /// process). Blocking: call it off the async executor.
+    /// process), and for a store file with more than one name (hard links), whose
+    /// other names have locks of their own. Blocking: call it off the async
+    /// executor.
     pub fn acquire(config: &StoreConfig) -> Result<Option<OwnerLock>, StoreError> {
+        OwnerLock::acquire_within(config, OWN_PID_GRACE)
+    }
+
+    /// [`OwnerLock::acquire`] with another wait for a lock this process may hold
+    /// for a moment (tests, which hold both ends, wait none).
+    fn acquire_within(
+        config: &StoreConfig,
+        grace: std::time::Duration,
+    ) -> Result<Option<OwnerLock>, StoreError> {
         use std::io::{Read as _, Seek as _, Write as _};
         let StoreConfig::File(path) = config else {
             return Ok(None);
@@ -126,7 +138,7 @@ impl OwnerLock {
             file.rewind().map_err(failed)?;
             let _ = file.read_to_string(&mut pid);
             let pid = pid.trim().to_owned();
-            if pid == std::process::id().to_string() && started.elapsed() < OWN_PID_GRACE {
+            if pid == std::process::id().to_string() && started.elapsed() < grace {
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 continue;
             }
@@ -139,6 +151,18 @@ impl OwnerLock {
                 },
             });
         }
+        // A second name of the store (a hard link) has its own `FILE-owner`, which
+        // this lock cannot see: a store with more than one name is refused.
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            let links = std::os::unix::fs::MetadataExt::nlink(&meta);
+            if links > 1 {
+                return Err(StoreError::Linked {
+                    path: path.clone(),
+                    links,
+                });
+            }
+        }
         file.set_len(0).map_err(failed)?;
         file.rewind().map_err(failed)?;
         writeln!(file, "{}", std::process::id()).map_err(failed)?;
@@ -149,7 +173,8 @@ impl OwnerLock {
 
 /// `path` with every symlink resolved: the file's own (followed link by link, so a
 /// link to a store not created yet resolves too) and its folders'. Falls back to
-/// what it could resolve. A hard link is another name the lock does not see.
+/// what it could resolve. (A hard link is another name that no path leads back
+/// from: [`OwnerLock::acquire`] refuses a store with more than one.)
 fn real_path(path: &Path) -> PathBuf {
     let mut p = path.to_path_buf();
     for _ in 0..40 {
@@ -760,7 +785,8 @@ mod tests {
         let held = OwnerLock::acquire(&StoreConfig::File(db.clone())).unwrap();
         assert!(held.is_some());
         for other in [dir.join("link.db"), dir.join("folder").join("h.db")] {
-            let err = OwnerLock::acquire(&StoreConfig::File(other.clone())).unwrap_err();
+            let err = OwnerLock::acquire_within(&StoreConfig::File(other.clone()), Duration::ZERO)
+                .unwrap_err();
             assert!(
                 matches!(err, StoreError::Owned { .. }),
                 "{}: {err}",
@@ -774,6 +800,54 @@ mod tests {
         assert!(fresh.is_some());
         assert!(dir.join("real").join("new.db-owner").exists());
         drop(fresh);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A hard link is a second name of the same file, with its own `FILE-owner`: a
+    /// dispatcher starting through either name must be refused, as no lock can tell
+    /// whether the other name is in use.
+    #[cfg(unix)]
+    #[test]
+    fn a_store_with_a_hard_link_is_refused() {
+        let dir = std::env::temp_dir().join(format!(
+            "hookjar-owner-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("h.db");
+        let held = OwnerLock::acquire(&StoreConfig::File(db.clone())).unwrap();
+        assert!(held.is_some());
+        drop(SqliteStore::open(&StoreConfig::File(db.clone())).unwrap());
+        std::fs::hard_link(&db, dir.join("twin.db")).unwrap();
+
+        for name in [dir.join("twin.db"), db.clone()] {
+            let err = OwnerLock::acquire_within(&StoreConfig::File(name.clone()), Duration::ZERO)
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StoreError::Owned { .. } | StoreError::Linked { links: 2, .. }
+                ),
+                "{}: {err}",
+                name.display()
+            );
+        }
+        drop(held);
+        let err = OwnerLock::acquire(&StoreConfig::File(dir.join("twin.db"))).unwrap_err();
+        assert!(matches!(err, StoreError::Linked { links: 2, .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("2 names") && message.contains("one name"),
+            "says what is wrong and what to do: {message}"
+        );
+        // With one name again it starts.
+        std::fs::remove_file(dir.join("twin.db")).unwrap();
+        assert!(
+            OwnerLock::acquire(&StoreConfig::File(db.clone()))
+                .unwrap()
+                .is_some()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
