@@ -316,6 +316,10 @@ pub enum SetError {
         parent: String,
         kind: &'static str,
     },
+    #[error(
+        "override {path:?}: {literal} is an integer beyond 64 bits, which hookjar cannot send exactly (it would become a float); quote it to send a string, e.g. {path}='\"{literal}\"'"
+    )]
+    WideInteger { path: String, literal: String },
 }
 
 /// Splits `path=value`; the value is read as JSON when it parses (`5`, `true`,
@@ -324,8 +328,65 @@ pub fn parse_assignment(assignment: &str) -> Result<(&str, Value), SetError> {
     let (path, raw) = assignment
         .split_once('=')
         .ok_or_else(|| SetError::NoEquals(assignment.to_owned()))?;
-    let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+    let value = match serde_json::from_str(raw) {
+        Ok(value) => value,
+        Err(_) => return Ok((path.trim(), Value::String(raw.to_owned()))),
+    };
+    if let Some(literal) = wide_integer(raw) {
+        return Err(SetError::WideInteger {
+            path: path.trim().to_owned(),
+            literal: literal.to_owned(),
+        });
+    }
     Ok((path.trim(), value))
+}
+
+/// The first integer literal in the JSON text `json` that does not fit 64 bits
+/// (below `i64::MIN` or above `u64::MAX`), if any. serde_json (without its
+/// `arbitrary_precision` feature) reads such a literal as the nearest float, so a
+/// payload holding one would be sent altered; callers refuse it instead. `json`
+/// must be valid JSON (outside strings, every `-` or digit then starts a number).
+pub fn wide_integer(json: &str) -> Option<&str> {
+    let b = json.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' => i += 2,
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let integer = &json[start..i];
+                let fraction_or_exponent = matches!(b.get(i), Some(b'.' | b'e' | b'E'));
+                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                if !fraction_or_exponent
+                    && integer.parse::<u64>().is_err()
+                    && integer.parse::<i64>().is_err()
+                {
+                    return Some(integer);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Sets `value` at the dotted `path` inside `root`, creating objects on the way.
@@ -439,7 +500,77 @@ pub fn inspect_body(body: &[u8]) -> BodyReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use time::macros::datetime;
+
+    /// A JSON text with integer literals of any width (up to 128 bits), floats and
+    /// strings full of digits, and whether it holds an integer beyond 64 bits.
+    fn json_with_integers() -> impl Strategy<Value = (String, bool)> {
+        let leaf = prop_oneof![
+            any::<i128>().prop_map(|n| {
+                let wide = i64::try_from(n).is_err() && u64::try_from(n).is_err();
+                (n.to_string(), wide)
+            }),
+            any::<i64>().prop_map(|n| (n.to_string(), false)),
+            (any::<i128>(), 0u32..1000).prop_map(|(n, f)| (format!("{n}.{f}"), false)),
+            (any::<i128>(), -30i32..30).prop_map(|(n, e)| (format!("{n}e{e}"), false)),
+            "[0-9\\-\\\\\"a-z ]{0,30}".prop_map(|s| (serde_json::to_string(&s).unwrap(), false)),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(|items| {
+                    let wide = items.iter().any(|(_, w)| *w);
+                    let texts: Vec<String> = items.into_iter().map(|(t, _)| t).collect();
+                    (format!("[{}]", texts.join(",")), wide)
+                }),
+                prop::collection::vec(("[a-z0-9]{1,8}", inner), 0..6).prop_map(|fields| {
+                    let wide = fields.iter().any(|(_, (_, w))| *w);
+                    let texts: Vec<String> = fields
+                        .into_iter()
+                        .map(|(k, (t, _))| format!("{}: {t}", serde_json::to_string(&k).unwrap()))
+                        .collect();
+                    (format!("{{{}}}", texts.join(", ")), wide)
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Exactly the texts with an integer literal beyond 64 bits are found, and
+        /// those are the texts serde_json would not read back exactly.
+        #[test]
+        fn wide_integers_are_found_in_any_json((text, wide) in json_with_integers()) {
+            let value: Value = serde_json::from_str(&text).expect("the strategy writes JSON");
+            prop_assert_eq!(wide_integer(&text).is_some(), wide, "{}", text);
+            if let Some(literal) = wide_integer(&text) {
+                prop_assert!(literal.parse::<i128>().is_ok(), "{}", literal);
+            }
+            let _ = value;
+        }
+    }
+
+    #[test]
+    fn wide_integers_in_overrides_are_refused_with_a_way_out() {
+        let err = parse_assignment("user.id=123456789012345678901234567890").unwrap_err();
+        assert!(matches!(err, SetError::WideInteger { .. }));
+        let message = err.to_string();
+        assert!(
+            message.contains("beyond 64 bits") && message.contains("quote it"),
+            "{message}"
+        );
+        // Quoted, it is a string; within 64 bits, a number as before.
+        let (_, v) = parse_assignment("user.id=\"123456789012345678901234567890\"").unwrap();
+        assert_eq!(v, Value::String("123456789012345678901234567890".into()));
+        let (_, v) = parse_assignment("n=18446744073709551615").unwrap();
+        assert_eq!(v, serde_json::json!(u64::MAX));
+        let (_, v) = parse_assignment("n=-9223372036854775808").unwrap();
+        assert_eq!(v, serde_json::json!(i64::MIN));
+        assert!(parse_assignment("n=18446744073709551616").is_err());
+        assert!(parse_assignment("n=-9223372036854775809").is_err());
+        // Floats stay floats.
+        let (_, v) = parse_assignment("n=1e30").unwrap();
+        assert_eq!(v, serde_json::json!(1e30));
+    }
 
     #[test]
     fn x1_timestamp_overrides_are_iso_8601() {

@@ -372,7 +372,22 @@ enum Input {
 
 /// Reads at most [`MAX_BODY`] bytes and parses them by `Content-Type`.
 async fn read_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Input, ApiError> {
+    Ok(read_input_bytes(state, headers, body).await?.0)
+}
+
+/// [`read_input`], with the bytes it parsed.
+async fn read_input_bytes(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Input, bytes::Bytes), ApiError> {
     let bytes = read_body(body, state.inner.settings.body_idle).await?;
+    let input = parse_input(headers, &bytes).await?;
+    Ok((input, bytes))
+}
+
+/// Parses a body by `Content-Type`.
+async fn parse_input(headers: &HeaderMap, bytes: &bytes::Bytes) -> Result<Input, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -385,16 +400,18 @@ async fn read_input(state: &AppState, headers: &HeaderMap, body: Body) -> Result
         .trim()
         .to_ascii_lowercase();
     match essence.as_str() {
-        "application/json" => parse_json(&bytes).map(Input::Json),
-        e if e.ends_with("+json") => parse_json(&bytes).map(Input::Json),
-        "application/x-www-form-urlencoded" => serde_urlencoded::from_bytes(&bytes)
+        "application/json" => parse_json(bytes).map(Input::Json),
+        e if e.ends_with("+json") => parse_json(bytes).map(Input::Json),
+        "application/x-www-form-urlencoded" => serde_urlencoded::from_bytes(bytes)
             .map(Input::Form)
             .map_err(|e| {
                 ApiError::Validation(ValidationErrors::non_field(format!(
                     "Form parse error - {e}"
                 )))
             }),
-        "multipart/form-data" => read_multipart(&content_type, bytes).await.map(Input::Form),
+        "multipart/form-data" => read_multipart(&content_type, bytes.clone())
+            .await
+            .map(Input::Form),
         "" if bytes.is_empty() => Ok(Input::Form(Vec::new())),
         _ => Err(ApiError::UnsupportedMediaType(content_type)),
     }
@@ -933,8 +950,19 @@ async fn emit_event(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<EmitResult>), ApiError> {
-    let value = match read_input(&state, &headers, body).await? {
-        Input::Json(v) => v,
+    let (input, bytes) = read_input_bytes(&state, &headers, body).await?;
+    let value = match input {
+        Input::Json(v) => {
+            // Valid JSON (it parsed), so also valid UTF-8.
+            let text = std::str::from_utf8(&bytes).unwrap_or_default();
+            if let Some(literal) = hookjar_core::payload::wide_integer(text) {
+                return Err(ApiError::Validation(ValidationErrors::non_field(format!(
+                    "JSON parse error - {literal} is an integer beyond 64 bits, which hookjar \
+                     cannot deliver exactly (it would become a float); send it as a string."
+                ))));
+            }
+            v
+        }
         Input::Form(_) => {
             let ct = headers
                 .get(http::header::CONTENT_TYPE)

@@ -1137,6 +1137,49 @@ async fn x1_emit_answers_202_with_the_event_and_its_delivery_count() {
     );
 }
 
+/// X1: an emit never alters what it was given. serde_json reads an integer beyond
+/// 64 bits as the nearest float, so such a body is refused with a way out rather
+/// than delivered changed; integers within 64 bits arrive as sent.
+#[tokio::test(start_paused = true)]
+async fn x1_an_integer_beyond_64_bits_is_refused_not_altered() {
+    let receiver = Receiver::start(&[Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    api.hook(&receiver.url).await;
+    let wide =
+        r#"{"event_type": "COURSE_ENROLLMENT", "user": {"id": 123456789012345678901234567890}}"#;
+    let a = api
+        .send(
+            api.http
+                .post(api.url("/v1/events"))
+                .header("content-type", "application/json")
+                .body(wide),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{a:?}");
+    let message = a.body["non_field_errors"][0].as_str().unwrap_or_default();
+    assert!(
+        message.contains("123456789012345678901234567890") && message.contains("string"),
+        "names the number and the way out: {a:?}"
+    );
+    let edge = r#"{"event_type": "COURSE_ENROLLMENT", "n": 18446744073709551615, "m": -9223372036854775808, "f": 1e30}"#;
+    let a = api
+        .send(
+            api.http
+                .post(api.url("/v1/events"))
+                .header("content-type", "application/json")
+                .body(edge),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{a:?}");
+    let got = receiver.wait_for(1, HOUR).await;
+    let text = String::from_utf8_lossy(&got[0].body).into_owned();
+    assert!(
+        text.contains("\"n\":18446744073709551615") && text.contains("\"m\":-9223372036854775808"),
+        "{text}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn x2_delivery_log_and_redeliver_the_same_bytes() {
     let receiver = Receiver::start(&[Reply::Status(500), Reply::Status(200)]).await;

@@ -153,6 +153,13 @@ fn build_body(
         let value: Value = serde_json::from_str(&text).map_err(|e| {
             exit::bad_input(format!("--data {} is not valid JSON: {e}", path.display()))
         })?;
+        if let Some(literal) = hookjar_core::payload::wide_integer(&text) {
+            return Err(exit::bad_input(format!(
+                "--data {}: {literal} is an integer beyond 64 bits, which hookjar cannot send \
+                 exactly (it would become a float); write it as a string",
+                path.display()
+            )));
+        }
         let Value::Object(map) = value else {
             return Err(exit::bad_input(format!(
                 "--data {} must hold a JSON object of top-level keys (such as \"user\"), not {}",
@@ -221,5 +228,32 @@ mod tests {
         assert!(b["course"].is_object());
         assert!(b.get("timestamp").is_none());
         assert!(build_body(EventType::CourseEnrollment, None, &["timestamp=1".into()]).is_err());
+    }
+
+    /// An integer beyond 64 bits, in --data or --set, is refused rather than sent as
+    /// the float serde_json would read it as.
+    #[test]
+    fn integers_beyond_64_bits_are_refused_not_altered() {
+        let dir = std::env::temp_dir().join(format!("hookjar-emit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = dir.join("wide.json");
+        std::fs::write(&data, r#"{"user": {"id": 123456789012345678901234567890}}"#).unwrap();
+        let err = build_body(EventType::CourseEnrollment, Some(&data), &[]).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("123456789012345678901234567890 is an integer beyond 64 bits"),
+            "{err:#}"
+        );
+        let err = build_body(
+            EventType::CourseEnrollment,
+            None,
+            &["user.id=123456789012345678901234567890".into()],
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("beyond 64 bits"), "{err:#}");
+        std::fs::write(&data, r#"{"user": {"id": 18446744073709551615}}"#).unwrap();
+        let b = build_body(EventType::CourseEnrollment, Some(&data), &[]).unwrap();
+        assert_eq!(b["user"]["id"], serde_json::json!(u64::MAX));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
