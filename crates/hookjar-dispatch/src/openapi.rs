@@ -346,7 +346,7 @@ fn webhook_schemas() -> Map<String, Value> {
                 "event_type": schema_ref("EventTypeEnum")
             },
             "additionalProperties": true,
-            "description": "The event type, and top-level keys that replace the fixture's (e.g. \"user\": {…}); a `timestamp` follows X1."
+            "description": "The event type, and top-level keys that replace the fixture's (e.g. \"user\": {…}); a `timestamp` follows X1. An integer beyond 64 bits anywhere in the body is refused (400): it could not be delivered exactly."
         }),
     );
     schemas.insert(
