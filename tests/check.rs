@@ -108,7 +108,7 @@ async fn an_endpoint_that_404s_some_types_fails_with_the_consequence() {
     let q = case(&report, "event.QUIZ_COMPLETION");
     assert!(
         q.seen
-            .contains("a 503 would be retried 60 times over ~50.1h"),
+            .contains("a 503 would be retried until a 2xx, at most 60 times over ~50.1h"),
         "{}",
         q.seen
     );
@@ -153,9 +153,128 @@ async fn a_slow_endpoint_warns_then_fails_past_the_timeout() {
     let e = case(&report, "event.COURSE_ENROLLMENT");
     assert_eq!(e.status, Status::Fail);
     assert!(e.seen.starts_with("timeout"), "{}", e.seen);
-    assert!(e.seen.contains("retried 60 times"), "{}", e.seen);
+    assert!(
+        e.seen.contains("retried until a 2xx, at most 60 times"),
+        "{}",
+        e.seen
+    );
     assert_eq!(case(&report, "latency").status, Status::Fail);
     assert!(!report.passed());
+
+    // A longer --timeout lets the answer come, but Skilljar's own 10 s still holds.
+    let report = check(&too_slow, |c| {
+        c.types = vec![EventType::CourseEnrollment];
+        c.timeout = Duration::from_secs(30);
+    })
+    .await;
+    let e = case(&report, "event.COURSE_ENROLLMENT");
+    assert_eq!(e.status, Status::Warn, "{e:?}");
+    assert!(e.seen.contains("Skilljar gives up after 10s"), "{}", e.seen);
+    let l = case(&report, "latency");
+    assert_eq!(l.status, Status::Warn, "{l:?}");
+    assert!(l.seen.contains("Skilljar gives up after 10s"), "{}", l.seen);
+}
+
+/// A 303 to a page that answers the GET: every accepted-answer case fails, the
+/// duplicate case included (neither copy got in), and the forged-request probes
+/// see no forged event get in (a warning, not a pass and not a failure).
+#[tokio::test]
+async fn a_303_to_a_page_fails_every_delivery_and_only_warns_on_forged_requests() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/skilljar"))
+        .respond_with(ResponseTemplate::new(303).insert_header("location", "/login"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/login"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<form>log in</form>"))
+        .mount(&server)
+        .await;
+    let mut config = CheckConfig::new(format!("{}/skilljar", server.uri()));
+    config.types = vec![EventType::CourseEnrollment];
+    config.basic_auth = Some(("u".into(), "p".into()));
+    let report = check::run(&config, now, &mut Quiet).await.unwrap();
+    for id in ["event.COURSE_ENROLLMENT", "duplicate", "unknown-fields"] {
+        let c = case(&report, id);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(
+            c.seen.contains("303 redirect turned the POST into a GET"),
+            "{c:?}"
+        );
+    }
+    for id in ["auth.missing", "auth.wrong"] {
+        let c = case(&report, id);
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(c.seen.contains("no forged event got in"), "{c:?}");
+    }
+}
+
+/// The probes after the events send a type the endpoint accepted: an endpoint that
+/// refuses one type fails that type's case only.
+#[tokio::test]
+async fn probes_send_a_type_the_endpoint_accepted() {
+    use wiremock::matchers::{body_string_contains, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("\"DOMAIN_ENROLLMENT\""))
+        .respond_with(ResponseTemplate::new(400))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let mut config = CheckConfig::new(format!("{}/skilljar", server.uri()));
+    config.types = vec![EventType::DomainEnrollment, EventType::CourseEnrollment];
+    let report = check::run(&config, now, &mut Quiet).await.unwrap();
+    assert_eq!(
+        case(&report, "event.DOMAIN_ENROLLMENT").status,
+        Status::Fail
+    );
+    for id in ["event.COURSE_ENROLLMENT", "duplicate", "unknown-fields"] {
+        assert_eq!(
+            case(&report, id).status,
+            Status::Pass,
+            "{:?}",
+            case(&report, id)
+        );
+    }
+}
+
+/// A redirect to another origin drops Authorization (as Python's requests does);
+/// the 401 that follows says so.
+#[tokio::test]
+async fn a_401_after_a_redirect_to_another_origin_says_the_auth_was_dropped() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let there = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&there)
+        .await;
+    let here = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/skilljar", there.uri())),
+        )
+        .mount(&here)
+        .await;
+    let mut config = CheckConfig::new(format!("{}/skilljar", here.uri()));
+    config.types = vec![EventType::CourseEnrollment];
+    config.basic_auth = Some(("u".into(), "p".into()));
+    let report = check::run(&config, now, &mut Quiet).await.unwrap();
+    let c = case(&report, "event.COURSE_ENROLLMENT");
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    assert!(c.seen.contains("dropped the Authorization header"), "{c:?}");
+    let got = there.received_requests().await.unwrap();
+    assert!(got.iter().all(|r| !r.headers.contains_key("authorization")));
 }
 
 #[tokio::test]

@@ -350,7 +350,10 @@ fn send_prints_request_answer_and_verdict() {
     assert!(text.contains("> User-Agent: skilljar"), "{text}");
     assert!(text.contains("> Authorization: Basic dTpw"), "{text}");
     assert!(text.contains("< HTTP 503"), "{text}");
-    assert!(text.contains("would be retried 60 times"), "{text}");
+    assert!(
+        text.contains("would be retried until a 2xx, at most 60 times"),
+        "{text}"
+    );
     let reqs = m.mock.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(

@@ -12,7 +12,8 @@
 //! - `duplicate` — the same bytes twice (a retry after a lost answer) must both get 2xx (S11,
 //!   X5: there is no event id to deduplicate on, and a 4xx would deactivate).
 //! - `unknown-fields` — a payload with extra keys must get 2xx (S11).
-//! - `latency` — every answer within the timeout; past half of it is a warning. Requests
+//! - `latency` — every answer within the timeout; past half of it is a warning, and so
+//!   is an answer slower than Skilljar's own 10 s under a longer `--timeout`. Requests
 //!   that got no answer (refused, reset) are not timed; when none was answered the case
 //!   fails rather than passing on nothing.
 //!
@@ -20,7 +21,9 @@
 //! 301/302/303 redirect (the client follows it as a bodiless GET, so the event is lost,
 //! S18), and says plainly that a 429 deactivates the webhook on Skilljar (S16). A failed
 //! `ping` says that a ping is never retried and never deactivates (S13); the `duplicate`
-//! case reports both sends' times.
+//! case reports both sends' times. The probes after the events (auth, headers,
+//! `duplicate`, `unknown-fields`) send the first type the endpoint accepted, so that a
+//! refused type is not blamed on them.
 
 use std::time::Duration;
 
@@ -31,6 +34,10 @@ use time::OffsetDateTime;
 
 use crate::report::{CaseResult, Report, Status};
 use hookjar_dispatch::deliver::{MAX_REDIRECTS, Sender, Sent};
+
+/// Skilljar's own timeout (S18): an answer slower than this is a timeout there,
+/// whatever `--timeout` a run uses.
+const SKILLJAR_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to check and how.
 #[derive(Debug, Clone)]
@@ -142,10 +149,15 @@ pub async fn run(
     push(&mut report, progress, r);
 
     // Forged requests must be refused, when the webhook is configured to carry proof.
+    // The probes below send a type the endpoint accepted above, so that a refusal of
+    // the type itself is not taken for what a probe looks at.
     let probe_type = config
         .types
-        .first()
-        .copied()
+        .iter()
+        .zip(&accepted)
+        .find(|(_, ok)| **ok)
+        .map(|(t, _)| *t)
+        .or_else(|| config.types.first().copied())
         .unwrap_or(EventType::CourseEnrollment);
     if let Some((user, _)) = &config.basic_auth {
         for (id, u, p, what) in [
@@ -221,13 +233,19 @@ pub async fn run(
             Some(sent.latency).filter(|_| answered(&sent.outcome)),
         ));
     }
-    let both_ok = is_2xx(&first.outcome) && is_2xx(&second.outcome);
+    let lost = first.downgraded.or(second.downgraded);
+    let both_ok = is_2xx(&first.outcome) && is_2xx(&second.outcome) && lost.is_none();
     let mut r = CaseResult::check(
         "duplicate",
         "S11,X5",
         both_ok,
         "the same bytes sent twice (a retry after a lost answer) are both accepted with 2xx",
-        if both_ok {
+        if let Some(code) = lost {
+            format!(
+                "{} then {}: a {code} redirect turned the POST into a GET without the body, so neither copy reached your endpoint (S18); answer at the final URL, or redirect with 307/308",
+                first.outcome, second.outcome
+            )
+        } else if both_ok {
             format!(
                 "{} in {}ms then {} in {}ms",
                 first.outcome,
@@ -301,8 +319,16 @@ fn expect_accepted(id: &str, clause: &str, sent: &Sent, config: &CheckConfig) ->
             Status::Fail,
             "2xx",
             format!(
-                "{} in {ms}ms after a {code} redirect turned the POST into a GET without the body: the event is lost (Skilljar's client does the same); answer at the final URL, or redirect with 307/308, which keep the POST",
-                sent.outcome
+                "{} in {ms}ms after a {code} redirect turned the POST into a GET without the body: the event is lost (Skilljar's client does the same); answer at the final URL, or redirect with 307/308, which keep the POST{}",
+                sent.outcome,
+                if is_2xx(&sent.outcome) {
+                    String::new()
+                } else {
+                    format!(
+                        "; and the GET's answer counts as this delivery's: {}",
+                        config.policy.explain(&sent.outcome)
+                    )
+                }
             ),
         )
     } else if is_2xx(&sent.outcome) {
@@ -325,13 +351,24 @@ fn expect_accepted(id: &str, clause: &str, sent: &Sent, config: &CheckConfig) ->
                 config.policy.explain(&sent.outcome),
                 if sent.outcome.status_code() == Some(429) {
                     "; a 429 (rate limit) is no exception on Skilljar: it deactivates the webhook like any 4xx, so exempt Skilljar's requests from rate limiting"
+                } else if matches!(sent.outcome.status_code(), Some(401 | 403))
+                    && sent.hops.iter().any(|h| h.auth_dropped)
+                {
+                    "; a redirect to another scheme, host or port dropped the Authorization header on the way (Python's requests does the same), which is likely why it was refused: answer at the URL the webhook names"
                 } else {
                     ""
                 }
             ),
         )
     };
-    if r.status == Status::Pass && sent.latency > config.timeout / 2 {
+    if r.status == Status::Pass && sent.latency >= SKILLJAR_TIMEOUT {
+        r.status = Status::Warn;
+        r.seen = format!(
+            "{} in {ms}ms: within this run's --timeout, but Skilljar gives up after {}s and retries (S18)",
+            sent.outcome,
+            SKILLJAR_TIMEOUT.as_secs()
+        );
+    } else if r.status == Status::Pass && sent.latency > config.timeout / 2 {
         r.status = Status::Warn;
         r.seen = format!(
             "{} in {ms}ms: slower than half the {}s timeout",
@@ -346,6 +383,21 @@ fn expect_accepted(id: &str, clause: &str, sent: &Sent, config: &CheckConfig) ->
 fn expect_rejected(id: &str, clause: &str, what: &str, sent: &Sent) -> CaseResult {
     let expected = format!("a request {what} is rejected with a 4xx (401 or 403)");
     let mut r = match &sent.outcome {
+        // Redirected elsewhere (a login page, say) as a bodiless GET: the forged
+        // event never got in, but nor was it clearly refused.
+        Outcome::Status { code } if (200..300).contains(code) && sent.downgraded.is_some() => {
+            CaseResult::new(
+                id,
+                clause,
+                Status::Warn,
+                expected,
+                format!(
+                    "redirected with a {} to a page that answered {}: the POST's body was dropped on the way, so no forged event got in; but answer 401 rather than redirect",
+                    sent.downgraded.unwrap_or_default(),
+                    sent.outcome
+                ),
+            )
+        }
         Outcome::Status { code } if (400..500).contains(code) => CaseResult::new(
             id,
             clause,
@@ -416,13 +468,18 @@ fn latency_case(latencies: &[(String, Option<Duration>)], timeout: Duration) -> 
     }
     let status = if slowest >= timeout {
         Status::Fail
-    } else if slowest > timeout / 2 {
+    } else if slowest > timeout / 2 || slowest >= SKILLJAR_TIMEOUT {
         Status::Warn
     } else {
         Status::Pass
     };
     let seen = if status == Status::Fail {
         format!("{seen}: Skilljar gives up at the timeout and retries (S18)")
+    } else if slowest >= SKILLJAR_TIMEOUT {
+        format!(
+            "{seen}: within this run's --timeout, but Skilljar gives up after {}s and retries (S18)",
+            SKILLJAR_TIMEOUT.as_secs()
+        )
     } else {
         seen
     };

@@ -234,7 +234,7 @@ impl RetryPolicy {
                     format!("a {status} (neither 2xx, 4xx nor 5xx)")
                 };
                 format!(
-                    "{kind} would be retried {} times over ~{}, then deactivate your webhook (S14, S15, RETRY_COUNT)",
+                    "{kind} would be retried until a 2xx, at most {} times over ~{}; if every retry failed, your webhook would be deactivated (S14, S15, RETRY_COUNT)",
                     self.max_retries,
                     human_duration(self.total())
                 )
@@ -251,13 +251,33 @@ impl RetryPolicy {
                     .to_owned()
             }
             Outcome::Transport { error, .. } => format!(
-                "{} would be retried {} times over ~{}, then deactivate your webhook (S18, S15, RETRY_COUNT)",
+                "{} would be retried until a 2xx, at most {} times over ~{}; if every retry failed, your webhook would be deactivated (S18, S15, RETRY_COUNT)",
                 error.describe(),
                 self.max_retries,
                 human_duration(self.total())
             ),
         }
     }
+}
+
+/// What a ping's answer means (S13): whether it succeeded (a 2xx) and the message
+/// of the API's ping answer. A ping is never retried and never deactivates; a 2xx
+/// reached only through a 301/302/303 redirect (a bodiless GET, S18) still counts,
+/// but the message says that events sent this way are lost.
+pub fn ping_answer(outcome: &Outcome, downgraded: Option<u16>) -> (bool, String) {
+    let succeeded = matches!(outcome, Outcome::Status { code } if (200..300).contains(code));
+    let message = if let Some(code) = downgraded {
+        format!(
+            "Ping answered {outcome} only after a {code} redirect turned the POST into a GET without the body: events sent this way are lost. Answer at the final URL, or redirect with 307/308."
+        )
+    } else if succeeded {
+        format!("Ping delivered ({outcome}).")
+    } else {
+        format!(
+            "Ping failed: {outcome}. A ping is never retried and never deactivates the webhook."
+        )
+    };
+    (succeeded, message)
 }
 
 /// `first attempt` or `retry N`.
@@ -378,11 +398,11 @@ mod tests {
         );
         assert_eq!(
             p.explain(&Outcome::transport(TransportKind::Other, "x")),
-            "a transport error would be retried 60 times over ~50.1h, then deactivate your webhook (S18, S15, RETRY_COUNT)"
+            "a transport error would be retried until a 2xx, at most 60 times over ~50.1h; if every retry failed, your webhook would be deactivated (S18, S15, RETRY_COUNT)"
         );
         assert_eq!(
             p.explain_status(503),
-            "a 503 would be retried 60 times over ~50.1h, then deactivate your webhook (S14, S15, RETRY_COUNT)"
+            "a 503 would be retried until a 2xx, at most 60 times over ~50.1h; if every retry failed, your webhook would be deactivated (S14, S15, RETRY_COUNT)"
         );
     }
 

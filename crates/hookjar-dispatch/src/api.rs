@@ -24,8 +24,8 @@ use hookjar_core::payload::json_kind;
 use hookjar_core::request::decode_basic_auth;
 use hookjar_core::webhook::webhook_id;
 use hookjar_core::{
-    DeactivateReason, DeliveryRequest, Event, EventType, NewWebhook, Outcome, ValidationErrors,
-    Webhook, WebhookPatch,
+    DeactivateReason, DeliveryRequest, Event, EventType, NewWebhook, ValidationErrors, Webhook,
+    WebhookPatch,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -851,21 +851,7 @@ async fn ping_webhook(State(state): State<AppState>, Id(id): Id) -> Result<Respo
     let sent = state.inner.sender.send(&request).await;
     #[cfg(feature = "faults")]
     crate::faults::after_ping(&state.inner.store, &webhook.id, &sent.outcome).await;
-    let succeeded = matches!(sent.outcome, Outcome::Status { code } if (200..300).contains(&code));
-    let message = if let Some(code) = sent.downgraded {
-        // S18: the client followed a 301/302/303 as a bodiless GET.
-        format!(
-            "Ping answered {} only after a {code} redirect turned the POST into a GET without the body: events sent this way are lost. Answer at the final URL, or redirect with 307/308.",
-            sent.outcome
-        )
-    } else if succeeded {
-        format!("Ping delivered ({}).", sent.outcome)
-    } else {
-        format!(
-            "Ping failed: {}. A ping is never retried and never deactivates the webhook.",
-            sent.outcome
-        )
-    };
+    let (succeeded, message) = hookjar_core::verdict::ping_answer(&sent.outcome, sent.downgraded);
     tracing::info!(webhook = %webhook.id, latency_ms = sent.latency.as_millis() as u64, "ping: {}", sent.outcome);
     Ok(Json(PingResult {
         succeeded,

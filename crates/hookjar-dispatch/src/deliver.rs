@@ -50,6 +50,22 @@ pub struct Sent {
     /// The status of the first 301/302/303 redirect that turned the POST into a
     /// bodiless GET (S18), if one did.
     pub downgraded: Option<u16>,
+    /// The redirects followed, in order (empty without one).
+    pub hops: Vec<Hop>,
+}
+
+/// One redirect followed (S18).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// The redirect's status (301, 302, 303, 307 or 308).
+    pub status: u16,
+    /// Where it led (absolute).
+    pub to: String,
+    /// The request became a GET without the body here (301/302/303 after a POST).
+    pub to_get: bool,
+    /// `Authorization` was dropped here: the hop left the original scheme, host and
+    /// port (as Python's `requests` does).
+    pub auth_dropped: bool,
 }
 
 impl Sender {
@@ -84,20 +100,25 @@ impl Sender {
     pub async fn send(&self, request: &DeliveryRequest) -> Sent {
         let started = Instant::now();
         let mut downgraded = None;
-        let (outcome, body) =
-            match tokio::time::timeout(self.timeout, self.try_send(request, &mut downgraded)).await
-            {
-                Ok(done) => done,
-                Err(_) => (
-                    Outcome::transport(TransportKind::Timeout, "no answer within the timeout"),
-                    String::new(),
-                ),
-            };
+        let mut hops = Vec::new();
+        let (outcome, body) = match tokio::time::timeout(
+            self.timeout,
+            self.try_send(request, &mut downgraded, &mut hops),
+        )
+        .await
+        {
+            Ok(done) => done,
+            Err(_) => (
+                Outcome::transport(TransportKind::Timeout, "no answer within the timeout"),
+                String::new(),
+            ),
+        };
         Sent {
             outcome,
             latency: started.elapsed(),
             body,
             downgraded,
+            hops,
         }
     }
 
@@ -105,6 +126,7 @@ impl Sender {
         &self,
         request: &DeliveryRequest,
         downgraded: &mut Option<u16>,
+        followed: &mut Vec<Hop>,
     ) -> (Outcome, String) {
         let fail = |kind, detail: String| (Outcome::transport(kind, detail), String::new());
         let mut headers = match request.header_map() {
@@ -166,12 +188,15 @@ impl Sender {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => u,
                 _ => {
                     return fail(
-                        TransportKind::Protocol,
-                        format!("HTTP {code} redirect to an unusable location {location:?}"),
+                        TransportKind::Other,
+                        format!(
+                            "HTTP {code} redirect to {location:?}, which is not an http(s) URL: the client cannot follow it (Python's requests raises), so no answer came"
+                        ),
                     );
                 }
             };
-            if (301..=303).contains(&code) && method == reqwest::Method::POST {
+            let to_get = (301..=303).contains(&code) && method == reqwest::Method::POST;
+            if to_get {
                 method = reqwest::Method::GET;
                 body = None;
                 headers.remove(reqwest::header::CONTENT_TYPE);
@@ -182,17 +207,29 @@ impl Sender {
             let drop_auth = true;
             #[cfg(feature = "faults")]
             let drop_auth = crate::faults::drop_auth_across_origins();
+            let auth_dropped = next.origin() != origin
+                && drop_auth
+                && headers.contains_key(reqwest::header::AUTHORIZATION);
             if next.origin() != origin && drop_auth {
                 headers.remove(reqwest::header::AUTHORIZATION);
                 headers.remove(reqwest::header::COOKIE);
                 headers.remove(reqwest::header::PROXY_AUTHORIZATION);
             }
+            followed.push(Hop {
+                status: code,
+                to: next.to_string(),
+                to_get,
+                auth_dropped,
+            });
             hops += 1;
             url = next;
         };
         let code = response.status().as_u16();
+        let declared = response.content_length();
         // S17: the body is ignored; read a little so the connection is reused,
-        // keeping its start for people to read.
+        // keeping its start for people to read. But it must arrive whole: Python's
+        // `requests` reads the whole body and raises on one that breaks off or
+        // stalls past the timeout, so such an answer is a failed attempt (S18).
         let mut read = 0;
         let mut kept = Vec::new();
         while read < DRAIN_LIMIT {
@@ -202,7 +239,27 @@ impl Sender {
                     let room = BODY_KEPT.saturating_sub(kept.len());
                     kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 }
-                _ => break,
+                Ok(None) => break,
+                Err(e) => {
+                    let of = declared.map_or_else(String::new, |n| format!(" of its {n}"));
+                    let outcome = if e.is_timeout() {
+                        Outcome::transport(
+                            TransportKind::Timeout,
+                            format!(
+                                "HTTP {code}, but the answer's body did not finish within the timeout ({read}{of} bytes came)"
+                            ),
+                        )
+                    } else {
+                        Outcome::transport(
+                            TransportKind::Reset,
+                            format!(
+                                "HTTP {code}, but the answer's body broke off after {read}{of} bytes: {}",
+                                root_cause(&e)
+                            ),
+                        )
+                    };
+                    return (outcome, String::from_utf8_lossy(&kept).into_owned());
+                }
             }
         }
         (
@@ -221,10 +278,15 @@ impl Sender {
             return Outcome::transport(TransportKind::Timeout, "no answer within the timeout");
         }
         let root = root_cause(e);
+        // rustls's errors come wrapped in an `io::Error`: name them first.
+        if let Some(detail) = tls_detail(&root) {
+            return Outcome::transport(TransportKind::Tls, detail);
+        }
         let kind = if let Some(io) = io_error(e) {
             use std::io::ErrorKind as K;
             match io.kind() {
                 K::ConnectionRefused => {
+                    // The delivery log's words (SPEC X2); nothing listens there.
                     return Outcome::transport(TransportKind::Connect, "connection refused");
                 }
                 K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
@@ -278,6 +340,25 @@ fn looks_like_tls(msg: &str) -> bool {
     m.contains("certificate") || m.contains("tls") || m.contains("handshake")
 }
 
+/// A TLS failure's detail with what to do about it, when `root` is one.
+fn tls_detail(root: &str) -> Option<String> {
+    let m = root.to_ascii_lowercase();
+    if m.contains("invalidcontenttype") || m.contains("corrupt message") {
+        // What rustls sees when the server answers the handshake in plain HTTP.
+        Some(format!(
+            "the server did not answer the TLS handshake ({root}); if it speaks plain HTTP, use an http:// URL"
+        ))
+    } else if m.contains("certificate") {
+        Some(format!(
+            "the server's certificate is not trusted ({root}); Skilljar's client checks certificates against public authorities, so a self-signed or private one fails there too"
+        ))
+    } else if looks_like_tls(&m) {
+        Some(root.to_owned())
+    } else {
+        None
+    }
+}
+
 /// Whether `url`'s host is this machine's loopback: an address in `127.0.0.0/8`,
 /// `::1`, or the name `localhost`.
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -317,6 +398,96 @@ mod loopback_tests {
             "http://128.0.0.1/",
         ] {
             assert!(!is_loopback(&no.parse().unwrap()), "{no}");
+        }
+    }
+}
+
+/// An answer whose body breaks off is no answer: Python's `requests` (Skilljar's
+/// client) reads the whole body and raises on a short one, so the attempt failed
+/// and is retried (S18), however good its status line was.
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+    use hookjar_core::{Event, EventType};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    /// A receiver that reads one request's head, writes `answer`, then closes the
+    /// connection (`close`) or holds it open until the client leaves.
+    async fn raw_receiver(answer: &'static [u8], close: bool) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(answer).await.unwrap();
+            if !close {
+                // Until the client gives up.
+                while s.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            }
+        });
+        format!("http://{addr}/hook")
+    }
+
+    fn request(url: &str) -> DeliveryRequest {
+        let webhook = hookjar_core::Webhook::create(
+            "w1".into(),
+            hookjar_core::NewWebhook::to(url.to_owned()),
+        );
+        let at = time::macros::datetime!(2026-11-27 00:00 UTC);
+        DeliveryRequest::for_webhook(
+            &webhook,
+            Event::fixture(EventType::CourseEnrollment, at).to_payload(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_a_reset_not_a_success() {
+        let url = raw_receiver(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789",
+            true,
+        )
+        .await;
+        let sender = Sender::new(Duration::from_secs(10), MAX_REDIRECTS).unwrap();
+        let sent = sender.send(&request(&url)).await;
+        match &sent.outcome {
+            Outcome::Transport { error, detail } => {
+                assert_eq!(*error, TransportKind::Reset, "{detail}");
+                assert!(
+                    detail.contains("HTTP 200") && detail.contains("10 of its 1000"),
+                    "{detail}"
+                );
+            }
+            other => panic!("a 200 whose body broke off counted as {other:?}"),
+        }
+        assert_eq!(
+            sent.body, "0123456789",
+            "what came is kept for people to read"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_coming_times_out() {
+        let url = raw_receiver(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789",
+            false,
+        )
+        .await;
+        let sender = Sender::new(Duration::from_secs(10), MAX_REDIRECTS).unwrap();
+        let sent = sender.send(&request(&url)).await;
+        match &sent.outcome {
+            Outcome::Transport { error, detail } => {
+                assert_eq!(*error, TransportKind::Timeout, "{detail}");
+            }
+            other => panic!("a 200 whose body never finished counted as {other:?}"),
         }
     }
 }

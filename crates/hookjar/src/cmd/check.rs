@@ -37,7 +37,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = CheckConfig::new(&args.url);
     config.basic_auth = args.send.basic_auth.clone();
-    config.headers = args.send.header_map();
+    config.headers = args.send.header_map()?;
     config.timeout = args.send.timeout;
     if !args.types.is_empty() {
         config.types = args.types;

@@ -52,9 +52,21 @@ impl SendFlags {
         self.basic_auth.clone().unwrap_or_default()
     }
 
-    /// The additional headers as the webhook would hold them.
-    pub fn header_map(&self) -> hookjar_core::webhook::Headers {
-        self.headers.iter().cloned().collect()
+    /// The additional headers as the webhook would hold them. A name given twice,
+    /// in any case, is refused: header names are case-insensitive, so `X-A` and
+    /// `x-a` are one header, of which the receiver would see only the last value.
+    pub fn header_map(&self) -> anyhow::Result<hookjar_core::webhook::Headers> {
+        for (i, (name, _)) in self.headers.iter().enumerate() {
+            if let Some((other, _)) = self.headers[..i]
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                return Err(crate::exit::bad_input(format!(
+                    "-H {name} is given twice ({other:?} and {name:?}; header names are case-insensitive, so the receiver would get one of them); give each header once"
+                )));
+            }
+        }
+        Ok(self.headers.iter().cloned().collect())
     }
 }
 

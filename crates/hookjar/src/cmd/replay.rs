@@ -233,14 +233,17 @@ fn on_host(to: &str, path: &str) -> String {
 }
 
 /// The request for one item, as the flags ask.
-fn request_for(args: &Args, item: &Item) -> DeliveryRequest {
+fn request_for(
+    args: &Args,
+    headers: &hookjar_core::webhook::Headers,
+    item: &Item,
+) -> DeliveryRequest {
     let (u, p) = args.send.auth();
-    let headers = args.send.header_map();
     let url = match (&item.path, args.keep_paths) {
         (Some(path), true) => on_host(&args.to, path),
         _ => args.to.clone(),
     };
-    let mut req = DeliveryRequest::new(url, &u, &p, &headers, item.payload.clone());
+    let mut req = DeliveryRequest::new(url, &u, &p, headers, item.payload.clone());
     if let (Some(recorded), true) = (&item.headers, args.keep_headers) {
         let mut kept: Vec<(String, String)> = recorded
             .iter()
@@ -271,12 +274,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{} {w}", paint("warning:", Paint::Warn, color_err));
     }
     let color = color_stdout();
+    let headers = args.send.header_map()?;
     let sender = Sender::new(args.send.timeout, MAX_REDIRECTS)?;
     let policy = RetryPolicy::default();
     let rt = runtime()?;
     let (mut ok, mut failed) = (0usize, 0usize);
     for item in &items {
-        let req = request_for(&args, item);
+        let req = request_for(&args, &headers, item);
         let sent = rt.block_on(sender.send(&req));
         let event_type = serde_json::from_slice::<Value>(item.payload.bytes())
             .ok()
@@ -286,7 +290,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .map(str::to_owned)
             })
             .unwrap_or_else(|| "?".to_owned());
-        let delivered = policy.classify(&sent.outcome, 0) == hookjar_core::Verdict::Delivered;
+        let is_ping = event_type == hookjar_core::payload::PING;
+        // A ping succeeds on a 2xx and is otherwise never retried (S13); either way
+        // the POST itself must be answered (a 301/302/303 makes a bodiless GET, S18).
+        let delivered = sent.downgraded.is_none()
+            && if is_ping {
+                hookjar_core::verdict::ping_answer(&sent.outcome, None).0
+            } else {
+                policy.classify(&sent.outcome, 0) == hookjar_core::Verdict::Delivered
+            };
         if delivered {
             ok += 1;
         } else {
@@ -306,7 +318,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if delivered {
                 String::new()
             } else {
-                format!(" — {}", policy.explain(&sent.outcome))
+                format!(" — {}", super::send::explain(&policy, &sent, is_ping))
             },
             item.source
         );

@@ -78,12 +78,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| crate::exit::bad_input(format!("--set {s}: {e}")))?;
     }
     let (u, p) = args.send.auth();
-    let headers = args.send.header_map();
+    let headers = args.send.header_map()?;
     let request = DeliveryRequest::new(args.to.clone(), &u, &p, &headers, event.to_payload());
     let sender = Sender::new(args.send.timeout, MAX_REDIRECTS)?;
+    if args.keep_timestamp && !hookjar_core::payload::is_iso8601_timestamp(&event.timestamp) {
+        eprintln!(
+            "warning: the timestamp {:?} is not ISO 8601 with an offset; Skilljar always sends one such as 2015-02-13T18:57:55.066475+00:00 (S11), so this request is not one Skilljar would send",
+            event.timestamp
+        );
+    }
+    let is_ping = event.event_type == hookjar_core::payload::PING;
     let sent = runtime()?.block_on(sender.send(&request));
     let policy = RetryPolicy::default();
     let verdict = policy.classify(&sent.outcome, 0);
+    let ping = is_ping.then(|| hookjar_core::verdict::ping_answer(&sent.outcome, sent.downgraded));
+    // The endpoint got the event: a 2xx to the POST itself (a 2xx to the GET a
+    // 301/302/303 made of it comes without the event, S18).
+    let ok = sent.downgraded.is_none()
+        && match &ping {
+            Some((succeeded, _)) => *succeeded,
+            None => verdict == hookjar_core::Verdict::Delivered,
+        };
+    let explanation = explain(&policy, &sent, is_ping);
     let body_text = String::from_utf8_lossy(request.body.bytes()).into_owned();
     match args.format {
         Format::Json => {
@@ -99,9 +115,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "outcome": sent.outcome,
                     "latency_ms": sent.latency.as_millis() as u64,
                     "body": sent.body,
+                    "redirects": sent.hops.iter().map(|h| json!({
+                        "status": h.status,
+                        "to": h.to,
+                        "post_became_get": h.to_get,
+                        "authorization_dropped": h.auth_dropped,
+                    })).collect::<Vec<_>>(),
                 },
-                "verdict": verdict,
-                "explanation": policy.explain(&sent.outcome),
+                // A ping has no verdict: it is never retried and never deactivates
+                // (S13); what the API's ping call would answer is under `ping`.
+                "verdict": if is_ping { serde_json::Value::Null } else { json!(verdict) },
+                "ping": ping.as_ref().map(|(succeeded, message)| json!({
+                    "succeeded": succeeded,
+                    "http_status_code": sent.outcome.status_code(),
+                    "message": message,
+                })),
+                "delivered": ok,
+                "explanation": explanation,
             });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
@@ -113,28 +143,73 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!(">");
             println!("> {body_text}");
             println!();
+            for hop in &sent.hops {
+                println!(
+                    "< HTTP {} redirect to {}{}{}",
+                    hop.status,
+                    hop.to,
+                    if hop.to_get {
+                        " (followed as a GET without the body)"
+                    } else {
+                        ""
+                    },
+                    if hop.auth_dropped {
+                        " (Authorization dropped: another scheme, host or port)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             println!("< {} in {}ms", sent.outcome, sent.latency.as_millis());
             if !sent.body.is_empty() {
                 println!("< {}", sent.body.trim_end());
             }
             println!();
             let color = color_stdout();
-            let (label, tone) = if verdict == hookjar_core::Verdict::Delivered {
-                ("verdict:", Paint::Good)
-            } else {
-                ("verdict:", Paint::Bad)
+            let tone = if ok { Paint::Good } else { Paint::Bad };
+            let (label, summary) = match &ping {
+                Some((true, _)) => ("ping:", "succeeded".to_owned()),
+                Some((false, _)) => ("ping:", "failed".to_owned()),
+                None => ("verdict:", policy.describe(&sent.outcome, 0)),
             };
             println!(
-                "{} {} — {}",
+                "{} {} — {explanation}",
                 paint(label, tone, color),
-                paint(&policy.describe(&sent.outcome, 0), tone, color),
-                policy.explain(&sent.outcome)
+                paint(&summary, tone, color),
             );
         }
     }
-    Ok(if verdict == hookjar_core::Verdict::Delivered {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::FAILED)
     })
+}
+
+/// What Skilljar would do with this answer, in words: S13 for a ping, the retry
+/// policy for an event; and what a redirect changed on the way (S18).
+pub(crate) fn explain(
+    policy: &RetryPolicy,
+    sent: &hookjar_dispatch::deliver::Sent,
+    ping: bool,
+) -> String {
+    let mut text = if ping {
+        hookjar_core::verdict::ping_answer(&sent.outcome, sent.downgraded).1
+    } else {
+        policy.explain(&sent.outcome)
+    };
+    if !ping {
+        if let Some(code) = sent.downgraded {
+            text.push_str(&format!(
+                "; but a {code} redirect turned the POST into a GET without the body, so your endpoint never got the event (S18): answer at the final URL, or redirect with 307/308"
+            ));
+        }
+    }
+    let auth_refused = matches!(sent.outcome.status_code(), Some(401 | 403));
+    if auth_refused && sent.hops.iter().any(|h| h.auth_dropped) {
+        text.push_str(
+            "; the redirect to another scheme, host or port dropped the Authorization header (Python's requests does the same), which is likely why the answer refused it",
+        );
+    }
+    text
 }

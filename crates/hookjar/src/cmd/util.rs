@@ -23,8 +23,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("{s:?} is not a duration; write e.g. 500ms, 2s, 10m or 1h"))
+    Duration::try_from_secs_f64(value * scale).map_err(|_| {
+        format!("{s:?} is too long a duration to use; write e.g. 500ms, 2s, 10m or 1h")
+    })
 }
 
 /// Parses a timeout: a duration longer than zero (a zero timeout would fail every
@@ -42,6 +43,23 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_target_urls_say_why() {
+        for (url, why) in [
+            (
+                "http://127.0.0.1:99999/",
+                "the port is not a number from 1 to 65535",
+            ),
+            ("127.0.0.1:18801/ok", "it has no scheme"),
+            ("http://127.0.0.1:18801/ok ", "white space"),
+            ("http://127.1/", "write it in full, 127.0.0.1"),
+        ] {
+            let err = parse_target_url(url).unwrap_err();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+        assert!(parse_target_url("http://127.0.0.1:18801/ok").is_ok());
+    }
 
     #[test]
     fn server_urls_must_be_http_with_a_host() {
@@ -112,11 +130,57 @@ pub fn parse_target_url(s: &str) -> Result<String, String> {
     hookjar_core::webhook::validate_target_url(s)
         .map(|()| s.to_owned())
         .map_err(|e| {
+            let why = url_problem(s).map_or_else(String::new, |w| format!(": {w}"));
             format!(
-                "{s:?} is not a URL Skilljar would accept ({}); give an absolute http(s) URL such as http://127.0.0.1:8790/hook",
+                "{s:?} is not a URL Skilljar would accept ({}{why}); give an absolute http(s) URL such as http://127.0.0.1:8790/hook",
                 e.join(" ")
             )
         })
+}
+
+/// Why Skilljar's URL validator (S6) would refuse `s`, in words, where that can be
+/// told: the API itself answers only "Enter a valid URL.", as Skilljar's does.
+fn url_problem(s: &str) -> Option<String> {
+    if s.trim() != s || s.contains(char::is_whitespace) {
+        return Some("it holds white space".to_owned());
+    }
+    if !s.contains("://") {
+        return Some("it has no scheme; start it with http:// or https://".to_owned());
+    }
+    let url = match url::Url::parse(s) {
+        Ok(u) => u,
+        Err(url::ParseError::InvalidPort) => {
+            return Some("the port is not a number from 1 to 65535".to_owned());
+        }
+        Err(e) => return Some(e.to_string()),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Some(format!(
+            "the scheme is {:?}, not http or https",
+            url.scheme()
+        ));
+    }
+    // The WHATWG parser reads `127.1` as `127.0.0.1`; Django's validator does not.
+    let written_host = s
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .map(|authority| authority.rsplit('@').next().unwrap_or(""))
+        .map(|host_port| {
+            if host_port.starts_with('[') {
+                host_port
+            } else {
+                host_port.split(':').next().unwrap_or("")
+            }
+        })
+        .unwrap_or("");
+    if let Some(url::Host::Ipv4(ip)) = url.host() {
+        if written_host != ip.to_string() {
+            return Some(format!(
+                "the host {written_host:?} is a shortened IPv4 address; write it in full, {ip}"
+            ));
+        }
+    }
+    None
 }
 
 /// Parses a dispatcher's `--server URL`: an absolute http(s) URL with a host.
@@ -155,7 +219,13 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
         .split_once(':')
         .ok_or_else(|| format!("{s:?} has no ':'; write a header as 'name: value'"))?;
     let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
-    hookjar_core::webhook::validate_header(&name, &value)?;
+    hookjar_core::webhook::validate_header(&name, &value).map_err(|e| {
+        // The API's words name the webhook's fields; here they are a flag.
+        e.replace(
+            "Use basic_auth_username and basic_auth_password for Basic auth.",
+            "Use --basic-auth USER:PASS for Basic auth.",
+        )
+    })?;
     Ok((name, value))
 }
 
