@@ -348,6 +348,12 @@ fn log_effects(effects: RecordEffects) {
             "attempts of deleted webhooks were not recorded"
         );
     }
+    if effects.lost > 0 {
+        tracing::warn!(
+            lost = effects.lost,
+            "results not recorded: this process was stalled past its lease and another dispatcher took these attempts over (they count as made there, outcome unknown)"
+        );
+    }
     if effects.stale > 0 {
         tracing::info!(
             stale = effects.stale,

@@ -1694,6 +1694,46 @@ async fn s16_a_stale_404_does_not_switch_a_reactivated_webhook_off() {
     assert_eq!(stale[0]["status"], 404);
 }
 
+/// Deactivating a webhook drops what it had waiting, the attempt in flight included:
+/// a late 5xx to that attempt is logged but not retried, so re-activating the
+/// webhook does not bring the old event back (dispatcher.md: re-activation receives
+/// the events emitted from then on).
+#[tokio::test(start_paused = true)]
+async fn s16_an_attempt_in_flight_at_a_deactivation_is_not_retried_after_reactivation() {
+    let receiver =
+        Receiver::start(&[Reply::Late(Duration::from_secs(3), 503), Reply::Status(200)]).await;
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let id = api.hook(&receiver.url).await;
+    api.emit("COURSE_ENROLLMENT").await;
+    receiver.wait_for(1, HOUR).await; // the POST is in; its 503 comes in 3 s
+    for active in [false, true] {
+        let a = api
+            .patch_json(&format!("/v1/webhooks/{id}"), json!({"active": active}))
+            .await;
+        assert_eq!(a.status, 200, "{a:?}");
+    }
+    // The late 503 lands; a retry would have been due 2 s after it.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    settle().await;
+    assert_eq!(
+        receiver.count(),
+        1,
+        "the event from before the deactivation is not sent again: {:#?}",
+        receiver.requests()
+    );
+    let log = api.deliveries(&id).await;
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0]["state"], "dropped", "{log:#?}");
+    assert_eq!(
+        log[0]["attempts"][0]["status"], 503,
+        "the late answer is logged: {log:#?}"
+    );
+    // What is emitted from now on is delivered.
+    assert_eq!(api.emit("COURSE_ENROLLMENT").await["deliveries"], 1);
+    receiver.wait_for(2, HOUR).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn s19_a_crash_during_a_post_counts_the_attempt() {
     let dir = tempdir();

@@ -338,6 +338,59 @@ async fn deactivation_and_stale(store: Store) {
         .await
         .unwrap();
     assert_eq!(effects.skipped, 1);
+
+    // Deactivated and re-activated while an attempt is in flight: its late 503 is
+    // logged, but the delivery stays dropped and nothing is due again (S16).
+    let y = store
+        .create_webhook(NewWebhook::to("http://127.0.0.1:9/again"), T0)
+        .await
+        .unwrap();
+    store
+        .emit(event(40, EventType::LessonCompletion), T0)
+        .await
+        .unwrap();
+    let c = claim(&store, T0)
+        .await
+        .into_iter()
+        .find(|c| c.webhook.id == y.id)
+        .unwrap();
+    for active in [false, true] {
+        store
+            .update_webhook(
+                y.id.clone(),
+                WebhookPatch {
+                    active: Some(active),
+                    ..WebhookPatch::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .record(vec![record(
+            &c,
+            Verdict::RetryAfter {
+                delay: Duration::from_secs(2),
+            },
+            Outcome::status(503),
+            T0 + 1,
+        )])
+        .await
+        .unwrap();
+    assert!(
+        claim(&store, T0 + 10_000_000)
+            .await
+            .iter()
+            .all(|c| c.webhook.id != y.id),
+        "nothing requeued"
+    );
+    let (_, log) = store
+        .deliveries_of(y.id, 0, 10, Timeline::start(0, 1.0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(log[0].state, "dropped");
+    assert_eq!(log[0].attempts[0].status, Some(503));
 }
 
 /// X3 and the kept key: the first anchor is stored and read back; the first key
@@ -722,4 +775,171 @@ async fn postgres_a_live_process_renews_its_own_leases() {
     drop(a);
     assert_eq!(expire().await, 1);
     assert_eq!(b.interrupted().await.unwrap().len(), 1);
+}
+
+/// A process that froze past its lease (SIGSTOP, a VM pause, a stalled link to the
+/// database) must not write its late result over the delivery another process took
+/// over: the taker counted the attempt (`unknown`) and carries on, and a rewind
+/// would restart the back-off and allow more than 61 POSTs (S19; found by a review
+/// that froze a dispatcher: 64 POSTs for one delivery).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_late_result_from_a_lost_claim_is_not_applied() {
+    let Some(cluster) =
+        TempCluster::start_or_skip("postgres_a_late_result_from_a_lost_claim_is_not_applied")
+    else {
+        return;
+    };
+    let (config, a) = pg(&cluster, Duration::from_secs(60)).await;
+    let (sql, conn) = tokio_postgres::connect(&config.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let b = Store::connect(&StoreConfig::Postgres(config.clone()))
+        .await
+        .unwrap();
+    a.create_webhook(NewWebhook::to("http://127.0.0.1:9/r"), T0)
+        .await
+        .unwrap();
+    a.emit(event(1, EventType::LessonCompletion), T0)
+        .await
+        .unwrap();
+    let claimed = claim(&a, T0).await;
+    assert_eq!(claimed.len(), 1);
+    // A freezes: its lease runs out and B takes the attempt over, counting it.
+    sql.execute(
+        "UPDATE deliveries SET lease_until = now() - interval '1 hour' WHERE state = 'inflight'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let taken = b.interrupted().await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let unknown = AttemptRecord {
+        verdict: Verdict::RetryAfter {
+            delay: Duration::from_secs(2),
+        },
+        unknown: true,
+        ..record(
+            &claimed[0],
+            Verdict::Delivered,
+            Outcome::transport(hookjar_core::TransportKind::Other, "outcome unknown"),
+            T0 + 1_000_000,
+        )
+    };
+    b.record(vec![unknown]).await.unwrap();
+    // B claims the retry and its POST is in flight.
+    let retry = claim(&b, T0 + 10_000_000).await;
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempt, 1);
+    // A wakes up and records its first attempt's late 503.
+    let late = record(
+        &claimed[0],
+        Verdict::RetryAfter {
+            delay: Duration::from_secs(2),
+        },
+        Outcome::status(503),
+        T0 + 20_000_000,
+    );
+    a.record(vec![late]).await.unwrap();
+    let row = sql
+        .query_one(
+            "SELECT state, attempts, claimed_by IS NOT NULL FROM deliveries",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (state, attempts, claimed): (String, i32, bool) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        (state.as_str(), attempts, claimed),
+        ("inflight", 2, true),
+        "B's attempt in flight is left as it is"
+    );
+    let unknown_kept: i64 = sql
+        .query_one(
+            "SELECT COUNT(*) FROM attempts WHERE n = 0 AND error IS NOT NULL AND status IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unknown_kept, 1, "B's record of attempt 0 stands");
+}
+
+/// An emit reads the active webhooks and inserts a delivery for each; a webhook
+/// deleted by another process in between must not fail the emit (it failed with a
+/// foreign-key violation, a 500, for ~15 % of emits in a review's race), and a
+/// redeliver racing a delete answers found or not found, never an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_emits_and_redelivers_race_deletes_without_errors() {
+    let Some(cluster) =
+        TempCluster::start_or_skip("postgres_emits_and_redelivers_race_deletes_without_errors")
+    else {
+        return;
+    };
+    let (config, a) = pg(&cluster, Duration::from_secs(60)).await;
+    let b = Store::connect(&StoreConfig::Postgres(config.clone()))
+        .await
+        .unwrap();
+    a.create_webhook(NewWebhook::to("http://127.0.0.1:9/kept"), T0)
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (b, stop) = (b.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let w = b
+                    .create_webhook(NewWebhook::to(format!("http://127.0.0.1:9/s{n}")), T0)
+                    .await
+                    .unwrap();
+                b.delete_webhook(w.id).await.unwrap();
+            }
+            n
+        })
+    };
+    let mut errors = Vec::new();
+    for i in 0..400 {
+        if let Err(e) = a
+            .emit(event(1000 + i, EventType::LessonCompletion), T0)
+            .await
+        {
+            errors.push(e.to_string());
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let churned = churn.await.unwrap();
+    assert!(
+        churned > 10,
+        "the race ran ({churned} webhooks created and deleted)"
+    );
+    assert!(
+        errors.is_empty(),
+        "{} of 400 emits failed: {:?}",
+        errors.len(),
+        errors.first()
+    );
+
+    // Redeliver against a delete of the same webhook, from another process.
+    for round in 0..20u64 {
+        let w = a
+            .create_webhook(NewWebhook::to(format!("http://127.0.0.1:9/r{round}")), T0)
+            .await
+            .unwrap();
+        a.emit(event(5000 + round, EventType::LessonCompletion), T0)
+            .await
+            .unwrap();
+        let (_, log) = a
+            .deliveries_of(w.id.clone(), 0, 1, Timeline::start(0, 1.0))
+            .await
+            .unwrap()
+            .unwrap();
+        let delivery = log[0].id.clone();
+        let (b2, id) = (b.clone(), w.id.clone());
+        let delete = tokio::spawn(async move { b2.delete_webhook(id).await });
+        let redelivered = a.redeliver(delivery, T0).await;
+        delete.await.unwrap().unwrap();
+        assert!(redelivered.is_ok(), "round {round}: {redelivered:?}");
+    }
 }

@@ -655,6 +655,10 @@ pub struct RecordEffects {
     pub skipped: usize,
     /// Verdicts not applied because the webhook changed during the attempt (S16).
     pub stale: usize,
+    /// Results not recorded because this process no longer held the delivery's
+    /// claim: it was frozen past its lease and another process took the attempt over
+    /// (PostgreSQL, S19).
+    pub lost: usize,
 }
 
 /// One attempt in the delivery log (X2).

@@ -490,9 +490,12 @@ impl PgStore {
             )
             .await?
             .get(0);
+        // FOR KEY SHARE: a webhook being deleted by another process waits for this
+        // transaction (its deliveries then go with it) instead of making the
+        // deliveries' foreign key fail the whole emit; updates are not held up.
         let stmt = tx
             .prepare_cached(&format!(
-                "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active ORDER BY seq"
+                "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active ORDER BY seq FOR KEY SHARE"
             ))
             .await?;
         let mut seen = HashSet::new();
@@ -645,14 +648,26 @@ impl PgStore {
         webhooks.sort_unstable();
         webhooks.dedup();
         tx.execute(
-            "SELECT 1 FROM webhooks WHERE seq = ANY($1) ORDER BY seq FOR UPDATE",
+            "SELECT 1 FROM webhooks WHERE seq = ANY($1) ORDER BY seq FOR NO KEY UPDATE",
             &[&webhooks],
         )
         .await?;
+        // The delivery's row is locked too, and its claim read: a result is applied
+        // only by the process that still holds the claim. One that froze past its
+        // lease (a pause, a stalled link to the database) finds the attempt taken
+        // over, counted and carried on by another process; writing over that would
+        // restart the back-off and allow more than 61 POSTs (S19).
         let current_of = tx
             .prepare_cached(
-                "SELECT w.revision FROM deliveries d JOIN webhooks w ON w.seq = d.webhook_seq
-                 WHERE d.seq = $1",
+                "SELECT w.revision, d.claimed_by = $2 AND d.attempts = $3
+                 FROM deliveries d JOIN webhooks w ON w.seq = d.webhook_seq
+                 WHERE d.seq = $1 FOR UPDATE OF d",
+            )
+            .await?;
+        let release = tx
+            .prepare_cached(
+                "UPDATE deliveries SET claimed_by = NULL, lease_until = NULL
+                 WHERE seq = $1 AND claimed_by = $2",
             )
             .await?;
         let log = tx
@@ -689,15 +704,23 @@ impl PgStore {
             )
             .await?;
         for rec in &batch {
-            let Some(current) = tx.query_opt(&current_of, &[&rec.delivery_seq]).await? else {
+            let n = attempt_i32(rec.attempt);
+            let made = n.saturating_add(1);
+            let Some(row) = tx
+                .query_opt(&current_of, &[&rec.delivery_seq, &self.inner.me, &made])
+                .await?
+            else {
                 effects.skipped += 1;
                 continue;
             };
-            let current: i64 = current.get(0);
+            if row.get::<_, Option<bool>>(1) != Some(true) {
+                effects.lost += 1;
+                continue;
+            }
+            let current: i64 = row.get(0);
             let stale = current != rec.revision;
             let cols = rec.columns();
             let status = cols.status.map(i32::from);
-            let n = attempt_i32(rec.attempt);
             tx.execute(
                 &log,
                 &[
@@ -716,7 +739,6 @@ impl PgStore {
                 ],
             )
             .await?;
-            let made = n.saturating_add(1);
             match rec.verdict {
                 Verdict::Delivered => {
                     tx.execute(
@@ -732,11 +754,18 @@ impl PgStore {
                     .await?;
                 }
                 Verdict::RetryAfter { .. } => {
-                    tx.execute(
-                        &requeue,
-                        &[&rec.delivery_seq, &made, &cols.next_at, &rec.webhook_seq],
-                    )
-                    .await?;
+                    let requeued = tx
+                        .execute(
+                            &requeue,
+                            &[&rec.delivery_seq, &made, &cols.next_at, &rec.webhook_seq],
+                        )
+                        .await?;
+                    if requeued == 0 {
+                        // Dropped while in flight (its webhook was deactivated): it
+                        // stays dropped; only the claim goes.
+                        tx.execute(&release, &[&rec.delivery_seq, &self.inner.me])
+                            .await?;
+                    }
                 }
                 Verdict::Deactivate { reason } if stale => {
                     effects.stale += 1;
@@ -956,8 +985,9 @@ impl PgStore {
         let tx = c.transaction().await?;
         let found = tx
             .query_opt(
+                // The webhook cannot be deleted or deactivated before this commits.
                 "SELECT d.event_seq, d.webhook_seq, w.active, w.id FROM deliveries d
-                 JOIN webhooks w ON w.seq = d.webhook_seq WHERE d.id = $1",
+                 JOIN webhooks w ON w.seq = d.webhook_seq WHERE d.id = $1 FOR SHARE OF w",
                 &[&delivery],
             )
             .await?;
@@ -1138,9 +1168,12 @@ async fn drop_pending<C: GenericClient>(
     webhook_seq: i64,
     why: &str,
 ) -> Result<usize, StoreError> {
+    // The attempts in flight go too (their claims stay with their processes, whose
+    // late answers are still logged): a retry verdict then requeues nothing, so a
+    // re-activated webhook never gets an event from before (S16).
     Ok(c.execute(
         "UPDATE deliveries SET state = 'dropped', due_at = NULL, note = $2
-         WHERE webhook_seq = $1 AND state = 'pending'",
+         WHERE webhook_seq = $1 AND state IN ('pending', 'inflight')",
         &[&webhook_seq, &format!("dropped: {why}")],
     )
     .await? as usize)

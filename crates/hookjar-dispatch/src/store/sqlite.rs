@@ -1139,12 +1139,25 @@ fn drop_pending(c: &Connection, webhook_seq: i64, why: &str) -> Result<usize, St
     if crate::faults::keep_pending(why) {
         return Ok(0);
     }
-    Ok(c.prepare_cached(
-        "UPDATE deliveries INDEXED BY deliveries_webhook_due
-         SET state = 'dropped', due_at = NULL, note = ?2
-         WHERE webhook_seq = ?1 AND state = 'pending'",
-    )?
-    .execute(params![webhook_seq, format!("dropped: {why}")])?)
+    let note = format!("dropped: {why}");
+    let pending = c
+        .prepare_cached(
+            "UPDATE deliveries INDEXED BY deliveries_webhook_due
+             SET state = 'dropped', due_at = NULL, note = ?2
+             WHERE webhook_seq = ?1 AND state = 'pending'",
+        )?
+        .execute(params![webhook_seq, note])?;
+    // The attempts in flight go too: their answers are still logged when they come,
+    // but a retry verdict finds the delivery no longer in flight and requeues
+    // nothing, so a re-activated webhook never gets an event from before (S16).
+    let in_flight = c
+        .prepare_cached(
+            "UPDATE deliveries INDEXED BY deliveries_inflight
+             SET state = 'dropped', due_at = NULL, note = ?2
+             WHERE state = 'inflight' AND webhook_seq = ?1",
+        )?
+        .execute(params![webhook_seq, note])?;
+    Ok(pending + in_flight)
 }
 
 /// Stores a group of emits and returns each one's result, in order: all in one
@@ -1450,7 +1463,7 @@ fn record_in(tx: &Connection, batch: &[AttemptRecord]) -> Result<RecordEffects, 
             Verdict::Delivered => {
                 tx.prepare_cached(
                     "UPDATE deliveries SET state = 'delivered', attempts = ?2, due_at = NULL,
-                        finished_at = ?3 WHERE seq = ?1",
+                        finished_at = ?3, note = NULL WHERE seq = ?1",
                 )?
                 .execute(params![
                     rec.delivery_seq,
