@@ -148,7 +148,8 @@ pub fn router(state: AppState) -> axum::Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
-        ));
+        ))
+        .layer(middleware::from_fn(refuse_cross_origin));
     axum::Router::new()
         .route("/openapi.json", get(openapi_json))
         .method_not_allowed_fallback(method_not_allowed)
@@ -288,6 +289,52 @@ pub struct Detail {
 // ---------------------------------------------------------------------------
 // Auth (S5)
 // ---------------------------------------------------------------------------
+
+/// Refuses a changing request (anything but GET, HEAD, OPTIONS) that a browser sent
+/// from a page of another origin. A browser that has the API's Basic login cached
+/// (someone opened an API URL and typed the key at its prompt) attaches it to any
+/// site's form post, so without this another site could create a webhook that copies
+/// every event. Browsers name the page's origin in `Origin`; API clients (curl, SDKs)
+/// send none, and the console is served from the API's own origin.
+async fn refuse_cross_origin(request: Request, next: Next) -> Response {
+    let changes = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if changes {
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !same_origin(origin.to_str().unwrap_or("null"), host) {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Json(json!({"detail": format!(
+                        "A page of another origin ({}) may not change this API: browsers attach a cached login to such requests. Call the API from a program (no Origin header) or from the console at /ui.",
+                        origin.to_str().unwrap_or("?")
+                    )})),
+                )
+                    .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether the browser origin `origin` (`scheme://host[:port]`) is the origin the
+/// request was addressed to (`Host`), default ports understood.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let Ok(o) = reqwest::Url::parse(origin) else {
+        return false; // "null" (a sandboxed page, a file) or garbage
+    };
+    let Ok(h) = reqwest::Url::parse(&format!("{}://{host}", o.scheme())) else {
+        return false;
+    };
+    o.host_str().map(str::to_ascii_lowercase) == h.host_str().map(str::to_ascii_lowercase)
+        && o.port_or_known_default() == h.port_or_known_default()
+}
 
 /// Checks `Authorization: Basic base64(KEY:)` in constant time.
 async fn require_api_key(

@@ -1180,6 +1180,55 @@ async fn x1_an_integer_beyond_64_bits_is_refused_not_altered() {
     );
 }
 
+/// A page of another origin cannot change the API through a browser that has the
+/// key cached (a form post carries the cached Basic login); programs send no
+/// Origin, and the console's own origin is the API's.
+#[tokio::test(start_paused = true)]
+async fn a_changing_request_from_another_origin_is_refused() {
+    let server = dispatcher(|_| {}).await;
+    let api = Api::new(&server);
+    let form = |origin: Option<&str>| {
+        let mut req = api
+            .http
+            .post(api.url("/v1/webhooks"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("target_url=http://127.0.0.1:9/stolen");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req
+    };
+    for evil in ["http://evil.example", "http://127.0.0.1:1", "null"] {
+        let a = api.send(form(Some(evil))).await;
+        assert_eq!(a.status, 403, "{evil}: {a:?}");
+        assert!(
+            a.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("another origin"),
+            "{a:?}"
+        );
+    }
+    assert_eq!(api.count_webhooks().await, 0, "nothing was created");
+    let own = api.url("").trim_end_matches('/').to_owned();
+    assert_eq!(
+        api.send(form(Some(&own))).await.status,
+        201,
+        "the console's own origin"
+    );
+    assert_eq!(api.send(form(None)).await.status, 201, "a program");
+    // Reading is left to the browser's same-origin policy (no CORS headers).
+    let read = api
+        .send(
+            api.http
+                .get(api.url("/v1/webhooks"))
+                .header("origin", "http://evil.example"),
+        )
+        .await;
+    assert_eq!(read.status, 200);
+    assert!(read.headers.get("access-control-allow-origin").is_none());
+}
+
 #[tokio::test(start_paused = true)]
 async fn x2_delivery_log_and_redeliver_the_same_bytes() {
     let receiver = Receiver::start(&[Reply::Status(500), Reply::Status(200)]).await;
