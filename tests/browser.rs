@@ -610,6 +610,7 @@ async fn inspector_edits_the_script_resends_filters_and_clears() {
             assert!(text_of(&c, "#script-msg").await.contains("column 5"));
             assert_eq!(mock.scripts().default.to_string(), "410");
 
+
             // Resend #1 to another path of the same receiver: it arrives as #2. The
             // request is opened from the keyboard: its row's button takes Enter.
             press_enter(&c, "#rows tr[data-seq='1'] button.open").await;
@@ -640,6 +641,31 @@ async fn inspector_edits_the_script_resends_filters_and_clears() {
             })
             .await;
             assert!(mock.requests().is_empty());
+
+            // An edit not applied yet survives the live updates that new requests
+            // bring (it used to be overwritten by the current script once the field
+            // lost focus).
+            type_into(&c, "#script-input", "503*3,200").await;
+            c.execute("document.activeElement.blur()", vec![])
+                .await
+                .unwrap(); // focus leaves the field
+            let status = post_event(
+                &format!("{}/hooks/b", mock.url()),
+                "skilljar",
+                None,
+                COURSE_COMPLETION,
+            )
+            .await;
+            assert_eq!(status, 410);
+            wait_until("the new request to be listed", STEP, || async {
+                (table(&c, "#rows tr").await.len() == 1).then_some(())
+            })
+            .await;
+            assert_eq!(
+                read(&c, "#script-input", "value").await,
+                "503*3,200",
+                "the unapplied edit is kept"
+            );
         },
     )
     .await;

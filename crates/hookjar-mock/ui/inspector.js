@@ -22,6 +22,8 @@
     selected: null,      // seq
     busy: false,
     again: false,
+    streamOpen: false,   // the event stream is connected
+    edited: new Set(),   // script fields with an edit not applied yet
   };
 
   const $ = (id) => document.getElementById(id);
@@ -66,10 +68,17 @@
 
   // ---- the journal -------------------------------------------------------
 
+  // One read at a time, however many changes come in: a change during a read asks
+  // for one more read after it. Each read also reads the scripts (another client
+  // may have changed them), so a burst of requests costs a few reads, not one each.
   function schedule() {
     if (state.busy) { state.again = true; return; }
     state.busy = true;
     refresh()
+      .then(() => {
+        if (state.streamOpen) setLive('live', 'ok');
+        return loadScripts();
+      })
       .catch((e) => setLive(`cannot read the journal: ${e.message}`, 'bad'))
       .finally(() => {
         state.busy = false;
@@ -271,7 +280,9 @@
   const SKIP = new Set(['host', 'content-length', 'connection', 'transfer-encoding', 'keep-alive']);
 
   function curl(r) {
-    const lines = [`curl${r.method === 'POST' ? '' : ' -X ' + r.method} ${quote(location.origin + r.path)}`];
+    // curl POSTs by itself only when it has data to send.
+    const implied = r.method === 'POST' && r.body;
+    const lines = [`curl${implied ? '' : ' -X ' + r.method} ${quote(location.origin + r.path)}`];
     for (const [k, v] of r.headers) if (!SKIP.has(k.toLowerCase())) lines.push(`-H ${quote(`${k}: ${v}`)}`);
     if (r.body) lines.push(`--data-raw ${quote(r.body)}`);
     return lines.join(' \\\n  ');
@@ -281,7 +292,10 @@
     const r = state.records.find((x) => x.seq === state.selected);
     $('detail-none').hidden = !!r;
     $('detail-body').hidden = !r;
-    if (!r) return;
+    if (!r) {
+      $('detail-h').textContent = 'Request';
+      return;
+    }
     const v = verdictOf(r);
     $('detail-h').textContent = `Request #${r.seq}`;
     $('d-meta').replaceChildren(
@@ -316,8 +330,9 @@
     for (const [p, sc] of Object.entries(s.routes || {})) items.push([`route ${p}`, sc]);
     for (const [t, sc] of Object.entries(s.for_type || {})) items.push([`type ${t}`, sc]);
     dl.replaceChildren(...items.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { class: 'mono' }, v)]));
-    if (document.activeElement !== $('script-input')) $('script-input').value = s.script;
-    if (document.activeElement !== $('script-json')) $('script-json').value = JSON.stringify(s, null, 2);
+    // An edit not applied yet is left alone until it is applied.
+    if (!state.edited.has('script-input') && document.activeElement !== $('script-input')) $('script-input').value = s.script;
+    if (!state.edited.has('script-json') && document.activeElement !== $('script-json')) $('script-json').value = JSON.stringify(s, null, 2);
   }
 
   async function loadScripts() {
@@ -328,6 +343,7 @@
     const msg = $('script-msg');
     try {
       const s = await call('PUT', '/_mock/script', body, type);
+      state.edited.clear();
       document.activeElement.blur();
       showScripts(s);
       msg.className = 'msg ok';
@@ -350,18 +366,23 @@
     const source = new EventSource('/_mock/stream');
     let opened = false;
     source.addEventListener('open', () => {
+      state.streamOpen = true;
       setLive('live', 'ok');
       // Reconnected: the receiver may be a new one; read the whole journal again.
       if (opened) { state.reload += 1; schedule(); }
       opened = true;
     });
     // A journal change also re-reads the scripts, in case another client changed them.
-    source.addEventListener('change', () => { schedule(); loadScripts(); });
-    source.addEventListener('error', () => setLive('reconnecting…', 'bad'));
+    source.addEventListener('change', schedule);
+    source.addEventListener('error', () => {
+      state.streamOpen = false;
+      setLive('reconnecting…', 'bad');
+    });
   }
 
   document.addEventListener('DOMContentLoaded', () => {
     for (const id of ['f-path', 'f-type', 'f-verdict', 'f-violations']) $(id).addEventListener('change', render);
+    for (const id of ['script-input', 'script-json']) $(id).addEventListener('input', () => state.edited.add(id));
     $('filters').addEventListener('submit', (e) => e.preventDefault());
     $('clear').addEventListener('click', async () => {
       try {
