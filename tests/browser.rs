@@ -610,7 +610,6 @@ async fn inspector_edits_the_script_resends_filters_and_clears() {
             assert!(text_of(&c, "#script-msg").await.contains("column 5"));
             assert_eq!(mock.scripts().default.to_string(), "410");
 
-
             // Resend #1 to another path of the same receiver: it arrives as #2. The
             // request is opened from the keyboard: its row's button takes Enter.
             press_enter(&c, "#rows tr[data-seq='1'] button.open").await;

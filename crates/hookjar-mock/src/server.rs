@@ -509,7 +509,14 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, limits: hookjar_net:
         let shared = Arc::clone(&svc_shared);
         let fault = Arc::clone(&fault);
         async move {
-            if crate::ui::claims(req.uri().path(), shared.ui) {
+            let path = req.uri().path();
+            if (path == "/_mock" || path.starts_with("/_mock/")) && rebound(&req) {
+                return Ok(crate::ui::whole(error_reply(
+                    StatusCode::FORBIDDEN,
+                    "a browser asked for the mock's own endpoints under a host name that is not an IP address or localhost: refused, since a page could rebind its own name to this machine and read the journal (its Authorization headers) or resend through it. Open the inspector as http://127.0.0.1:PORT/_mock/ui or http://localhost:PORT/_mock/ui (programs, which send no Sec-Fetch-Site, may use any name)",
+                )));
+            }
+            if crate::ui::claims(path, shared.ui) {
                 let (changes, down) = (shared.latest.subscribe(), shared.shutdown.clone());
                 return Ok(crate::ui::handle(req, changes, down, shared.body_idle).await);
             }
@@ -517,6 +524,45 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, limits: hookjar_net:
         }
     });
     hookjar_net::serve_connection(io, svc, limits, shared.shutdown.clone()).await;
+}
+
+/// Whether a browser sent `req` under a host name that could have been rebound to
+/// this machine (DNS rebinding): the mock's own endpoints have no auth, so a page
+/// whose name resolved here could read the journal, with its `Authorization`
+/// headers, and resend through the mock into other local services. Browsers mark
+/// their requests with `Sec-Fetch-Site`; programs (tests, curl, a container reaching
+/// the mock by its service name) do not, and are left alone. An IP address or
+/// `localhost` (`*.localhost`) cannot be rebound.
+fn rebound<B>(req: &Request<B>) -> bool {
+    if !req.headers().contains_key("sec-fetch-site") {
+        return false;
+    }
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().host())
+        .unwrap_or("");
+    !is_unrebindable_host(host)
+}
+
+/// `host` (as in a `Host` header, port allowed) is an IP address or `localhost`.
+fn is_unrebindable_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(name, _)| name)
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
 }
 
 /// Why a request got no HTTP answer: hyper closes the connection, and [`FaultIo`]

@@ -348,6 +348,11 @@ struct Resend {
     headers: Vec<(String, String)>,
     #[serde(default)]
     body: String,
+    /// The recorded request's digest (X5). The journal keeps a body as text, so a
+    /// body that was not valid UTF-8 comes back with U+FFFD in it: with the digest
+    /// given, a resend that would send other bytes than were received is refused.
+    #[serde(default)]
+    digest: Option<String>,
 }
 
 fn post() -> String {
@@ -408,6 +413,17 @@ async fn resend_request(r: Resend) -> (StatusCode, Resent) {
             );
         }
     };
+    if let Some(recorded) = &r.digest {
+        let sending = hookjar_core::payload::Digest::of(r.body.as_bytes()).to_string();
+        if !sending.eq_ignore_ascii_case(recorded) {
+            return failed(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "not sent: the recorded body was not valid UTF-8, and the journal keeps it as text, so a resend would send other bytes (digest {sending}, not {recorded}); send the original bytes from their source instead"
+                ),
+            );
+        }
+    }
     let Ok(method) = Method::from_bytes(r.method.as_bytes()) else {
         return failed(
             StatusCode::BAD_REQUEST,

@@ -1098,3 +1098,92 @@ async fn big_bodies_are_evicted_past_the_default_byte_budget() {
         "the newest is kept"
     );
 }
+
+/// DNS rebinding: a page whose own name was made to resolve to this machine could
+/// read the journal (with its Authorization headers) and resend through the mock. A
+/// browser (it sends `Sec-Fetch-Site`) asking for the mock's own endpoints under
+/// another name is refused; IP addresses, localhost and programs are not.
+#[tokio::test]
+async fn a_browser_under_a_rebound_name_cannot_read_the_journal() {
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let port = mock.address().port();
+    let http = reqwest::Client::new();
+    let get = |host: String, browser: bool| {
+        let mut req = http
+            .get(format!("{}/_mock/requests", mock.url()))
+            .header("host", host);
+        if browser {
+            req = req.header("sec-fetch-site", "same-origin");
+        }
+        req.send()
+    };
+    let refused = get(format!("rebind.evil.test:{port}"), true).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("127.0.0.1") && text.contains("rebind"),
+        "{text}"
+    );
+    for (host, browser) in [
+        (format!("127.0.0.1:{port}"), true),
+        (format!("localhost:{port}"), true),
+        (format!("[::1]:{port}"), true),
+        (format!("mock:{port}"), false), // a program, e.g. another container
+    ] {
+        let ok = get(host.clone(), browser).await.unwrap();
+        assert_eq!(ok.status(), 200, "{host} (browser: {browser})");
+    }
+    // Webhooks themselves come under any name (a tunnel's, say).
+    let posted = http
+        .post(format!("{}/hook", mock.url()))
+        .header("host", "abc.tunnel.example")
+        .header("sec-fetch-site", "cross-site")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+}
+
+/// The journal keeps a body as text: one that was not valid UTF-8 comes back with
+/// U+FFFD in it. Resending it would send other bytes (another digest, so another
+/// delivery to the receiver), so the resend refuses it; a UTF-8 body goes as it came.
+#[tokio::test]
+async fn resend_never_sends_other_bytes_than_were_received() {
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let target = MockReceiver::builder().start().await.unwrap();
+    let latin1 = b"{\"name\": \"Ren\xe9\"}".to_vec();
+    for body in [latin1, b"{\"name\": \"Ren\xc3\xa9\"}".to_vec()] {
+        let status = client()
+            .post(format!("{}/hook", mock.url()))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let recorded = mock.requests();
+    let resend = |r: &hookjar_mock::RecordedRequest| {
+        client()
+            .post(format!("{}/_mock/ui/resend", mock.url()))
+            .json(&serde_json::json!({
+                "url": format!("{}/again", target.url()), "method": r.method,
+                "headers": r.headers, "body": r.body, "digest": r.digest.to_string(),
+            }))
+            .send()
+    };
+    let refused = resend(&recorded[0]).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let why: Value = refused.json().await.unwrap();
+    assert!(
+        why["detail"].as_str().unwrap().contains("not valid UTF-8"),
+        "{why}"
+    );
+    assert!(target.requests().is_empty(), "nothing was sent");
+    let sent = resend(&recorded[1]).await.unwrap();
+    assert_eq!(sent.status().as_u16(), 200);
+    let again = target.requests();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].digest, recorded[1].digest, "the same bytes");
+}

@@ -420,7 +420,7 @@
       const msg = $('resend-msg');
       msg.className = 'msg';
       msg.textContent = 'Sending…';
-      const body = { url: $('resend-url').value, method: r.method, headers: r.headers, body: r.body };
+      const body = { url: $('resend-url').value, method: r.method, headers: r.headers, body: r.body, digest: r.digest };
       try {
         const res = await call('POST', '/_mock/ui/resend', JSON.stringify(body));
         msg.className = 'msg ok';
