@@ -1121,3 +1121,58 @@ async fn console_logout_during_a_refresh_sends_nothing_keyless_and_says_logged_o
     .await;
     dispatcher.shutdown().await;
 }
+
+/// Past one page: the console lists every webhook (not the first 100), and a webhook
+/// with more deliveries than a page shows its newest 100 (not the last page's few).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_lists_past_one_page_of_webhooks_and_deliveries() {
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let dispatcher = console_dispatcher(1.0).await;
+    let mut busy = String::new();
+    for i in 0..120 {
+        // Only the first takes LESSON_COMPLETION; the rest take COURSE_COMPLETION.
+        let event_type = if i == 0 { "LESSON_COMPLETION" } else { "COURSE_COMPLETION" };
+        let w = call_api(
+            &dispatcher,
+            reqwest::Method::POST,
+            "/v1/webhooks",
+            Some(json!({"target_url": format!("{}/w{i}", mock.url()), "event_type": event_type})),
+        )
+        .await;
+        if i == 0 {
+            busy = w["id"].as_str().unwrap().to_owned();
+        }
+    }
+    for _ in 0..101 {
+        call_api(
+            &dispatcher,
+            reqwest::Method::POST,
+            "/v1/events",
+            Some(json!({"event_type": "LESSON_COMPLETION"})),
+        )
+        .await;
+    }
+    let console = format!("{}/ui", dispatcher.url());
+    with_browser(
+        "console_lists_past_one_page_of_webhooks_and_deliveries",
+        |c| async move {
+            c.goto(&console).await.expect("the console loads");
+            log_in(&c, "k3y").await;
+            wait_until("all 120 webhooks to be listed", STEP, || async {
+                (table(&c, "#wh-rows tr").await.len() == 120).then_some(())
+            })
+            .await;
+            assert_eq!(text_of(&c, "#wh-count").await, "(120)");
+            click(
+                &c,
+                &format!("#wh-rows tr[data-id='{busy}'] button[aria-label^='Deliveries']"),
+            )
+            .await;
+            wait_until("the newest 100 deliveries to be shown", STEP, || async {
+                (table(&c, "#dl-rows tr").await.len() == 100).then_some(())
+            })
+            .await;
+        },
+    )
+    .await;
+}

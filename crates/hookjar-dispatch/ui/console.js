@@ -20,6 +20,7 @@
   const state = {
     webhooks: [],
     last: new Map(),      // webhook id -> newest delivery (or null)
+    lastRead: new Map(),  // webhook id -> when its newest delivery was read (performance.now())
     open: null,           // webhook id whose deliveries are shown
     deliveries: [],       // newest first
     selected: null,       // delivery id
@@ -183,15 +184,28 @@
     if (refreshing) return;
     refreshing = true;
     try {
-      const [clock, page] = await Promise.all([
+      const [clock, webhooks] = await Promise.all([
         fetch('/ui/clock', { cache: 'no-store' }).then((r) => r.json()),
-        api('GET', '/v1/webhooks?page_size=100'),
+        allWebhooks(),
       ]);
       state.clock = { now: micros(clock.now), scale: clock.time_scale, fetched: performance.now() };
-      state.webhooks = page.results;
-      await Promise.all(page.results.map(async (w) => state.last.set(w.id, await newestDelivery(w.id))));
+      state.webhooks = webhooks;
+      // Each webhook's newest delivery: the open one every time, the others a few
+      // per refresh, longest unread first, so that a console with many webhooks does
+      // not make hundreds of calls a second.
+      const ids = new Set(webhooks.map((w) => w.id));
+      for (const id of state.last.keys()) if (!ids.has(id)) { state.last.delete(id); state.lastRead.delete(id); }
+      const due = webhooks
+        .filter((w) => w.id !== state.open)
+        .sort((a, b) => (state.lastRead.get(a.id) || 0) - (state.lastRead.get(b.id) || 0))
+        .slice(0, NEWEST_PER_REFRESH);
+      if (state.open && ids.has(state.open)) due.push({ id: state.open });
+      await Promise.all(due.map(async (w) => {
+        state.last.set(w.id, await newestDelivery(w.id));
+        state.lastRead.set(w.id, performance.now());
+      }));
       if (state.open) {
-        if (page.results.some((w) => w.id === state.open)) state.deliveries = await deliveriesOf(state.open);
+        if (ids.has(state.open)) state.deliveries = await deliveriesOf(state.open);
         else { state.open = null; state.deliveries = []; state.selected = null; }
       }
       render();
@@ -200,6 +214,24 @@
     } finally {
       refreshing = false;
     }
+  }
+
+  // How many webhooks' newest deliveries one refresh reads (besides the open one).
+  const NEWEST_PER_REFRESH = 10;
+  // The most webhooks listed (pages of 100).
+  const MAX_WEBHOOKS = 1000;
+
+  // Every webhook, oldest first, page after page (up to MAX_WEBHOOKS).
+  async function allWebhooks() {
+    const size = 100;
+    const first = await api('GET', `/v1/webhooks?page_size=${size}`);
+    let all = first.results;
+    const pages = Math.min(Math.ceil(first.count / size), MAX_WEBHOOKS / size);
+    for (let p = 2; p <= pages; p += 1) {
+      all = all.concat((await api('GET', `/v1/webhooks?page_size=${size}&page=${p}`)).results);
+    }
+    state.webhookCount = first.count;
+    return all;
   }
 
   async function newestDelivery(id) {
@@ -215,7 +247,13 @@
     const first = await api('GET', `/v1/webhooks/${id}/deliveries?page_size=${size}`);
     let results = first.results;
     const pages = Math.ceil(first.count / size);
-    if (pages > 1) results = (await api('GET', `/v1/webhooks/${id}/deliveries?page_size=${size}&page=${pages}`)).results;
+    if (pages > 1) {
+      // The newest `size`: the last page, topped up from the one before it.
+      const last = (await api('GET', `/v1/webhooks/${id}/deliveries?page_size=${size}&page=${pages}`)).results;
+      const before = pages - 1 === 1 ? first.results
+        : (await api('GET', `/v1/webhooks/${id}/deliveries?page_size=${size}&page=${pages - 1}`)).results;
+      results = before.slice(before.length - (size - last.length)).concat(last);
+    }
     return results.slice().reverse();
   }
 
@@ -267,7 +305,9 @@
   function renderWebhooks() {
     const model = state.webhooks.map((w) => [w, state.last.get(w.id), state.open === w.id]);
     if (!changed('webhooks', model)) return;
-    $('wh-count').textContent = `(${state.webhooks.length})`;
+    $('wh-count').textContent = (state.webhookCount || 0) > state.webhooks.length
+      ? `(the first ${state.webhooks.length} of ${state.webhookCount})`
+      : `(${state.webhooks.length})`;
     $('wh-empty').hidden = state.webhooks.length > 0;
     keepingFocus($('wh-rows'), () => $('wh-rows').replaceChildren(...state.webhooks.map((w) => {
       const st = w.active
