@@ -1131,7 +1131,11 @@ async fn console_lists_past_one_page_of_webhooks_and_deliveries() {
     let mut busy = String::new();
     for i in 0..120 {
         // Only the first takes LESSON_COMPLETION; the rest take COURSE_COMPLETION.
-        let event_type = if i == 0 { "LESSON_COMPLETION" } else { "COURSE_COMPLETION" };
+        let event_type = if i == 0 {
+            "LESSON_COMPLETION"
+        } else {
+            "COURSE_COMPLETION"
+        };
         let w = call_api(
             &dispatcher,
             reqwest::Method::POST,

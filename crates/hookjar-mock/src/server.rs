@@ -217,6 +217,7 @@ impl MockReceiverBuilder {
             shutdown: shutdown_rx,
             ui: self.ui,
             body_idle: self.config.limits.header_timeout,
+            streams: Arc::default(),
         });
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), self.config.limits));
         tracing::debug!(%address, "mock receiver listening");
@@ -321,6 +322,8 @@ struct Shared {
     ui: bool,
     /// How long a client may pause in the middle of a body (the header timeout).
     body_idle: std::time::Duration,
+    /// Event streams open now (at most `crate::ui::MAX_STREAMS`).
+    streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
@@ -518,7 +521,14 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, limits: hookjar_net:
             }
             if crate::ui::claims(path, shared.ui) {
                 let (changes, down) = (shared.latest.subscribe(), shared.shutdown.clone());
-                return Ok(crate::ui::handle(req, changes, down, shared.body_idle).await);
+                return Ok(crate::ui::handle(
+                    req,
+                    changes,
+                    down,
+                    shared.body_idle,
+                    &shared.streams,
+                )
+                .await);
             }
             handle(req, &shared, &fault).await.map(crate::ui::whole)
         }

@@ -21,7 +21,8 @@
 //! grants.
 
 use std::convert::Infallible;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -86,6 +87,7 @@ pub(crate) async fn handle<N>(
     changes: watch::Receiver<N>,
     shutdown: watch::Receiver<bool>,
     body_idle: Duration,
+    streams: &Arc<AtomicUsize>,
 ) -> Response<Body>
 where
     N: std::fmt::Display + Send + Sync + 'static,
@@ -93,7 +95,10 @@ where
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     match (method, path.as_str()) {
-        (Method::GET, STREAM_PATH) => stream(changes, shutdown),
+        (Method::GET, STREAM_PATH) => match StreamSlot::take(streams) {
+            Some(slot) => stream(changes, shutdown, slot),
+            None => whole(too_many_streams()),
+        },
         (Method::GET, "/_mock/ui" | "/_mock/ui/") => asset(INDEX_HTML, "text/html; charset=utf-8"),
         (Method::GET, "/_mock/ui/inspector.js") => {
             asset(INSPECTOR_JS, "text/javascript; charset=utf-8")
@@ -216,7 +221,53 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 /// The server-sent events of `GET /_mock/stream`: a `change` event at once (so a
 /// client knows it is connected), then one per change of the journal, until the
 /// receiver shuts down.
-fn stream<N>(changes: watch::Receiver<N>, shutdown: watch::Receiver<bool>) -> Response<Body>
+/// The most event streams (`GET /_mock/stream`, one per open inspector tab) served at
+/// once. A stream holds its connection for as long as it is open, and connections
+/// count against `--max-connections`: without a cap, clients that open streams and
+/// never read them could take every connection and leave none for webhooks.
+pub const MAX_STREAMS: usize = 64;
+
+/// One open stream, counted until it ends.
+pub(crate) struct StreamSlot(Arc<AtomicUsize>);
+
+impl StreamSlot {
+    fn take(open: &Arc<AtomicUsize>) -> Option<StreamSlot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_STREAMS).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| StreamSlot(Arc::clone(open)))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn too_many_streams() -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(
+        serde_json::json!({"detail": format!(
+            "{MAX_STREAMS} live streams are open already (one per open inspector tab); close some tabs, or stop the clients holding them"
+        )})
+        .to_string(),
+    )));
+    *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+    res
+}
+
+fn stream<N>(
+    changes: watch::Receiver<N>,
+    shutdown: watch::Receiver<bool>,
+    slot: StreamSlot,
+) -> Response<Body>
 where
     N: std::fmt::Display + Send + Sync + 'static,
 {
@@ -224,14 +275,14 @@ where
         Ok(Frame::data(Bytes::from(text)))
     }
     let events = futures::stream::unfold(
-        (changes, shutdown, true),
-        |(mut changes, mut shutdown, first)| async move {
+        (changes, shutdown, true, slot),
+        |(mut changes, mut shutdown, first, slot)| async move {
             if first {
                 let text = format!(
                     "retry: 1000\nevent: change\ndata: {}\n\n",
                     *changes.borrow_and_update()
                 );
-                return Some((event(text), (changes, shutdown, false)));
+                return Some((event(text), (changes, shutdown, false, slot)));
             }
             enum Next {
                 Changed,
@@ -249,7 +300,7 @@ where
                 // The receiver stops (or is gone).
                 Next::End => return None,
             };
-            Some((event(text), (changes, shutdown, false)))
+            Some((event(text), (changes, shutdown, false, slot)))
         },
     )
     .boxed();

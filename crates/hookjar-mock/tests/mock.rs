@@ -1187,3 +1187,42 @@ async fn resend_never_sends_other_bytes_than_were_received() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].digest, recorded[1].digest, "the same bytes");
 }
+
+/// Event streams hold their connections; clients that open them and never read
+/// could take every connection from the webhooks. At most `MAX_STREAMS` are served
+/// at once; the next gets 503 with Retry-After, and webhooks still get through.
+#[tokio::test]
+async fn event_streams_are_capped_and_leave_room_for_webhooks() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let open = |addr: std::net::SocketAddr| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /_mock/stream HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = vec![0u8; 512];
+        let n = s.read(&mut head).await.unwrap();
+        (s, String::from_utf8_lossy(&head[..n]).into_owned())
+    };
+    let mut held = Vec::new();
+    for _ in 0..hookjar_mock::ui::MAX_STREAMS {
+        let (s, head) = open(mock.address()).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        held.push(s);
+    }
+    let (_, head) = open(mock.address()).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 5"),
+        "{head}"
+    );
+    let status = client()
+        .post(format!("{}/hook", mock.url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200, "webhooks still get through");
+    drop(held);
+}
