@@ -335,8 +335,9 @@ pub struct VerdictView {
 /// `200@1500ms`, `reset`, `redirect=/b`, …) and `status` the status sent.
 ///
 /// A step that waits [`ASSUMED_TIMEOUT`] or longer is a timeout, whatever it answers
-/// after; `reset`, `hang` and `garbage` are transport failures; `redirect` to the same
-/// URL loops until the redirect limit (S18). The rest is
+/// after; `reset`, `hang` and `garbage` are transport failures; each `redirect` (to the
+/// same URL, a loop, or to a target) is a hop the client follows within one attempt,
+/// the loop ending at the client's redirect limit (S18). The rest is
 /// [`RetryPolicy::classify`]/[`RetryPolicy::describe`].
 pub fn verdict(step: &str, status: Option<u16>, attempt: u32, policy: &RetryPolicy) -> VerdictView {
     let parsed = Script::parse(step).ok();
@@ -357,7 +358,14 @@ pub fn verdict(step: &str, status: Option<u16>, attempt: u32, policy: &RetryPoli
             Action::Reset => Outcome::transport(TransportKind::Reset, "connection reset"),
             Action::Hang => Outcome::transport(TransportKind::Timeout, "no answer"),
             Action::Garbage => Outcome::transport(TransportKind::Protocol, "not HTTP"),
-            Action::Redirect(None) => Outcome::TooManyRedirects { hops: 11 },
+            // Each hop of the loop is one request here, but all of them are one
+            // attempt to the dispatcher: only the hop past its limit ends it.
+            Action::Redirect(None) => {
+                return VerdictView {
+                    verdict: "redirect".to_owned(),
+                    detail: "307 to the same URL: followed with the same POST, as the same attempt; after 10 such hops the client gives up and the webhook is deactivated (TOO_MANY_REDIRECTS, S18)".to_owned(),
+                };
+            }
             Action::Redirect(Some(target)) => {
                 return VerdictView {
                     verdict: "redirect".to_owned(),
@@ -557,7 +565,7 @@ mod tests {
 
     #[test]
     fn verdicts_follow_the_retry_rules() {
-        let cases: [(&str, Option<u16>, u32, &str, &str); 12] = [
+        let cases: [(&str, Option<u16>, u32, &str, &str); 11] = [
             (
                 "200",
                 Some(200),
@@ -635,13 +643,6 @@ mod tests {
                 "delivered",
                 "HTTP 200 on first attempt; delivered",
             ),
-            (
-                "redirect",
-                Some(307),
-                0,
-                "deactivate",
-                "too many redirects (11 hops) on first attempt; deactivated (TOO_MANY_REDIRECTS) (S18)",
-            ),
         ];
         for (step, status, attempt, label, detail) in cases {
             assert_eq!(
@@ -653,6 +654,16 @@ mod tests {
         let (label, detail) = v("redirect=/b", Some(307), 0);
         assert_eq!(label, "redirect");
         assert!(detail.starts_with("307 to /b: followed"), "{detail}");
+        // Each hop of a loop is a redirect, not a deactivation of its own: only the
+        // client's limit ends the attempt (a review saw 11 rows each "deactivate").
+        for attempt in [0, 5, 10] {
+            let (label, detail) = v("redirect", Some(307), attempt);
+            assert_eq!(label, "redirect", "hop {attempt}");
+            assert!(
+                detail.contains("after 10 such hops") && detail.contains("TOO_MANY_REDIRECTS"),
+                "{detail}"
+            );
+        }
         // A step the parser does not know falls back on the status sent.
         assert_eq!(v("???", Some(204), 0).0, "delivered");
         assert_eq!(v("???", None, 0).0, "retry");
