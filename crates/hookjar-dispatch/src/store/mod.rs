@@ -236,6 +236,32 @@ macro_rules! each {
     };
 }
 
+/// How long an API call waits on PostgreSQL before it answers 503. A database that
+/// stalls rather than refusing (a host gone without a reset, a hung link) would
+/// otherwise hold each call until TCP gives up, minutes later.
+pub const PG_API_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`each!`] for the calls the API makes on a client's behalf: on PostgreSQL, bounded
+/// by [`PG_API_TIMEOUT`]. (Not the engine's: a claim whose commit was already sent
+/// could still land after its timeout, leaving deliveries claimed that no attempt
+/// knows of; the engine waits instead.) A write that timed out may still have been
+/// stored, as after any lost answer: the client's retry is at-least-once.
+macro_rules! each_api {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Postgres(s) => tokio::time::timeout(PG_API_TIMEOUT, s.$method($($arg),*))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Pool(format!(
+                        "the PostgreSQL database did not answer within {} s",
+                        PG_API_TIMEOUT.as_secs()
+                    )))
+                }),
+        }
+    };
+}
+
 impl Store {
     /// Opens (or creates) a SQLite store and brings its schema up to date
     /// (blocking; for a PostgreSQL configuration use [`Store::connect`]).
@@ -324,12 +350,12 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> Result<(u64, Vec<Webhook>), StoreError> {
-        each!(self.list_webhooks(offset, limit))
+        each_api!(self.list_webhooks(offset, limit))
     }
 
     /// A webhook by id.
     pub async fn get_webhook(&self, id: String) -> Result<Option<Webhook>, StoreError> {
-        each!(self.get_webhook(id))
+        each_api!(self.get_webhook(id))
     }
 
     /// Stores a new webhook (S2). The id is drawn here, from 64 random bits.
@@ -338,7 +364,7 @@ impl Store {
         new: hookjar_core::NewWebhook,
         now: Micros,
     ) -> Result<Webhook, StoreError> {
-        each!(self.create_webhook(new, now))
+        each_api!(self.create_webhook(new, now))
     }
 
     /// Applies a validated patch (S4) with the core's `Webhook::apply`; `None` when the
@@ -348,7 +374,7 @@ impl Store {
         id: String,
         patch: WebhookPatch,
     ) -> Result<Option<Webhook>, StoreError> {
-        each!(self.update_webhook(id, patch))
+        each_api!(self.update_webhook(id, patch))
     }
 
     /// Deactivates a webhook by an admin action (`ORG_DISABLED`, S18) and drops its
@@ -358,12 +384,12 @@ impl Store {
         id: String,
         reason: DeactivateReason,
     ) -> Result<Option<Webhook>, StoreError> {
-        each!(self.deactivate_webhook(id, reason))
+        each_api!(self.deactivate_webhook(id, reason))
     }
 
     /// Deletes a webhook with its deliveries and their log; `false` when unknown.
     pub async fn delete_webhook(&self, id: String) -> Result<bool, StoreError> {
-        each!(self.delete_webhook(id))
+        each_api!(self.delete_webhook(id))
     }
 
     // ----- events and deliveries (X1, S12, S19) -----
@@ -375,7 +401,7 @@ impl Store {
     /// a `target_url` already served by an older webhook is skipped (compared in
     /// normalised form, `hookjar_core::webhook::normalise_url`).
     pub async fn emit(&self, event: NewEvent, now: Micros) -> Result<usize, StoreError> {
-        each!(self.emit(event, now))
+        each_api!(self.emit(event, now))
     }
 
     /// The earliest due instant of any pending delivery, leaving out the webhooks in
@@ -489,7 +515,7 @@ impl Store {
 
     /// How many deliveries are pending or in flight.
     pub async fn pending_count(&self) -> Result<u64, StoreError> {
-        each!(self.pending_count())
+        each_api!(self.pending_count())
     }
 
     /// One page of a webhook's deliveries with their attempts (X2), oldest first;
@@ -501,12 +527,12 @@ impl Store {
         limit: u64,
         timeline: Timeline,
     ) -> Result<Option<(u64, Vec<DeliveryView>)>, StoreError> {
-        each!(self.deliveries_of(webhook, offset, limit, timeline))
+        each_api!(self.deliveries_of(webhook, offset, limit, timeline))
     }
 
     /// Queues the same event bytes again to the same webhook as a new delivery (X2).
     pub async fn redeliver(&self, delivery: String, now: Micros) -> Result<Redeliver, StoreError> {
-        each!(self.redeliver(delivery, now))
+        each_api!(self.redeliver(delivery, now))
     }
 }
 
