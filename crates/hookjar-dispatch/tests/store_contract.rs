@@ -726,6 +726,36 @@ async fn postgres_migrations_are_versioned() {
     assert!(err.to_string().contains("newer than this hookjar"), "{err}");
 }
 
+/// Two processes A and B on one fresh database (60 s leases), a plain SQL client on
+/// it, and one delivery due for A to claim.
+async fn two_processes(cluster: &TempCluster) -> (Store, Store, tokio_postgres::Client) {
+    let (config, a) = pg(cluster, Duration::from_secs(60)).await;
+    let (sql, conn) = tokio_postgres::connect(&config.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let b = Store::connect(&StoreConfig::Postgres(config.clone()))
+        .await
+        .unwrap();
+    a.create_webhook(NewWebhook::to("http://127.0.0.1:9/r"), T0)
+        .await
+        .unwrap();
+    a.emit(event(1, EventType::LessonCompletion), T0)
+        .await
+        .unwrap();
+    (a, b, sql)
+}
+
+/// Makes every lease in flight run out, as if its process had stopped renewing it.
+async fn expire_leases(sql: &tokio_postgres::Client) -> u64 {
+    sql.execute(
+        "UPDATE deliveries SET lease_until = now() - interval '1 hour' WHERE state = 'inflight'",
+        &[],
+    )
+    .await
+    .unwrap()
+}
+
 /// A live process keeps its leases however long its attempts take to be recorded:
 /// its own look for expired leases renews its claims instead of taking them over
 /// (found in the kill -9 load run: a 5 s lease ran out while results waited to be
@@ -737,30 +767,9 @@ async fn postgres_a_live_process_renews_its_own_leases() {
     else {
         return;
     };
-    let (config, a) = pg(&cluster, Duration::from_secs(60)).await;
-    let (sql, conn) = tokio_postgres::connect(&config.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let expire = || async {
-        sql.execute(
-            "UPDATE deliveries SET lease_until = now() - interval '1 hour' WHERE state = 'inflight'",
-            &[],
-        )
-        .await
-        .unwrap()
-    };
-    let b = Store::connect(&StoreConfig::Postgres(config.clone()))
-        .await
-        .unwrap();
-    a.create_webhook(NewWebhook::to("http://127.0.0.1:9/r"), T0)
-        .await
-        .unwrap();
-    a.emit(event(1, EventType::LessonCompletion), T0)
-        .await
-        .unwrap();
+    let (a, b, sql) = two_processes(&cluster).await;
     assert_eq!(claim(&a, T0).await.len(), 1);
-    assert_eq!(expire().await, 1);
+    assert_eq!(expire_leases(&sql).await, 1);
     // A is alive: its own check renews the lease, never takes its attempt over…
     assert!(
         a.interrupted().await.unwrap().is_empty(),
@@ -773,7 +782,7 @@ async fn postgres_a_live_process_renews_its_own_leases() {
     );
     // A stops renewing (dies) and the lease runs out: B takes over.
     drop(a);
-    assert_eq!(expire().await, 1);
+    assert_eq!(expire_leases(&sql).await, 1);
     assert_eq!(b.interrupted().await.unwrap().len(), 1);
 }
 
@@ -789,29 +798,11 @@ async fn postgres_a_late_result_from_a_lost_claim_is_not_applied() {
     else {
         return;
     };
-    let (config, a) = pg(&cluster, Duration::from_secs(60)).await;
-    let (sql, conn) = tokio_postgres::connect(&config.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let b = Store::connect(&StoreConfig::Postgres(config.clone()))
-        .await
-        .unwrap();
-    a.create_webhook(NewWebhook::to("http://127.0.0.1:9/r"), T0)
-        .await
-        .unwrap();
-    a.emit(event(1, EventType::LessonCompletion), T0)
-        .await
-        .unwrap();
+    let (a, b, sql) = two_processes(&cluster).await;
     let claimed = claim(&a, T0).await;
     assert_eq!(claimed.len(), 1);
     // A freezes: its lease runs out and B takes the attempt over, counting it.
-    sql.execute(
-        "UPDATE deliveries SET lease_until = now() - interval '1 hour' WHERE state = 'inflight'",
-        &[],
-    )
-    .await
-    .unwrap();
+    expire_leases(&sql).await;
     let taken = b.interrupted().await.unwrap();
     assert_eq!(taken.len(), 1);
     let unknown = AttemptRecord {
