@@ -362,6 +362,78 @@ fn send_prints_request_answer_and_verdict() {
     );
 }
 
+/// A PING is judged by S13 (a failed ping is never retried and never deactivates),
+/// not as an event (a 404 to an event would deactivate the webhook).
+#[test]
+fn send_judges_a_ping_by_s13() {
+    let m = background_mock(|b| b.script("404").unwrap());
+    let url = format!("{}/x", m.mock.url());
+    let out = hookjar(&["send", "PING", "--to", &url]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed ping fails the command"
+    );
+    let text = stdout(&out);
+    assert!(text.contains("ping: failed"), "{text}");
+    assert!(
+        text.contains("never retried and never deactivates"),
+        "{text}"
+    );
+    assert!(!text.contains("HTTP_4XX_RESPONSE"), "{text}");
+    let out = hookjar(&["send", "PING", "--to", &url, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["verdict"], serde_json::Value::Null, "{doc}");
+    assert_eq!(doc["ping"]["succeeded"], false, "{doc}");
+    assert_eq!(doc["ping"]["http_status_code"], 404, "{doc}");
+
+    let ok = background_mock(|b| b);
+    let out = hookjar(&["send", "PING", "--to", &format!("{}/x", ok.mock.url())]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("ping: succeeded"), "{}", stdout(&out));
+}
+
+/// A 303 turns the POST into a GET without the body (S18): Skilljar counts the GET's
+/// 200, but the endpoint never got the event, so `send` says so, shows the hop and
+/// fails.
+#[test]
+fn send_never_calls_a_post_lost_to_a_303_delivered() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(303).insert_header("location", "/thanks"))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        server
+    });
+    let out = hookjar(&[
+        "send",
+        "course-completion",
+        "--to",
+        &format!("{}/hook", server.uri()),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("< HTTP 303 redirect to")
+            && text.contains("followed as a GET without the body"),
+        "{text}"
+    );
+    assert!(text.contains("your endpoint never got the event"), "{text}");
+    drop(server);
+}
+
 #[test]
 fn replay_sends_every_fixture_in_order() {
     let m = background_mock(|b| b);
