@@ -375,6 +375,25 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 #[cfg(test)]
+mod tls_tests {
+    use super::tls_detail;
+
+    /// rustls's own words, as a review saw them, get what to do next.
+    #[test]
+    fn tls_failures_say_what_to_do() {
+        let plain = tls_detail("received corrupt message of type InvalidContentType").unwrap();
+        assert!(plain.contains("use an http:// URL"), "{plain}");
+        let untrusted =
+            tls_detail("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))").unwrap();
+        assert!(
+            untrusted.contains("not trusted") && untrusted.contains("self-signed"),
+            "{untrusted}"
+        );
+        assert_eq!(tls_detail("connection refused"), None);
+    }
+}
+
+#[cfg(test)]
 mod loopback_tests {
     use super::is_loopback;
 
