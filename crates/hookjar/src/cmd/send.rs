@@ -17,8 +17,11 @@ use crate::exit;
 ///
 /// EVENT is an event type (COURSE_ENROLLMENT, course-enrollment, PING) whose fixture is
 /// sent, or a JSON file holding one event object. The timestamp is fresh on every send
-/// unless --keep-timestamp. Exit code 0 for a 2xx answer, 1 for any other answer, 2
-/// for a bad type, file or flag, 3 when the file cannot be read.
+/// unless --keep-timestamp. A PING is judged as Skilljar's ping call judges it (S13:
+/// never retried, never deactivates). Redirects are shown hop by hop. Exit code 0
+/// when the endpoint answered the POST itself with a 2xx, 1 for any other answer (a
+/// 2xx reached only through a 301/302/303, which drops the body, included), 2 for a
+/// bad type, file or flag, 3 when the file cannot be read.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// An event type, PING, or a JSON file with one event.
