@@ -163,6 +163,8 @@ fn routes(time: TimeMode, policy: &RetryPolicy, quick: bool) -> Vec<(String, Str
         ("/s16-400", "400"),
         ("/s16-410", "410"),
         ("/s16-429", "429"),
+        ("/s16-408", "408"),
+        ("/s16-retry", "503,404"),
         ("/s16-slow", "404@3s"),
         ("/s16-moved", "200"),
         ("/s17-201", "201"),
@@ -173,6 +175,7 @@ fn routes(time: TimeMode, policy: &RetryPolicy, quick: bool) -> Vec<(String, Str
         ("/s18-landed", "200"),
         ("/s18-reset", "reset,200"),
         ("/s18-hang", "hang"),
+        ("/s18-302", "302,200"),
         ("/x5", "503*2,200"),
     ];
     let mut out: Vec<(String, String)> = fixed
@@ -233,6 +236,7 @@ pub const CASE_IDS: &[&str] = &[
     "S15.drops-pending",
     "S16.deactivate-4xx",
     "S16.any-4xx",
+    "S16.4xx-on-retry",
     "S4.reactivate",
     "S16.stale-verdict",
     "S17.success",
@@ -243,6 +247,7 @@ pub const CASE_IDS: &[&str] = &[
     "S18.transport",
     "S18.refused",
     "S18.timeout",
+    "S18.redirect-without-location",
     "X5.same-bytes",
     "S7.every-attempt",
     "X2.delivery-log",
@@ -412,7 +417,12 @@ pub async fn run(
             Box::pin(s15_exhaustion(c))
         }),
         (
-            &["S16.deactivate-4xx", "S16.any-4xx", "S4.reactivate"],
+            &[
+                "S16.deactivate-4xx",
+                "S16.any-4xx",
+                "S16.4xx-on-retry",
+                "S4.reactivate",
+            ],
             |c| Box::pin(s16_deactivate(c)),
         ),
         (&["S16.stale-verdict"], |c| Box::pin(s16_stale_verdict(c))),
@@ -425,9 +435,15 @@ pub async fn run(
         (&["S18.redirect-other-origin"], |c| {
             Box::pin(s18_redirect_other_origin(c))
         }),
-        (&["S18.transport", "S18.refused", "S18.timeout"], |c| {
-            Box::pin(s18_transport(c))
-        }),
+        (
+            &[
+                "S18.transport",
+                "S18.refused",
+                "S18.timeout",
+                "S18.redirect-without-location",
+            ],
+            |c| Box::pin(s18_transport(c)),
+        ),
         (
             &["X5.same-bytes", "S7.every-attempt", "X2.delivery-log"],
             |c| Box::pin(x5_same_bytes(c)),

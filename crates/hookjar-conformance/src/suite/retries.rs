@@ -384,13 +384,17 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
             hook["active"], hook["deactivate_reason"]
         ),
     );
-    // Any 4xx, 429 included.
+    // Any 4xx, 408 and 429 included; and a 4xx to a retry, not only to a first
+    // attempt (`/s16-retry` answers 503, then 404).
     ctx.mock.clear();
-    let paths = ["/s16-400", "/s16-410", "/s16-429"];
+    let paths = ["/s16-400", "/s16-408", "/s16-410", "/s16-429"];
     let mut ids = Vec::new();
     for p in paths {
         ids.push(ctx.hook(p, Some(EventType::PathCompletion)).await?);
     }
+    let retry_id = ctx
+        .hook("/s16-retry", Some(EventType::PathCompletion))
+        .await?;
     ctx.emit(EventType::PathCompletion, json!({})).await?;
     let mut states = Vec::new();
     for id in &ids {
@@ -399,8 +403,24 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
             .await?;
         states.push(v);
     }
+    let on_retry = ctx
+        .until_webhook(&retry_id, retry_window(ctx), |v| v["active"] == false)
+        .await?;
     ctx.settle(retry_window(ctx)).await;
     let reqs = ctx.mock.requests();
+    let retry_posts = ctx.on_path(&reqs, "/s16-retry").len();
+    let four_on_retry = CaseResult::check(
+        "S16.4xx-on-retry",
+        "S16",
+        retry_posts == 2
+            && on_retry["active"] == false
+            && on_retry["deactivate_reason"] == "HTTP_4XX_RESPONSE",
+        "a 4xx to a retry deactivates as one to a first attempt does: 503 then 404 → two POSTs, deactivated with HTTP_4XX_RESPONSE",
+        format!(
+            "{retry_posts} POST(s); active {}, deactivate_reason {}",
+            on_retry["active"], on_retry["deactivate_reason"]
+        ),
+    );
     let mut bad = Vec::new();
     for (p, v) in paths.iter().zip(&states) {
         let n = ctx.on_path(&reqs, p).len();
@@ -417,9 +437,9 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
         "S16.any-4xx",
         "S16",
         bad.is_empty(),
-        "400, 410 and 429 each → one POST, no retry, deactivated with HTTP_4XX_RESPONSE",
+        "400, 408, 410 and 429 each → one POST, no retry, deactivated with HTTP_4XX_RESPONSE",
         if bad.is_empty() {
-            "400, 410, 429: one POST each, deactivated with HTTP_4XX_RESPONSE".to_owned()
+            "400, 408, 410, 429: one POST each, deactivated with HTTP_4XX_RESPONSE".to_owned()
         } else {
             bad.join("; ")
         },
@@ -448,7 +468,7 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
             reqs.len()
         ),
     );
-    Ok(vec![deact, any, react])
+    Ok(vec![deact, any, four_on_retry, react])
 }
 
 pub(super) async fn s17_success(ctx: &mut Ctx) -> CaseOutput {
@@ -749,7 +769,39 @@ pub(super) async fn s18_transport(ctx: &mut Ctx) -> CaseOutput {
             v["deactivate_reason"]
         ),
     );
-    Ok(vec![transport, refused, timeout])
+    // A 3xx without a Location is no redirect: it is "any other status", retried
+    // like a 5xx (S18), never a success.
+    ctx.mock.clear();
+    let bare_id = ctx
+        .hook("/s18-302", Some(EventType::LessonCompletion))
+        .await?;
+    ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    // Other webhooks of this group (the hanging one) keep posting: count this path.
+    let deadline = tokio::time::Instant::now() + retry_window(ctx) * 2;
+    let posts = loop {
+        let reqs = ctx.mock.requests();
+        let posts = ctx.on_path(&reqs, "/s18-302").len();
+        let now = tokio::time::Instant::now();
+        if posts >= 2 || now >= deadline {
+            break posts;
+        }
+        let _ = ctx
+            .mock
+            .wait_for_requests(reqs.len() + 1, deadline - now)
+            .await;
+    };
+    let v = ctx.webhook(&bare_id).await?;
+    let bare = CaseResult::check(
+        "S18.redirect-without-location",
+        "S18",
+        posts == 2 && v["active"] == true,
+        "a 302 without a Location header is retried like a 5xx (a second POST after the first back-off), not taken for a success; the webhook stays active",
+        format!(
+            "{posts} POST(s) (302, then 200 expected); active {}",
+            v["active"]
+        ),
+    );
+    Ok(vec![transport, refused, timeout, bare])
 }
 
 pub(super) async fn s19_stored(ctx: &mut Ctx) -> CaseOutput {
