@@ -204,6 +204,7 @@ fn only_selects_whole_clauses_and_ids() {
             "X5.no-extra-headers",
             "S13.ping",
             "S13.ping-failure",
+            "S13.ping-unknown",
             "X5.same-bytes"
         ]
     );

@@ -371,7 +371,23 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
             window.as_secs()
         ),
     );
-    Ok(vec![ping, failure])
+    // An unknown id: Skilljar answers a bare 404, no body (S13).
+    let (code, v) = ctx.api.post_empty("/v1/webhooks/hookjarnone1/ping").await?;
+    let unknown = CaseResult::check(
+        "S13.ping-unknown",
+        "S13",
+        code == 404 && v.is_null(),
+        "a ping of an unknown webhook id answers 404 with no body",
+        format!(
+            "{code} {}",
+            if v.is_null() {
+                "(no body)".to_owned()
+            } else {
+                v.to_string()
+            }
+        ),
+    );
+    Ok(vec![ping, failure, unknown])
 }
 
 pub(super) async fn s8_credentials(ctx: &mut Ctx) -> CaseOutput {
@@ -417,4 +433,31 @@ pub(super) async fn s8_credentials(ctx: &mut Ctx) -> CaseOutput {
             format!("username only → {user:?}; password only → {pass:?}"),
         ),
     ])
+}
+
+pub(super) async fn x1_emit_kept(ctx: &mut Ctx) -> CaseOutput {
+    const GIVEN: &str = "2015-02-13T18:57:55.066475+00:00";
+    ctx.hook("/ok", Some(EventType::CourseCompletion)).await?;
+    ctx.emit(
+        EventType::CourseCompletion,
+        json!({"timestamp": GIVEN, "domain_access_code": "x1-kept"}),
+    )
+    .await?;
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    let json = reqs
+        .first()
+        .and_then(|r| r.json.clone())
+        .unwrap_or(Value::Null);
+    Ok(vec![CaseResult::check(
+        "X1.emit-kept",
+        "X1",
+        json["timestamp"] == GIVEN && json["domain_access_code"] == "x1-kept",
+        format!(
+            "an emit's valid timestamp ({GIVEN}) and its top-level keys reach the receiver as given"
+        ),
+        format!(
+            "timestamp {}, domain_access_code {}",
+            json["timestamp"], json["domain_access_code"]
+        ),
+    )])
 }

@@ -230,6 +230,8 @@ pub const CASE_IDS: &[&str] = &[
     "S12.normalised-url",
     "S13.ping",
     "S13.ping-failure",
+    "S13.ping-unknown",
+    "X1.emit-kept",
     "S14.backoff",
     "S14.wait-after-answer",
     "S15.exhaustion",
@@ -408,7 +410,10 @@ pub async fn run(
             |c| Box::pin(s12_fan_out(c)),
         ),
         (&["S12.normalised-url"], |c| Box::pin(s12_normalised_url(c))),
-        (&["S13.ping", "S13.ping-failure"], |c| Box::pin(s13_ping(c))),
+        (&["S13.ping", "S13.ping-failure", "S13.ping-unknown"], |c| {
+            Box::pin(s13_ping(c))
+        }),
+        (&["X1.emit-kept"], |c| Box::pin(x1_emit_kept(c))),
         (&["S14.backoff"], |c| Box::pin(s14_backoff(c))),
         (&["S14.wait-after-answer"], |c| {
             Box::pin(s14_wait_after_answer(c))
