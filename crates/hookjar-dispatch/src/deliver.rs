@@ -207,11 +207,9 @@ impl Sender {
             let drop_auth = true;
             #[cfg(feature = "faults")]
             let drop_auth = crate::faults::drop_auth_across_origins();
-            let auth_dropped = next.origin() != origin
-                && drop_auth
-                && headers.contains_key(reqwest::header::AUTHORIZATION);
+            let mut auth_dropped = false;
             if next.origin() != origin && drop_auth {
-                headers.remove(reqwest::header::AUTHORIZATION);
+                auth_dropped = headers.remove(reqwest::header::AUTHORIZATION).is_some();
                 headers.remove(reqwest::header::COOKIE);
                 headers.remove(reqwest::header::PROXY_AUTHORIZATION);
             }
@@ -296,8 +294,6 @@ impl Sender {
                 _ if e.is_connect() => TransportKind::Connect,
                 _ => TransportKind::Other,
             }
-        } else if looks_like_tls(&root) {
-            TransportKind::Tls
         } else if e.is_connect() {
             TransportKind::Connect
         } else if root.contains("connection closed")
