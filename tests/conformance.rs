@@ -195,7 +195,10 @@ fn only_selects_whole_clauses_and_ids() {
             .filter(|id| suite::selected(id, &o))
             .collect()
     };
-    assert_eq!(only(&["S1"]), ["S1.list", "S1.order", "S1.page-size"]);
+    assert_eq!(
+        only(&["S1"]),
+        ["S1.list", "S1.order", "S1.page-size", "S1.max-page-size"]
+    );
     assert_eq!(only(&["s18.transport"]), ["S18.transport"]);
     assert_eq!(only(&["S7."]).len(), 6);
     assert_eq!(
@@ -205,6 +208,7 @@ fn only_selects_whole_clauses_and_ids() {
             "S13.ping",
             "S13.ping-failure",
             "S13.ping-unknown",
+            "S13.ping-inactive",
             "X5.same-bytes"
         ]
     );

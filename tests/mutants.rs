@@ -199,6 +199,41 @@ const MUTANTS: &[Mutant] = &[
         Fault::ReactivateOnlyWithNewUrl,
         &["S4.reactivate"],
     ),
+    fault(
+        "page_size above 100 honoured",
+        Fault::NoMaxPageSize,
+        &["S1.max-page-size"],
+    ),
+    fault(
+        "a blank event_type refused",
+        Fault::BlankEventTypeRefused,
+        &["S2.blank-event-type"],
+    ),
+    fault(
+        "unknown fields ignored",
+        Fault::UnknownFieldsIgnored,
+        &["S6.unknown-fields"],
+    ),
+    fault(
+        "a target_url of up to 2048 characters accepted",
+        Fault::UrlMax2048,
+        &["S6.url-length"],
+    ),
+    fault(
+        "a ping of an inactive webhook refused",
+        Fault::PingRefusesInactive,
+        &["S13.ping-inactive"],
+    ),
+    fault(
+        "host names compared with their case",
+        Fault::HostsComparedWithCase,
+        &["S12.host-case"],
+    ),
+    fault(
+        "a 303 keeps the POST",
+        Fault::SeeOtherKeepsPost,
+        &["S18.redirect-to-get"],
+    ),
     policy(
         "base delay ×1.5 (3 s)",
         |p| p.base_delay = Duration::from_secs(3),

@@ -11,12 +11,16 @@
 //!         | "hang"                                    // never answer
 //!         | "garbage"                                 // answer bytes that are not HTTP
 //!         | "redirect" ( "=" TARGET )?                // 307 to the same URL, or to TARGET
+//!         | REDIRECT_STATUS "=" TARGET                // 301, 302, 303, 307 or 308 to TARGET
 //! delay  := DIGITS ( "ms" | "s" | "m" | "h" )         // 1500ms, 2s, 1m, 1h (at most 24h)
 //! count  := DIGITS                                    // 1 … 1000000
 //! ```
 //!
 //! Spaces around steps are ignored; keywords are case-insensitive. `TARGET` is a path
 //! (`/other`) or an absolute `http://`/`https://` URL without `,`, `@`, `*` or spaces.
+//! `303=/other` answers that redirect status with `Location: /other` (a client turns
+//! the POST of a 301, 302 or 303 into a GET, S18); `307=/other` is `redirect=/other`. A
+//! 3xx status alone (`302`) answers without a `Location`.
 //!
 //! [`Script`]'s `Display` prints the canonical text (`503*2,200@1500ms,reset`), and
 //! parsing that text gives the same script back. Parse errors point at the bad token:
@@ -61,7 +65,18 @@ pub enum Action {
     /// Answer `307 Temporary Redirect`: to the same URL (`None`, a loop) or to the
     /// given path or URL.
     Redirect(Option<String>),
+    /// Answer another redirect status ([`REDIRECT_STATUSES`] but 307, which is
+    /// [`Action::Redirect`]) with `Location: target`.
+    RedirectTo {
+        /// 301, 302, 303 or 308.
+        code: u16,
+        /// A path or an http(s) URL.
+        target: String,
+    },
 }
+
+/// The statuses a step can answer with a `Location` (`303=/other`).
+pub const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -72,6 +87,7 @@ impl fmt::Display for Action {
             Action::Garbage => f.write_str("garbage"),
             Action::Redirect(None) => f.write_str("redirect"),
             Action::Redirect(Some(target)) => write!(f, "redirect={target}"),
+            Action::RedirectTo { code, target } => write!(f, "{code}={target}"),
         }
     }
 }
@@ -144,7 +160,8 @@ impl Script {
     /// A script of the given steps; `None` when `steps` is empty or a step is out of
     /// the parser's bounds (repeat 0 or above [`MAX_REPEAT`], a delay above
     /// [`MAX_DELAY`] or not whole milliseconds, a status outside 200…599, a redirect
-    /// target the parser would not read back).
+    /// target the parser would not read back, a [`Action::RedirectTo`] of 307 or of a
+    /// status that is not a redirect).
     pub fn new(steps: Vec<Step>) -> Option<Self> {
         let ok = !steps.is_empty()
             && steps.iter().all(|s| {
@@ -154,6 +171,9 @@ impl Script {
                     && match &s.action {
                         Action::Status(code) => (200..=599).contains(code),
                         Action::Redirect(Some(t)) => valid_target(t),
+                        Action::RedirectTo { code, target } => {
+                            *code != 307 && REDIRECT_STATUSES.contains(code) && valid_target(target)
+                        }
                         _ => true,
                     }
             });
@@ -273,8 +293,7 @@ impl ScriptError {
     }
 }
 
-const EXPECTED_STEP: &str =
-    "a step: a status 200-599 (e.g. 503), reset, hang, garbage, redirect or redirect=/path";
+const EXPECTED_STEP: &str = "a step: a status 200-599 (e.g. 503), reset, hang, garbage, redirect, redirect=/path or a redirect status with a target (303=/path)";
 const EXPECTED_REPEAT: &str = "a repeat count from 1 to 1000000 after '*' (as in 503*3)";
 const EXPECTED_DELAY: &str =
     "a delay of whole ms, s, m or h, at most 24h, after '@' (as in 200@1500ms or 503@2s)";
@@ -361,6 +380,33 @@ impl Parser<'_> {
     fn action(&self, start: usize, end: usize) -> Result<Action, ScriptError> {
         let (start, end) = trim(self.text, start, end);
         let token = &self.text[start..end];
+        let status_target = token
+            .split_once('=')
+            .filter(|(code, _)| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()));
+        if let Some((digits, target)) = status_target {
+            let Some(code) = digits
+                .parse::<u16>()
+                .ok()
+                .filter(|c| REDIRECT_STATUSES.contains(c))
+            else {
+                return Err(self.error(
+                    start,
+                    digits,
+                    "a redirect status (301, 302, 303, 307 or 308) before '=TARGET'",
+                ));
+            };
+            if !valid_target(target) {
+                return Err(self.error(start + digits.len() + 1, target, EXPECTED_TARGET));
+            }
+            return Ok(if code == 307 {
+                Action::Redirect(Some(target.to_owned()))
+            } else {
+                Action::RedirectTo {
+                    code,
+                    target: target.to_owned(),
+                }
+            });
+        }
         if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
             return match token.parse::<u16>() {
                 Ok(code) if token.len() == 3 && (200..=599).contains(&code) => {
@@ -447,6 +493,41 @@ mod tests {
 
     fn err(text: &str) -> ScriptError {
         Script::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn redirect_statuses_take_a_target() {
+        let s = Script::parse("303=/other,301=http://x.test/a,302=/b,308=/c,307=/d,302").unwrap();
+        assert_eq!(
+            s.to_string(),
+            "303=/other,301=http://x.test/a,302=/b,308=/c,redirect=/d,302"
+        );
+        assert_eq!(
+            s.steps()[0].action,
+            Action::RedirectTo {
+                code: 303,
+                target: "/other".into()
+            }
+        );
+        // 307 with a target is `redirect=`; a 3xx alone answers without a Location.
+        assert_eq!(s.steps()[4].action, Action::Redirect(Some("/d".into())));
+        assert_eq!(s.steps()[5].action, Action::Status(302));
+        let e = err("200,304=/x");
+        assert_eq!((e.column, e.token.as_str()), (5, "304"));
+        assert!(e.expected.contains("303"), "{e}");
+        let e = err("303=x y");
+        assert_eq!((e.column, e.token.as_str()), (5, "x y"));
+        assert!(e.expected.contains("redirect target"), "{e}");
+        let bad = |code, target: &str| {
+            Script::new(vec![Step::new(Action::RedirectTo {
+                code,
+                target: target.into(),
+            })])
+        };
+        assert!(bad(307, "/x").is_none(), "307 is Action::Redirect");
+        assert!(bad(304, "/x").is_none());
+        assert!(bad(303, "x").is_none());
+        assert!(bad(303, "/x").is_some());
     }
 
     #[test]

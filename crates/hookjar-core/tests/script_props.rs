@@ -20,6 +20,8 @@ fn action() -> impl Strategy<Value = Action> {
         Just(Action::Hang),
         Just(Action::Garbage),
         proptest::option::of(target()).prop_map(Action::Redirect),
+        (prop::sample::select(vec![301u16, 302, 303, 308]), target())
+            .prop_map(|(code, target)| Action::RedirectTo { code, target }),
     ]
 }
 

@@ -749,7 +749,10 @@ async fn list_webhooks(
 ) -> Result<Json<WebhookPage>, ApiError> {
     let mut page = PageRequest::parse(uri.query())?;
     #[cfg(feature = "faults")]
-    crate::faults::default_page_size(&mut page.size, uri.query());
+    {
+        crate::faults::default_page_size(&mut page.size, uri.query());
+        crate::faults::page_size(&mut page.size, uri.query());
+    }
     let (count, _) = state.inner.store.list_webhooks(0, 0).await?;
     page.resolve(count)?;
     let (count, hooks) = state
@@ -780,12 +783,13 @@ async fn create_webhook(
 ) -> Result<(StatusCode, Json<WebhookResource>), ApiError> {
     let input = read_input(&state, &headers, body).await?;
     #[cfg(feature = "faults")]
-    let (input, taken) = match input {
+    let (input, taken, long_url) = match input {
         Input::Json(mut v) => {
             let taken = crate::faults::take_authorization(&mut v);
-            (Input::Json(v), taken)
+            let long_url = crate::faults::before_create(&mut v);
+            (Input::Json(v), taken, long_url)
         }
-        other => (other, None),
+        other => (other, None, None),
     };
     let new = match input {
         Input::Json(v) => NewWebhook::from_json(&v),
@@ -796,6 +800,9 @@ async fn create_webhook(
     let new = {
         let mut new = new;
         crate::faults::put_authorization(&mut new.additional_headers, taken);
+        if let Some(url) = long_url {
+            new.target_url = url;
+        }
         new
     };
     let now = state.inner.clock.now();
@@ -891,6 +898,14 @@ async fn ping_webhook(State(state): State<AppState>, Id(id): Id) -> Result<Respo
     let Some(webhook) = state.inner.store.get_webhook(id).await? else {
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
+    #[cfg(feature = "faults")]
+    if crate::faults::refuse_ping(&webhook) {
+        return Ok((
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({"detail": "The webhook is inactive."})),
+        )
+            .into_response());
+    }
     let body = Event::ping(state.inner.clock.wall_datetime()).to_payload();
     let request = DeliveryRequest::for_webhook(&webhook, body);
     #[cfg(feature = "faults")]

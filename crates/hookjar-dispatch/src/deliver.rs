@@ -195,7 +195,10 @@ impl Sender {
                     );
                 }
             };
+            #[cfg(not(feature = "faults"))]
             let to_get = (301..=303).contains(&code) && method == reqwest::Method::POST;
+            #[cfg(feature = "faults")]
+            let to_get = crate::faults::to_get(code) && method == reqwest::Method::POST;
             if to_get {
                 method = reqwest::Method::GET;
                 body = None;

@@ -85,6 +85,20 @@ pub enum Fault {
     StaleVerdictApplied,
     /// S18 (settled): `Authorization` is kept on a redirect to another origin.
     RedirectKeepsAuth,
+    /// S1 (settled): a `page_size` above 100 is honoured.
+    NoMaxPageSize,
+    /// S2: a blank `event_type` is refused instead of meaning all types.
+    BlankEventTypeRefused,
+    /// S6: unknown fields are ignored (DRF's default) instead of refused.
+    UnknownFieldsIgnored,
+    /// S2/S6: a `target_url` of up to 2048 characters is accepted.
+    UrlMax2048,
+    /// S13: a ping of an inactive webhook is refused (409) and nothing is sent.
+    PingRefusesInactive,
+    /// S12 (settled): host names are compared with their case when URLs are deduplicated.
+    HostsComparedWithCase,
+    /// S18 (settled): a 303 keeps the POST and its body (only 301/302 become a GET).
+    SeeOtherKeepsPost,
     /// Not a departure: an attempt enters the delivery log 1 s after its answer (as a
     /// dispatcher that logs attempts when they complete does). The suite must pass.
     SlowRecord,
@@ -341,12 +355,81 @@ pub(crate) fn drop_auth_across_origins() -> bool {
     !on(Fault::RedirectKeepsAuth)
 }
 
+/// API: a create body before validation ([`Fault::UnknownFieldsIgnored`],
+/// [`Fault::UrlMax2048`], [`Fault::BlankEventTypeRefused`]). Returns a `target_url` to
+/// store in place of the validated one: under `UrlMax2048` a URL of 1025–2048
+/// characters is validated by its first 1024 and stored whole.
+pub(crate) fn before_create(body: &mut Value) -> Option<String> {
+    let Value::Object(map) = body else {
+        return None;
+    };
+    if on(Fault::UnknownFieldsIgnored) {
+        map.retain(|k, _| {
+            hookjar_core::webhook::WRITABLE_FIELDS.contains(&k.as_str())
+                || hookjar_core::webhook::READ_ONLY_FIELDS.contains(&k.as_str())
+        });
+    }
+    if on(Fault::BlankEventTypeRefused) && map.get("event_type") == Some(&Value::from("")) {
+        // Refused as an unknown type: a 400 keyed by event_type.
+        map.insert("event_type".into(), "BLANK".into());
+    }
+    if !on(Fault::UrlMax2048) {
+        return None;
+    }
+    let url = map.get("target_url")?.as_str()?.to_owned();
+    let len = url.chars().count();
+    if !(1025..=2048).contains(&len) {
+        return None;
+    }
+    map.insert(
+        "target_url".into(),
+        url.chars().take(1024).collect::<String>().into(),
+    );
+    Some(url)
+}
+
+/// API: whether a ping of `webhook` is refused ([`Fault::PingRefusesInactive`]).
+pub(crate) fn refuse_ping(webhook: &Webhook) -> bool {
+    on(Fault::PingRefusesInactive) && !webhook.active
+}
+
+/// Sender: whether a redirect of `code` turns the POST into a GET.
+pub(crate) fn to_get(code: u16) -> bool {
+    if on(Fault::SeeOtherKeepsPost) {
+        matches!(code, 301 | 302)
+    } else {
+        (301..=303).contains(&code)
+    }
+}
+
+/// API: a list's page size from the query; under [`Fault::NoMaxPageSize`] a
+/// `page_size` above the cap is honoured.
+pub(crate) fn page_size(size: &mut u64, query: Option<&str>) {
+    if !on(Fault::NoMaxPageSize) {
+        return;
+    }
+    let asked = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("page_size="))
+        .find_map(|v| v.parse::<u64>().ok());
+    if let Some(n) = asked.filter(|&n| n > 0) {
+        *size = n;
+    }
+}
+
 /// Store: the key fan-out compares URLs by (S12). Under [`Fault::NoDedupe`] every
 /// webhook gets a key of its own, which defeats the one-per-URL rule; deliveries still
 /// go to the stored URL.
 pub(crate) fn dedupe_key(key: String, seq: i64, raw: &str) -> String {
     if on(Fault::NoDedupe) {
         format!("{key} fault-{seq}")
+    } else if on(Fault::HostsComparedWithCase) {
+        // The host as written, next to the normalised key.
+        let host = raw.split_once("://").map_or("", |(_, rest)| {
+            rest.split(['/', '?', '#']).next().unwrap_or("")
+        });
+        format!("{key} {host}")
     } else if on(Fault::UrlsComparedRaw) {
         raw.to_owned()
     } else {

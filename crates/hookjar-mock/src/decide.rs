@@ -737,6 +737,11 @@ fn plan_for(step: &CompiledStep, path: &str, seq: u64, attempt: u32, hex: &[u8; 
                 headers: vec![("location", location)],
             }
         }
+        Action::RedirectTo { code, target } => Answer::Status {
+            code: *code,
+            body: serde_json::json!({"mock": "hookjar", "redirect": target}).to_string(),
+            headers: vec![("location", target.clone())],
+        },
         Action::Reset => Answer::Reset,
         Action::Hang => Answer::Hang,
         Action::Garbage => Answer::Garbage,

@@ -374,6 +374,20 @@ pub fn verdict(step: &str, status: Option<u16>, attempt: u32, policy: &RetryPoli
                     ),
                 };
             }
+            Action::RedirectTo { code, target } => {
+                return VerdictView {
+                    verdict: "redirect".to_owned(),
+                    detail: if *code == 308 {
+                        format!(
+                            "308 to {target}: followed with the same POST; the verdict is the answer there (S18)"
+                        )
+                    } else {
+                        format!(
+                            "{code} to {target}: followed as a GET without the body, as Python's requests does, so the event is lost; the verdict is the GET's answer there (S18)"
+                        )
+                    },
+                };
+            }
         },
         None => match status {
             Some(code) => Outcome::status(code),
@@ -654,6 +668,18 @@ mod tests {
         let (label, detail) = v("redirect=/b", Some(307), 0);
         assert_eq!(label, "redirect");
         assert!(detail.starts_with("307 to /b: followed"), "{detail}");
+        let (label, detail) = v("303=/b", Some(303), 0);
+        assert_eq!(label, "redirect");
+        assert!(
+            detail.starts_with("303 to /b: followed as a GET"),
+            "{detail}"
+        );
+        let (label, detail) = v("308=/b", Some(308), 0);
+        assert_eq!(label, "redirect");
+        assert!(
+            detail.starts_with("308 to /b: followed with the same POST"),
+            "{detail}"
+        );
         // Each hop of a loop is a redirect, not a deactivation of its own: only the
         // client's limit ends the attempt (a review saw 11 rows each "deactivate").
         for attempt in [0, 5, 10] {

@@ -358,6 +358,49 @@ async fn redirect_loops_or_points_elsewhere() {
 }
 
 #[tokio::test]
+async fn a_redirect_status_step_sends_its_code_and_location() {
+    let mock = MockReceiver::builder()
+        .route("/see-other", "303=/landed")
+        .unwrap()
+        .route("/permanent", "308=/landed")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let body = payload(EventType::CourseEnrollment, 0);
+    let res = post(&client(), &format!("{}/see-other", mock.url()), &body)
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/landed");
+    // A following client turns a 303's POST into a GET without the body, and keeps the
+    // POST for a 308.
+    let following = reqwest::Client::new();
+    post(&following, &format!("{}/see-other", mock.url()), &body)
+        .await
+        .unwrap();
+    post(&following, &format!("{}/permanent", mock.url()), &body)
+        .await
+        .unwrap();
+    let seen: Vec<(String, String, usize)> = mock
+        .requests()
+        .iter()
+        .skip(1)
+        .map(|r| (r.method.clone(), r.path.clone(), r.body.len()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("POST".to_owned(), "/see-other".to_owned(), body.len()),
+            ("GET".to_owned(), "/landed".to_owned(), 0),
+            ("POST".to_owned(), "/permanent".to_owned(), body.len()),
+            ("POST".to_owned(), "/landed".to_owned(), body.len()),
+        ]
+    );
+    assert_eq!(mock.requests()[0].step, "303=/landed");
+}
+
+#[tokio::test]
 async fn missing_basic_auth_gets_401() {
     let mock = MockReceiver::builder()
         .basic_auth("u", "p")

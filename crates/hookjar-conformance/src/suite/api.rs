@@ -328,6 +328,29 @@ pub(super) async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
             .as_str()
             .is_some_and(|p| p.starts_with("http"))
         && p2["count"] == count;
+    // S1 (settled): page_size is capped at 100. Enough inactive webhooks to pass it.
+    let (_, total) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let have = total["count"].as_u64().unwrap_or(0);
+    for _ in have..=MAX_PAGE_SIZE {
+        ctx.create(json!({"target_url": ctx.mock_url("/ok"), "active": false}))
+            .await?;
+    }
+    let (big_code, big) = ctx.api.get_json("/v1/webhooks?page_size=1000").await?;
+    let big_len = big["results"].as_array().map_or(0, Vec::len) as u64;
+    let big_count = big["count"].as_u64().unwrap_or(0);
+    let max_page_size = CaseResult::check(
+        "S1.max-page-size",
+        "S1",
+        big_code == 200
+            && big_count > MAX_PAGE_SIZE
+            && big_len == MAX_PAGE_SIZE
+            && big["next"].is_string(),
+        "settled: page_size=1000 gives a page of at most 100 webhooks (of 101 or more), with a next link",
+        format!(
+            "{big_code}: {big_len} results of {big_count}, next {}",
+            big["next"]
+        ),
+    );
     Ok(vec![
         CaseResult::check(
             "S1.list",
@@ -343,6 +366,110 @@ pub(super) async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
         ),
         order,
         page_size,
+        max_page_size,
+    ])
+}
+
+/// S1 (settled): the most webhooks one page holds.
+const MAX_PAGE_SIZE: u64 = 100;
+/// S2: the longest `target_url` accepted [api].
+const MAX_URL_LEN: usize = 1024;
+
+/// A `target_url` on the receiver exactly `len` characters long (a padded query).
+fn url_of_len(ctx: &Ctx, len: usize) -> String {
+    let mut url = ctx.mock_url("/ok?pad=");
+    let pad = len.saturating_sub(url.len());
+    url.extend(std::iter::repeat_n('a', pad));
+    url
+}
+
+/// S2: a blank `event_type` means all types, like null or absent: it reads back null.
+pub(super) async fn s2_blank_event_type(ctx: &mut Ctx) -> CaseOutput {
+    let v = ctx
+        .create(json!({"target_url": ctx.mock_url("/ok"), "event_type": "", "active": false}))
+        .await?;
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    let read = ctx.webhook(&id).await?;
+    Ok(vec![CaseResult::check(
+        "S2.blank-event-type",
+        "S2",
+        v["event_type"].is_null() && read["event_type"].is_null(),
+        "a create with event_type \"\" is a webhook for all types: event_type reads back null (in the 201 and on GET)",
+        format!(
+            "201 event_type {}; GET event_type {}",
+            v["event_type"], read["event_type"]
+        ),
+    )])
+}
+
+/// S6: unknown fields and an over-long `target_url` are refused with 400, nothing
+/// created; a URL of exactly 1024 characters is accepted.
+pub(super) async fn s6_limits(ctx: &mut Ctx) -> CaseOutput {
+    let (_, before) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let unknown = json!({"target_url": ctx.mock_url("/ok"), "active": false, "colour": "blue"});
+    let (ucode, uv) = ctx
+        .api
+        .json(reqwest::Method::POST, "/v1/webhooks", Some(&unknown))
+        .await?;
+    if let (201, Some(id)) = (ucode, uv["id"].as_str()) {
+        ctx.created.push(id.to_owned());
+    }
+    let (_, between) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let long = url_of_len(ctx, MAX_URL_LEN + 1);
+    let (lcode, lv) = ctx
+        .api
+        .json(
+            reqwest::Method::POST,
+            "/v1/webhooks",
+            Some(&json!({"target_url": long, "active": false})),
+        )
+        .await?;
+    if let (201, Some(id)) = (lcode, lv["id"].as_str()) {
+        ctx.created.push(id.to_owned());
+    }
+    let (_, after) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let fits = url_of_len(ctx, MAX_URL_LEN);
+    let (fcode, fv) = ctx
+        .api
+        .json(
+            reqwest::Method::POST,
+            "/v1/webhooks",
+            Some(&json!({"target_url": fits, "active": false})),
+        )
+        .await?;
+    if let (201, Some(id)) = (fcode, fv["id"].as_str()) {
+        ctx.created.push(id.to_owned());
+    }
+    Ok(vec![
+        CaseResult::check(
+            "S6.unknown-fields",
+            "S6",
+            ucode == 400 && before["count"] == between["count"],
+            "a create with a field the API does not have (\"colour\") → 400, nothing created",
+            format!(
+                "{ucode} {uv}; count {} → {}",
+                before["count"], between["count"]
+            ),
+        ),
+        CaseResult::check(
+            "S6.url-length",
+            "S6",
+            lcode == 400
+                && lv["target_url"].is_array()
+                && between["count"] == after["count"]
+                && fcode == 201,
+            "a target_url of 1025 characters → 400 keyed by target_url, nothing created; one of exactly 1024 → 201",
+            format!(
+                "1025 → {lcode} {}; count {} → {}; 1024 → {fcode}",
+                if lcode == 201 {
+                    "(created)".to_owned()
+                } else {
+                    lv.to_string()
+                },
+                between["count"],
+                after["count"]
+            ),
+        ),
     ])
 }
 

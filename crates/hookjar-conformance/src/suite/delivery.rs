@@ -387,7 +387,68 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
             }
         ),
     );
-    Ok(vec![ping, failure, unknown])
+    // A ping of an inactive webhook is sent like any other (S13 names no exception):
+    // integrators ping to test an endpoint before they switch it on.
+    ctx.mock.clear();
+    let off = ctx
+        .create(json!({"target_url": ctx.mock_url("/s13-inactive"), "active": false}))
+        .await?;
+    let off = off["id"].as_str().unwrap_or_default().to_owned();
+    let (code, v) = ctx
+        .api
+        .post_empty(&format!("/v1/webhooks/{off}/ping"))
+        .await?;
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    let pings = ctx.on_path(&reqs, "/s13-inactive");
+    let inactive = CaseResult::check(
+        "S13.ping-inactive",
+        "S13",
+        code == 200
+            && v["succeeded"] == true
+            && pings.len() == 1
+            && pings[0].event_type.as_deref() == Some("PING"),
+        "a ping of an inactive webhook is sent: 200 {succeeded: true}, the receiver gets the PING",
+        format!("{code} {v}; {} PING(s) at the receiver", pings.len()),
+    );
+    Ok(vec![ping, failure, unknown, inactive])
+}
+
+/// S12 (settled): host names are compared without case when URLs are deduplicated.
+/// Needs a receiver the dispatcher reaches as `localhost` (skipped otherwise).
+pub(super) async fn s12_host_case(ctx: &mut Ctx) -> CaseOutput {
+    let base = match reqwest::Url::parse(&ctx.mock_url("/s12-host")) {
+        Ok(u) => u,
+        Err(e) => return Err(CaseError(format!("the receiver URL: {e}"))),
+    };
+    if !matches!(base.host_str(), Some("127.0.0.1" | "localhost")) {
+        return Ok(vec![CaseResult::new(
+            "S12.host-case",
+            "S12",
+            Status::Skip,
+            "URLs whose host names differ only in case are one URL",
+            format!("needs a receiver the dispatcher reaches as localhost; the receiver is {base}"),
+        )]);
+    }
+    let port = base.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let lower = format!("{}://localhost{port}/s12-host", base.scheme());
+    let upper = format!("{}://LocalHost{port}/s12-host", base.scheme());
+    ctx.create(json!({"target_url": lower, "event_type": "COURSE_COMPLETION"}))
+        .await?;
+    ctx.create(json!({"target_url": upper, "event_type": "COURSE_COMPLETION"}))
+        .await?;
+    let emitted = ctx.emit(EventType::CourseCompletion, json!({})).await?;
+    ctx.wait(1, Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(5)).await;
+    let posts = ctx.on_path(&ctx.mock.requests(), "/s12-host").len();
+    Ok(vec![CaseResult::check(
+        "S12.host-case",
+        "S12",
+        posts == 1,
+        format!(
+            "settled: {lower} and {upper} are one URL (host names compared without case): 1 POST for 1 event"
+        ),
+        format!("{posts} POST(s); emit answered {}", emitted["deliveries"]),
+    )])
 }
 
 pub(super) async fn s8_credentials(ctx: &mut Ctx) -> CaseOutput {

@@ -176,6 +176,14 @@ fn routes(time: TimeMode, policy: &RetryPolicy, quick: bool) -> Vec<(String, Str
         ("/s18-reset", "reset,200"),
         ("/s18-hang", "hang"),
         ("/s18-302", "302,200"),
+        ("/s18-see-301", "301=/s18-got-301"),
+        ("/s18-see-302", "302=/s18-got-302"),
+        ("/s18-see-303", "303=/s18-got-303"),
+        ("/s18-got-301", "200"),
+        ("/s18-got-302", "200"),
+        ("/s18-got-303", "200"),
+        ("/s13-inactive", "200"),
+        ("/s12-host", "200"),
         ("/x5", "503*2,200"),
     ];
     let mut out: Vec<(String, String)> = fixed
@@ -209,7 +217,11 @@ pub const CASE_IDS: &[&str] = &[
     "S1.list",
     "S1.order",
     "S1.page-size",
+    "S1.max-page-size",
+    "S2.blank-event-type",
     "S6.validation",
+    "S6.unknown-fields",
+    "S6.url-length",
     "S6.reserved-headers",
     "S6b.samples",
     "X1.emit",
@@ -228,9 +240,11 @@ pub const CASE_IDS: &[&str] = &[
     "S12.one-per-url",
     "S12.oldest-webhook",
     "S12.normalised-url",
+    "S12.host-case",
     "S13.ping",
     "S13.ping-failure",
     "S13.ping-unknown",
+    "S13.ping-inactive",
     "X1.emit-kept",
     "S14.backoff",
     "S14.wait-after-answer",
@@ -245,6 +259,7 @@ pub const CASE_IDS: &[&str] = &[
     "S17.any-2xx",
     "S18.redirects",
     "S18.redirect-307",
+    "S18.redirect-to-get",
     "S18.redirect-other-origin",
     "S18.transport",
     "S18.refused",
@@ -379,10 +394,17 @@ pub async fn run(
         (&["S4.update", "S4.delete", "S4.not-found"], |c| {
             Box::pin(s4_update_delete(c))
         }),
-        (&["S1.list", "S1.order", "S1.page-size"], |c| {
-            Box::pin(s1_list(c))
+        (
+            &["S1.list", "S1.order", "S1.page-size", "S1.max-page-size"],
+            |c| Box::pin(s1_list(c)),
+        ),
+        (&["S2.blank-event-type"], |c| {
+            Box::pin(s2_blank_event_type(c))
         }),
         (&["S6.validation"], |c| Box::pin(s6_validation(c))),
+        (&["S6.unknown-fields", "S6.url-length"], |c| {
+            Box::pin(s6_limits(c))
+        }),
         (&["S6.reserved-headers"], |c| {
             Box::pin(s6_reserved_headers(c))
         }),
@@ -410,9 +432,16 @@ pub async fn run(
             |c| Box::pin(s12_fan_out(c)),
         ),
         (&["S12.normalised-url"], |c| Box::pin(s12_normalised_url(c))),
-        (&["S13.ping", "S13.ping-failure", "S13.ping-unknown"], |c| {
-            Box::pin(s13_ping(c))
-        }),
+        (&["S12.host-case"], |c| Box::pin(s12_host_case(c))),
+        (
+            &[
+                "S13.ping",
+                "S13.ping-failure",
+                "S13.ping-unknown",
+                "S13.ping-inactive",
+            ],
+            |c| Box::pin(s13_ping(c)),
+        ),
         (&["X1.emit-kept"], |c| Box::pin(x1_emit_kept(c))),
         (&["S14.backoff"], |c| Box::pin(s14_backoff(c))),
         (&["S14.wait-after-answer"], |c| {
@@ -436,6 +465,9 @@ pub async fn run(
         }),
         (&["S18.redirects", "S18.redirect-307"], |c| {
             Box::pin(s18_redirects(c))
+        }),
+        (&["S18.redirect-to-get"], |c| {
+            Box::pin(s18_redirect_to_get(c))
         }),
         (&["S18.redirect-other-origin"], |c| {
             Box::pin(s18_redirect_other_origin(c))

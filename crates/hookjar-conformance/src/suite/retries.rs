@@ -562,6 +562,60 @@ pub(super) async fn s18_redirects(ctx: &mut Ctx) -> CaseOutput {
     Ok(vec![redirects, moved])
 }
 
+/// S18 (settled: standard client rules, as Python's `requests`): a 301, 302 or 303 is
+/// followed with a GET without the body. The GETs are this case's own: they are kept
+/// out of S7.every-request, which holds every POST of the run to S7.
+pub(super) async fn s18_redirect_to_get(ctx: &mut Ctx) -> CaseOutput {
+    let codes = [301u16, 302, 303];
+    for code in codes {
+        ctx.hook(&format!("/s18-see-{code}"), Some(EventType::QuizCompletion))
+            .await?;
+    }
+    ctx.emit(EventType::QuizCompletion, json!({})).await?;
+    let reqs = ctx.wait(2 * codes.len(), Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(2)).await;
+    let reqs = if reqs.len() < 2 * codes.len() {
+        ctx.mock.requests()
+    } else {
+        reqs
+    };
+    let mut ok = true;
+    let mut seen = Vec::new();
+    for code in codes {
+        let first = ctx.on_path(&reqs, &format!("/s18-see-{code}"));
+        let landed = ctx.on_path(&reqs, &format!("/s18-got-{code}"));
+        ok &= first.len() == 1
+            && first[0].method == "POST"
+            && landed.len() == 1
+            && landed[0].method == "GET"
+            && landed[0].body.is_empty();
+        seen.push(format!(
+            "{code}: {} POST(s), then {}",
+            first.len(),
+            match landed.as_slice() {
+                [] => "nothing at the target".to_owned(),
+                [r] => format!("{} with {} bytes of body", r.method, r.body.len()),
+                more => format!("{} requests", more.len()),
+            }
+        ));
+    }
+    for r in &reqs {
+        if !r.path_only().starts_with("/s18-got-") {
+            for v in &r.violations {
+                ctx.violations.push(format!("{} {}: {v}", r.method, r.path));
+            }
+        }
+    }
+    ctx.mock.clear();
+    Ok(vec![CaseResult::check(
+        "S18.redirect-to-get",
+        "S18",
+        ok,
+        "settled (standard client rules): a 301, a 302 and a 303 with a Location are each followed with one GET without the body",
+        seen.join("; "),
+    )])
+}
+
 /// S18 (settled: standard client rules): a redirect to another origin (another host
 /// for the same receiver: `127.0.0.1` and `localhost`) is followed without the
 /// `Authorization` header, which stays with the origin it was meant for.

@@ -28,6 +28,8 @@ step repeats forever.
   hang              never answer (the client times out); others are still served
   garbage           answer bytes that are not HTTP
   redirect          307 back to the same URL (a loop); redirect=/other goes elsewhere
+  303=/other        that redirect status (301, 302, 303, 307, 308) with a Location;
+                    a bare 302 answers without one
 
 By default a script advances per delivery: the retries of one event (same body) walk
 it from the start, so --script 503*2,200 fails every event twice, then accepts it.
