@@ -80,7 +80,50 @@ pub(super) async fn s5_auth(ctx: &mut Ctx) -> CaseOutput {
         "the key is the username with an empty password: the key with a password, or sent as the password, → 401",
         format!("key + a password → {with_password}; key as the password → {as_password}"),
     );
-    Ok(vec![auth, ping, key_only])
+    // What each refusal says: a wrong key gets the Basic challenge too, a Bearer token
+    // is told how to send the key, and /v1/ping checks the key like the rest.
+    let wrong_resp = c
+        .get(&url)
+        .basic_auth("hookjar-wrong-key", Some(""))
+        .send()
+        .await?;
+    let wrong_challenge = wrong_resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bearer_body: Value = c
+        .get(&url)
+        .bearer_auth(&ctx.api.key)
+        .send()
+        .await?
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    let bearer_detail = bearer_body["detail"].as_str().unwrap_or("").to_owned();
+    let ping_url = format!("{}/v1/ping", ctx.api.base);
+    let ping_none = c.get(&ping_url).send().await?.status().as_u16();
+    let ping_wrong = c
+        .get(&ping_url)
+        .basic_auth("hookjar-wrong-key", Some(""))
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    let refusals = CaseResult::check(
+        "S5.refusals",
+        "S5",
+        wrong_challenge.to_ascii_lowercase().starts_with("basic")
+            && bearer_detail.contains("Basic")
+            && ping_none == 401
+            && ping_wrong == 401,
+        "a wrong key → WWW-Authenticate: Basic; a Bearer token → a detail that says how to send the key (HTTP Basic); GET /v1/ping without or with a wrong key → 401",
+        format!(
+            "wrong key: WWW-Authenticate {wrong_challenge:?}; Bearer: detail {bearer_detail:?}; /v1/ping without a key → {ping_none}, with a wrong one → {ping_wrong}"
+        ),
+    );
+    Ok(vec![auth, ping, key_only, refusals])
 }
 
 pub(super) async fn s2_create(ctx: &mut Ctx) -> CaseOutput {

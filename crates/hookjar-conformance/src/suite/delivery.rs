@@ -287,9 +287,9 @@ pub(super) async fn s12_normalised_url(ctx: &mut Ctx) -> CaseOutput {
     Ok(vec![CaseResult::check(
         "S12.normalised-url",
         "S12",
-        posts.len() == 1,
+        posts.len() == 1 && emitted["deliveries"] == 1,
         format!(
-            "settled: {plain} and {variant} are one URL once normalised (scheme and host case, dot segments): 1 POST for 1 event"
+            "settled: {plain} and {variant} are one URL once normalised (scheme and host case, dot segments): 1 POST for 1 event, and the emit counts 1 delivery"
         ),
         format!(
             "{} POST(s) ({}); emit answered {}",
@@ -357,10 +357,12 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
         code == 200
             && v["succeeded"] == false
             && v["http_status_code"] == 503
+            && v["message"].is_string()
             && after["active"] == true
             && code4 == 200
             && v4["succeeded"] == false
             && v4["http_status_code"] == 404
+            && v4["message"].is_string()
             && after4["active"] == true
             && posts == 2,
         "failed pings (503, 404) answer {succeeded: false, http_status_code}, are not retried, never deactivate",
@@ -410,7 +412,103 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
         "a ping of an inactive webhook is sent: 200 {succeeded: true}, the receiver gets the PING",
         format!("{code} {v}; {} PING(s) at the receiver", pings.len()),
     );
-    Ok(vec![ping, failure, unknown, inactive])
+    // Any 2xx is a success, for a ping as for an event (S17); a ping that gets no
+    // answer at all has no status code.
+    ctx.mock.clear();
+    let no_content = ctx.hook("/s13-204", None).await?;
+    let (code2, v2) = ctx
+        .api
+        .post_empty(&format!("/v1/webhooks/{no_content}/ping"))
+        .await?;
+    let two = CaseResult::check(
+        "S13.ping-2xx",
+        "S13",
+        code2 == 200 && v2["succeeded"] == true && v2["http_status_code"] == 204,
+        "a ping answered 204 → 200 {succeeded: true, http_status_code: 204}",
+        format!("{code2} {v2}"),
+    );
+    let closed = closed_port_url(ctx, "/s13-closed")?;
+    let refused = ctx
+        .create(json!({"target_url": closed, "active": false}))
+        .await?;
+    let refused = refused["id"].as_str().unwrap_or_default().to_owned();
+    let (code0, v0) = ctx
+        .api
+        .post_empty(&format!("/v1/webhooks/{refused}/ping"))
+        .await?;
+    let no_answer = CaseResult::check(
+        "S13.ping-no-answer",
+        "S13",
+        code0 == 200
+            && v0["succeeded"] == false
+            && v0["http_status_code"].is_null()
+            && v0["message"].is_string(),
+        format!(
+            "a ping to a port where nothing listens ({closed}) → 200 {{succeeded: false, http_status_code: null, message}}"
+        ),
+        format!("{code0} {v0}"),
+    );
+    Ok(vec![ping, failure, unknown, inactive, two, no_answer])
+}
+
+/// A URL on the receiver's host at a port where nothing listens (one just freed).
+pub(super) fn closed_port_url(ctx: &Ctx, path: &str) -> Result<String, CaseError> {
+    let mut url = reqwest::Url::parse(&ctx.mock_url(path))
+        .map_err(|e| CaseError(format!("the receiver URL: {e}")))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| CaseError(format!("cannot find a free port: {e}")))?
+        .port();
+    url.set_port(Some(port))
+        .map_err(|()| CaseError(format!("cannot set a port on {url}")))?;
+    Ok(url.to_string())
+}
+
+/// S12: what is not the same URL stays apart (another query, a path in another case),
+/// and only qualifying webhooks compete for a shared URL: an older webhook of another
+/// type on the same URL does not take the event away from a newer one that qualifies.
+pub(super) async fn s12_distinct_urls(ctx: &mut Ctx) -> CaseOutput {
+    let t = json!("PATH_ENROLLMENT");
+    for path in ["/s12-q?a=1", "/s12-q?a=2", "/s12-case", "/S12-CASE"] {
+        ctx.create(json!({"target_url": ctx.mock_url(path), "event_type": t}))
+            .await?;
+    }
+    // Older, of another type; then newer, of this type, on the same URL.
+    ctx.create(
+        json!({"target_url": ctx.mock_url("/s12-owner"), "event_type": "COURSE_COMPLETION"}),
+    )
+    .await?;
+    ctx.create(json!({"target_url": ctx.mock_url("/s12-owner"), "event_type": t}))
+        .await?;
+    let emitted = ctx.emit(EventType::PathEnrollment, json!({})).await?;
+    ctx.wait(5, Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(5)).await;
+    let reqs = ctx.mock.requests();
+    let query = ctx.on_path(&reqs, "/s12-q").len();
+    let case = ctx.on_path(&reqs, "/s12-case").len() + ctx.on_path(&reqs, "/S12-CASE").len();
+    let owner = ctx.on_path(&reqs, "/s12-owner").len();
+    Ok(vec![
+        CaseResult::check(
+            "S12.distinct-urls",
+            "S12",
+            query == 2 && case == 2,
+            "URLs that differ in their query (?a=1, ?a=2) or in the case of their path (/s12-case, /S12-CASE) are different URLs: one POST each",
+            format!(
+                "query: {query} POST(s); path case: {case} POST(s); emit answered {}",
+                emitted["deliveries"]
+            ),
+        ),
+        CaseResult::check(
+            "S12.dedupe-qualifying",
+            "S12",
+            owner == 1 && emitted["deliveries"] == 5,
+            "an older webhook of another type on the same URL does not take the event from a newer one of this type: 1 POST; the emit counts 5 deliveries in all",
+            format!(
+                "{owner} POST(s) to the shared URL; emit answered {}",
+                emitted["deliveries"]
+            ),
+        ),
+    ])
 }
 
 /// S12 (settled): host names are compared without case when URLs are deduplicated.
@@ -443,7 +541,7 @@ pub(super) async fn s12_host_case(ctx: &mut Ctx) -> CaseOutput {
     Ok(vec![CaseResult::check(
         "S12.host-case",
         "S12",
-        posts == 1,
+        posts == 1 && emitted["deliveries"] == 1,
         format!(
             "settled: {lower} and {upper} are one URL (host names compared without case): 1 POST for 1 event"
         ),

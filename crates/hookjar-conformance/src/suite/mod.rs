@@ -176,6 +176,13 @@ fn routes(time: TimeMode, policy: &RetryPolicy, quick: bool) -> Vec<(String, Str
         ("/s18-reset", "reset,200"),
         ("/s18-hang", "hang"),
         ("/s18-302", "302,200"),
+        ("/s18-moved-308", "308=/s18-target-308"),
+        ("/s18-target-308", "200"),
+        ("/s18-slow", "200@7s"),
+        ("/s16-420", "420"),
+        ("/s16-499", "499"),
+        ("/s17-299", "299"),
+        ("/s13-204", "204"),
         ("/s18-see-301", "301=/s18-got-301"),
         ("/s18-see-302", "302=/s18-got-302"),
         ("/s18-see-303", "303=/s18-got-303"),
@@ -206,6 +213,7 @@ pub const CASE_IDS: &[&str] = &[
     "S5.auth",
     "S5.ping",
     "S5.key-only-as-username",
+    "S5.refusals",
     "S2.create-json",
     "S2.create-form",
     "S3.resource",
@@ -241,15 +249,20 @@ pub const CASE_IDS: &[&str] = &[
     "S12.oldest-webhook",
     "S12.normalised-url",
     "S12.host-case",
+    "S12.distinct-urls",
+    "S12.dedupe-qualifying",
     "S13.ping",
     "S13.ping-failure",
     "S13.ping-unknown",
     "S13.ping-inactive",
+    "S13.ping-2xx",
+    "S13.ping-no-answer",
     "X1.emit-kept",
     "S14.backoff",
     "S14.wait-after-answer",
     "S15.exhaustion",
     "S15.drops-pending",
+    "S15.exhaustion-transport",
     "S16.deactivate-4xx",
     "S16.any-4xx",
     "S16.4xx-on-retry",
@@ -259,12 +272,15 @@ pub const CASE_IDS: &[&str] = &[
     "S17.any-2xx",
     "S18.redirects",
     "S18.redirect-307",
+    "S18.redirect-308",
+    "S18.redirect-keeps-headers",
     "S18.redirect-to-get",
     "S18.redirect-other-origin",
     "S18.transport",
     "S18.refused",
     "S18.timeout",
     "S18.redirect-without-location",
+    "S18.slow-answer",
     "X5.same-bytes",
     "S7.every-attempt",
     "X2.delivery-log",
@@ -382,9 +398,15 @@ pub async fn run(
     // Cases are grouped: one function may report several ids from one observation.
     type CaseFn = for<'a> fn(&'a mut Ctx) -> futures_box::BoxFut<'a>;
     let groups: &[(&[&str], CaseFn)] = &[
-        (&["S5.auth", "S5.ping", "S5.key-only-as-username"], |c| {
-            Box::pin(s5_auth(c))
-        }),
+        (
+            &[
+                "S5.auth",
+                "S5.ping",
+                "S5.key-only-as-username",
+                "S5.refusals",
+            ],
+            |c| Box::pin(s5_auth(c)),
+        ),
         (&["S2.create-json", "S2.create-form", "S3.resource"], |c| {
             Box::pin(s2_create(c))
         }),
@@ -433,12 +455,17 @@ pub async fn run(
         ),
         (&["S12.normalised-url"], |c| Box::pin(s12_normalised_url(c))),
         (&["S12.host-case"], |c| Box::pin(s12_host_case(c))),
+        (&["S12.distinct-urls", "S12.dedupe-qualifying"], |c| {
+            Box::pin(s12_distinct_urls(c))
+        }),
         (
             &[
                 "S13.ping",
                 "S13.ping-failure",
                 "S13.ping-unknown",
                 "S13.ping-inactive",
+                "S13.ping-2xx",
+                "S13.ping-no-answer",
             ],
             |c| Box::pin(s13_ping(c)),
         ),
@@ -447,9 +474,14 @@ pub async fn run(
         (&["S14.wait-after-answer"], |c| {
             Box::pin(s14_wait_after_answer(c))
         }),
-        (&["S15.exhaustion", "S15.drops-pending"], |c| {
-            Box::pin(s15_exhaustion(c))
-        }),
+        (
+            &[
+                "S15.exhaustion",
+                "S15.drops-pending",
+                "S15.exhaustion-transport",
+            ],
+            |c| Box::pin(s15_exhaustion(c)),
+        ),
         (
             &[
                 "S16.deactivate-4xx",
@@ -463,9 +495,15 @@ pub async fn run(
         (&["S17.success", "S17.any-2xx"], |c| {
             Box::pin(s17_success(c))
         }),
-        (&["S18.redirects", "S18.redirect-307"], |c| {
-            Box::pin(s18_redirects(c))
-        }),
+        (
+            &[
+                "S18.redirects",
+                "S18.redirect-307",
+                "S18.redirect-308",
+                "S18.redirect-keeps-headers",
+            ],
+            |c| Box::pin(s18_redirects(c)),
+        ),
         (&["S18.redirect-to-get"], |c| {
             Box::pin(s18_redirect_to_get(c))
         }),
@@ -481,6 +519,7 @@ pub async fn run(
             ],
             |c| Box::pin(s18_transport(c)),
         ),
+        (&["S18.slow-answer"], |c| Box::pin(s18_slow_answer(c))),
         (
             &["X5.same-bytes", "S7.every-attempt", "X2.delivery-log"],
             |c| Box::pin(x5_same_bytes(c)),

@@ -253,8 +253,16 @@ pub(super) async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
         span.as_secs()
     );
     let drops_expected = "a second delivery still waiting to retry when RETRY_COUNT deactivates the webhook is dropped: no more POSTs of it, not even after re-activation (settled reading of \"nothing more is POSTed\")";
+    let transport_expected = "a webhook whose every attempt finds nothing listening (connection refused, retried like a 5xx) is deactivated with RETRY_COUNT after the same life-cycle";
     if ctx.quick {
         return Ok(vec![
+            CaseResult::new(
+                "S15.exhaustion-transport",
+                "S15,S18",
+                Status::Skip,
+                transport_expected,
+                "--quick skips the full retry life-cycle",
+            ),
             CaseResult::new(
                 "S15.exhaustion",
                 "S15",
@@ -280,11 +288,25 @@ pub(super) async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
             EXHAUSTION_WALL_BUDGET.as_secs() / 60
         );
         return Ok(vec![
+            CaseResult::inconclusive(
+                "S15.exhaustion-transport",
+                "S15,S18",
+                transport_expected,
+                why.clone(),
+                None,
+            ),
             CaseResult::inconclusive("S15.exhaustion", "S15", expected, why.clone(), None),
             CaseResult::inconclusive("S15.drops-pending", "S15", drops_expected, why, None),
         ]);
     }
     let id = ctx.hook("/s15", Some(EventType::QuizCompletion)).await?;
+    let closed = super::delivery::closed_port_url(ctx, "/s15-closed")?;
+    let closed_id = ctx
+        .create(json!({"target_url": closed, "event_type": "QUIZ_COMPLETION"}))
+        .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     ctx.emit(EventType::QuizCompletion, json!({})).await?;
     // A second delivery, one and a half capped back-offs behind the first: when the
     // first's last retry deactivates the webhook, the second waits between its
@@ -299,6 +321,21 @@ pub(super) async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
         .until_webhook(&id, Duration::from_secs(60), |v| v["active"] == false)
         .await?;
     ctx.settle(ctx.policy.max_delay * 2).await;
+    let closed_hook = ctx
+        .until_webhook(&closed_id, Duration::from_secs(60), |v| {
+            v["active"] == false
+        })
+        .await?;
+    let by_transport = CaseResult::check(
+        "S15.exhaustion-transport",
+        "S15,S18",
+        closed_hook["active"] == false && closed_hook["deactivate_reason"] == "RETRY_COUNT",
+        transport_expected,
+        format!(
+            "{closed}: active {}, deactivate_reason {}",
+            closed_hook["active"], closed_hook["deactivate_reason"]
+        ),
+    );
     let reqs = ctx.mock.requests();
     let Some(first) = reqs.first().map(|r| r.digest) else {
         return Err(super::CaseError("no POST reached the receiver".into()));
@@ -361,7 +398,7 @@ pub(super) async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
             "second delivery: {b_before} POST(s) when the webhook was deactivated, {b_after} after re-activating it (PATCH → {code}) and emitting a new event"
         ),
     );
-    Ok(vec![exhaustion, drops])
+    Ok(vec![exhaustion, drops, by_transport])
 }
 
 pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
@@ -387,7 +424,9 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
     // Any 4xx, 408 and 429 included; and a 4xx to a retry, not only to a first
     // attempt (`/s16-retry` answers 503, then 404).
     ctx.mock.clear();
-    let paths = ["/s16-400", "/s16-408", "/s16-410", "/s16-429"];
+    let paths = [
+        "/s16-400", "/s16-408", "/s16-410", "/s16-429", "/s16-420", "/s16-499",
+    ];
     let mut ids = Vec::new();
     for p in paths {
         ids.push(ctx.hook(p, Some(EventType::PathCompletion)).await?);
@@ -437,9 +476,10 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
         "S16.any-4xx",
         "S16",
         bad.is_empty(),
-        "400, 408, 410 and 429 each → one POST, no retry, deactivated with HTTP_4XX_RESPONSE",
+        "400, 408, 410, 429 and the unregistered 420 and 499 each → one POST, no retry, deactivated with HTTP_4XX_RESPONSE",
         if bad.is_empty() {
-            "400, 408, 410, 429: one POST each, deactivated with HTTP_4XX_RESPONSE".to_owned()
+            "400, 408, 410, 429, 420, 499: one POST each, deactivated with HTTP_4XX_RESPONSE"
+                .to_owned()
         } else {
             bad.join("; ")
         },
@@ -472,13 +512,13 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
 }
 
 pub(super) async fn s17_success(ctx: &mut Ctx) -> CaseOutput {
-    let paths = ["/ok", "/s17-201", "/s17-204"];
+    let paths = ["/ok", "/s17-201", "/s17-204", "/s17-299"];
     let mut ids = Vec::new();
     for p in paths {
         ids.push(ctx.hook(p, Some(EventType::DomainEnrollment)).await?);
     }
     ctx.emit(EventType::DomainEnrollment, json!({})).await?;
-    ctx.wait(3, Duration::from_secs(10)).await;
+    ctx.wait(4, Duration::from_secs(10)).await;
     ctx.settle(retry_window(ctx)).await;
     let reqs = ctx.mock.requests();
     let mut seen = Vec::new();
@@ -498,9 +538,14 @@ pub(super) async fn s17_success(ctx: &mut Ctx) -> CaseOutput {
         CaseResult::check(
             "S17.any-2xx",
             "S17",
-            seen[1] == (1, true) && seen[2] == (1, true),
-            "a 201 and a 204 are successes too: one POST each, no retry, active",
-            format!("201: {}; 204: {}", fmt(seen[1]), fmt(seen[2])),
+            seen[1] == (1, true) && seen[2] == (1, true) && seen[3] == (1, true),
+            "a 201, a 204 and a 299 are successes too: one POST each, no retry, active",
+            format!(
+                "201: {}; 204: {}; 299: {}",
+                fmt(seen[1]),
+                fmt(seen[2]),
+                fmt(seen[3])
+            ),
         ),
     ])
 }
@@ -559,7 +604,101 @@ pub(super) async fn s18_redirects(ctx: &mut Ctx) -> CaseOutput {
             hook["active"]
         ),
     );
-    Ok(vec![redirects, moved])
+    // A 308 keeps the POST as a 307 does; a redirect within the origin keeps the
+    // webhook's Authorization and additional headers (the client drops them only on
+    // leaving the origin).
+    ctx.mock.clear();
+    let id308 = ctx
+        .create(json!({
+            "target_url": ctx.mock_url("/s18-moved-308"),
+            "event_type": "LESSON_COMPLETION",
+            "basic_auth_username": "hookjar-user",
+            "basic_auth_password": "hookjar-pass",
+            "additional_headers": {"x-hookjar-hop": "kept"},
+        }))
+        .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    let reqs = ctx.wait(2, Duration::from_secs(10)).await;
+    let first = ctx.on_path(&reqs, "/s18-moved-308");
+    let landed = ctx.on_path(&reqs, "/s18-target-308");
+    let hook = ctx.webhook(&id308).await?;
+    let want_auth = hookjar_core::request::basic_auth_header("hookjar-user", "hookjar-pass")
+        .unwrap_or_default();
+    let permanent = CaseResult::check(
+        "S18.redirect-308",
+        "S18",
+        first.len() == 1
+            && landed.len() == 1
+            && landed[0].method == "POST"
+            && landed[0].digest == first[0].digest
+            && hook["active"] == true,
+        "a 308 is followed with the same POST and the same body, as a 307 (settled: standard client rules); the webhook stays active",
+        format!(
+            "{} request(s) to the redirecting URL, then {}",
+            first.len(),
+            landed
+                .first()
+                .map(|r| format!("{} ({} bytes)", r.method, r.body.len()))
+                .unwrap_or_else(|| "nothing at the target".into())
+        ),
+    );
+    let kept = |r: &RecordedRequest| {
+        (
+            r.header("authorization").map(str::to_owned),
+            r.header("x-hookjar-hop").map(str::to_owned),
+        )
+    };
+    let headers = CaseResult::check(
+        "S18.redirect-keeps-headers",
+        "S18",
+        landed.len() == 1 && kept(&landed[0]) == (Some(want_auth), Some("kept".to_owned())),
+        "a redirect within the same origin keeps the webhook's Authorization and additional headers (settled: standard client rules)",
+        landed
+            .first()
+            .map(|r| {
+                let (auth, hop) = kept(r);
+                format!("at the target: Authorization {auth:?}, x-hookjar-hop {hop:?}")
+            })
+            .unwrap_or_else(|| "nothing at the target".into()),
+    );
+    Ok(vec![redirects, moved, permanent, headers])
+}
+
+/// S18 (settled): the timeout is 10 s: an answer that takes 7 s is a success, sent
+/// once, not a timeout retried.
+pub(super) async fn s18_slow_answer(ctx: &mut Ctx) -> CaseOutput {
+    let id = ctx
+        .hook("/s18-slow", Some(EventType::DashboardTaskCreated))
+        .await?;
+    ctx.emit(EventType::DashboardTaskCreated, json!({})).await?;
+    let wall = match ctx.time {
+        TimeMode::Virtual => Duration::from_secs(30),
+        TimeMode::Scaled(_) => Duration::from_secs(20),
+    };
+    // The answer comes 7 s of wall time after the POST; then a retry would follow
+    // within the first back-off if the dispatcher had timed out.
+    let _ = ctx.mock.wait_for_requests(2, wall).await;
+    ctx.settle(retry_window(ctx)).await;
+    let posts = ctx.on_path(&ctx.mock.requests(), "/s18-slow").len();
+    let v = ctx.webhook(&id).await?;
+    let (_, deliveries) = ctx.deliveries(&id).await?;
+    Ok(vec![CaseResult::check(
+        "S18.slow-answer",
+        "S18",
+        posts == 1 && v["active"] == true,
+        "a 200 that takes 7 s (under the settled 10 s timeout) is a success: one POST, no retry, the webhook stays active",
+        format!(
+            "{posts} POST(s); active {}; delivery log: {}",
+            v["active"],
+            deliveries
+                .first()
+                .map(|d| d["state"].to_string())
+                .unwrap_or_else(|| "-".into())
+        ),
+    )])
 }
 
 /// S18 (settled: standard client rules, as Python's `requests`): a 301, 302 or 303 is
