@@ -371,6 +371,107 @@ pub(super) async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
             .as_str()
             .is_some_and(|p| p.starts_with("http"))
         && p2["count"] == count;
+    // The links lead where they say: next keeps page_size, previous goes one page
+    // back, the last page has no next. Compared by the ids each page holds.
+    let ids_of = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|w| w["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all_ids = ids_of(&all);
+    let follow = |v: &Value, link: &str| v[link].as_str().map(str::to_owned);
+    let mut link_faults = Vec::new();
+    let window = |from: usize| all_ids.get(from..from + 2).map(<[String]>::to_vec);
+    if ids_of(&p2) != window(2).unwrap_or_default() {
+        link_faults.push(format!(
+            "page 1's next holds {} result(s), not webhooks 3–4",
+            ids_of(&p2).len()
+        ));
+    }
+    let get_link = |url: Option<String>| async {
+        match url {
+            Some(u) if u.starts_with("http") => {
+                let (_, text) = ctx.api.send(ctx.api.client.get(&u), true).await?;
+                Ok::<Value, super::CaseError>(
+                    serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+                )
+            }
+            _ => Ok(Value::Null),
+        }
+    };
+    let p3 = get_link(follow(&p2, "next")).await?;
+    let back = get_link(follow(&p3, "previous")).await?;
+    if ids_of(&back) != window(2).unwrap_or_default() {
+        link_faults.push("page 3's previous is not page 2".to_owned());
+    }
+    let first_again = get_link(follow(&p2, "previous")).await?;
+    if ids_of(&first_again) != window(0).unwrap_or_default() {
+        link_faults.push("page 2's previous is not page 1".to_owned());
+    }
+    let last_page = count.div_ceil(2).max(1);
+    let (lcode, last) = ctx
+        .api
+        .get_json(&format!("/v1/webhooks?page_size=2&page={last_page}"))
+        .await?;
+    if lcode != 200 || !last["next"].is_null() || !last["previous"].is_string() {
+        link_faults.push(format!(
+            "the last page (page={last_page}) → {lcode}, next {}, previous {}",
+            last["next"], last["previous"]
+        ));
+    }
+    let links = CaseResult::check(
+        "S1.links",
+        "S1",
+        link_faults.is_empty() && count >= 21,
+        "with page_size=2, next and previous lead to the neighbouring pages of 2 (page_size kept), and the last page's next is null",
+        if link_faults.is_empty() {
+            format!("followed next, next, previous, previous; last page {last_page}: next null")
+        } else {
+            link_faults.join("; ")
+        },
+    );
+    const FIELDS: [&str; 8] = [
+        "id",
+        "target_url",
+        "active",
+        "deactivate_reason",
+        "event_type",
+        "basic_auth_username",
+        "basic_auth_password",
+        "additional_headers",
+    ];
+    let short: Vec<String> = all["results"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|w| {
+                    let missing: Vec<&str> = FIELDS
+                        .iter()
+                        .copied()
+                        .filter(|f| w.get(f).is_none())
+                        .collect();
+                    (!missing.is_empty())
+                        .then(|| format!("{} lacks {}", w["id"], missing.join(", ")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let full = CaseResult::check(
+        "S1.full-resources",
+        "S1",
+        code == 200 && !all_ids.is_empty() && short.is_empty(),
+        "each listed webhook is the whole resource (S3): id, target_url, active, deactivate_reason, event_type, basic_auth_username, basic_auth_password, additional_headers",
+        if short.is_empty() {
+            format!("{} listed, each with every field", all_ids.len())
+        } else {
+            short.into_iter().take(3).collect::<Vec<_>>().join("; ")
+        },
+    );
     // S1 (settled): page_size is capped at 100. Enough inactive webhooks to pass it.
     let (_, total) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
     let have = total["count"].as_u64().unwrap_or(0);
@@ -410,6 +511,8 @@ pub(super) async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
         order,
         page_size,
         max_page_size,
+        links,
+        full,
     ])
 }
 
@@ -751,4 +854,455 @@ mod tests {
             "an empty list is no error"
         );
     }
+}
+
+/// S2/S3 defaults, the other body types (S2 create as multipart, S4 update as a form),
+/// and S6's "the URL stored is the URL POSTed, byte for byte".
+pub(super) async fn s2_defaults(ctx: &mut Ctx) -> CaseOutput {
+    let bare = ctx
+        .create(json!({"target_url": ctx.mock_url("/ok"), "active": false}))
+        .await?;
+    let id = bare["id"].as_str().unwrap_or_default().to_owned();
+    let read = ctx.webhook(&id).await?;
+    let defaults_ok = |v: &Value| {
+        v["basic_auth_username"] == ""
+            && v["basic_auth_password"] == ""
+            && v["additional_headers"] == json!({})
+            && v["event_type"].is_null()
+            && v["deactivate_reason"].is_null()
+    };
+    let show = |v: &Value| {
+        format!(
+            "basic_auth_username {}, basic_auth_password {}, additional_headers {}, event_type {}, deactivate_reason {}",
+            v["basic_auth_username"],
+            v["basic_auth_password"],
+            v["additional_headers"],
+            v["event_type"],
+            v["deactivate_reason"]
+        )
+    };
+    let defaults = CaseResult::check(
+        "S2.defaults",
+        "S2,S3",
+        defaults_ok(&bare) && defaults_ok(&read),
+        "a create with only target_url: basic_auth_username \"\", basic_auth_password \"\" (nothing set, so nothing masked), additional_headers {}, event_type null, deactivate_reason null — in the 201 and on GET",
+        format!("201: {}; GET: {}", show(&bare), show(&read)),
+    );
+
+    // multipart/form-data, built by hand (one text part per field).
+    let boundary = "hookjar-conformance-boundary";
+    let mut body = String::new();
+    for (name, value) in [
+        ("target_url", ctx.mock_url("/ok")),
+        ("active", "false".to_owned()),
+        ("event_type", "PATH_ENROLLMENT".to_owned()),
+        ("additional_headers", r#"{"x-multipart":"yes"}"#.to_owned()),
+    ] {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    let (mcode, mtext) = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .post(format!("{}/v1/webhooks", ctx.api.base))
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(body),
+            true,
+        )
+        .await?;
+    let m: Value = serde_json::from_str(&mtext).unwrap_or(Value::Null);
+    if let Some(id) = m["id"].as_str() {
+        ctx.created.push(id.to_owned());
+    }
+    let multipart = CaseResult::check(
+        "S2.create-multipart",
+        "S2",
+        mcode == 201
+            && m["active"] == false
+            && m["event_type"] == "PATH_ENROLLMENT"
+            && m["additional_headers"]["x-multipart"] == "yes",
+        "a create as multipart/form-data → 201 with its fields (active false, event_type, additional_headers from a JSON string)",
+        format!("{mcode} {m}"),
+    );
+
+    // PATCH and PUT with form bodies.
+    let (pcode, ptext) = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .patch(format!("{}/v1/webhooks/{id}", ctx.api.base))
+                .form(&[("event_type", "COURSE_COMPLETION")]),
+            true,
+        )
+        .await?;
+    let patched: Value = serde_json::from_str(&ptext).unwrap_or(Value::Null);
+    let moved = ctx.mock_url("/s4-form");
+    let (ucode, utext) = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .put(format!("{}/v1/webhooks/{id}", ctx.api.base))
+                .form(&[("target_url", moved.as_str())]),
+            true,
+        )
+        .await?;
+    let put: Value = serde_json::from_str(&utext).unwrap_or(Value::Null);
+    let form_update = CaseResult::check(
+        "S4.update-form",
+        "S4",
+        pcode == 200
+            && patched["event_type"] == "COURSE_COMPLETION"
+            && ucode == 200
+            && put["target_url"] == moved.as_str(),
+        "PATCH and PUT take form-urlencoded bodies too: PATCH event_type=COURSE_COMPLETION → 200 with it; PUT target_url=… → 200 with it",
+        format!(
+            "PATCH → {pcode} event_type {}; PUT → {ucode} target_url {}",
+            patched["event_type"], put["target_url"]
+        ),
+    );
+
+    // The URL stored is the URL POSTed, byte for byte (not normalised).
+    let raw = ctx.mock_url("/./s6-as-sent");
+    let raw = raw
+        .replacen("http://", "HTTP://", 1)
+        .replacen("https://", "HTTPS://", 1);
+    let (rcode, rv) = ctx
+        .api
+        .json(
+            reqwest::Method::POST,
+            "/v1/webhooks",
+            Some(&json!({"target_url": raw, "active": false})),
+        )
+        .await?;
+    let mut stored = rv["target_url"].clone();
+    if let Some(rid) = rv["id"].as_str() {
+        ctx.created.push(rid.to_owned());
+        stored = ctx.webhook(rid).await?["target_url"].clone();
+    }
+    let as_sent = CaseResult::check(
+        "S6.url-as-sent",
+        "S6",
+        rcode == 201 && rv["target_url"] == raw.as_str() && stored == raw.as_str(),
+        format!(
+            "settled: the URL stored is the URL POSTed, byte for byte: {raw} reads back unchanged"
+        ),
+        format!("{rcode}: target_url {} (GET: {stored})", rv["target_url"]),
+    );
+    Ok(vec![defaults, multipart, form_update, as_sent])
+}
+
+/// S4 on unknown ids and on state; S6 on updates: validated as creates are, and all
+/// or nothing.
+pub(super) async fn s4_more(ctx: &mut Ctx) -> CaseOutput {
+    let unknown = "/v1/webhooks/hookjarnone2";
+    let mut codes = Vec::new();
+    for method in [
+        reqwest::Method::PUT,
+        reqwest::Method::PATCH,
+        reqwest::Method::DELETE,
+    ] {
+        let body =
+            (method != reqwest::Method::DELETE).then(|| json!({"target_url": ctx.mock_url("/ok")}));
+        let (code, v) = ctx.api.json(method.clone(), unknown, body.as_ref()).await?;
+        if let (201 | 200, Some(id)) = (code, v["id"].as_str()) {
+            ctx.created.push(id.to_owned());
+        }
+        codes.push((method, code));
+    }
+    let unknown_id = CaseResult::check(
+        "S4.unknown-id",
+        "S4",
+        codes.iter().all(|(_, c)| *c == 404),
+        "PUT, PATCH and DELETE of an unknown id → 404 each (nothing is created)",
+        codes
+            .iter()
+            .map(|(m, c)| format!("{m} → {c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+
+    // A new URL does not re-activate; switching off sets no reason of its own.
+    let off = ctx
+        .create(json!({"target_url": ctx.mock_url("/ok"), "active": false}))
+        .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (c1, moved) = ctx
+        .api
+        .json(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{off}"),
+            Some(&json!({"target_url": ctx.mock_url("/s4-elsewhere")})),
+        )
+        .await?;
+    let on = ctx
+        .create(json!({"target_url": ctx.mock_url("/ok"), "event_type": "VILT_EVENT_REGISTRATION"}))
+        .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (c2, switched) = ctx
+        .api
+        .json(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{on}"),
+            Some(&json!({"active": false})),
+        )
+        .await?;
+    let state = CaseResult::check(
+        "S4.update-keeps-state",
+        "S4,S3",
+        c1 == 200
+            && moved["active"] == false
+            && c2 == 200
+            && switched["active"] == false
+            && switched["deactivate_reason"].is_null(),
+        "a new target_url leaves an inactive webhook inactive (only active: true re-activates); PATCH active: false switches off with deactivate_reason null (the reasons are S15/S16/S18's)",
+        format!(
+            "new URL → {c1}, active {}; active false → {c2}, deactivate_reason {}",
+            moved["active"], switched["deactivate_reason"]
+        ),
+    );
+
+    // Updates are validated like creates, and a bad one changes nothing.
+    let (c3, bad_url) = ctx
+        .api
+        .json(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{on}"),
+            Some(&json!({"target_url": "not a url"})),
+        )
+        .await?;
+    let (c4, mixed) = ctx
+        .api
+        .json(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{on}"),
+            Some(&json!({"basic_auth_username": "half-applied", "event_type": "NOT_A_TYPE"})),
+        )
+        .await?;
+    let after = ctx.webhook(&on).await?;
+    let update_validation = CaseResult::check(
+        "S6.update-validation",
+        "S6,S4",
+        c3 == 400
+            && bad_url["target_url"].is_array()
+            && c4 == 400
+            && after["target_url"] == ctx.mock_url("/ok").as_str()
+            && after["basic_auth_username"] == "",
+        "PATCH target_url \"not a url\" → 400 keyed by target_url; a PATCH with a good and a bad field → 400 and neither is applied",
+        format!(
+            "bad URL → {c3} {bad_url}; good + bad field → {c4} {mixed}; after: target_url {}, basic_auth_username {}",
+            after["target_url"], after["basic_auth_username"]
+        ),
+    );
+    Ok(vec![unknown_id, state, update_validation])
+}
+
+/// S6, one rule at a time: each bad create is refused with 400 and creates nothing;
+/// the unknown event_type message lists the valid ones; 413 over 1 MiB; 405 for a
+/// wrong method.
+pub(super) async fn s6_rules(ctx: &mut Ctx) -> CaseOutput {
+    let url = ctx.mock_url("/ok");
+    let hdrs = |h: Value| json!({"target_url": url, "active": false, "additional_headers": h});
+    let mut cases: Vec<(String, Value)> = vec![
+        (
+            "a header name with a space".into(),
+            hdrs(json!({"bad header": "x"})),
+        ),
+        (
+            "a header value with CR/LF".into(),
+            hdrs(json!({"x-a": "a\r\nx-b: b"})),
+        ),
+        (
+            "a header value with a control byte".into(),
+            hdrs(json!({"x-a": "a\u{1}b"})),
+        ),
+        (
+            "a header value over 8 KiB".into(),
+            hdrs(json!({"x-a": "v".repeat(8 * 1024 + 1)})),
+        ),
+        ("a number as a header value".into(), hdrs(json!({"x-a": 5}))),
+        (
+            "a boolean as a header value".into(),
+            hdrs(json!({"x-a": true})),
+        ),
+        (
+            "a URL with a space".into(),
+            json!({"target_url": ctx.mock_url("/a b"), "active": false}),
+        ),
+        (
+            "a URL without a host".into(),
+            json!({"target_url": "http:///s6", "active": false}),
+        ),
+        (
+            "an event_type in lower case".into(),
+            json!({"target_url": url, "active": false, "event_type": "course_completion"}),
+        ),
+    ];
+    for name in [
+        "Upgrade",
+        "TE",
+        "Keep-Alive",
+        "Expect",
+        "Proxy-Authorization",
+    ] {
+        cases.push((format!("hop-by-hop {name}"), hdrs(json!({name: "x"}))));
+    }
+    for name in ["authorization", "user-agent", "content-type"] {
+        cases.push((
+            format!("reserved {name} in lower case"),
+            hdrs(json!({name: "x"})),
+        ));
+    }
+    let (_, before) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let mut accepted = Vec::new();
+    for (label, body) in &cases {
+        let (code, v) = ctx
+            .api
+            .json(reqwest::Method::POST, "/v1/webhooks", Some(body))
+            .await?;
+        if let (201, Some(id)) = (code, v["id"].as_str()) {
+            ctx.created.push(id.to_owned());
+        }
+        if code != 400 {
+            accepted.push(format!("{label} → {code}"));
+        }
+    }
+    // A form whose additional_headers is not a JSON object.
+    let (fcode, ftext) = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .post(format!("{}/v1/webhooks", ctx.api.base))
+                .form(&[
+                    ("target_url", url.as_str()),
+                    ("active", "false"),
+                    ("additional_headers", "{not json"),
+                ]),
+            true,
+        )
+        .await?;
+    if fcode != 400 {
+        if let Some(id) = serde_json::from_str::<Value>(&ftext)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_owned))
+        {
+            ctx.created.push(id);
+        }
+        accepted.push(format!(
+            "a form's additional_headers that is not JSON → {fcode}"
+        ));
+    }
+    let (_, after) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let each = CaseResult::check(
+        "S6.each-rule",
+        "S6",
+        accepted.is_empty() && before["count"] == after["count"],
+        format!(
+            "each of {} bad creates → 400, nothing created (header names that are not tokens, CR/LF or control bytes, values over 8 KiB or not strings, hop-by-hop and reserved names in any case, URLs with a space or no host, a lower-case event_type, a form's additional_headers that is not JSON)",
+            cases.len() + 1
+        ),
+        if accepted.is_empty() {
+            format!(
+                "all {} refused with 400; count {} → {}",
+                cases.len() + 1,
+                before["count"],
+                after["count"]
+            )
+        } else {
+            format!(
+                "{}; count {} → {}",
+                accepted.join("; "),
+                before["count"],
+                after["count"]
+            )
+        },
+    );
+
+    let (tcode, tv) = ctx
+        .api
+        .json(
+            reqwest::Method::POST,
+            "/v1/webhooks",
+            Some(&json!({"target_url": url, "event_type": "COURSE_FINISHED"})),
+        )
+        .await?;
+    let message = tv["event_type"].to_string();
+    let missing: Vec<&str> = EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .filter(|t| !message.contains(t))
+        .collect();
+    let type_message = CaseResult::check(
+        "S6.event-type-message",
+        "S6",
+        tcode == 400 && missing.is_empty(),
+        "an unknown event_type → 400 whose event_type message lists the ten valid types",
+        if missing.is_empty() {
+            format!("{tcode}: every type named")
+        } else {
+            format!("{tcode} {tv}; not named: {}", missing.join(", "))
+        },
+    );
+
+    let big = format!(
+        "{{\"target_url\": \"{url}\", \"active\": false, \"additional_headers\": {{}}, \"pad\": \"{}\"}}",
+        "p".repeat(1024 * 1024 + 16)
+    );
+    let (bcode, _) = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .post(format!("{}/v1/webhooks", ctx.api.base))
+                .header("content-type", "application/json")
+                .body(big),
+            true,
+        )
+        .await
+        .unwrap_or((0, String::new()));
+    let too_large = CaseResult::check(
+        "S6.too-large",
+        "S6",
+        bcode == 413,
+        "a body over 1 MiB → 413",
+        format!("{bcode}"),
+    );
+
+    let (d, _) = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .delete(format!("{}/v1/webhooks", ctx.api.base)),
+            true,
+        )
+        .await?;
+    let (p, _) = ctx
+        .api
+        .send(
+            ctx.api.client.post(format!("{}/v1/ping", ctx.api.base)),
+            true,
+        )
+        .await?;
+    let wrong_method = CaseResult::check(
+        "S6.wrong-method",
+        "S6",
+        d == 405 && p == 405,
+        "a method a path does not take → 405: DELETE /v1/webhooks, POST /v1/ping",
+        format!("DELETE /v1/webhooks → {d}; POST /v1/ping → {p}"),
+    );
+    Ok(vec![each, type_message, too_large, wrong_method])
 }

@@ -620,3 +620,69 @@ pub(super) async fn x1_emit_kept(ctx: &mut Ctx) -> CaseOutput {
         ),
     )])
 }
+
+/// X1: an object given to an emit replaces the fixture's whole (no merge); a valid
+/// timestamp is kept as written, in any ISO 8601 form; an invalid one is refused with
+/// 400 and nothing is sent.
+pub(super) async fn x1_emit_rules(ctx: &mut Ctx) -> CaseOutput {
+    const GIVEN: &str = "2015-02-13T18:57:55Z";
+    ctx.hook("/x1-rules", Some(EventType::CourseEnrollment))
+        .await?;
+    ctx.emit(
+        EventType::CourseEnrollment,
+        json!({"timestamp": GIVEN, "course": {"id": "x1-only"}}),
+    )
+    .await?;
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    let json = reqs
+        .first()
+        .and_then(|r| r.json.clone())
+        .unwrap_or(Value::Null);
+    let (code, v) = ctx
+        .api
+        .json(
+            reqwest::Method::POST,
+            "/v1/events",
+            Some(&json!({"event_type": "COURSE_ENROLLMENT", "timestamp": "yesterday"})),
+        )
+        .await?;
+    ctx.settle(Duration::from_secs(5)).await;
+    let sent = ctx.mock.requests();
+    let sent_after = sent.len();
+    // The timestamp given is this case's own choice, not the dispatcher's: the mock's
+    // S11 note on its form is left out of S7.every-request; every other note stays.
+    for r in &sent {
+        for note in &r.violations {
+            if !note.starts_with("S11 timestamp") {
+                ctx.violations
+                    .push(format!("{} {}: {note}", r.method, r.path));
+            }
+        }
+    }
+    ctx.mock.clear();
+    Ok(vec![
+        CaseResult::check(
+            "X1.replace-objects",
+            "X1",
+            json["course"] == json!({"id": "x1-only"}),
+            "an object given to an emit replaces the fixture's (\"course\": {\"id\": \"x1-only\"} arrives as given, with none of the fixture's course fields)",
+            format!("course {}", json["course"]),
+        ),
+        CaseResult::check(
+            "X1.timestamp-as-given",
+            "X1",
+            json["timestamp"] == GIVEN,
+            format!(
+                "a valid ISO 8601 timestamp in another form ({GIVEN}) reaches the receiver as written"
+            ),
+            format!("timestamp {}", json["timestamp"]),
+        ),
+        CaseResult::check(
+            "X1.bad-timestamp",
+            "X1",
+            code == 400 && v["timestamp"].is_array() && sent_after == 1,
+            "an emit whose timestamp is not ISO 8601 (\"yesterday\") → 400 keyed by timestamp, and nothing is sent",
+            format!("{code} {v}; {} POST(s) in all", sent_after),
+        ),
+    ])
+}

@@ -226,10 +226,23 @@ pub const CASE_IDS: &[&str] = &[
     "S1.order",
     "S1.page-size",
     "S1.max-page-size",
+    "S1.links",
+    "S1.full-resources",
     "S2.blank-event-type",
+    "S2.defaults",
+    "S2.create-multipart",
+    "S4.update-form",
+    "S6.url-as-sent",
+    "S4.unknown-id",
+    "S4.update-keeps-state",
+    "S6.update-validation",
     "S6.validation",
     "S6.unknown-fields",
     "S6.url-length",
+    "S6.each-rule",
+    "S6.event-type-message",
+    "S6.too-large",
+    "S6.wrong-method",
     "S6.reserved-headers",
     "S6b.samples",
     "X1.emit",
@@ -258,6 +271,9 @@ pub const CASE_IDS: &[&str] = &[
     "S13.ping-2xx",
     "S13.ping-no-answer",
     "X1.emit-kept",
+    "X1.replace-objects",
+    "X1.timestamp-as-given",
+    "X1.bad-timestamp",
     "S14.backoff",
     "S14.wait-after-answer",
     "S15.exhaustion",
@@ -268,6 +284,8 @@ pub const CASE_IDS: &[&str] = &[
     "S16.4xx-on-retry",
     "S4.reactivate",
     "S16.stale-verdict",
+    "S16.drops-pending",
+    "S12.paused",
     "S17.success",
     "S17.any-2xx",
     "S18.redirects",
@@ -417,16 +435,49 @@ pub async fn run(
             Box::pin(s4_update_delete(c))
         }),
         (
-            &["S1.list", "S1.order", "S1.page-size", "S1.max-page-size"],
+            &[
+                "S1.list",
+                "S1.order",
+                "S1.page-size",
+                "S1.max-page-size",
+                "S1.links",
+                "S1.full-resources",
+            ],
             |c| Box::pin(s1_list(c)),
         ),
         (&["S2.blank-event-type"], |c| {
             Box::pin(s2_blank_event_type(c))
         }),
+        (
+            &[
+                "S2.defaults",
+                "S2.create-multipart",
+                "S4.update-form",
+                "S6.url-as-sent",
+            ],
+            |c| Box::pin(s2_defaults(c)),
+        ),
+        (
+            &[
+                "S4.unknown-id",
+                "S4.update-keeps-state",
+                "S6.update-validation",
+            ],
+            |c| Box::pin(s4_more(c)),
+        ),
         (&["S6.validation"], |c| Box::pin(s6_validation(c))),
         (&["S6.unknown-fields", "S6.url-length"], |c| {
             Box::pin(s6_limits(c))
         }),
+        (
+            &[
+                "S6.each-rule",
+                "S6.event-type-message",
+                "S6.too-large",
+                "S6.wrong-method",
+            ],
+            |c| Box::pin(s6_rules(c)),
+        ),
         (&["S6.reserved-headers"], |c| {
             Box::pin(s6_reserved_headers(c))
         }),
@@ -470,6 +521,14 @@ pub async fn run(
             |c| Box::pin(s13_ping(c)),
         ),
         (&["X1.emit-kept"], |c| Box::pin(x1_emit_kept(c))),
+        (
+            &[
+                "X1.replace-objects",
+                "X1.timestamp-as-given",
+                "X1.bad-timestamp",
+            ],
+            |c| Box::pin(x1_emit_rules(c)),
+        ),
         (&["S14.backoff"], |c| Box::pin(s14_backoff(c))),
         (&["S14.wait-after-answer"], |c| {
             Box::pin(s14_wait_after_answer(c))
@@ -492,6 +551,9 @@ pub async fn run(
             |c| Box::pin(s16_deactivate(c)),
         ),
         (&["S16.stale-verdict"], |c| Box::pin(s16_stale_verdict(c))),
+        (&["S16.drops-pending", "S12.paused"], |c| {
+            Box::pin(s16_drops_pending(c))
+        }),
         (&["S17.success", "S17.any-2xx"], |c| {
             Box::pin(s17_success(c))
         }),

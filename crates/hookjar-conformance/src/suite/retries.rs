@@ -1014,3 +1014,87 @@ pub(super) async fn s19_stored(ctx: &mut Ctx) -> CaseOutput {
         format!("emit {emitted}; log right after: {code}, {n} delivery(ies)"),
     )])
 }
+
+/// S16 and S12: once a webhook is inactive — deactivated by a 4xx, or switched off
+/// with PATCH — its deliveries still waiting to retry are not sent either. The
+/// receiver answers by event type: COURSE_ENROLLMENT 503 (retried), LESSON_COMPLETION
+/// 404 (deactivates).
+pub(super) async fn s16_drops_pending(ctx: &mut Ctx) -> CaseOutput {
+    let script =
+        |text: &str| Script::parse(text).map_err(|e| CaseError(format!("the script {text}: {e}")));
+    let mut for_type = std::collections::BTreeMap::new();
+    for_type.insert(EventType::CourseEnrollment, script("503")?);
+    for_type.insert(EventType::LessonCompletion, script("404")?);
+    ctx.mock.update_scripts(ScriptUpdate {
+        for_type: Some(for_type),
+        ..ScriptUpdate::default()
+    });
+    let result = drops_pending(ctx).await;
+    ctx.mock.update_scripts(ScriptUpdate {
+        for_type: Some(std::collections::BTreeMap::new()),
+        ..ScriptUpdate::default()
+    });
+    result
+}
+
+async fn drops_pending(ctx: &mut Ctx) -> CaseOutput {
+    let failing = ctx.hook("/s16-pending", None).await?;
+    let paused = ctx
+        .hook("/s12-paused", Some(EventType::CourseEnrollment))
+        .await?;
+    ctx.emit(EventType::CourseEnrollment, json!({})).await?;
+    let reqs = ctx.wait(2, Duration::from_secs(10)).await;
+    let Some(first) = reqs.first().map(|r| r.arrived) else {
+        return Err(CaseError("no POST reached the receiver within 10 s".into()));
+    };
+    let count = |ctx: &Ctx, path: &str| ctx.on_path(&ctx.mock.requests(), path).len();
+    let (code, v) = ctx
+        .api
+        .json(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{paused}"),
+            Some(&json!({"active": false})),
+        )
+        .await?;
+    if code != 200 {
+        return Err(CaseError(format!(
+            "PATCH /v1/webhooks/{paused} answered {code}, expected 200: {v}"
+        )));
+    }
+    let paused_at = count(ctx, "/s12-paused");
+    ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    let hook = ctx
+        .until_webhook(&failing, Duration::from_secs(10), |v| v["active"] == false)
+        .await?;
+    let failing_at = count(ctx, "/s16-pending");
+    // Long enough for two more retries of either delivery, wherever its back-off is
+    // by now (each wait is at most twice the time since the first attempt, plus 2 s).
+    let elapsed = ctx.time.observed(first.elapsed());
+    ctx.settle(elapsed * 4 + retry_window(ctx)).await;
+    let failing_after = count(ctx, "/s16-pending");
+    let paused_after = count(ctx, "/s12-paused");
+    // One attempt may have been on its way when the webhook was switched off.
+    Ok(vec![
+        CaseResult::check(
+            "S16.drops-pending",
+            "S16",
+            hook["active"] == false
+                && hook["deactivate_reason"] == "HTTP_4XX_RESPONSE"
+                && failing_after <= failing_at + 1,
+            "a 404 to one event deactivates the webhook, and another event's delivery still waiting to retry (503) is sent no more",
+            format!(
+                "active {}, deactivate_reason {}; the waiting delivery: {failing_at} POST(s) when deactivated, {failing_after} after {:.0} s more",
+                hook["active"],
+                hook["deactivate_reason"],
+                (elapsed * 4 + retry_window(ctx)).as_secs_f64()
+            ),
+        ),
+        CaseResult::check(
+            "S12.paused",
+            "S12",
+            paused_at >= 1 && paused_after <= paused_at + 1,
+            "a webhook switched off (PATCH active: false) receives nothing more: its delivery waiting to retry (503) is not sent again",
+            format!("{paused_at} POST(s) when switched off, {paused_after} after"),
+        ),
+    ])
+}
