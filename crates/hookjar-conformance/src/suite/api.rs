@@ -830,32 +830,6 @@ fn headers_errors(v: &Value) -> usize {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::headers_errors;
-    use serde_json::json;
-
-    /// Portability (c): hookjar's list of messages and a DRF-style object keyed by
-    /// header name are both valid error shapes for `additional_headers`.
-    #[test]
-    fn additional_headers_errors_in_any_drf_shape() {
-        let list = json!([
-            "Header \"User-Agent\" is set by the dispatcher.",
-            "bad name"
-        ]);
-        let keyed = json!({"User-Agent": ["reserved"], "bad header": "not a token"});
-        assert_eq!(headers_errors(&list), 2);
-        assert_eq!(headers_errors(&keyed), 2);
-        assert_eq!(headers_errors(&json!({})), 0);
-        assert_eq!(headers_errors(&json!(null)), 0);
-        assert_eq!(
-            headers_errors(&json!({"x": []})),
-            0,
-            "an empty list is no error"
-        );
-    }
-}
-
 /// S2/S3 defaults, the other body types (S2 create as multipart, S4 update as a form),
 /// and S6's "the URL stored is the URL POSTed, byte for byte".
 pub(super) async fn s2_defaults(ctx: &mut Ctx) -> CaseOutput {
@@ -1305,4 +1279,30 @@ pub(super) async fn s6_rules(ctx: &mut Ctx) -> CaseOutput {
         format!("DELETE /v1/webhooks → {d}; POST /v1/ping → {p}"),
     );
     Ok(vec![each, type_message, too_large, wrong_method])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::headers_errors;
+    use serde_json::json;
+
+    /// Portability (c): hookjar's list of messages and a DRF-style object keyed by
+    /// header name are both valid error shapes for `additional_headers`.
+    #[test]
+    fn additional_headers_errors_in_any_drf_shape() {
+        let list = json!([
+            "Header \"User-Agent\" is set by the dispatcher.",
+            "bad name"
+        ]);
+        let keyed = json!({"User-Agent": ["reserved"], "bad header": "not a token"});
+        assert_eq!(headers_errors(&list), 2);
+        assert_eq!(headers_errors(&keyed), 2);
+        assert_eq!(headers_errors(&json!({})), 0);
+        assert_eq!(headers_errors(&json!(null)), 0);
+        assert_eq!(
+            headers_errors(&json!({"x": []})),
+            0,
+            "an empty list is no error"
+        );
+    }
 }
