@@ -178,13 +178,51 @@ pub(super) async fn s10_event_types(ctx: &mut Ctx) -> CaseOutput {
         .iter()
         .map(|t| t.as_str().to_owned())
         .collect();
-    Ok(vec![CaseResult::check(
-        "S10.event-types",
-        "S10",
-        seen == expected && reqs.len() == 10,
-        "one POST per type for a webhook with event_type null (all ten types)",
-        format!("{} POSTs, types {:?}", reqs.len(), seen),
-    )])
+    // S11: each type's payload carries the objects its fixture defines (`lesson`,
+    // `path`, `quiz_attempt`, …), each an object.
+    let mut lacking = Vec::new();
+    for t in EventType::ALL {
+        let fixture = hookjar_core::fixtures::value(t);
+        let got = reqs
+            .iter()
+            .find(|r| r.event_type.as_deref() == Some(t.as_str()))
+            .and_then(|r| r.json.clone())
+            .unwrap_or(Value::Null);
+        let Some(keys) = fixture.as_object() else {
+            continue;
+        };
+        let missing: Vec<&str> = keys
+            .iter()
+            .filter(|(k, v)| match got.get(k.as_str()) {
+                None => true,
+                Some(g) => v.is_object() && !g.is_object(),
+            })
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !missing.is_empty() && !got.is_null() {
+            lacking.push(format!("{t} lacks {}", missing.join(", ")));
+        }
+    }
+    Ok(vec![
+        CaseResult::check(
+            "S10.event-types",
+            "S10",
+            seen == expected && reqs.len() == 10,
+            "one POST per type for a webhook with event_type null (all ten types)",
+            format!("{} POSTs, types {:?}", reqs.len(), seen),
+        ),
+        CaseResult::check(
+            "S11.type-objects",
+            "S11",
+            reqs.len() == 10 && lacking.is_empty(),
+            "each type's payload has the top-level keys of its fixture, its objects as objects (lesson for LESSON_COMPLETION, path for PATH_*, quiz_attempt, task, vilt_event, …)",
+            if lacking.is_empty() {
+                format!("{} payloads, each with its fixture's keys", reqs.len())
+            } else {
+                lacking.join("; ")
+            },
+        ),
+    ])
 }
 
 pub(super) async fn s12_fan_out(ctx: &mut Ctx) -> CaseOutput {

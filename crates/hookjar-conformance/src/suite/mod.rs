@@ -257,6 +257,7 @@ pub const CASE_IDS: &[&str] = &[
     "S8.no-credentials",
     "S8.half-credentials",
     "S10.event-types",
+    "S11.type-objects",
     "S12.fan-out",
     "S12.one-per-url",
     "S12.oldest-webhook",
@@ -302,6 +303,7 @@ pub const CASE_IDS: &[&str] = &[
     "X5.same-bytes",
     "S7.every-attempt",
     "X2.delivery-log",
+    "X2.attempt-fields",
     "S19.stored",
     "S7.every-request",
 ];
@@ -499,7 +501,9 @@ pub async fn run(
         (&["S8.no-credentials", "S8.half-credentials"], |c| {
             Box::pin(s8_credentials(c))
         }),
-        (&["S10.event-types"], |c| Box::pin(s10_event_types(c))),
+        (&["S10.event-types", "S11.type-objects"], |c| {
+            Box::pin(s10_event_types(c))
+        }),
         (
             &["S12.fan-out", "S12.one-per-url", "S12.oldest-webhook"],
             |c| Box::pin(s12_fan_out(c)),
@@ -583,7 +587,12 @@ pub async fn run(
         ),
         (&["S18.slow-answer"], |c| Box::pin(s18_slow_answer(c))),
         (
-            &["X5.same-bytes", "S7.every-attempt", "X2.delivery-log"],
+            &[
+                "X5.same-bytes",
+                "S7.every-attempt",
+                "X2.delivery-log",
+                "X2.attempt-fields",
+            ],
             |c| Box::pin(x5_same_bytes(c)),
         ),
         (&["S19.stored"], |c| Box::pin(s19_stored(c))),

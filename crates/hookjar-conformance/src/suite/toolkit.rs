@@ -98,5 +98,45 @@ pub(super) async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
             deliveries.len()
         ),
     );
-    Ok(vec![same, every, log])
+    // Each attempt says when, what came back, how long it took, what it led to and
+    // when the next is due (X2; the field names of docs/dispatcher.md).
+    let mut thin = Vec::new();
+    for (n, a) in first["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let mut missing = Vec::new();
+        if !a["at"].is_string() {
+            missing.push("at");
+        }
+        if !(a["status"].is_u64() || a["error"].is_string()) {
+            missing.push("status or error");
+        }
+        if !a["latency_ms"].is_number() {
+            missing.push("latency_ms");
+        }
+        if !a["verdict"].is_string() {
+            missing.push("verdict");
+        }
+        if a.get("next_attempt_at").is_none() || (n < 2 && !a["next_attempt_at"].is_string()) {
+            missing.push("next_attempt_at");
+        }
+        if !missing.is_empty() {
+            thin.push(format!("attempt {n} lacks {}", missing.join(", ")));
+        }
+    }
+    let fields = CaseResult::check(
+        "X2.attempt-fields",
+        "X2",
+        attempts == 3 && thin.is_empty(),
+        "each attempt in the log has its time (at), status or error, latency_ms, verdict and next_attempt_at (a time for the two retried 503s)",
+        if thin.is_empty() {
+            format!("{attempts} attempts, each complete")
+        } else {
+            thin.join("; ")
+        },
+    );
+    Ok(vec![same, every, log, fields])
 }
