@@ -178,9 +178,10 @@ async fn quick_skips_exhaustion_and_only_filters() {
         },
     )
     .await;
-    assert_eq!(report.cases.len(), 4, "{report:#?}");
+    assert_eq!(report.cases.len(), 5, "{report:#?}");
     assert_eq!(status_of(&report, "S15.exhaustion"), Status::Skip);
     assert_eq!(status_of(&report, "S15.drops-pending"), Status::Skip);
+    assert_eq!(status_of(&report, "S15.exhaustion-transport"), Status::Skip);
     assert_eq!(status_of(&report, "S17.success"), Status::Pass);
     assert!(report.passed(), "a skip does not fail a run");
 }
@@ -197,7 +198,14 @@ fn only_selects_whole_clauses_and_ids() {
     };
     assert_eq!(
         only(&["S1"]),
-        ["S1.list", "S1.order", "S1.page-size", "S1.max-page-size"]
+        [
+            "S1.list",
+            "S1.order",
+            "S1.page-size",
+            "S1.max-page-size",
+            "S1.links",
+            "S1.full-resources"
+        ]
     );
     assert_eq!(only(&["s18.transport"]), ["S18.transport"]);
     assert_eq!(only(&["S7."]).len(), 6);
@@ -209,6 +217,8 @@ fn only_selects_whole_clauses_and_ids() {
             "S13.ping-failure",
             "S13.ping-unknown",
             "S13.ping-inactive",
+            "S13.ping-2xx",
+            "S13.ping-no-answer",
             "X5.same-bytes"
         ]
     );
@@ -234,7 +244,7 @@ async fn junit_report_is_valid_xml_with_one_testcase_per_case() {
         .descendants()
         .find(|n| n.has_tag_name("testsuite"))
         .unwrap();
-    assert_eq!(suite.attribute("tests"), Some("6"));
+    assert_eq!(suite.attribute("tests"), Some("8"));
     assert_eq!(suite.attribute("failures"), Some("1"));
     let names: Vec<&str> = doc
         .descendants()
@@ -247,9 +257,11 @@ async fn junit_report_is_valid_xml_with_one_testcase_per_case() {
             "S5.auth",
             "S5.ping",
             "S5.key-only-as-username",
+            "S5.refusals",
             "S3.resource",
             "S15.exhaustion",
-            "S15.drops-pending"
+            "S15.drops-pending",
+            "S15.exhaustion-transport"
         ]
     );
     let failure = doc

@@ -191,7 +191,15 @@ fn sigint_writes_the_reports_for_what_ran_cleans_up_and_exits_130() {
         .filter(|n| n.has_tag_name("testcase"))
         .filter_map(|n| n.attribute("name"))
         .collect();
-    assert_eq!(names, ["S5.auth", "S5.ping", "S5.key-only-as-username"]);
+    assert_eq!(
+        names,
+        [
+            "S5.auth",
+            "S5.ping",
+            "S5.key-only-as-username",
+            "S5.refusals"
+        ]
+    );
     assert!(xml.contains("interrupted"), "{xml}");
     let _ = std::fs::remove_dir_all(&dir);
 }
