@@ -91,6 +91,103 @@ MUTANTS = {
     "async-store": "S19: emit answers 202 before its deliveries are stored (stored 300 ms later)",
     "accept-ftp": "S6: ftp:// target URLs accepted",
     "count-page": "S1: count is the number of results on the page, not the total",
+    # ---- second round (27 Nov 2026)
+    "wait-from-first-attempt": "S14: retry k due at first attempt's start + backoff(k), not after each failure",
+    "wait-from-attempt-start": "S14: each wait measured from the failed attempt's start, not its answer",
+    "backoff-base-1": 'S14: back-off doubles from 1 s (1, 2, 4, ...)',
+    "cap-1800": 'S14: back-off capped at 1800 s instead of 3600 s',
+    "retry-limit-61": 'S15: 61 retries (62 POSTs) before RETRY_COUNT',
+    "retry-limit-59": 'S15: RETRY_COUNT after the 60th POST (59 retries)',
+    "4xx-on-retry-retried": 'S16: a 4xx on a retry (not the first attempt) is retried like a 5xx',
+    "429-as-5xx": 'S16: 429 treated as 5xx (retried, no deactivation)',
+    "408-as-5xx": 'S16: 408 treated as 5xx (retried, no deactivation)',
+    "3xx-no-location-success": 'S18: a 3xx without Location counts as delivered',
+    "redirect-limit-11": 'S18: 11 redirect hops followed (limit off by one, too lenient)',
+    "redirect-limit-9": 'S18: the 10th redirect hop already deactivates (limit off by one, too strict)',
+    "307-to-get": 'S18: a 307 turned into a bodiless GET like 301/302/303',
+    "303-keeps-post": 'S18: a 303 keeps the POST and its body',
+    "basic-auth-empty-both": 'S8: Authorization: Basic Og== sent when username and password are both empty',
+    "basic-auth-user-only-omitted": 'S8: no Authorization when only the username is set',
+    "headers-lowercased": 'S9: additional header names sent lower-cased',
+    "headers-dropped-on-retry": 'S9: additional headers sent on the first attempt only',
+    "ping-event-type-lower": 'S11/S13: PING sent as event_type "ping"',
+    "ping-deactivates-4xx": 'S13: a ping answered 4xx deactivates the webhook (HTTP_4XX_RESPONSE)',
+    "ping-status-string": 'S13: ping answer\'s http_status_code is a string ("503")',
+    "ping-404-json": 'S13: ping of an unknown id answers 404 with {"detail": "Not found."}',
+    "dedupe-host-case-sensitive": 'S12: URL normalisation forgets to lower-case the host',
+    "reactivate-restores-deliveries": 'S4/S15: re-activation re-queues the deliveries dropped at deactivation',
+    "list-newest-first": 'S1: list ordered newest first',
+    "page-size-no-max": 'S1: page_size above 100 honoured (no max)',
+    "404-not-drf": 'S4: unknown webhook id -> 404 {"error": "webhook not found"}',
+    "retry-new-timestamp": 'S11: each retry re-renders the payload with a fresh timestamp',
+    "only-200-success": 'S17: only 200 is success; other 2xx retried like 5xx',
+    "refused-deactivates": 'S18: connection refused deactivates (RETRY_COUNT) at once',
+    "timeout-deactivates": 'S18: a timeout deactivates (RETRY_COUNT) at once',
+    "unknown-fields-ignored": 'S6: unknown fields silently ignored (DRF default)',
+    "blank-type-nothing": 'S2/S12: event_type "" stored as "" (matches no event) instead of null',
+    "bearer-accepted": 'S5: Authorization: Bearer <key> accepted',
+    "url-max-2048": 'S2/S6: target_url up to 2048 chars accepted',
+    "emit-timestamp-replaced": 'X1: a valid timestamp given to emit is replaced by a fresh one',
+    "put-full-only": 'S4: PUT without target_url -> 400 (DRF full update)',
+    "form-bool-truthy": 'S2: form value active=false read as true (non-empty string)',
+    "password-clear": 'S3: basic_auth_password read back in clear',
+    "mask-overwrites": 'S3: a write of "********" stores the mask as the password',
+    "ping-inactive-refused": 'S13: ping of an inactive webhook answers 409 without sending',
+    "retry-count-reason-null": 'S15: RETRY_COUNT webhook reported with deactivate_reason null',
+    # ---- third round (28 Nov 2026)
+    "next-drops-page-size": 'S1: next/previous links drop the page_size query parameter',
+    "last-page-has-next": 'S1: the last page still has a next link (to a page past the end)',
+    "previous-always-first": 'S1: previous always links to page 1',
+    "list-summary": 'S1: list results omit additional_headers and deactivate_reason',
+    "username-default-null": 'S2/S3: an unset basic_auth_username reads back null, not ""',
+    "headers-default-null": 'S2/S3: unset additional_headers read back null, not {}',
+    "mask-empty-password": 'S3: an empty password reads back as "********"',
+    "multipart-unsupported": 'S2: multipart/form-data bodies answered 415',
+    "form-update-unsupported": 'S4: PUT/PATCH with a form body answered 415 (form only on create)',
+    "url-stored-normalised": 'S6: target_url stored normalised (scheme/host lower-cased, dot segments resolved), not byte for byte',
+    "delete-unknown-204": 'S4: DELETE of an unknown id answers 204',
+    "put-unknown-upsert": 'S4: PUT of an unknown id creates the webhook (201)',
+    "url-change-reactivates": 'S4: changing target_url of an inactive webhook re-activates it',
+    "deactivate-manual-reason": 'S3: PATCH active:false sets deactivate_reason "MANUAL"',
+    "update-skips-url-validation": 'S6: PUT/PATCH store any string as target_url (validated on create only)',
+    "update-not-atomic": 'S6: an update with one bad field applies its good fields, then answers 400',
+    "wrong-key-no-challenge": 'S5: a wrong key answers 401 without WWW-Authenticate',
+    "bearer-generic-message": 'S5: Bearer refused with {"detail": "Invalid token."} (no word on how to send the key)',
+    "ping-no-auth": 'S5: GET /v1/ping answers 200 without (or with a wrong) key',
+    "header-name-not-checked": 'S6: additional header names not checked for HTTP token characters',
+    "header-value-crlf": 'S6: additional header values with CR/LF/control bytes accepted',
+    "hop-by-hop-accepted": 'S6: hop-by-hop header names (Upgrade, TE, Keep-Alive, Expect, Proxy-*) accepted',
+    "reserved-case-sensitive": 'S6: reserved header names compared with their case ("authorization" accepted)',
+    "header-value-no-cap": 'S6: additional header values over 8 KiB accepted',
+    "event-type-msg-no-choices": 'S6: the unknown event_type message does not list the valid ones',
+    "malformed-json-detail": 'S6: malformed JSON answered 400 {"detail": ...} instead of a field-keyed/non_field_errors body',
+    "url-scheme-only": 'S6: target_url only checked for an http(s):// prefix (spaces, no host accepted)',
+    "no-413": 'S6: bodies over 1 MiB accepted (no 413)',
+    "wrong-method-404": 'S6: a wrong method answers 404 instead of 405',
+    "header-value-coerced": 'S2/S6: non-string additional header values (numbers, booleans) coerced to strings',
+    "event-type-case-insensitive": 'S6: event_type matched without case ("course_completion" accepted)',
+    "form-headers-bad-json-ignored": 'S6: malformed additional_headers JSON in a form body taken as {}',
+    "emit-deep-merge": 'X1: an object given to emit is merged into the fixture\'s object instead of replacing it',
+    "emit-bad-timestamp-kept": 'X1: an invalid timestamp given to emit is kept (no 400)',
+    "emit-timestamp-reformatted": 'X1: a valid timestamp given to emit is re-rendered (…Z → …​.000000+00:00), not kept',
+    "emit-count-before-dedupe": 'X1/S12: emit\'s "deliveries" counts qualifying webhooks before URL dedupe',
+    "lesson-no-lesson-object": 'S11: LESSON_COMPLETION payload without its lesson object',
+    "dedupe-before-filter": 'S12: a shared URL is served by its oldest webhook even when that one does not qualify (then nothing is sent)',
+    "dedupe-ignores-query": 'S12: URLs compared without their query string',
+    "dedupe-path-case": 'S12: URL paths compared without case',
+    "ping-refused-status-0": 'S13: a ping that gets no answer reports http_status_code 0, not null',
+    "ping-failure-no-message": 'S13: a failed ping answers {"error": ...} instead of "message"',
+    "ping-only-200": 'S13: a ping answered 201/204 reports succeeded false',
+    "4xx-keeps-pending": 'S16/S12: a 4xx deactivation leaves the webhook\'s other pending retries running',
+    "patch-inactive-keeps-pending": 'S12: PATCH active:false leaves the webhook\'s pending retries running',
+    "unknown-4xx-retried": 'S16: 4xx codes not in http.HTTPStatus (420, 499) retried like 5xx',
+    "308-to-get": 'S18: a 308 turned into a bodiless GET',
+    "redirect-drops-headers": 'S8/S9/S18: Authorization and additional headers dropped on every redirect, same origin too',
+    "timeout-5s": 'S18: delivery timeout 5 s instead of the settled 10 s',
+    "transport-exhaustion-no-deactivate": 'S15/S18: transport failures on every attempt: the delivery gives up after 60 retries but the webhook stays active',
+    "only-standard-2xx": 'S17: only 200-206 are success; 207/226/299 retried like 5xx',
+    "log-attempt-minimal": 'X2: delivery log attempts show only their time (no status/error, latency, verdict, next attempt)',
+    "backoff-jitter-10": 'S14: every back-off jittered uniformly by up to ±10 %',
 }
 
 ARGS = None
@@ -169,6 +266,8 @@ def fixture(t):
     ev["timestamp"] = payload_timestamp()
     if m("event-type-lower"):
         ev["event_type"] = t.lower()
+    if m("lesson-no-lesson-object") and t == "LESSON_COMPLETION":
+        del ev["lesson"]
     return ev
 
 
@@ -189,8 +288,10 @@ URL_RE = re.compile(r"^(?:[a-z0-9.+-]*)://(?:[^\s:@/]+(?::[^\s:@/]*)?@)?(?:" + I
 
 
 def valid_url(u):
-    if not isinstance(u, str) or len(u) > 1024:
+    if not isinstance(u, str) or len(u) > (2048 if m("url-max-2048") else 1024):
         return False
+    if m("url-scheme-only"):
+        return u.lower().startswith(("http://", "https://"))
     if any(ord(c) < 0x21 or ord(c) == 0x7f for c in u):
         return False
     scheme = u.split("://", 1)[0].lower() if "://" in u else ""
@@ -221,6 +322,8 @@ def normalise_url(u):
     s = urlsplit(u)
     scheme = s.scheme.lower()
     host = (s.hostname or "").lower()
+    if m("dedupe-host-case-sensitive"):
+        host = s.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0] if not s.netloc.endswith("]") else host
     port = s.port
     if (scheme, port) in (("http", 80), ("https", 443)):
         port = None
@@ -240,32 +343,49 @@ def normalise_url(u):
         segs.append(seg)
     last = (s.path or "/").split("/")[-1]
     path = "/" + "/".join(segs) + ("/" if last in (".", "..") and segs else "")
-    return urlunsplit((scheme, netloc, path, s.query, ""))
+    if m("dedupe-path-case"):
+        path = path.lower()
+    return urlunsplit((scheme, netloc, path, "" if m("dedupe-ignores-query") else s.query, ""))
+
+
+OWNED_CANON = {"Content-Type", "User-Agent", "Authorization", "Content-Length", "Host",
+               "Transfer-Encoding", "Connection", "Upgrade", "TE", "Keep-Alive", "Expect"}
+HOP_BY_HOP = {"upgrade", "te", "keep-alive", "expect"}
 
 
 def check_header(name, value, errs):
-    if not isinstance(name, str) or not name or any(c not in TCHARS for c in name):
+    if not isinstance(name, str) or not name or (any(c not in TCHARS for c in name) and not m("header-name-not-checked")):
         errs.append('"%s" is not a valid HTTP header name.' % name)
         return
     lname = name.lower()
-    if lname in RESERVED or lname.startswith("proxy-"):
+    if m("reserved-case-sensitive"):
+        owned = name in OWNED_CANON or name.startswith("Proxy-")
+    elif m("hop-by-hop-accepted"):
+        owned = lname in RESERVED and lname not in HOP_BY_HOP
+    else:
+        owned = lname in RESERVED or lname.startswith("proxy-")
+    if owned:
         if not (m("headers-override-auth") and lname == "authorization"):
             errs.append('Header "%s" is set by the dispatcher and cannot be replaced.' % name)
             return
     if not isinstance(value, str):
+        if m("header-value-coerced") and isinstance(value, (int, float, bool)):
+            return
         errs.append('The value of header "%s" must be a string.' % name)
         return
-    if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7f for c in value):
+    if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7f for c in value) and not m("header-value-crlf"):
         errs.append('The value of header "%s" contains a control character.' % name)
-    elif value != value.strip(" \t"):
+    elif value != value.strip(" \t") and not m("header-value-crlf"):
         errs.append('The value of header "%s" has leading or trailing whitespace.' % name)
-    elif len(value.encode("utf-8")) > 8192:
+    elif len(value.encode("utf-8")) > 8192 and not m("header-value-no-cap"):
         errs.append('The value of header "%s" is longer than 8 KiB.' % name)
 
 
 def parse_bool(v, form):
     if isinstance(v, bool):
         return v
+    if form and isinstance(v, str) and m("form-bool-truthy"):
+        return v != ""
     if form and isinstance(v, str):
         lv = v.strip().lower()
         if lv in ("true", "1", "on", "yes"):
@@ -280,19 +400,21 @@ def validate(data, form, creating, existing=None):
     errors = {}
     out = {}
     unknown = [k for k in data if k not in FIELDS and k not in READ_ONLY]
-    if unknown:
+    if unknown and not m("unknown-fields-ignored"):
         errors["non_field_errors"] = ["Unknown field(s): %s." % ", ".join(sorted(unknown))]
     if "target_url" in data:
         u = data["target_url"]
         if not isinstance(u, str) or u == "":
             errors["target_url"] = ["This field may not be blank." if u == "" else
                                     "This field may not be null." if u is None else "Not a valid string."]
-        elif len(u) > 1024:
+        elif len(u) > (2048 if m("url-max-2048") else 1024):
             errors["target_url"] = ["Ensure this field has no more than 1024 characters."]
+        elif m("update-skips-url-validation") and not creating:
+            out["target_url"] = u
         elif not valid_url(u):
             errors["target_url"] = ["Enter a valid URL."]
         else:
-            out["target_url"] = u
+            out["target_url"] = normalise_url(u) if m("url-stored-normalised") else u
     elif creating:
         errors["target_url"] = ["This field is required."]
     if "active" in data:
@@ -303,9 +425,13 @@ def validate(data, form, creating, existing=None):
     if "event_type" in data:
         t = data["event_type"]
         if t is None or t == "":
-            out["event_type"] = None
+            out["event_type"] = "" if (t == "" and m("blank-type-nothing")) else None
         elif isinstance(t, str) and t in EVENT_TYPES:
             out["event_type"] = t
+        elif m("event-type-case-insensitive") and isinstance(t, str) and t.upper() in EVENT_TYPES:
+            out["event_type"] = t.upper()
+        elif m("event-type-msg-no-choices"):
+            errors["event_type"] = ['"%s" is not a valid choice.' % t]
         else:
             errors["event_type"] = ['"%s" is not a valid choice. Valid choices: %s.' % (t, ", ".join(EVENT_TYPES))]
     for f in ("basic_auth_username", "basic_auth_password"):
@@ -315,7 +441,7 @@ def validate(data, form, creating, existing=None):
                 errors[f] = ["This field may not be null."]
             elif not isinstance(v, str):
                 errors[f] = ["Not a valid string."]
-            elif f == "basic_auth_password" and v == MASK:
+            elif f == "basic_auth_password" and v == MASK and not m("mask-overwrites"):
                 if existing is None:
                     errors[f] = ["The mask \"********\" cannot be stored as a password."]
                 # else: keep the stored one (S3)
@@ -328,7 +454,8 @@ def validate(data, form, creating, existing=None):
                 h = json.loads(h) if h.strip() else {}
             except ValueError:
                 h = None
-                errors["additional_headers"] = ["Value must be valid JSON."]
+                if not m("form-headers-bad-json-ignored"):
+                    errors["additional_headers"] = ["Value must be valid JSON."]
         if h is None and "additional_headers" not in errors:
             h = {}
         if "additional_headers" not in errors:
@@ -347,7 +474,8 @@ def validate(data, form, creating, existing=None):
                 if herrs:
                     errors["additional_headers"] = herrs
                 else:
-                    out["additional_headers"] = dict(h)
+                    out["additional_headers"] = ({k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in h.items()}
+                                                 if m("header-value-coerced") else dict(h))
     return out, errors
 
 
@@ -364,10 +492,11 @@ CLOCK = None
 def view(w):
     pw = w["basic_auth_password"]
     return {"id": w["id"], "target_url": w["target_url"], "active": w["active"],
-            "deactivate_reason": w["deactivate_reason"], "event_type": w["event_type"],
-            "basic_auth_username": w["basic_auth_username"],
-            "basic_auth_password": MASK if pw else "",
-            "additional_headers": dict(w["additional_headers"])}
+            "deactivate_reason": None if (m("retry-count-reason-null") and w["deactivate_reason"] == "RETRY_COUNT") else w["deactivate_reason"],
+            "event_type": w["event_type"],
+            "basic_auth_username": None if (m("username-default-null") and not w["basic_auth_username"]) else w["basic_auth_username"],
+            "basic_auth_password": pw if m("password-clear") else (MASK if (pw or m("mask-empty-password")) else ""),
+            "additional_headers": None if (m("headers-default-null") and not w["additional_headers"]) else dict(w["additional_headers"])}
 
 
 def drop_pending(wid, note):
@@ -382,7 +511,7 @@ def deactivate(w, reason):
     w["active"] = False
     w["deactivate_reason"] = reason
     w["revision"] += 1
-    if not m("retry-after-deactivate"):
+    if not m("retry-after-deactivate") and not (m("4xx-keeps-pending") and reason == "HTTP_4XX_RESPONSE"):
         drop_pending(w["id"], "webhook deactivated (%s)" % reason)
 
 
@@ -408,24 +537,39 @@ def backoff(k):
     base, cap = ARGS.base_delay, ARGS.max_delay
     if m("cap-7200"):
         cap = 7200.0
+    if m("cap-1800"):
+        cap = 1800.0
+    if m("backoff-base-1"):
+        base = 1.0
     delay = min(base * (2 ** (k - 1)) if k < 64 else cap, cap)
     if m("backoff-plus20"):
         delay *= 1.2
     if m("backoff-minus20"):
         delay *= 0.8
+    if m("backoff-jitter-10"):
+        delay *= random.uniform(0.9, 1.1)
     return delay
 
 
 def retry_limit():
+    if m("retry-limit-61"):
+        return 61
+    if m("retry-limit-59"):
+        return 59
     return 30 if m("retry-limit-30") else ARGS.retry_limit
 
 
 # ---------------------------------------------------------------- outgoing HTTP (S7-S9, S18)
-def request_headers(w):
+def request_headers(w, attempt=0):
     h = [("Content-Type", "application/json; charset=utf-8" if m("content-type-charset") else "application/json"),
          ("User-Agent", "Python-urllib/3.11" if m("user-agent-python") else "skilljar")]
     u, p = w["basic_auth_username"], w["basic_auth_password"]
-    if u or p:
+    send_auth = bool(u or p)
+    if m("basic-auth-empty-both"):
+        send_auth = True
+    if m("basic-auth-user-only-omitted") and not p:
+        send_auth = False
+    if send_auth:
         if m("basic-auth-no-base64"):
             h.append(("Authorization", "Basic %s:%s" % (u, p)))
         else:
@@ -434,9 +578,11 @@ def request_headers(w):
     if m("extra-header"):
         h.append(("X-Request-Id", new_id()))
     for k, v in w["additional_headers"].items():
+        if m("headers-dropped-on-retry") and attempt > 0:
+            break
         if m("headers-override-auth") and k.lower() == "authorization":
             h = [x for x in h if x[0].lower() != "authorization"]
-        h.append((k, v))
+        h.append((k.lower() if m("headers-lowercased") else k, v))
     return h
 
 
@@ -489,12 +635,15 @@ def send(url, headers, body, timeout):
             return {"error": "protocol", "detail": "%s: %s" % (type(e).__name__, e), "note": note}
         if status in (301, 302, 303, 307, 308) and loc and not m("no-redirect"):
             hops += 1
-            if hops > 10:
+            if hops > (11 if m("redirect-limit-11") else 9 if m("redirect-limit-9") else 10):
                 return {"too_many": True, "detail": "more than 10 redirects", "note": note}
             new = urljoin(url, loc)
             if origin(new) != origin(url) and not m("redirect-keeps-auth"):
                 headers = [x for x in headers if x[0].lower() != "authorization"]
-            if status in (301, 302, 303) and method == "POST":
+            if m("redirect-drops-headers"):
+                headers = [x for x in headers if x[0].lower() in ("content-type", "user-agent")]
+            to_get = (301, 302) + (() if m("303-keeps-post") else (303,)) + ((307,) if m("307-to-get") else ()) + ((308,) if m("308-to-get") else ())
+            if status in to_get and method == "POST":
                 method = "GET"
                 body = None
                 headers = [x for x in headers if x[0].lower() != "content-type"]
@@ -510,13 +659,24 @@ def classify(res, attempt):
     st = res.get("status")
     if res.get("too_many"):
         return "deactivate", "TOO_MANY_REDIRECTS"
-    if st is not None and 200 <= st < 300:
+    if st is not None and 200 <= st < 300 and not (m("only-200-success") and st != 200) and not (m("only-standard-2xx") and st > 206):
         return "delivered", None
+    if st is not None and 300 <= st < 400 and m("3xx-no-location-success"):
+        return "delivered", None
+    if res.get("error") == "connect" and m("refused-deactivates"):
+        return "deactivate", "RETRY_COUNT"
+    if res.get("error") == "timeout" and m("timeout-deactivates"):
+        return "deactivate", "RETRY_COUNT"
     if st is not None and 400 <= st < 500:
-        if not ((st == 404 and m("no-deactivate-404")) or (st == 410 and m("no-deactivate-410"))):
+        if not ((st == 404 and m("no-deactivate-404")) or (st == 410 and m("no-deactivate-410"))
+                or (st == 429 and m("429-as-5xx")) or (st == 408 and m("408-as-5xx"))
+                or (attempt > 0 and m("4xx-on-retry-retried"))
+                or (m("unknown-4xx-retried") and st not in {int(s) for s in __import__("http").HTTPStatus})):
             return "deactivate", "HTTP_4XX" if m("wrong-reason-4xx") else "HTTP_4XX_RESPONSE"
     if m("deactivate-first-5xx"):
         return "deactivate", "RETRY_COUNT"
+    if attempt >= retry_limit() and m("transport-exhaustion-no-deactivate") and res.get("error"):
+        return "giveup", None
     if attempt >= retry_limit():
         return "deactivate", "RETRY_COUNT"
     return "retry", backoff(attempt + 1)
@@ -533,8 +693,12 @@ def run_attempt(d, w_snapshot, revision, rec):
         body = dumps(dict(id=new_id(), **obj))
     if m("wrapped-payload"):
         body = b'{"data":' + body + b"}"
+    if m("retry-new-timestamp") and rec["attempt"] > 0:
+        obj = json.loads(body)
+        obj["timestamp"] = payload_timestamp()
+        body = dumps(obj)
     t0 = time.monotonic()
-    res = send(w_snapshot["target_url"], request_headers(w_snapshot), body, ARGS.timeout)
+    res = send(w_snapshot["target_url"], request_headers(w_snapshot, rec["attempt"]), body, ARGS.timeout)
     latency = (time.monotonic() - t0) * 1000
     if m("duplicate-on-success") and res.get("status") and 200 <= res["status"] < 300:
         send(w_snapshot["target_url"], request_headers(w_snapshot), body, ARGS.timeout)
@@ -556,7 +720,10 @@ def run_attempt(d, w_snapshot, revision, rec):
             return
         stale = w["revision"] != revision and not m("stale-applied")
         rec["stale"] = stale
-        if verdict == "delivered":
+        if verdict == "giveup":
+            d["state"] = "failed"
+            rec["detail"] = detail + "; retries exhausted, delivery failed"
+        elif verdict == "delivered":
             d["state"] = "delivered"
             rec["detail"] = detail + "; delivered"
         elif verdict == "deactivate":
@@ -567,8 +734,12 @@ def run_attempt(d, w_snapshot, revision, rec):
             else:
                 deactivate(w, arg)
         else:
-            if w["active"] or m("retry-after-deactivate") or m("send-to-inactive"):
+            if w["active"] or m("retry-after-deactivate") or m("send-to-inactive") or m("4xx-keeps-pending") or m("patch-inactive-keeps-pending"):
                 due = now + arg
+                if m("wait-from-first-attempt"):
+                    due = d["attempts"][0]["at"] + arg
+                if m("wait-from-attempt-start"):
+                    due = rec["at"] + arg
                 rec["next_attempt_at"] = due
                 rec["detail"] = detail + "; retry %d in %gs" % (rec["attempt"] + 1, arg)
                 schedule(d, due)
@@ -592,7 +763,7 @@ def scheduler():
                     if d is None or d["state"] != "pending" or d["due"] != due:
                         continue
                     w = WEBHOOKS.get(d["webhook"])
-                    if w is None or (not w["active"] and not (m("retry-after-deactivate") or m("send-to-inactive"))):
+                    if w is None or (not w["active"] and not (m("retry-after-deactivate") or m("send-to-inactive") or m("4xx-keeps-pending") or m("patch-inactive-keeps-pending"))):
                         d["state"] = "dropped"
                         continue
                     d["state"] = "inflight"
@@ -631,7 +802,8 @@ def paginate(items, query, host, path):
             size = 20
     except ValueError:
         size = 20
-    size = min(size, 100)
+    if not m("page-size-no-max"):
+        size = min(size, 100)
     count = len(items)
     pages = max(1, (count + size - 1) // size)
     if page > pages:
@@ -643,6 +815,8 @@ def paginate(items, query, host, path):
 
     def link(p):
         q = dict(query)
+        if m("next-drops-page-size"):
+            q.pop("page_size", None)
         if p == 1:
             q.pop("page", None)
         else:
@@ -651,8 +825,8 @@ def paginate(items, query, host, path):
         return "http://%s%s%s" % (host, path, "?" + qs if qs else "")
     if m("count-page"):
         count = len(results)
-    return {"count": count, "next": link(page + 1) if page < pages else None,
-            "previous": link(page - 1) if page > 1 else None, "results": results}
+    return {"count": count, "next": link(page + 1) if (page < pages or m("last-page-has-next")) else None,
+            "previous": (link(1) if m("previous-always-first") else link(page - 1)) if page > 1 else None, "results": results}
 
 
 def delivery_view(d):
@@ -662,8 +836,9 @@ def delivery_view(d):
             "next_attempt_at": iso(due),
             "next_attempt_wall_at": iso(CLOCK.disp_to_wall(due)) if due is not None else None,
             "note": d["note"],
-            "attempts": [dict(a, at=iso(a["at"]), wall_at=iso(a["wall_at"]),
-                              next_attempt_at=iso(a["next_attempt_at"])) for a in d["attempts"]]}
+            "attempts": [({"attempt": a["attempt"], "at": iso(a["at"])} if m("log-attempt-minimal") else
+                          dict(a, at=iso(a["at"]), wall_at=iso(a["wall_at"]),
+                               next_attempt_at=iso(a["next_attempt_at"]))) for a in d["attempts"]]}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -690,6 +865,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def read_body(self):
+        self._body_read = True
         te = self.headers.get("Transfer-Encoding", "")
         if "chunked" in te.lower():
             chunks, total = [], 0
@@ -701,14 +877,14 @@ class Handler(BaseHTTPRequestHandler):
                         pass
                     break
                 total += n
-                if total > 1 << 20:
+                if total > 1 << 20 and not m("no-413"):
                     self.close_connection = True
                     raise ApiError(413, {"detail": "Request body too large (over 1 MiB)."})
                 chunks.append(self.rfile.read(n))
                 self.rfile.readline()
             return b"".join(chunks)
         n = int(self.headers.get("Content-Length") or 0)
-        if n > 1 << 20:
+        if n > 1 << 20 and not m("no-413"):
             self.close_connection = True
             raise ApiError(413, {"detail": "Request body too large (over 1 MiB)."})
         return self.rfile.read(n) if n else b""
@@ -723,6 +899,8 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 data = json.loads(raw.decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as e:
+                if m("malformed-json-detail"):
+                    raise ApiError(400, {"detail": "JSON parse error - %s" % e})
                 raise ApiError(400, {"non_field_errors": ["JSON parse error - %s" % e]})
             if not isinstance(data, dict):
                 raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary, but got %s." % type(data).__name__]})
@@ -733,6 +911,8 @@ class Handler(BaseHTTPRequestHandler):
             except (ValueError, UnicodeDecodeError):
                 raise ApiError(400, {"non_field_errors": ["Malformed form body."]})
             return dict(pairs), True
+        if main == "multipart/form-data" and m("multipart-unsupported"):
+            raise ApiError(415, {"detail": 'Unsupported media type "%s" in request.' % ctype})
         if main == "multipart/form-data":
             try:
                 msg = BytesParser(policy=email_policy.HTTP).parsebytes(
@@ -756,6 +936,10 @@ class Handler(BaseHTTPRequestHandler):
         if not h:
             raise ApiError(401, {"detail": "Authentication credentials were not provided."}, www)
         scheme, _, cred = h.partition(" ")
+        if scheme.lower() == "bearer" and m("bearer-accepted") and hmac.compare_digest(cred.strip().encode(), ARGS.api_key.encode()):
+            return
+        if scheme.lower() == "bearer" and m("bearer-generic-message"):
+            raise ApiError(401, {"detail": "Invalid token."}, www)
         if scheme.lower() == "bearer":
             raise ApiError(401, {"detail": "Bearer authentication is not accepted. Send the API key with HTTP Basic auth: the key as the username and an empty password."}, www)
         if scheme.lower() != "basic":
@@ -768,9 +952,10 @@ class Handler(BaseHTTPRequestHandler):
         if m("any-key"):
             ok = sep == ":" and pw == "" and user != ""
         if not ok:
-            raise ApiError(401, {"detail": "Invalid username/password."}, www)
+            raise ApiError(401, {"detail": "Invalid username/password."}, {} if m("wrong-key-no-challenge") else www)
 
     def handle_any(self, method):
+        self._body_read = False
         try:
             s = urlsplit(self.path)
             path = s.path.rstrip("/") if s.path != "/" else s.path
@@ -778,18 +963,29 @@ class Handler(BaseHTTPRequestHandler):
             parts = path.strip("/").split("/")
             if parts[0] != "v1":
                 raise ApiError(404, {"detail": "Not found."})
-            self.auth()
+            if not (m("ping-no-auth") and parts[1:] == ["ping"]):
+                self.auth()
             allowed, fn, argv = self.route(parts[1:])
             if method == "OPTIONS":
                 self.read_body()
                 return self.respond(200, None, {"Allow": ", ".join(allowed + ["OPTIONS"])})
             if method not in allowed:
                 self.read_body()
+                if m("wrong-method-404"):
+                    raise ApiError(404, {"detail": "Not found."})
                 raise ApiError(405, {"detail": 'Method "%s" not allowed.' % method},
                                {"Allow": ", ".join(allowed)})
             status, body, *rest = fn(method, query, *argv)
             self.respond(status, body, rest[0] if rest else None)
         except ApiError as e:
+            # An answer given before the body was read (an unknown id, a refused
+            # key) must still consume it, or the rest of the body is taken for the
+            # next request on this keep-alive connection.
+            if not self._body_read and not self.close_connection:
+                try:
+                    self.read_body()
+                except ApiError:
+                    self.close_connection = True
             self.respond(e.status, e.body, e.headers)
         except Exception as e:  # pragma: no cover
             import traceback
@@ -827,6 +1023,10 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET":
             with LOCK:
                 items = [view(w) for w in WEBHOOKS.values()]
+                if m("list-summary"):
+                    items = [{k: v for k, v in i.items() if k not in ("additional_headers", "deactivate_reason")} for i in items]
+                if m("list-newest-first"):
+                    items.reverse()
             return 200, paginate(items, q, host, "/v1/webhooks")
         data, form = self.parse_body(self.read_body())
         out, errors = validate(data, form, True)
@@ -844,11 +1044,27 @@ class Handler(BaseHTTPRequestHandler):
     def find(self, wid):
         w = WEBHOOKS.get(wid)
         if w is None:
+            if m("404-not-drf"):
+                raise ApiError(404, {"error": "webhook not found"})
             raise ApiError(404, {"detail": "Not found."})
         return w
 
     def api_webhook(self, method, q, wid):
         with LOCK:
+            if method == "DELETE" and m("delete-unknown-204") and wid not in WEBHOOKS:
+                return 204, None
+            if method == "PUT" and m("put-unknown-upsert") and wid not in WEBHOOKS and re.match(r"^[0-9a-z]+$", wid):
+                data, form = self.parse_body(self.read_body())
+                out, errors = validate(data, form, True)
+                if errors:
+                    raise ApiError(400, errors)
+                w = {"id": wid, "target_url": out["target_url"], "active": out.get("active", True),
+                     "deactivate_reason": None, "event_type": out.get("event_type"),
+                     "basic_auth_username": out.get("basic_auth_username", ""),
+                     "basic_auth_password": out.get("basic_auth_password", ""),
+                     "additional_headers": out.get("additional_headers", {}), "revision": 0}
+                WEBHOOKS[wid] = w
+                return 201, view(w)
             w = self.find(wid)
             if method == "GET":
                 return 200, view(w)
@@ -860,9 +1076,17 @@ class Handler(BaseHTTPRequestHandler):
                     return 200, view(w)
                 return 204, None
         data, form = self.parse_body(self.read_body())
+        if form and m("form-update-unsupported"):
+            raise ApiError(415, {"detail": 'Unsupported media type "%s" in request.' % self.headers.get("Content-Type", "")})
+        if m("put-full-only") and method == "PUT" and "target_url" not in data:
+            raise ApiError(400, {"target_url": ["This field is required."]})
         with LOCK:
             w = self.find(wid)
             out, errors = validate(data, form, False, w)
+            if errors and m("update-not-atomic"):
+                for k, v in out.items():
+                    w[k] = v
+                w["revision"] += 1
             if errors:
                 raise ApiError(400, errors)
             if m("patch-resets"):
@@ -877,10 +1101,21 @@ class Handler(BaseHTTPRequestHandler):
             if out.get("active") is True and not was_active:
                 if not m("reactivate-keeps-reason"):
                     w["deactivate_reason"] = None
+                if m("reactivate-restores-deliveries"):
+                    for d in list(DELIVERIES.values()):
+                        if d["webhook"] == wid and d["state"] == "dropped":
+                            d["note"] = None
+                            schedule(d, CLOCK.disp())
             elif out.get("active") is True and not m("reactivate-keeps-reason"):
                 w["deactivate_reason"] = None
+            if m("url-change-reactivates") and "target_url" in out and not was_active and "active" not in out:
+                w["active"] = True
+                w["deactivate_reason"] = None
             if out.get("active") is False and was_active:
-                drop_pending(wid, "webhook deactivated by an update")
+                if m("deactivate-manual-reason"):
+                    w["deactivate_reason"] = "MANUAL"
+                if not m("patch-inactive-keeps-pending"):
+                    drop_pending(wid, "webhook deactivated by an update")
             w["revision"] += 1
             return 200, view(w)
 
@@ -892,10 +1127,12 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             w = WEBHOOKS.get(wid)
             if w is None:
-                raise ApiError(404, None)
+                raise ApiError(404, {"detail": "Not found."} if m("ping-404-json") else None)
+            if m("ping-inactive-refused") and not w["active"]:
+                raise ApiError(409, {"detail": "The webhook is inactive."})
             snap = {k: (dict(v) if isinstance(v, dict) else v) for k, v in w.items()}
         ping = fixture("PING")
-        ping["event_type"] = "PING"
+        ping["event_type"] = "ping" if m("ping-event-type-lower") else "PING"
         if m("ping-no-timestamp"):
             del ping["timestamp"]
         body = dumps(ping)
@@ -911,6 +1148,19 @@ class Handler(BaseHTTPRequestHandler):
             res = send(snap["target_url"], headers, body, ARGS.timeout)
         if m("ping-always-succeeds"):
             ok = True
+        if m("ping-deactivates-4xx") and st is not None and 400 <= st < 500:
+            with LOCK:
+                w = WEBHOOKS.get(wid)
+                if w is not None and w["active"]:
+                    deactivate(w, "HTTP_4XX_RESPONSE")
+        if m("ping-only-200"):
+            ok = st == 200
+        if m("ping-refused-status-0") and st is None:
+            st = 0
+        if m("ping-failure-no-message") and not ok:
+            return 200, {"succeeded": ok, "http_status_code": st, "error": "Ping failed: %s." % res["detail"]}
+        if m("ping-status-string") and st is not None:
+            return 200, {"succeeded": ok, "http_status_code": str(st), "message": ("Ping succeeded: HTTP %d." % st) if ok else ("Ping failed: %s." % res["detail"])}
         msg = ("Ping succeeded: HTTP %d." % st) if ok and st else \
               ("Ping failed: %s. A ping is never retried and never deactivates the webhook." % res["detail"])
         return 200, {"succeeded": ok, "http_status_code": st, "message": msg}
@@ -926,8 +1176,22 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in data.items():
             if k == "event_type":
                 continue
-            if k == "timestamp" and not valid_iso(v):
+            if k == "timestamp" and not valid_iso(v) and not m("emit-bad-timestamp-kept"):
                 raise ApiError(400, {"timestamp": ["Enter a valid ISO 8601 date and time with an offset, e.g. 2015-02-13T18:57:55.066475+00:00."]})
+            if k == "timestamp" and m("emit-timestamp-replaced"):
+                continue
+            if k == "timestamp" and m("emit-timestamp-reformatted") and valid_iso(v):
+                x = v[:-1] + "+00:00" if v.endswith("Z") else v
+                frac = re.search(r"\.(\d+)", x)
+                if frac and len(frac.group(1)) > 6:
+                    x = x.replace(frac.group(0), "." + frac.group(1)[:6])
+                try:
+                    v = datetime.fromisoformat(x).astimezone(timezone.utc).isoformat(timespec="microseconds")
+                except ValueError:
+                    pass
+            if m("emit-deep-merge") and isinstance(v, dict) and isinstance(ev.get(k), dict):
+                ev[k].update(v)
+                continue
             ev[k] = v
         body = dumps(ev)
         eid = new_id()
@@ -936,18 +1200,30 @@ class Handler(BaseHTTPRequestHandler):
             seen = set()
             n = 0
             for w in list(WEBHOOKS.values()):
+                if m("dedupe-before-filter"):
+                    key = normalise_url(w["target_url"])
+                    if key in seen:
+                        continue
+                    seen.add(key)
                 if not w["active"] and not m("send-to-inactive"):
                     continue
                 if w["event_type"] is None and m("all-types-skipped"):
                     continue
                 if w["event_type"] not in (None, t) and not m("filter-ignored"):
                     continue
+                if m("dedupe-before-filter"):
+                    targets.append(w)
+                    n += 1
+                    continue
                 key = w["target_url"] if m("no-dedupe-normalised") else normalise_url(w["target_url"])
+                if m("emit-count-before-dedupe"):
+                    n += 1
                 if key in seen:
                     continue
                 seen.add(key)
                 targets.append(w)
-                n += 1
+                if not m("emit-count-before-dedupe"):
+                    n += 1
 
             def store():
                 with LOCK:
@@ -1021,7 +1297,7 @@ def main():
     ARGS = ap.parse_args()
     if ARGS.list_mutants:
         for k, v in MUTANTS.items():
-            print("%-26s %s" % (k, v))
+            print("%-30s %s" % (k, v))
         return
     for name in ARGS.mutant:
         if name not in MUTANTS:
@@ -1033,6 +1309,8 @@ def main():
         ap.error("--time-scale must be in (0, 1000000]")
     if m("timeout-60s"):
         ARGS.timeout = 60.0
+    if m("timeout-5s"):
+        ARGS.timeout = 5.0
     load_fixtures(ARGS.fixtures)
     CLOCK = Clock(ARGS.time_scale)
     threading.Thread(target=scheduler, daemon=True).start()

@@ -642,19 +642,21 @@ pub(super) async fn s6_validation(ctx: &mut Ctx) -> CaseOutput {
         )
         .await?;
     let (_, after) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    let malformed_body: Value = serde_json::from_str(&malformed.1).unwrap_or(Value::Null);
     let ok = code == 400
         && v["target_url"].is_array()
         && v["event_type"].is_array()
         && headers_errors(&v["additional_headers"]) >= 1
         && malformed.0 == 400
+        && malformed_body["non_field_errors"].is_array()
         && before["count"] == after["count"];
     Ok(vec![CaseResult::check(
         "S6.validation",
         "S6",
         ok,
-        "400 keyed by field (target_url, event_type, additional_headers — as a list of messages or an object keyed by header name, DRF style), 400 for malformed JSON, nothing created",
+        "400 keyed by field (target_url, event_type, additional_headers — as a list of messages or an object keyed by header name, DRF style), 400 for malformed JSON with its message under non_field_errors, nothing created",
         format!(
-            "{code} {v}; malformed → {}; count {} → {}",
+            "{code} {v}; malformed → {} {malformed_body}; count {} → {}",
             malformed.0, before["count"], after["count"]
         ),
     )])
