@@ -158,28 +158,17 @@ pub(super) async fn s2_create(ctx: &mut Ctx) -> CaseOutput {
             format!("{code} {v}")
         },
     );
-    let resp = ctx
-        .api
-        .send(
-            ctx.api
-                .client
-                .post(format!("{}/v1/webhooks", ctx.api.base))
-                .form(&[
-                    ("target_url", url.as_str()),
-                    ("active", "false"),
-                    (
-                        "additional_headers",
-                        r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#,
-                    ),
-                ]),
-            true,
-        )
+    let (form_code, form) = ctx
+        .try_create_form(&[
+            ("target_url", url.as_str()),
+            ("active", "false"),
+            (
+                "additional_headers",
+                r#"{"example_client_id":"abdcjkcjdidshdshkn"}"#,
+            ),
+        ])
         .await?;
-    let form: Value = serde_json::from_str(&resp.1).unwrap_or(Value::Null);
-    if let Some(id) = form["id"].as_str() {
-        ctx.created.push(id.to_owned());
-    }
-    let form_ok = resp.0 == 201
+    let form_ok = form_code == 201
         && form["active"] == false
         && form["event_type"].is_null()
         && form["additional_headers"]["example_client_id"] == "abdcjkcjdidshdshkn";
@@ -191,10 +180,10 @@ pub(super) async fn s2_create(ctx: &mut Ctx) -> CaseOutput {
         if form_ok {
             format!(
                 "{}: active {}, additional_headers {}",
-                resp.0, form["active"], form["additional_headers"]
+                form_code, form["active"], form["additional_headers"]
             )
         } else {
-            format!("{} {}", resp.0, resp.1)
+            format!("{form_code} {form}")
         },
     );
     let id = v["id"].as_str().unwrap_or("");
@@ -202,18 +191,7 @@ pub(super) async fn s2_create(ctx: &mut Ctx) -> CaseOutput {
         .as_object()
         .map(|m| m.keys().map(String::as_str).collect())
         .unwrap_or_default();
-    let expected_fields: BTreeSet<&str> = [
-        "id",
-        "target_url",
-        "active",
-        "deactivate_reason",
-        "event_type",
-        "basic_auth_username",
-        "basic_auth_password",
-        "additional_headers",
-    ]
-    .into_iter()
-    .collect();
+    let expected_fields: BTreeSet<&str> = RESOURCE_FIELDS.into_iter().collect();
     let id_ok = !id.is_empty()
         && id
             .bytes()
@@ -247,14 +225,7 @@ pub(super) async fn s4_update_delete(ctx: &mut Ctx) -> CaseOutput {
         .await?;
     let put_ok =
         code == 200 && v["target_url"] == new_url && v["event_type"] == "COURSE_COMPLETION";
-    let (pcode, pv) = ctx
-        .api
-        .json(
-            reqwest::Method::PATCH,
-            &format!("/v1/webhooks/{id}"),
-            Some(&json!({"event_type": null})),
-        )
-        .await?;
+    let (pcode, pv) = ctx.patch(&id, json!({"event_type": null})).await?;
     let patch_ok = pcode == 200 && pv["event_type"].is_null() && pv["target_url"] == new_url;
     let update = CaseResult::check(
         "S4.update",
@@ -435,22 +406,12 @@ pub(super) async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
             link_faults.join("; ")
         },
     );
-    const FIELDS: [&str; 8] = [
-        "id",
-        "target_url",
-        "active",
-        "deactivate_reason",
-        "event_type",
-        "basic_auth_username",
-        "basic_auth_password",
-        "additional_headers",
-    ];
     let short: Vec<String> = all["results"]
         .as_array()
         .map(|r| {
             r.iter()
                 .filter_map(|w| {
-                    let missing: Vec<&str> = FIELDS
+                    let missing: Vec<&str> = RESOURCE_FIELDS
                         .iter()
                         .copied()
                         .filter(|f| w.get(f).is_none())
@@ -516,6 +477,18 @@ pub(super) async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
     ])
 }
 
+/// S3: the fields of a webhook resource, in a create's answer, a retrieve and a list.
+const RESOURCE_FIELDS: [&str; 8] = [
+    "id",
+    "target_url",
+    "active",
+    "deactivate_reason",
+    "event_type",
+    "basic_auth_username",
+    "basic_auth_password",
+    "additional_headers",
+];
+
 /// S1 (settled): the most webhooks one page holds.
 const MAX_PAGE_SIZE: u64 = 100;
 /// S2: the longest `target_url` accepted [api].
@@ -553,39 +526,17 @@ pub(super) async fn s2_blank_event_type(ctx: &mut Ctx) -> CaseOutput {
 pub(super) async fn s6_limits(ctx: &mut Ctx) -> CaseOutput {
     let (_, before) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
     let unknown = json!({"target_url": ctx.mock_url("/ok"), "active": false, "colour": "blue"});
-    let (ucode, uv) = ctx
-        .api
-        .json(reqwest::Method::POST, "/v1/webhooks", Some(&unknown))
-        .await?;
-    if let (201, Some(id)) = (ucode, uv["id"].as_str()) {
-        ctx.created.push(id.to_owned());
-    }
+    let (ucode, uv) = ctx.try_create(&unknown).await?;
     let (_, between) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
     let long = url_of_len(ctx, MAX_URL_LEN + 1);
     let (lcode, lv) = ctx
-        .api
-        .json(
-            reqwest::Method::POST,
-            "/v1/webhooks",
-            Some(&json!({"target_url": long, "active": false})),
-        )
+        .try_create(&json!({"target_url": long, "active": false}))
         .await?;
-    if let (201, Some(id)) = (lcode, lv["id"].as_str()) {
-        ctx.created.push(id.to_owned());
-    }
     let (_, after) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
     let fits = url_of_len(ctx, MAX_URL_LEN);
-    let (fcode, fv) = ctx
-        .api
-        .json(
-            reqwest::Method::POST,
-            "/v1/webhooks",
-            Some(&json!({"target_url": fits, "active": false})),
-        )
+    let (fcode, _) = ctx
+        .try_create(&json!({"target_url": fits, "active": false}))
         .await?;
-    if let (201, Some(id)) = (fcode, fv["id"].as_str()) {
-        ctx.created.push(id.to_owned());
-    }
     Ok(vec![
         CaseResult::check(
             "S6.unknown-fields",
@@ -681,13 +632,7 @@ pub(super) async fn s6_reserved_headers(ctx: &mut Ctx) -> CaseOutput {
             "target_url": ctx.mock_url("/s6-reserved"),
             "additional_headers": {name: "conformance"}
         });
-        let (code, v) = ctx
-            .api
-            .json(reqwest::Method::POST, "/v1/webhooks", Some(&body))
-            .await?;
-        if let (201, Some(id)) = (code, v["id"].as_str()) {
-            ctx.created.push(id.to_owned());
-        }
+        let (code, _) = ctx.try_create(&body).await?;
         answers.push((name, code));
     }
     let (_, after) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
@@ -1043,16 +988,10 @@ pub(super) async fn s2_defaults(ctx: &mut Ctx) -> CaseOutput {
         .replacen("http://", "HTTP://", 1)
         .replacen("https://", "HTTPS://", 1);
     let (rcode, rv) = ctx
-        .api
-        .json(
-            reqwest::Method::POST,
-            "/v1/webhooks",
-            Some(&json!({"target_url": raw, "active": false})),
-        )
+        .try_create(&json!({"target_url": raw, "active": false}))
         .await?;
     let mut stored = rv["target_url"].clone();
     if let Some(rid) = rv["id"].as_str() {
-        ctx.created.push(rid.to_owned());
         stored = ctx.webhook(rid).await?["target_url"].clone();
     }
     let as_sent = CaseResult::check(
@@ -1099,33 +1038,17 @@ pub(super) async fn s4_more(ctx: &mut Ctx) -> CaseOutput {
 
     // A new URL does not re-activate; switching off sets no reason of its own.
     let off = ctx
-        .create(json!({"target_url": ctx.mock_url("/ok"), "active": false}))
-        .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+        .create_id(json!({"target_url": ctx.mock_url("/ok"), "active": false}))
+        .await?;
     let (c1, moved) = ctx
-        .api
-        .json(
-            reqwest::Method::PATCH,
-            &format!("/v1/webhooks/{off}"),
-            Some(&json!({"target_url": ctx.mock_url("/s4-elsewhere")})),
-        )
+        .patch(&off, json!({"target_url": ctx.mock_url("/s4-elsewhere")}))
         .await?;
     let on = ctx
-        .create(json!({"target_url": ctx.mock_url("/ok"), "event_type": "VILT_EVENT_REGISTRATION"}))
-        .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (c2, switched) = ctx
-        .api
-        .json(
-            reqwest::Method::PATCH,
-            &format!("/v1/webhooks/{on}"),
-            Some(&json!({"active": false})),
+        .create_id(
+            json!({"target_url": ctx.mock_url("/ok"), "event_type": "VILT_EVENT_REGISTRATION"}),
         )
         .await?;
+    let (c2, switched) = ctx.patch(&on, json!({"active": false})).await?;
     let state = CaseResult::check(
         "S4.update-keeps-state",
         "S4,S3",
@@ -1142,20 +1065,11 @@ pub(super) async fn s4_more(ctx: &mut Ctx) -> CaseOutput {
     );
 
     // Updates are validated like creates, and a bad one changes nothing.
-    let (c3, bad_url) = ctx
-        .api
-        .json(
-            reqwest::Method::PATCH,
-            &format!("/v1/webhooks/{on}"),
-            Some(&json!({"target_url": "not a url"})),
-        )
-        .await?;
+    let (c3, bad_url) = ctx.patch(&on, json!({"target_url": "not a url"})).await?;
     let (c4, mixed) = ctx
-        .api
-        .json(
-            reqwest::Method::PATCH,
-            &format!("/v1/webhooks/{on}"),
-            Some(&json!({"basic_auth_username": "half-applied", "event_type": "NOT_A_TYPE"})),
+        .patch(
+            &on,
+            json!({"basic_auth_username": "half-applied", "event_type": "NOT_A_TYPE"}),
         )
         .await?;
     let after = ctx.webhook(&on).await?;
@@ -1235,39 +1149,20 @@ pub(super) async fn s6_rules(ctx: &mut Ctx) -> CaseOutput {
     let (_, before) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
     let mut accepted = Vec::new();
     for (label, body) in &cases {
-        let (code, v) = ctx
-            .api
-            .json(reqwest::Method::POST, "/v1/webhooks", Some(body))
-            .await?;
-        if let (201, Some(id)) = (code, v["id"].as_str()) {
-            ctx.created.push(id.to_owned());
-        }
+        let (code, _) = ctx.try_create(body).await?;
         if code != 400 {
             accepted.push(format!("{label} → {code}"));
         }
     }
     // A form whose additional_headers is not a JSON object.
-    let (fcode, ftext) = ctx
-        .api
-        .send(
-            ctx.api
-                .client
-                .post(format!("{}/v1/webhooks", ctx.api.base))
-                .form(&[
-                    ("target_url", url.as_str()),
-                    ("active", "false"),
-                    ("additional_headers", "{not json"),
-                ]),
-            true,
-        )
+    let (fcode, _) = ctx
+        .try_create_form(&[
+            ("target_url", url.as_str()),
+            ("active", "false"),
+            ("additional_headers", "{not json"),
+        ])
         .await?;
     if fcode != 400 {
-        if let Some(id) = serde_json::from_str::<Value>(&ftext)
-            .ok()
-            .and_then(|v| v["id"].as_str().map(str::to_owned))
-        {
-            ctx.created.push(id);
-        }
         accepted.push(format!(
             "a form's additional_headers that is not JSON → {fcode}"
         ));

@@ -130,6 +130,66 @@ impl Ctx {
         Ok(v)
     }
 
+    /// POSTs a create that may be refused; remembers what it created, for cleanup.
+    pub(super) async fn try_create(&mut self, body: &Value) -> Result<(u16, Value), CaseError> {
+        let (code, v) = self
+            .api
+            .json(reqwest::Method::POST, "/v1/webhooks", Some(body))
+            .await?;
+        if let (201, Some(id)) = (code, v["id"].as_str()) {
+            self.created.push(id.to_owned());
+        }
+        Ok((code, v))
+    }
+
+    /// POSTs a form-encoded create that may be refused; remembers what it created.
+    pub(super) async fn try_create_form(
+        &mut self,
+        fields: &[(&str, &str)],
+    ) -> Result<(u16, Value), CaseError> {
+        let (code, text) = self
+            .api
+            .send(
+                self.api
+                    .client
+                    .post(format!("{}/v1/webhooks", self.api.base))
+                    .form(fields),
+                true,
+            )
+            .await?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let (201, Some(id)) = (code, v["id"].as_str()) {
+            self.created.push(id.to_owned());
+        }
+        Ok((code, v))
+    }
+
+    /// Creates a webhook (expects 201) and returns its id.
+    pub(super) async fn create_id(&mut self, body: Value) -> Result<String, CaseError> {
+        Ok(self.create(body).await?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// PATCHes webhook `id` with `body`: the status and the answer's JSON.
+    pub(super) async fn patch(&self, id: &str, body: Value) -> Result<(u16, Value), CaseError> {
+        self.api
+            .json(
+                reqwest::Method::PATCH,
+                &format!("/v1/webhooks/{id}"),
+                Some(&body),
+            )
+            .await
+    }
+
+    /// Pings webhook `id` (S13): the status and the answer's JSON.
+    pub(super) async fn ping(&self, id: &str) -> Result<(u16, Value), CaseError> {
+        self.api
+            .post_empty(&format!("/v1/webhooks/{id}/ping"))
+            .await
+    }
+
     /// A webhook for `event_type` (None = all) at the mock's `path`.
     pub(super) async fn hook(
         &mut self,

@@ -309,13 +309,7 @@ pub(super) async fn s12_normalised_url(ctx: &mut Ctx) -> CaseOutput {
         Some((authority, path)) => format!("{scheme}://{authority}/./{path}"),
         None => format!("{scheme}://{rest}"),
     };
-    ctx.create(json!({"target_url": plain, "event_type": "COURSE_COMPLETION"}))
-        .await?;
-    ctx.create(json!({"target_url": variant, "event_type": "COURSE_COMPLETION"}))
-        .await?;
-    let emitted = ctx.emit(EventType::CourseCompletion, json!({})).await?;
-    ctx.wait(1, Duration::from_secs(10)).await;
-    ctx.settle(Duration::from_secs(5)).await;
+    let emitted = emit_to_both(ctx, &plain, &variant).await?;
     let reqs = ctx.mock.requests();
     let posts: Vec<String> = reqs
         .iter()
@@ -345,10 +339,7 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
     let want_auth =
         hookjar_core::request::basic_auth_header("ping-user", "ping-pass").unwrap_or_default();
     let id = up["id"].as_str().unwrap_or_default().to_owned();
-    let (code, v) = ctx
-        .api
-        .post_empty(&format!("/v1/webhooks/{id}/ping"))
-        .await?;
+    let (code, v) = ctx.ping(&id).await?;
     let reqs = ctx.wait(1, Duration::from_secs(10)).await;
     let pinged = reqs.first();
     let ok = code == 200
@@ -375,15 +366,9 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
     );
     ctx.mock.clear();
     let down = ctx.hook("/s13-down", None).await?;
-    let (code, v) = ctx
-        .api
-        .post_empty(&format!("/v1/webhooks/{down}/ping"))
-        .await?;
+    let (code, v) = ctx.ping(&down).await?;
     let gone = ctx.hook("/s13-4xx", None).await?;
-    let (code4, v4) = ctx
-        .api
-        .post_empty(&format!("/v1/webhooks/{gone}/ping"))
-        .await?;
+    let (code4, v4) = ctx.ping(&gone).await?;
     let window = Duration::from_secs(10);
     ctx.settle(window).await;
     let after = ctx.webhook(&down).await?;
@@ -434,10 +419,7 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
         .create(json!({"target_url": ctx.mock_url("/s13-inactive"), "active": false}))
         .await?;
     let off = off["id"].as_str().unwrap_or_default().to_owned();
-    let (code, v) = ctx
-        .api
-        .post_empty(&format!("/v1/webhooks/{off}/ping"))
-        .await?;
+    let (code, v) = ctx.ping(&off).await?;
     let reqs = ctx.wait(1, Duration::from_secs(10)).await;
     let pings = ctx.on_path(&reqs, "/s13-inactive");
     let inactive = CaseResult::check(
@@ -454,10 +436,7 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
     // answer at all has no status code.
     ctx.mock.clear();
     let no_content = ctx.hook("/s13-204", None).await?;
-    let (code2, v2) = ctx
-        .api
-        .post_empty(&format!("/v1/webhooks/{no_content}/ping"))
-        .await?;
+    let (code2, v2) = ctx.ping(&no_content).await?;
     let two = CaseResult::check(
         "S13.ping-2xx",
         "S13",
@@ -470,10 +449,7 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
         .create(json!({"target_url": closed, "active": false}))
         .await?;
     let refused = refused["id"].as_str().unwrap_or_default().to_owned();
-    let (code0, v0) = ctx
-        .api
-        .post_empty(&format!("/v1/webhooks/{refused}/ping"))
-        .await?;
+    let (code0, v0) = ctx.ping(&refused).await?;
     let no_answer = CaseResult::check(
         "S13.ping-no-answer",
         "S13",
@@ -549,6 +525,19 @@ pub(super) async fn s12_distinct_urls(ctx: &mut Ctx) -> CaseOutput {
     ])
 }
 
+/// Two COURSE_COMPLETION webhooks on URLs `a` and `b` that S12 says are one, then one
+/// event and time for a second POST to come; the emit's answer.
+async fn emit_to_both(ctx: &mut Ctx, a: &str, b: &str) -> Result<Value, CaseError> {
+    for url in [a, b] {
+        ctx.create(json!({"target_url": url, "event_type": "COURSE_COMPLETION"}))
+            .await?;
+    }
+    let emitted = ctx.emit(EventType::CourseCompletion, json!({})).await?;
+    ctx.wait(1, Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(5)).await;
+    Ok(emitted)
+}
+
 /// S12 (settled): host names are compared without case when URLs are deduplicated.
 /// Needs a receiver the dispatcher reaches as `localhost` (skipped otherwise).
 pub(super) async fn s12_host_case(ctx: &mut Ctx) -> CaseOutput {
@@ -568,13 +557,7 @@ pub(super) async fn s12_host_case(ctx: &mut Ctx) -> CaseOutput {
     let port = base.port().map(|p| format!(":{p}")).unwrap_or_default();
     let lower = format!("{}://localhost{port}/s12-host", base.scheme());
     let upper = format!("{}://LocalHost{port}/s12-host", base.scheme());
-    ctx.create(json!({"target_url": lower, "event_type": "COURSE_COMPLETION"}))
-        .await?;
-    ctx.create(json!({"target_url": upper, "event_type": "COURSE_COMPLETION"}))
-        .await?;
-    let emitted = ctx.emit(EventType::CourseCompletion, json!({})).await?;
-    ctx.wait(1, Duration::from_secs(10)).await;
-    ctx.settle(Duration::from_secs(5)).await;
+    let emitted = emit_to_both(ctx, &lower, &upper).await?;
     let posts = ctx.on_path(&ctx.mock.requests(), "/s12-host").len();
     Ok(vec![CaseResult::check(
         "S12.host-case",

@@ -302,11 +302,8 @@ pub(super) async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
     let id = ctx.hook("/s15", Some(EventType::QuizCompletion)).await?;
     let closed = super::delivery::closed_port_url(ctx, "/s15-closed")?;
     let closed_id = ctx
-        .create(json!({"target_url": closed, "event_type": "QUIZ_COMPLETION"}))
-        .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+        .create_id(json!({"target_url": closed, "event_type": "QUIZ_COMPLETION"}))
+        .await?;
     ctx.emit(EventType::QuizCompletion, json!({})).await?;
     // A second delivery, one and a half capped back-offs behind the first: when the
     // first's last retry deactivates the webhook, the second waits between its
@@ -371,14 +368,7 @@ pub(super) async fn s15_exhaustion(ctx: &mut Ctx) -> CaseOutput {
         ),
     );
     // Re-activate on the same URL: the dropped delivery must stay dropped.
-    let (code, _) = ctx
-        .api
-        .json(
-            reqwest::Method::PATCH,
-            &format!("/v1/webhooks/{id}"),
-            Some(&json!({"active": true})),
-        )
-        .await?;
+    let (code, _) = ctx.patch(&id, json!({"active": true})).await?;
     // A new event wakes any scheduler; the dropped delivery must not come with it.
     ctx.emit(EventType::QuizCompletion, json!({})).await?;
     ctx.wait(reqs.len() + 1, Duration::from_secs(10)).await;
@@ -609,17 +599,14 @@ pub(super) async fn s18_redirects(ctx: &mut Ctx) -> CaseOutput {
     // leaving the origin).
     ctx.mock.clear();
     let id308 = ctx
-        .create(json!({
+        .create_id(json!({
             "target_url": ctx.mock_url("/s18-moved-308"),
             "event_type": "LESSON_COMPLETION",
             "basic_auth_username": "hookjar-user",
             "basic_auth_password": "hookjar-pass",
             "additional_headers": {"x-hookjar-hop": "kept"},
         }))
-        .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+        .await?;
     ctx.emit(EventType::LessonCompletion, json!({})).await?;
     let reqs = ctx.wait(2, Duration::from_secs(10)).await;
     let first = ctx.on_path(&reqs, "/s18-moved-308");
@@ -794,16 +781,13 @@ pub(super) async fn s18_redirect_other_origin(ctx: &mut Ctx) -> CaseOutput {
         ..ScriptUpdate::default()
     });
     let id = ctx
-        .create(json!({
+        .create_id(json!({
             "target_url": ctx.mock_url("/s18-away"),
             "event_type": "VILT_EVENT_REGISTRATION",
             "basic_auth_username": "hookjar-user",
             "basic_auth_password": "hookjar-pass",
         }))
-        .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+        .await?;
     ctx.emit(EventType::ViltEventRegistration, json!({}))
         .await?;
     let reqs = ctx.wait(2, Duration::from_secs(10)).await;
@@ -853,12 +837,7 @@ pub(super) async fn s16_stale_verdict(ctx: &mut Ctx) -> CaseOutput {
         return Err(CaseError("no POST reached the receiver within 10 s".into()));
     }
     let (code, moved) = ctx
-        .api
-        .json(
-            reqwest::Method::PATCH,
-            &format!("/v1/webhooks/{id}"),
-            Some(&json!({"target_url": ctx.mock_url("/s16-moved")})),
-        )
+        .patch(&id, json!({"target_url": ctx.mock_url("/s16-moved")}))
         .await?;
     if code != 200 {
         return Err(CaseError(format!(
@@ -911,12 +890,7 @@ pub(super) async fn s18_transport(ctx: &mut Ctx) -> CaseOutput {
     );
 
     // Connection refused: port 1 on the dispatcher's own loopback.
-    let refused_id = ctx
-        .create(json!({"target_url": "http://127.0.0.1:1/s18-refused", "event_type": "LESSON_COMPLETION"}))
-        .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let refused_id = ctx.create_id(json!({"target_url": "http://127.0.0.1:1/s18-refused", "event_type": "LESSON_COMPLETION"})).await?;
     ctx.emit(EventType::LessonCompletion, json!({})).await?;
     ctx.settle(retry_window(ctx)).await;
     let v = ctx.webhook(&refused_id).await?;
@@ -1048,14 +1022,7 @@ async fn drops_pending(ctx: &mut Ctx) -> CaseOutput {
         return Err(CaseError("no POST reached the receiver within 10 s".into()));
     };
     let count = |ctx: &Ctx, path: &str| ctx.on_path(&ctx.mock.requests(), path).len();
-    let (code, v) = ctx
-        .api
-        .json(
-            reqwest::Method::PATCH,
-            &format!("/v1/webhooks/{paused}"),
-            Some(&json!({"active": false})),
-        )
-        .await?;
+    let (code, v) = ctx.patch(&paused, json!({"active": false})).await?;
     if code != 200 {
         return Err(CaseError(format!(
             "PATCH /v1/webhooks/{paused} answered {code}, expected 200: {v}"
