@@ -234,6 +234,26 @@ const MUTANTS: &[Mutant] = &[
         Fault::SeeOtherKeepsPost,
         &["S18.redirect-to-get"],
     ),
+    fault(
+        "a ping with no answer reports status 0",
+        Fault::PingStatusZero,
+        &["S13.ping-no-answer"],
+    ),
+    fault(
+        "a ping answered 204 reported failed",
+        Fault::PingOnly200,
+        &["S13.ping-2xx"],
+    ),
+    fault(
+        "DELETE of an unknown id answers 204",
+        Fault::DeleteUnknown204,
+        &["S4.unknown-id"],
+    ),
+    fault(
+        "LESSON_COMPLETION without its lesson object",
+        Fault::LessonLacksLesson,
+        &["S11.type-objects"],
+    ),
     policy(
         "base delay ×1.5 (3 s)",
         |p| p.base_delay = Duration::from_secs(3),

@@ -888,6 +888,10 @@ async fn delete_webhook(State(state): State<AppState>, Id(id): Id) -> Result<Sta
         tracing::info!(webhook = %id, "webhook deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
+        #[cfg(feature = "faults")]
+        if crate::faults::on(crate::faults::Fault::DeleteUnknown204) {
+            return Ok(StatusCode::NO_CONTENT);
+        }
         Err(ApiError::NotFound)
     }
 }
@@ -915,9 +919,12 @@ async fn ping_webhook(State(state): State<AppState>, Id(id): Id) -> Result<Respo
     crate::faults::after_ping(&state.inner.store, &webhook.id, &sent.outcome).await;
     let (succeeded, message) = hookjar_core::verdict::ping_answer(&sent.outcome, sent.downgraded);
     tracing::info!(webhook = %webhook.id, latency_ms = sent.latency.as_millis() as u64, "ping: {}", sent.outcome);
+    let http_status_code = sent.outcome.status_code();
+    #[cfg(feature = "faults")]
+    let (succeeded, http_status_code) = crate::faults::ping_answer(succeeded, http_status_code);
     Ok(Json(PingResult {
         succeeded,
-        http_status_code: sent.outcome.status_code(),
+        http_status_code,
         message,
     })
     .into_response())

@@ -99,6 +99,14 @@ pub enum Fault {
     HostsComparedWithCase,
     /// S18 (settled): a 303 keeps the POST and its body (only 301/302 become a GET).
     SeeOtherKeepsPost,
+    /// S13: a ping with no answer reports `http_status_code` 0, not null.
+    PingStatusZero,
+    /// S13/S17: a ping counts as succeeded only on a 200 (a 204 is reported failed).
+    PingOnly200,
+    /// S4: DELETE of an unknown id answers 204.
+    DeleteUnknown204,
+    /// S11: LESSON_COMPLETION is sent without its `lesson` object.
+    LessonLacksLesson,
     /// Not a departure: an attempt enters the delivery log 1 s after its answer (as a
     /// dispatcher that logs attempts when they complete does). The suite must pass.
     SlowRecord,
@@ -163,6 +171,14 @@ pub(crate) fn request(mut r: DeliveryRequest, webhook: &Webhook, attempt: u32) -
         if on(Fault::RetryDropsExtraHeaders) {
             for name in webhook.additional_headers.keys() {
                 drop_header(&mut r, name);
+            }
+        }
+    }
+    if on(Fault::LessonLacksLesson) {
+        if let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(r.body.bytes()) {
+            if m.get("event_type") == Some(&Value::from("LESSON_COMPLETION")) {
+                m.remove("lesson");
+                r.body = Payload::from_bytes(serde_json::to_vec(&m).unwrap_or_default());
             }
         }
     }
@@ -386,6 +402,18 @@ pub(crate) fn before_create(body: &mut Value) -> Option<String> {
         url.chars().take(1024).collect::<String>().into(),
     );
     Some(url)
+}
+
+/// API: a ping's `succeeded` and `http_status_code` as answered
+/// ([`Fault::PingStatusZero`], [`Fault::PingOnly200`]).
+pub(crate) fn ping_answer(succeeded: bool, code: Option<u16>) -> (bool, Option<u16>) {
+    let succeeded = succeeded && (!on(Fault::PingOnly200) || code == Some(200));
+    let code = if on(Fault::PingStatusZero) {
+        Some(code.unwrap_or(0))
+    } else {
+        code
+    };
+    (succeeded, code)
 }
 
 /// API: whether a ping of `webhook` is refused ([`Fault::PingRefusesInactive`]).
