@@ -49,8 +49,8 @@ async fn a_correct_endpoint_passes() {
     .await;
     assert!(report.passed(), "{}", report.to_table(false, false));
     assert_eq!(report.totals().failed, 0);
-    // 10 types, ping, 2 auth, 2 header, duplicate, unknown fields, latency.
-    assert_eq!(report.cases.len(), 18);
+    // 10 types, ping, 2 auth, 2 header, duplicate, unknown fields, late retry, latency.
+    assert_eq!(report.cases.len(), 19);
     assert_eq!(case(&report, "auth.missing").status, Status::Pass);
     assert_eq!(
         case(&report, "header.x-client-id.wrong").status,
@@ -59,7 +59,7 @@ async fn a_correct_endpoint_passes() {
     // The mock saw Skilljar's headers on every accepted request.
     let reqs = mock.requests();
     let accepted: Vec<_> = reqs.iter().filter(|r| r.status == Some(200)).collect();
-    assert_eq!(accepted.len(), 14);
+    assert_eq!(accepted.len(), 15);
     assert!(accepted.iter().all(|r| r.violations.is_empty()));
 }
 
@@ -161,18 +161,93 @@ async fn a_slow_endpoint_warns_then_fails_past_the_timeout() {
     assert_eq!(case(&report, "latency").status, Status::Fail);
     assert!(!report.passed());
 
-    // A longer --timeout lets the answer come, but Skilljar's own 10 s still holds.
+    // A longer --timeout lets the answer come, but Skilljar's own 10 s still holds:
+    // there, every attempt times out and the webhook ends deactivated. Every case
+    // that waited that long fails, the duplicate one included.
     let report = check(&too_slow, |c| {
         c.types = vec![EventType::CourseEnrollment];
         c.timeout = Duration::from_secs(30);
     })
     .await;
-    let e = case(&report, "event.COURSE_ENROLLMENT");
-    assert_eq!(e.status, Status::Warn, "{e:?}");
-    assert!(e.seen.contains("Skilljar gives up after 10s"), "{}", e.seen);
-    let l = case(&report, "latency");
-    assert_eq!(l.status, Status::Warn, "{l:?}");
-    assert!(l.seen.contains("Skilljar gives up after 10s"), "{}", l.seen);
+    for id in [
+        "event.COURSE_ENROLLMENT",
+        "ping",
+        "duplicate",
+        "unknown-fields",
+        "late-retry",
+        "latency",
+    ] {
+        let c = case(&report, id);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(
+            c.seen.contains("Skilljar gives up after 10s") && c.seen.contains("RETRY_COUNT"),
+            "{}",
+            c.seen
+        );
+    }
+    assert!(!report.passed());
+}
+
+/// Skilljar's last retry resends an event's first bytes 50 hours later, after newer
+/// events (S11, S15, S19): an endpoint that refuses old timestamps ("replay
+/// protection") passed every case before `late-retry` (a review's receiver got exit 0).
+#[tokio::test]
+async fn an_endpoint_that_refuses_old_timestamps_fails_the_late_retry() {
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+    struct FreshOnly;
+    impl wiremock::Respond for FreshOnly {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let fresh = v["timestamp"]
+                .as_str()
+                .and_then(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .is_some_and(|t| now() - t < time::Duration::minutes(5));
+            ResponseTemplate::new(if fresh { 200 } else { 400 })
+        }
+    }
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(FreshOnly)
+        .mount(&server)
+        .await;
+    let mut config = CheckConfig::new(format!("{}/hook", server.uri()));
+    config.types = vec![EventType::CourseEnrollment];
+    let report = check::run(&config, now, &mut Quiet).await.unwrap();
+    let late = case(&report, "late-retry");
+    assert_eq!(late.status, Status::Fail, "{late:?}");
+    assert!(late.seen.contains("HTTP 400"), "{}", late.seen);
+    assert!(late.seen.contains("old or out-of-order"), "{}", late.seen);
+    assert!(
+        late.expected.contains("stamped 50.1h ago"),
+        "{}",
+        late.expected
+    );
+    assert_eq!(case(&report, "duplicate").status, Status::Pass);
+    assert!(!report.passed());
+}
+
+/// Unknown keys go into each of the payload's objects, not only `user` (a review's
+/// receiver that refused an unknown key inside `course` passed before).
+#[tokio::test]
+async fn unknown_keys_are_sent_inside_every_object() {
+    let mock = MockReceiver::builder().start().await.unwrap();
+    let report = check(&mock, |c| c.types = vec![EventType::CourseEnrollment]).await;
+    assert_eq!(case(&report, "unknown-fields").status, Status::Pass);
+    let probe = mock
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.json)
+        .find(|v| v.get("hookjar_unknown_field").is_some())
+        .expect("the unknown-fields probe arrived");
+    for object in ["user", "course", "domain", "purchase"] {
+        assert_eq!(
+            probe[object]["hookjar_unknown_nested"], true,
+            "{object}: {probe}"
+        );
+    }
 }
 
 /// A 303 to a page that answers the GET: every accepted-answer case fails, the
@@ -197,13 +272,22 @@ async fn a_303_to_a_page_fails_every_delivery_and_only_warns_on_forged_requests(
     config.types = vec![EventType::CourseEnrollment];
     config.basic_auth = Some(("u".into(), "p".into()));
     let report = check::run(&config, now, &mut Quiet).await.unwrap();
-    for id in ["event.COURSE_ENROLLMENT", "duplicate", "unknown-fields"] {
+    // The ping too: its failure says what the redirect did, not "a 200 is a success"
+    // (a review saw that).
+    for id in [
+        "event.COURSE_ENROLLMENT",
+        "ping",
+        "duplicate",
+        "unknown-fields",
+        "late-retry",
+    ] {
         let c = case(&report, id);
         assert_eq!(c.status, Status::Fail, "{c:?}");
         assert!(
             c.seen.contains("303 redirect turned the POST into a GET"),
             "{c:?}"
         );
+        assert!(!c.seen.contains("a 200 is a success"), "{c:?}");
     }
     for id in ["auth.missing", "auth.wrong"] {
         let c = case(&report, id);

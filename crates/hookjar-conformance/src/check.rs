@@ -11,19 +11,26 @@
 //! - `header.<name>.missing`, `header.<name>.wrong` — the same for each required header (S9).
 //! - `duplicate` — the same bytes twice (a retry after a lost answer) must both get 2xx (S11,
 //!   X5: there is no event id to deduplicate on, and a 4xx would deactivate).
-//! - `unknown-fields` — a payload with extra keys must get 2xx (S11).
-//! - `latency` — every answer within the timeout; past half of it is a warning, and so
-//!   is an answer slower than Skilljar's own 10 s under a longer `--timeout`. Requests
-//!   that got no answer (refused, reset) are not timed; when none was answered the case
-//!   fails rather than passing on nothing.
+//! - `unknown-fields` — a payload with extra keys, at the top and in each of its objects,
+//!   must get 2xx (S11).
+//! - `late-retry` — the probe type stamped 50.1 h ago (the retry life-cycle, S15), sent
+//!   after newer events, must get 2xx: Skilljar's last retry resends the first bytes,
+//!   timestamp included, and no order between events is promised (S19), so an endpoint
+//!   that refuses old or out-of-order timestamps deactivates on a late retry.
+//! - `latency` — every answer within the timeout; past half of it is a warning. An
+//!   answer slower than Skilljar's own 10 s fails (under a longer `--timeout`), here and
+//!   in each case it came in: Skilljar counts it a timeout and retries, and an endpoint
+//!   that slow every time ends deactivated. Requests that got no answer (refused,
+//!   reset) are not timed; when none was answered the case fails rather than passing on
+//!   nothing.
 //!
 //! Every accepted-answer case also fails an endpoint that answers a POST with a
 //! 301/302/303 redirect (the client follows it as a bodiless GET, so the event is lost,
 //! S18), and says plainly that a 429 deactivates the webhook on Skilljar (S16). A failed
 //! `ping` says that a ping is never retried and never deactivates (S13); the `duplicate`
 //! case reports both sends' times. The probes after the events (auth, headers,
-//! `duplicate`, `unknown-fields`) send the first type the endpoint accepted, so that a
-//! refused type is not blamed on them.
+//! `duplicate`, `unknown-fields`, `late-retry`) send the first type the endpoint
+//! accepted, so that a refused type is not blamed on them.
 
 use std::time::Duration;
 
@@ -136,7 +143,13 @@ pub async fn run(
         Some(sent.latency).filter(|_| answered(&sent.outcome)),
     ));
     let mut r = expect_accepted("ping", "S13", &sent, config);
-    if r.status == Status::Fail {
+    if r.status == Status::Fail && (sent.downgraded.is_some() || sent.latency >= SKILLJAR_TIMEOUT) {
+        // The redirect or the slowness is what matters, for an event as for a ping.
+        r.seen = format!(
+            "{}; a failed ping itself is never retried and never deactivates the webhook (S13)",
+            r.seen
+        );
+    } else if r.status == Status::Fail {
         // A ping is never retried and never deactivates (S13); say what the same
         // answer to an event would do.
         r.seen = format!(
@@ -267,6 +280,18 @@ pub async fn run(
             )
         },
     );
+    let slowest = first.latency.max(second.latency);
+    if r.status == Status::Pass && slowest >= SKILLJAR_TIMEOUT {
+        r.status = Status::Fail;
+        r.seen = format!("{}: {}", r.seen, too_slow_for_skilljar());
+    } else if r.status == Status::Pass && slowest > config.timeout / 2 {
+        r.status = Status::Warn;
+        r.seen = format!(
+            "{}: slower than half the {}s timeout",
+            r.seen,
+            config.timeout.as_secs_f64()
+        );
+    }
     r.duration = first.latency + second.latency;
     push(&mut report, progress, r);
 
@@ -277,8 +302,11 @@ pub async fn run(
         "hookjar_unknown_field".into(),
         json!({"note": "Skilljar may add keys; receivers must tolerate them"}),
     );
-    if let Some(Value::Object(user)) = event.data.get_mut("user") {
-        user.insert("hookjar_unknown_nested".into(), json!(true));
+    // And one in each of the event's objects (user, course, lesson, …).
+    for value in event.data.values_mut() {
+        if let Value::Object(object) = value {
+            object.insert("hookjar_unknown_nested".into(), json!(true));
+        }
     }
     let sent = sender.send(&config.request(event.to_payload())).await;
     latencies.push((
@@ -286,6 +314,32 @@ pub async fn run(
         Some(sent.latency).filter(|_| answered(&sent.outcome)),
     ));
     let r = expect_accepted("unknown-fields", "S11", &sent, config);
+    push(&mut report, progress, r);
+
+    // Skilljar's last retry resends the first attempt's bytes, timestamp included,
+    // 50 hours later (S11, S15), and promises no order between events (S19): an old
+    // timestamp, after newer events, must be accepted too.
+    progress.start("late-retry");
+    let span = config.policy.total();
+    let sent_at = now() - span;
+    let sent = sender
+        .send(&config.request(Event::fixture(probe_type, sent_at).to_payload()))
+        .await;
+    latencies.push((
+        "late-retry".into(),
+        Some(sent.latency).filter(|_| answered(&sent.outcome)),
+    ));
+    let mut r = expect_accepted("late-retry", "S11,S15,S19", &sent, config);
+    r.expected = format!(
+        "2xx for an event stamped {} ago, sent after newer ones: the last retry of an event resends its first bytes, timestamp included",
+        hookjar_core::verdict::human_duration(span)
+    );
+    if r.status == Status::Fail && sent.downgraded.is_none() && !is_2xx(&sent.outcome) {
+        r.seen = format!(
+            "{}; refusing old or out-of-order timestamps (replay protection, ordering) turns Skilljar's own late retries into a deactivation: accept them, and deduplicate by content instead (X5)",
+            r.seen
+        );
+    }
     push(&mut report, progress, r);
 
     // Latency against the timeout.
@@ -307,6 +361,15 @@ fn answered(o: &Outcome) -> bool {
 
 fn is_2xx(o: &Outcome) -> bool {
     matches!(o, Outcome::Status { code } if (200..300).contains(code))
+}
+
+/// What an answer slower than Skilljar's timeout leads to, however it ended.
+fn too_slow_for_skilljar() -> String {
+    format!(
+        "within this run's --timeout, but Skilljar gives up after {}s, counts a timeout and retries (S18): an endpoint this slow on every attempt is deactivated after the last retry (RETRY_COUNT, S15); answer within {}s (acknowledge first, do the work after)",
+        SKILLJAR_TIMEOUT.as_secs(),
+        SKILLJAR_TIMEOUT.as_secs()
+    )
 }
 
 fn expect_accepted(id: &str, clause: &str, sent: &Sent, config: &CheckConfig) -> CaseResult {
@@ -362,12 +425,8 @@ fn expect_accepted(id: &str, clause: &str, sent: &Sent, config: &CheckConfig) ->
         )
     };
     if r.status == Status::Pass && sent.latency >= SKILLJAR_TIMEOUT {
-        r.status = Status::Warn;
-        r.seen = format!(
-            "{} in {ms}ms: within this run's --timeout, but Skilljar gives up after {}s and retries (S18)",
-            sent.outcome,
-            SKILLJAR_TIMEOUT.as_secs()
-        );
+        r.status = Status::Fail;
+        r.seen = format!("{} in {ms}ms: {}", sent.outcome, too_slow_for_skilljar());
     } else if r.status == Status::Pass && sent.latency > config.timeout / 2 {
         r.status = Status::Warn;
         r.seen = format!(
@@ -466,20 +525,17 @@ fn latency_case(latencies: &[(String, Option<Duration>)], timeout: Duration) -> 
             " ({unanswered} more got no answer and are not timed)"
         ));
     }
-    let status = if slowest >= timeout {
+    let status = if slowest >= timeout || slowest >= SKILLJAR_TIMEOUT {
         Status::Fail
-    } else if slowest > timeout / 2 || slowest >= SKILLJAR_TIMEOUT {
+    } else if slowest > timeout / 2 {
         Status::Warn
     } else {
         Status::Pass
     };
-    let seen = if status == Status::Fail {
+    let seen = if slowest >= timeout {
         format!("{seen}: Skilljar gives up at the timeout and retries (S18)")
     } else if slowest >= SKILLJAR_TIMEOUT {
-        format!(
-            "{seen}: within this run's --timeout, but Skilljar gives up after {}s and retries (S18)",
-            SKILLJAR_TIMEOUT.as_secs()
-        )
+        format!("{seen}: {}", too_slow_for_skilljar())
     } else {
         seen
     };

@@ -130,16 +130,18 @@ impl CaseResult {
         } else {
             String::new()
         };
-        let _ = writeln!(
-            out,
-            "{label} {:<id_w$}{dur}  {}",
-            self.id,
-            shorten(&self.seen, 200)
-        );
-        if matches!(
+        // A case that needs attention keeps its whole text: its advice is at the end.
+        let attention = matches!(
             self.status,
             Status::Fail | Status::Warn | Status::Inconclusive
-        ) {
+        );
+        let seen = if attention {
+            self.seen.clone()
+        } else {
+            shorten(&self.seen, 200)
+        };
+        let _ = writeln!(out, "{label} {:<id_w$}{dur}  {seen}", self.id);
+        if attention {
             let _ = writeln!(out, "     {:<id_w$}  expected: {}", "", self.expected);
         }
         out
