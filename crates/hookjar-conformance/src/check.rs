@@ -273,9 +273,11 @@ pub async fn run(
                 &first
             };
             format!(
-                "{} then {}: {}",
+                "{} in {}ms then {} in {}ms: {}",
                 first.outcome,
+                first.latency.as_millis(),
                 second.outcome,
+                second.latency.as_millis(),
                 config.policy.explain(&bad.outcome)
             )
         },
@@ -506,7 +508,7 @@ fn latency_case(latencies: &[(String, Option<Duration>)], timeout: Duration) -> 
             Status::Fail,
             expected,
             format!(
-                "none of the {} requests got an answer (connection refused or reset), so there is no latency to judge; Skilljar retries such deliveries, then deactivates (S18)",
+                "none of the {} requests got a whole answer (connection refused or reset, or the answer broke off), so there is no latency to judge; Skilljar retries such deliveries, then deactivates (S18)",
                 latencies.len()
             ),
         );
