@@ -617,17 +617,13 @@ pub(super) async fn s8_credentials(ctx: &mut Ctx) -> CaseOutput {
 
 pub(super) async fn x1_emit_kept(ctx: &mut Ctx) -> CaseOutput {
     const GIVEN: &str = "2015-02-13T18:57:55.066475+00:00";
-    ctx.hook("/ok", Some(EventType::CourseCompletion)).await?;
-    ctx.emit(
+    let json = emit_and_receive(
+        ctx,
+        "/ok",
         EventType::CourseCompletion,
         json!({"timestamp": GIVEN, "domain_access_code": "x1-kept"}),
     )
     .await?;
-    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
-    let json = reqs
-        .first()
-        .and_then(|r| r.json.clone())
-        .unwrap_or(Value::Null);
     Ok(vec![CaseResult::check(
         "X1.emit-kept",
         "X1",
@@ -642,23 +638,35 @@ pub(super) async fn x1_emit_kept(ctx: &mut Ctx) -> CaseOutput {
     )])
 }
 
+/// A webhook for `event_type` at `path`, one emit with `extra`, and the payload the
+/// receiver got (`null` when none came within 10 s).
+async fn emit_and_receive(
+    ctx: &mut Ctx,
+    path: &str,
+    event_type: EventType,
+    extra: Value,
+) -> Result<Value, CaseError> {
+    ctx.hook(path, Some(event_type)).await?;
+    ctx.emit(event_type, extra).await?;
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    Ok(reqs
+        .first()
+        .and_then(|r| r.json.clone())
+        .unwrap_or(Value::Null))
+}
+
 /// X1: an object given to an emit replaces the fixture's whole (no merge); a valid
 /// timestamp is kept as written, in any ISO 8601 form; an invalid one is refused with
 /// 400 and nothing is sent.
 pub(super) async fn x1_emit_rules(ctx: &mut Ctx) -> CaseOutput {
     const GIVEN: &str = "2015-02-13T18:57:55Z";
-    ctx.hook("/x1-rules", Some(EventType::CourseEnrollment))
-        .await?;
-    ctx.emit(
+    let json = emit_and_receive(
+        ctx,
+        "/x1-rules",
         EventType::CourseEnrollment,
         json!({"timestamp": GIVEN, "course": {"id": "x1-only"}}),
     )
     .await?;
-    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
-    let json = reqs
-        .first()
-        .and_then(|r| r.json.clone())
-        .unwrap_or(Value::Null);
     let (code, v) = ctx
         .api
         .json(
