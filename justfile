@@ -63,7 +63,7 @@ load-postgres:
     ./target/release/hookjar-load shared-restart
 
 # The conformance suite against every mutant of the independent Python dispatcher
-# (tests/tools/pydisp.py; ~30 min; docs/testing.md).
+# (tests/tools/pydisp.py; ~15 min; docs/testing.md).
 pymutants:
     cargo build --release -p hookjar
     python3 tests/tools/pymutants.py

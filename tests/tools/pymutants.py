@@ -16,7 +16,7 @@ purpose, or one the time scale cannot resolve), which says why.
     cargo build --release -p hookjar
     python3 tests/tools/pymutants.py [--jobs 2] [--only NAME ...] [--hookjar PATH]
 
-Standard library only; loopback only. About 20-40 minutes for every mutant with two
+Standard library only; loopback only. About 15 minutes for every mutant with two
 jobs on a 2-core machine (the S14/S15 ones run the retry life-cycle at x3600).
 """
 
