@@ -1081,7 +1081,10 @@ fn check_rows_tell_the_truth() {
         .clone();
     assert_eq!(latency["status"], "fail", "{latency}");
     assert!(
-        latency["seen"].as_str().unwrap().contains("got a whole answer"),
+        latency["seen"]
+            .as_str()
+            .unwrap()
+            .contains("got a whole answer"),
         "{latency}"
     );
 }
