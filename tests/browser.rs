@@ -670,6 +670,81 @@ async fn inspector_edits_the_script_resends_filters_and_clears() {
     .await;
 }
 
+/// Eight inspector tabs on one receiver. A browser keeps at most six HTTP/1.1
+/// connections to one host and an event stream holds one for as long as it is open,
+/// so with a stream per tab the seventh tab could not even load. Every tab loads,
+/// says "live" and lists a new request; closing the tab that opened first (the one
+/// holding the shared stream) hands the stream to another, and the rest stay live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspector_in_eight_tabs_loads_and_stays_live() {
+    const TABS: usize = 8;
+    let mock = MockReceiver::builder().start().await.unwrap();
+    with_browser(
+        "inspector_in_eight_tabs_loads_and_stays_live",
+        |c| async move {
+            // A page that cannot get a connection waits; fail in seconds, not minutes.
+            c.update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
+                None,
+                Some(STEP),
+                None,
+            ))
+            .await
+            .unwrap();
+            let mut tabs = vec![c.window().await.unwrap()];
+            open_inspector(&c, &mock).await;
+            for n in 2..=TABS {
+                let tab = c.new_window(true).await.unwrap().handle;
+                c.switch_to_window(tab.clone()).await.unwrap();
+                if let Err(e) = c.goto(&format!("{}/_mock/ui", mock.url())).await {
+                    panic!("inspector tab {n} of {TABS} did not load: {e}");
+                }
+                wait_until(&format!("tab {n} to say live"), STEP, || async {
+                    (text_of(&c, "#live").await == "live").then_some(())
+                })
+                .await;
+                tabs.push(tab);
+            }
+
+            let every_tab_lists = |path: &'static str, tabs: Vec<fantoccini::wd::WindowHandle>| {
+                let c = c.clone();
+                async move {
+                    for (n, tab) in tabs.into_iter().enumerate() {
+                        c.switch_to_window(tab).await.unwrap();
+                        wait_until(&format!("{path} in tab {}", n + 1), STEP, || async {
+                            text_of(&c, "#rows").await.contains(path).then_some(())
+                        })
+                        .await;
+                        assert_eq!(text_of(&c, "#live").await, "live", "tab {}", n + 1);
+                    }
+                }
+            };
+            let status = post_event(
+                &format!("{}/hooks/first", mock.url()),
+                "skilljar",
+                None,
+                COURSE_COMPLETION,
+            )
+            .await;
+            assert_eq!(status, 200);
+            every_tab_lists("/hooks/first", tabs.clone()).await;
+
+            // The first tab holds the stream; close it.
+            c.switch_to_window(tabs.remove(0)).await.unwrap();
+            c.close_window().await.unwrap();
+            let status = post_event(
+                &format!("{}/hooks/second", mock.url()),
+                "skilljar",
+                None,
+                &COURSE_COMPLETION.replace("u1", "u2"),
+            )
+            .await;
+            assert_eq!(status, 200);
+            every_tab_lists("/hooks/second", tabs.clone()).await;
+        },
+    )
+    .await;
+}
+
 /// The inspector reads only what is new (`?after=SEQ`) instead of the whole journal
 /// on every change, yet mirrors the receiver: requests evicted from memory (`keep`)
 /// leave the list, and a clear made elsewhere (the API) empties it.

@@ -362,22 +362,81 @@
     live.className = `live ${kind || ''}`;
   }
 
-  function connect() {
+  // The live updates. A browser keeps at most six HTTP/1.1 connections to one host,
+  // and an event stream holds one for as long as it is open: with a stream per tab,
+  // the seventh tab could not even load. So the tabs of one browser share one
+  // stream: the tab holding a Web Lock opens it and passes what it hears to the
+  // others over a BroadcastChannel; when that tab closes, its lock passes to another
+  // tab, which opens the stream again. (Without those APIs — a page not served from
+  // loopback or https — each tab opens its own, as before.)
+  const LIVE = 'hookjar-inspector-live';
+
+  // What this tab does with the stream's news, whoever holds the stream.
+  function onLive(msg) {
+    if (msg.kind === 'open') {
+      state.streamOpen = true;
+      setLive('live', 'ok');
+      if (msg.reload) { state.reload += 1; schedule(); }
+    } else if (msg.kind === 'change') {
+      schedule();
+    } else if (msg.kind === 'error') {
+      state.streamOpen = false;
+      setLive('reconnecting…', 'bad');
+    }
+  }
+
+  // Opens the stream; `tell` gets each piece of news. A tab taking the stream over
+  // from one that closed may have missed changes meanwhile: it reads what is new once
+  // the stream is open.
+  function openStream(tell, takingOver) {
     const source = new EventSource('/_mock/stream');
     let opened = false;
     source.addEventListener('open', () => {
-      state.streamOpen = true;
-      setLive('live', 'ok');
       // Reconnected: the receiver may be a new one; read the whole journal again.
-      if (opened) { state.reload += 1; schedule(); }
+      tell({ kind: 'open', reload: opened });
+      if (!opened && takingOver) tell({ kind: 'change' });
       opened = true;
     });
     // A journal change also re-reads the scripts, in case another client changed them.
-    source.addEventListener('change', schedule);
-    source.addEventListener('error', () => {
-      state.streamOpen = false;
-      setLive('reconnecting…', 'bad');
+    source.addEventListener('change', () => tell({ kind: 'change' }));
+    source.addEventListener('error', () => tell({ kind: 'error' }));
+    return source;
+  }
+
+  function connect() {
+    if (!(navigator.locks && window.BroadcastChannel)) {
+      openStream(onLive, false);
+      return;
+    }
+    const channel = new BroadcastChannel(LIVE);
+    let holding = false;
+    let last = null; // the holder's last 'open' or 'error', for tabs that ask
+    channel.addEventListener('message', (e) => {
+      const msg = e.data || {};
+      if (msg.kind === 'ask') {
+        if (holding && last) channel.postMessage({ kind: last.kind });
+        return;
+      }
+      onLive(msg);
     });
+    // Not holding the stream (yet): ask the holder how it is.
+    channel.postMessage({ kind: 'ask' });
+    // First try without waiting: a tab that gets the lock only after waiting takes
+    // the stream over from one that closed.
+    navigator.locks.request(LIVE, { ifAvailable: true }, (lock) => {
+      if (lock) return hold(false);
+      return navigator.locks.request(LIVE, () => hold(true));
+    });
+    function hold(takingOver) {
+      holding = true;
+      openStream((msg) => {
+        if (msg.kind !== 'change') last = msg;
+        onLive(msg);
+        channel.postMessage(msg);
+      }, takingOver);
+      // Held until the tab closes (the lock is then released by the browser).
+      return new Promise(() => {});
+    }
   }
 
   document.addEventListener('DOMContentLoaded', () => {
