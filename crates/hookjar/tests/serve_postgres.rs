@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use hookjar_conformance::Status;
@@ -77,6 +77,8 @@ impl Serve {
 
     fn call(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        // A server that hangs fails the test instead of holding it forever.
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
         s.write_all(format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {KEY_BASIC}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -314,4 +316,109 @@ async fn postgres_kill_9_of_one_of_two_loses_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
+}
+
+/// A TCP proxy in front of PostgreSQL that can stop passing bytes, both ways, while
+/// keeping every connection open: a database that stalls instead of refusing (a host
+/// gone without a reset, a hung link). Bytes read meanwhile are held and passed on
+/// once it flows again.
+struct StallingProxy {
+    port: u16,
+    stalled: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl StallingProxy {
+    fn start(target: u16) -> StallingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stalled = Arc::new((Mutex::new(false), Condvar::new()));
+        let gate = Arc::clone(&stalled);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let pairs = [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ];
+                for (mut from, mut to) in pairs {
+                    let gate = Arc::clone(&gate);
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = from.read(&mut buf) {
+                            let (lock, flowing) = &*gate;
+                            drop(flowing.wait_while(lock.lock().unwrap(), |s| *s).unwrap());
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        StallingProxy { port, stalled }
+    }
+
+    fn stall(&self, stalled: bool) {
+        let (lock, flowing) = &*self.stalled;
+        *lock.lock().unwrap() = stalled;
+        flowing.notify_all();
+    }
+}
+
+/// A PostgreSQL database that stalls rather than refusing: API calls answer 503
+/// after `PG_API_TIMEOUT` (10 s) instead of hanging until TCP gives up (minutes),
+/// and once the database answers again so does the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_api_calls_answer_503_while_the_database_stalls() {
+    let Some(cluster) =
+        TempCluster::start_or_skip("postgres_api_calls_answer_503_while_the_database_stalls")
+    else {
+        return;
+    };
+    let db = cluster.database().unwrap();
+    let proxy = StallingProxy::start(cluster.port());
+    let direct = format!("127.0.0.1:{}/", cluster.port());
+    assert!(db.contains(&direct), "{db}");
+    let db = db.replace(&direct, &format!("127.0.0.1:{}/", proxy.port));
+    let server = Serve::start(&db, &[]);
+    let (status, body) = server.call("GET", "/v1/webhooks", "");
+    assert_eq!(status, 200, "{body}");
+
+    proxy.stall(true);
+    for (method, path, body) in [
+        ("GET", "/v1/webhooks", ""),
+        (
+            "POST",
+            "/v1/events",
+            r#"{"event_type": "COURSE_COMPLETION"}"#,
+        ),
+    ] {
+        let started = Instant::now();
+        let (status, answer) = server.call(method, path, body);
+        let took = started.elapsed();
+        assert_eq!(status, 503, "{method} {path} while stalled: {answer}");
+        assert!(answer.contains("PostgreSQL"), "{method} {path}: {answer}");
+        assert!(
+            took >= Duration::from_secs(9) && took < Duration::from_secs(30),
+            "{method} {path} answered 503 after {took:?}, not after the 10 s timeout"
+        );
+    }
+
+    proxy.stall(false);
+    let started = Instant::now();
+    loop {
+        let (status, body) = server.call("GET", "/v1/webhooks", "");
+        if status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still {status} 30 s after the database flows again: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
