@@ -49,8 +49,13 @@ async fn a_correct_endpoint_passes() {
     .await;
     assert!(report.passed(), "{}", report.to_table(false, false));
     assert_eq!(report.totals().failed, 0);
-    // 10 types, ping, 2 auth, 2 header, duplicate, unknown fields, late retry, latency.
-    assert_eq!(report.cases.len(), 19);
+    // 10 types, ping, 2 auth, 2 header, duplicate, unknown fields, values, late retry,
+    // new type, future timestamp, latency.
+    assert_eq!(report.cases.len(), 22);
+    let mut config = CheckConfig::new("http://x");
+    config.basic_auth = Some(("hook".into(), "s3cret".into()));
+    config.headers.insert("x-client-id".into(), "abc".into());
+    assert_eq!(check::case_count(&config), 22, "the progress bar's length");
     assert_eq!(case(&report, "auth.missing").status, Status::Pass);
     assert_eq!(
         case(&report, "header.x-client-id.wrong").status,
@@ -59,8 +64,22 @@ async fn a_correct_endpoint_passes() {
     // The mock saw Skilljar's headers on every accepted request.
     let reqs = mock.requests();
     let accepted: Vec<_> = reqs.iter().filter(|r| r.status == Some(200)).collect();
-    assert_eq!(accepted.len(), 15);
-    assert!(accepted.iter().all(|r| r.violations.is_empty()));
+    // The ten events and the ping, then per type two duplicates, unknown fields,
+    // values and a late retry, then a new type and a future timestamp.
+    assert_eq!(accepted.len(), 11 + 10 * 5 + 2);
+    let new_type: Vec<_> = accepted
+        .iter()
+        .filter(|r| r.event_type.as_deref() == Some("HOOKJAR_FUTURE_EVENT_TYPE"))
+        .collect();
+    assert_eq!(new_type.len(), 1);
+    assert!(
+        accepted
+            .iter()
+            .filter(|r| r.event_type.as_deref() != Some("HOOKJAR_FUTURE_EVENT_TYPE"))
+            .all(|r| r.violations.is_empty()),
+        "{:?}",
+        accepted.iter().map(|r| &r.violations).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -463,4 +482,220 @@ async fn s16_a_429_fails_with_a_warning_that_it_deactivates_on_skilljar() {
         "{}",
         c.seen
     );
+}
+
+/// A wiremock responder from a function of the request body.
+struct ByBody(fn(&serde_json::Value, &wiremock::Request) -> u16);
+
+impl wiremock::Respond for ByBody {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        wiremock::ResponseTemplate::new((self.0)(&v, req))
+    }
+}
+
+async fn check_against(
+    answer: fn(&serde_json::Value, &wiremock::Request) -> u16,
+    configure: impl FnOnce(&mut CheckConfig),
+) -> Report {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ByBody(answer))
+        .mount(&server)
+        .await;
+    let mut config = CheckConfig::new(format!("{}/hook", server.uri()));
+    configure(&mut config);
+    check::run(&config, now, &mut Quiet).await.unwrap()
+}
+
+/// Learners are named O'Brien and Siobhán, and courses have quotes and emoji in
+/// their titles: an endpoint that breaks on them (SQL built from text, an ASCII-only
+/// store) passed every case before `values` (a review's receivers got exit 0).
+#[tokio::test]
+async fn an_endpoint_that_breaks_on_real_names_fails_values() {
+    let report = check_against(
+        |v, _| {
+            let text = v.to_string();
+            if text.contains("O'Brien") || text.contains('🚀') {
+                500
+            } else {
+                200
+            }
+        },
+        |_| {},
+    )
+    .await;
+    let values = case(&report, "values");
+    assert_eq!(values.status, Status::Fail, "{values:?}");
+    assert!(
+        values.seen.contains("HTTP 500") && values.seen.contains("UTF-8"),
+        "{}",
+        values.seen
+    );
+    assert!(values.expected.contains("O'Brien"), "{}", values.expected);
+    for id in ["duplicate", "unknown-fields", "late-retry"] {
+        assert_eq!(case(&report, id).status, Status::Pass, "{id}");
+    }
+    assert!(!report.passed());
+}
+
+/// The probes run for every type the endpoint accepted, and a failure names the
+/// type: an endpoint that checks Basic auth only in its enrollment handlers, or
+/// refuses unknown keys only for completions, passed before (the probes sent one
+/// type, a review's receivers got exit 0).
+#[tokio::test]
+async fn probes_run_for_every_accepted_type_and_name_the_one_that_fails() {
+    let report = check_against(
+        |v, req| {
+            let t = v["event_type"].as_str().unwrap_or_default();
+            let enrollment = t.ends_with("_ENROLLMENT");
+            let authed = req.headers.get("authorization").is_some_and(|a| {
+                a.to_str().unwrap_or_default() == "Basic aG9vazpzM2NyZXQ=" // hook:s3cret
+            });
+            if enrollment && !authed {
+                return 401;
+            }
+            if t == "COURSE_COMPLETION" && v.to_string().contains("hookjar_unknown_nested") {
+                return 422;
+            }
+            200
+        },
+        |c| c.basic_auth = Some(("hook".into(), "s3cret".into())),
+    )
+    .await;
+    let missing = case(&report, "auth.missing");
+    assert_eq!(missing.status, Status::Fail, "{missing:?}");
+    assert!(
+        missing
+            .seen
+            .starts_with("COURSE_COMPLETION: accepted with HTTP 200")
+            && missing.seen.contains("the same for LESSON_COMPLETION"),
+        "{}",
+        missing.seen
+    );
+    let unknown = case(&report, "unknown-fields");
+    assert_eq!(unknown.status, Status::Fail, "{unknown:?}");
+    assert!(
+        unknown.seen.starts_with("COURSE_COMPLETION: HTTP 422"),
+        "{}",
+        unknown.seen
+    );
+    assert_eq!(case(&report, "duplicate").status, Status::Pass);
+}
+
+/// A type Skilljar may add and a clock a little ahead: refusing them is a warning,
+/// not a failure (nothing Skilljar sends today), and says what it would lead to.
+#[tokio::test]
+async fn refusing_a_new_type_or_a_future_timestamp_warns() {
+    let report = check_against(
+        |v, _| {
+            let known = v["event_type"]
+                .as_str()
+                .is_some_and(|t| t == "PING" || t.parse::<EventType>().is_ok());
+            // `now()` counts from 12:00:00 by the millisecond; the future stamp is
+            // 30 s ahead.
+            let future = v["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("2026-11-27T12:00:3"));
+            if known && !future { 200 } else { 400 }
+        },
+        |c| c.types = vec![EventType::CourseCompletion],
+    )
+    .await;
+    for (id, words) in [
+        ("new-type", "answer 2xx to types you do not handle"),
+        (
+            "future-timestamp",
+            "do not refuse a timestamp in your future",
+        ),
+    ] {
+        let c = case(&report, id);
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(
+            c.seen.contains("HTTP 400") && c.seen.contains(words),
+            "{}",
+            c.seen
+        );
+    }
+    assert!(report.passed(), "{}", report.to_table(false, false));
+}
+
+/// The replay-protection advice of `late-retry` is for a refusal (a 4xx) of an old
+/// stamp, not for an endpoint that fails everything alike (a review saw it on a
+/// receiver that answered 500 to every request).
+#[tokio::test]
+async fn late_retry_blames_old_timestamps_only_for_a_refusal() {
+    let report = check_against(|_, _| 503, |c| c.types = vec![EventType::CourseCompletion]).await;
+    let late = case(&report, "late-retry");
+    assert_eq!(late.status, Status::Fail, "{late:?}");
+    assert!(!late.seen.contains("old or out-of-order"), "{}", late.seen);
+}
+
+/// Every request goes on a connection of its own, as Python's `requests.post` sends
+/// it: what one case leaves on a connection cannot change the next one's answer (a
+/// review's receiver that answered the ping without reading its body got the next
+/// case blamed for the 501 its leftover caused).
+#[tokio::test]
+async fn every_request_goes_on_a_new_connection() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (c, r) = (Arc::clone(&connections), Arc::clone(&requests));
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            c.fetch_add(1, Ordering::Relaxed);
+            let r = Arc::clone(&r);
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    // One request: the head, then Content-Length bytes of body.
+                    let head_end = loop {
+                        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while got.len() < head_end + len {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    got.drain(..head_end + len);
+                    r.fetch_add(1, Ordering::Relaxed);
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut config = CheckConfig::new(format!("http://{addr}/hook"));
+    config.types = vec![EventType::CourseEnrollment, EventType::LessonCompletion];
+    let report = check::run(&config, now, &mut Quiet).await.unwrap();
+    assert!(report.passed(), "{}", report.to_table(false, false));
+    let (connections, requests) = (
+        connections.load(Ordering::Relaxed),
+        requests.load(Ordering::Relaxed),
+    );
+    assert!(requests > 10, "{requests}");
+    assert_eq!(connections, requests, "requests shared connections");
 }

@@ -13,10 +13,16 @@
 //!   X5: there is no event id to deduplicate on, and a 4xx would deactivate).
 //! - `unknown-fields` — a payload with extra keys, at the top and in each of its objects,
 //!   must get 2xx (S11).
-//! - `late-retry` — the probe type stamped 50.1 h ago (the retry life-cycle, S15), sent
+//! - `values` — the values real learners and courses have (an apostrophe, accents,
+//!   another script, quotes, `&`, `<>`, an emoji) in names, emails and titles must get
+//!   2xx (S11).
+//! - `late-retry` — each type stamped 50.1 h ago (the retry life-cycle, S15), sent
 //!   after newer events, must get 2xx: Skilljar's last retry resends the first bytes,
 //!   timestamp included, and no order between events is promised (S19), so an endpoint
 //!   that refuses old or out-of-order timestamps deactivates on a late retry.
+//! - `new-type`, `future-timestamp` — warnings only: an event of a type Skilljar may
+//!   add (S10: the types have grown before; a webhook for all types gets new ones), and
+//!   an event stamped 30 s ahead of this machine's clock, should get a 2xx.
 //! - `latency` — every answer within the timeout; past half of it is a warning. An
 //!   answer slower than Skilljar's own 10 s fails (under a longer `--timeout`), here and
 //!   in each case it came in: Skilljar counts it a timeout and retries, and an endpoint
@@ -28,9 +34,15 @@
 //! 301/302/303 redirect (the client follows it as a bodiless GET, so the event is lost,
 //! S18), and says plainly that a 429 deactivates the webhook on Skilljar (S16). A failed
 //! `ping` says that a ping is never retried and never deactivates (S13); the `duplicate`
-//! case reports both sends' times. The probes after the events (auth, headers,
-//! `duplicate`, `unknown-fields`, `late-retry`) send the first type the endpoint
-//! accepted, so that a refused type is not blamed on them.
+//! case reports both sends' times.
+//!
+//! The probes after the events (auth, headers, `duplicate`, `unknown-fields`, `values`,
+//! `late-retry`) run once for every type the endpoint accepted (an endpoint's handling
+//! often differs by type), and each is one case that names the types it failed for;
+//! a type the endpoint refused is not blamed on them. With all ten types and Basic auth
+//! that is about 90 requests. Each request goes on a new connection, as Python's
+//! `requests.post` sends it, so that one case's leftovers on a connection cannot change
+//! the next one's answer.
 
 use std::time::Duration;
 
@@ -86,6 +98,15 @@ impl CheckConfig {
     }
 }
 
+/// How many cases [`run`] reports for `config` (a progress bar's length): the
+/// types, the ping, auth (two cases, or one skip), two per header, then
+/// `duplicate`, `unknown-fields`, `values`, `late-retry`, `new-type`,
+/// `future-timestamp` and `latency`.
+pub fn case_count(config: &CheckConfig) -> usize {
+    let auth = if config.basic_auth.is_some() { 2 } else { 1 };
+    config.types.len() + 1 + auth + 2 * config.headers.len() + 7
+}
+
 /// Something that tells the caller how far the run is (a progress bar, or nothing).
 pub trait Progress {
     /// A case is about to run.
@@ -109,7 +130,7 @@ pub async fn run(
     now: impl Fn() -> OffsetDateTime,
     progress: &mut dyn Progress,
 ) -> Result<Report, hookjar_dispatch::StartError> {
-    let sender = Sender::new(config.timeout, MAX_REDIRECTS)?;
+    let sender = Sender::one_connection_per_request(config.timeout, MAX_REDIRECTS)?;
     let started = tokio::time::Instant::now();
     let mut report = Report::new("endpoint-check", config.url.clone());
     // Each request's latency, or None when it got no answer to time (refused, reset).
@@ -161,17 +182,28 @@ pub async fn run(
     }
     push(&mut report, progress, r);
 
-    // Forged requests must be refused, when the webhook is configured to carry proof.
-    // The probes below send a type the endpoint accepted above, so that a refusal of
-    // the type itself is not taken for what a probe looks at.
-    let probe_type = config
+    // The probes below run once for every type the endpoint accepted above: an
+    // endpoint's handling often differs by type (a handler per type, a unique key on
+    // completions only, auth checked in some handlers), and a refused type is not
+    // blamed on what a probe looks at.
+    let mut probe_types: Vec<EventType> = config
         .types
         .iter()
         .zip(&accepted)
-        .find(|(_, ok)| **ok)
+        .filter(|(_, ok)| **ok)
         .map(|(t, _)| *t)
-        .or_else(|| config.types.first().copied())
-        .unwrap_or(EventType::CourseEnrollment);
+        .collect();
+    if probe_types.is_empty() {
+        probe_types.push(
+            config
+                .types
+                .first()
+                .copied()
+                .unwrap_or(EventType::CourseEnrollment),
+        );
+    }
+
+    // Forged requests must be refused, when the webhook is configured to carry proof.
     if let Some((user, _)) = &config.basic_auth {
         for (id, u, p, what) in [
             ("auth.missing", "", "", "without Basic auth"),
@@ -183,11 +215,14 @@ pub async fn run(
             ),
         ] {
             progress.start(id);
-            let payload = Event::fixture(probe_type, now()).to_payload();
-            let req = DeliveryRequest::new(config.url.clone(), u, p, &config.headers, payload);
-            let sent = sender.send(&req).await;
-            let r = expect_rejected(id, "S8", what, &sent);
-            push(&mut report, progress, r);
+            let mut results = Vec::new();
+            for &t in &probe_types {
+                let payload = Event::fixture(t, now()).to_payload();
+                let req = DeliveryRequest::new(config.url.clone(), u, p, &config.headers, payload);
+                let sent = sender.send(&req).await;
+                results.push((t, expect_rejected(id, "S8", what, &sent)));
+            }
+            push(&mut report, progress, combine(results));
         }
     } else {
         push(
@@ -226,26 +261,254 @@ pub async fn run(
                 .basic_auth
                 .clone()
                 .unwrap_or((String::new(), String::new()));
-            let payload = Event::fixture(probe_type, now()).to_payload();
-            let req = DeliveryRequest::new(config.url.clone(), &u, &p, &headers, payload);
-            let sent = sender.send(&req).await;
-            let r = expect_rejected(&id, "S9", &what, &sent);
-            push(&mut report, progress, r);
+            let mut results = Vec::new();
+            for &t in &probe_types {
+                let payload = Event::fixture(t, now()).to_payload();
+                let req = DeliveryRequest::new(config.url.clone(), &u, &p, &headers, payload);
+                let sent = sender.send(&req).await;
+                results.push((t, expect_rejected(&id, "S9", &what, &sent)));
+            }
+            push(&mut report, progress, combine(results));
         }
     }
 
     // A retry after a lost answer resends the same bytes: both must be accepted.
     progress.start("duplicate");
-    let payload = Event::fixture(probe_type, now()).to_payload();
-    let req = config.request(payload);
-    let first = sender.send(&req).await;
-    let second = sender.send(&req).await;
-    for sent in [&first, &second] {
+    let mut results = Vec::new();
+    for &t in &probe_types {
+        let req = config.request(Event::fixture(t, now()).to_payload());
+        let first = sender.send(&req).await;
+        let second = sender.send(&req).await;
+        for sent in [&first, &second] {
+            latencies.push((
+                "duplicate".into(),
+                Some(sent.latency).filter(|_| answered(&sent.outcome)),
+            ));
+        }
+        results.push((t, duplicate_case(&first, &second, config)));
+    }
+    push(&mut report, progress, combine(results));
+
+    // Unknown keys must be tolerated.
+    progress.start("unknown-fields");
+    let mut results = Vec::new();
+    for &t in &probe_types {
+        let mut event = Event::fixture(t, now());
+        event.data.insert(
+            "hookjar_unknown_field".into(),
+            json!({"note": "Skilljar may add keys; receivers must tolerate them"}),
+        );
+        // And one in each of the event's objects (user, course, lesson, …).
+        for value in event.data.values_mut() {
+            if let Value::Object(object) = value {
+                object.insert("hookjar_unknown_nested".into(), json!(true));
+            }
+        }
+        let sent = sender.send(&config.request(event.to_payload())).await;
         latencies.push((
-            "duplicate".into(),
+            "unknown-fields".into(),
             Some(sent.latency).filter(|_| answered(&sent.outcome)),
         ));
+        results.push((t, expect_accepted("unknown-fields", "S11", &sent, config)));
     }
+    push(&mut report, progress, combine(results));
+
+    // Real learners' names and real course titles: apostrophes, quotes, accents,
+    // other scripts, emoji. Skilljar sends them as they were typed.
+    progress.start("values");
+    let mut results = Vec::new();
+    for &t in &probe_types {
+        let mut event = Event::fixture(t, now());
+        for value in event.data.values_mut() {
+            realistic_values(value);
+        }
+        let sent = sender.send(&config.request(event.to_payload())).await;
+        latencies.push((
+            "values".into(),
+            Some(sent.latency).filter(|_| answered(&sent.outcome)),
+        ));
+        let mut r = expect_accepted("values", "S11", &sent, config);
+        r.expected = format!(
+            "2xx for a payload with the values real learners and courses have: {}",
+            REALISTIC_VALUES_SHOWN
+        );
+        if r.status == Status::Fail && sent.downgraded.is_none() && !is_2xx(&sent.outcome) {
+            r.seen = format!(
+                "{}; the same type with plain ASCII values was accepted, so the values are the cause: store and compare text as UTF-8, and never build SQL or shell commands from it",
+                r.seen
+            );
+        }
+        results.push((t, r));
+    }
+    push(&mut report, progress, combine(results));
+
+    // Skilljar's last retry resends the first attempt's bytes, timestamp included,
+    // 50 hours later (S11, S15), and promises no order between events (S19): an old
+    // timestamp, after newer events, must be accepted too.
+    progress.start("late-retry");
+    let span = config.policy.total();
+    let mut results = Vec::new();
+    for &t in &probe_types {
+        let sent = sender
+            .send(&config.request(Event::fixture(t, now() - span).to_payload()))
+            .await;
+        latencies.push((
+            "late-retry".into(),
+            Some(sent.latency).filter(|_| answered(&sent.outcome)),
+        ));
+        let mut r = expect_accepted("late-retry", "S11,S15,S19", &sent, config);
+        r.expected = format!(
+            "2xx for an event stamped {} ago, sent after newer ones: the last retry of an event resends its first bytes, timestamp included",
+            hookjar_core::verdict::human_duration(span)
+        );
+        // A refusal of the old stamp itself: the same type, freshly stamped, was
+        // accepted above. (A timeout or a 5xx here is no refusal of the timestamp.)
+        let refused = sent
+            .outcome
+            .status_code()
+            .is_some_and(|c| (400..500).contains(&c));
+        if r.status == Status::Fail && sent.downgraded.is_none() && refused {
+            r.seen = format!(
+                "{}; refusing old or out-of-order timestamps (replay protection, ordering) turns Skilljar's own late retries into a deactivation: accept them, and deduplicate by content instead (X5)",
+                r.seen
+            );
+        }
+        results.push((t, r));
+    }
+    push(&mut report, progress, combine(results));
+
+    // Warnings: what Skilljar may well send one day.
+    let probe = probe_types[0];
+    progress.start("new-type");
+    let mut event = Event::fixture(probe, now());
+    event.event_type = NEW_TYPE.into();
+    let sent = sender.send(&config.request(event.to_payload())).await;
+    latencies.push((
+        "new-type".into(),
+        Some(sent.latency).filter(|_| answered(&sent.outcome)),
+    ));
+    let r = expect_tolerated(
+        "new-type",
+        "S10,S12",
+        &format!("an event of a type Skilljar may add ({NEW_TYPE}) gets a 2xx"),
+        &sent,
+        config,
+        "Skilljar adds event types (its schema lists ten, its first docs nine), and a webhook for all types gets the new ones: answer 2xx to types you do not handle, and ignore them",
+    );
+    push(&mut report, progress, r);
+
+    progress.start("future-timestamp");
+    let sent = sender
+        .send(&config.request(Event::fixture(probe, now() + CLOCK_SKEW).to_payload()))
+        .await;
+    latencies.push((
+        "future-timestamp".into(),
+        Some(sent.latency).filter(|_| answered(&sent.outcome)),
+    ));
+    let r = expect_tolerated(
+        "future-timestamp",
+        "S11",
+        &format!(
+            "an event stamped {} s ahead of this machine's clock gets a 2xx",
+            CLOCK_SKEW.whole_seconds()
+        ),
+        &sent,
+        config,
+        "Skilljar's clock and yours differ by seconds, either way: do not refuse a timestamp in your future",
+    );
+    push(&mut report, progress, r);
+
+    // Latency against the timeout.
+    let r = latency_case(&latencies, config.timeout);
+    push(&mut report, progress, r);
+
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// The `event_type` of the `new-type` case: none of Skilljar's, and plainly a test.
+const NEW_TYPE: &str = "HOOKJAR_FUTURE_EVENT_TYPE";
+
+/// How far ahead of this machine's clock the `future-timestamp` case stamps.
+const CLOCK_SKEW: time::Duration = time::Duration::seconds(30);
+
+/// The values of the `values` case, in the words of its expectation.
+const REALISTIC_VALUES_SHOWN: &str = "first name Siobhán, last name O'Brien-Łukasiewicz 李, email siobhan.o'brien+skilljar@example.com, titles with quotes, an ampersand, angle brackets and an emoji";
+
+/// Puts the values real learners and courses have into the string fields of an
+/// event's object, wherever they are (nested items included).
+fn realistic_values(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            for (key, v) in object.iter_mut() {
+                let text = match key.as_str() {
+                    "first_name" => Some("Siobhán"),
+                    "last_name" => Some("O'Brien-Łukasiewicz 李"),
+                    "email" => Some("siobhan.o'brien+skilljar@example.com"),
+                    "title" => Some("Intro to \"Webhooks\" & <APIs> — Übung 2 🚀"),
+                    _ => None,
+                };
+                match (text, &v) {
+                    (Some(text), Value::String(_)) => *v = Value::String(text.to_owned()),
+                    _ => realistic_values(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(realistic_values),
+        _ => {}
+    }
+}
+
+/// A probe run once per type as one case: it passes only if it passed for every
+/// type; otherwise it shows the first type's failure (or warning) and names the
+/// other types that failed too.
+fn combine(results: Vec<(EventType, CaseResult)>) -> CaseResult {
+    let duration = results.iter().map(|(_, r)| r.duration).sum();
+    let n = results.len();
+    let worst = [Status::Fail, Status::Warn, Status::Inconclusive]
+        .into_iter()
+        .find(|s| results.iter().any(|(_, r)| r.status == *s));
+    let mut combined = match worst {
+        None => {
+            let (_, first) = &results[0];
+            let mut r = first.clone();
+            if n > 1 {
+                r.seen = format!(
+                    "{} (and for the {} other types accepted above)",
+                    r.seen,
+                    n - 1
+                );
+            }
+            r
+        }
+        Some(status) => {
+            let mut bad = results.iter().filter(|(_, r)| r.status == status);
+            let (t, first) = bad.next().expect("found above");
+            let others: Vec<&str> = bad.map(|(t, _)| t.as_str()).collect();
+            let mut r = first.clone();
+            r.seen = if n == 1 {
+                first.seen.clone()
+            } else if others.is_empty() {
+                format!("{}: {}", t.as_str(), first.seen)
+            } else if others.len() + 1 == n {
+                format!("{} (and the same for all {n} types)", first.seen)
+            } else {
+                format!(
+                    "{}: {} (the same for {})",
+                    t.as_str(),
+                    first.seen,
+                    others.join(", ")
+                )
+            };
+            r
+        }
+    };
+    combined.duration = duration;
+    combined
+}
+
+/// The `duplicate` case for one type: the same request sent twice.
+fn duplicate_case(first: &Sent, second: &Sent, config: &CheckConfig) -> CaseResult {
     let lost = first.downgraded.or(second.downgraded);
     let both_ok = is_2xx(&first.outcome) && is_2xx(&second.outcome) && lost.is_none();
     let mut r = CaseResult::check(
@@ -268,9 +531,9 @@ pub async fn run(
             )
         } else {
             let bad = if is_2xx(&first.outcome) {
-                &second
+                second
             } else {
-                &first
+                first
             };
             format!(
                 "{} in {}ms then {} in {}ms: {}",
@@ -295,61 +558,27 @@ pub async fn run(
         );
     }
     r.duration = first.latency + second.latency;
-    push(&mut report, progress, r);
+    r
+}
 
-    // Unknown keys must be tolerated.
-    progress.start("unknown-fields");
-    let mut event = Event::fixture(probe_type, now());
-    event.data.insert(
-        "hookjar_unknown_field".into(),
-        json!({"note": "Skilljar may add keys; receivers must tolerate them"}),
-    );
-    // And one in each of the event's objects (user, course, lesson, …).
-    for value in event.data.values_mut() {
-        if let Value::Object(object) = value {
-            object.insert("hookjar_unknown_nested".into(), json!(true));
-        }
+/// A case about what Skilljar may send one day rather than what it sends now: a
+/// 2xx passes; anything else is a warning that says what it would lead to, and why
+/// it may come (`why`).
+fn expect_tolerated(
+    id: &str,
+    clause: &str,
+    expected: &str,
+    sent: &Sent,
+    config: &CheckConfig,
+    why: &str,
+) -> CaseResult {
+    let mut r = expect_accepted(id, clause, sent, config);
+    r.expected = expected.to_owned();
+    if r.status == Status::Fail {
+        r.status = Status::Warn;
+        r.seen = format!("{}; {why}", r.seen);
     }
-    let sent = sender.send(&config.request(event.to_payload())).await;
-    latencies.push((
-        "unknown-fields".into(),
-        Some(sent.latency).filter(|_| answered(&sent.outcome)),
-    ));
-    let r = expect_accepted("unknown-fields", "S11", &sent, config);
-    push(&mut report, progress, r);
-
-    // Skilljar's last retry resends the first attempt's bytes, timestamp included,
-    // 50 hours later (S11, S15), and promises no order between events (S19): an old
-    // timestamp, after newer events, must be accepted too.
-    progress.start("late-retry");
-    let span = config.policy.total();
-    let sent_at = now() - span;
-    let sent = sender
-        .send(&config.request(Event::fixture(probe_type, sent_at).to_payload()))
-        .await;
-    latencies.push((
-        "late-retry".into(),
-        Some(sent.latency).filter(|_| answered(&sent.outcome)),
-    ));
-    let mut r = expect_accepted("late-retry", "S11,S15,S19", &sent, config);
-    r.expected = format!(
-        "2xx for an event stamped {} ago, sent after newer ones: the last retry of an event resends its first bytes, timestamp included",
-        hookjar_core::verdict::human_duration(span)
-    );
-    if r.status == Status::Fail && sent.downgraded.is_none() && !is_2xx(&sent.outcome) {
-        r.seen = format!(
-            "{}; refusing old or out-of-order timestamps (replay protection, ordering) turns Skilljar's own late retries into a deactivation: accept them, and deduplicate by content instead (X5)",
-            r.seen
-        );
-    }
-    push(&mut report, progress, r);
-
-    // Latency against the timeout.
-    let r = latency_case(&latencies, config.timeout);
-    push(&mut report, progress, r);
-
-    report.duration = started.elapsed();
-    Ok(report)
+    r
 }
 
 /// Whether the request got an answer whose time means something: an HTTP status, or

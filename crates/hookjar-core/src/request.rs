@@ -166,3 +166,100 @@ mod tests {
         assert_eq!(decode_basic_auth("Bearer x"), None);
     }
 }
+
+/// Whether a redirect from `from` to `to` drops the `Authorization` header (S18),
+/// by the rule of Python's `requests` (`Session.should_strip_auth`), which Skilljar
+/// uses: kept on the same scheme, host and port; dropped when the host changes;
+/// kept from `http` to `https` on the default ports (`http://h/…` → `https://h/…`,
+/// the common move to TLS); otherwise dropped when the scheme or the port changes.
+/// Ports are compared as given, a port equal to the scheme's default counting as
+/// none (the `url` crate already reads `http://h:80` as `http://h`).
+pub fn redirect_strips_auth(from: &url::Url, to: &url::Url) -> bool {
+    if from.host_str().map(str::to_ascii_lowercase) != to.host_str().map(str::to_ascii_lowercase) {
+        return true;
+    }
+    let (from_port, to_port) = (from.port(), to.port());
+    if from.scheme() == "http" && from_port.is_none() && to.scheme() == "https" && to_port.is_none()
+    {
+        return false;
+    }
+    from.scheme() != to.scheme() || from_port != to_port
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::redirect_strips_auth;
+    use proptest::prelude::*;
+
+    fn strips(from: &str, to: &str) -> bool {
+        redirect_strips_auth(
+            &url::Url::parse(from).unwrap(),
+            &url::Url::parse(to).unwrap(),
+        )
+    }
+
+    /// The cases of `requests`' own tests (`test_should_strip_auth_*`) and the
+    /// common ones around them.
+    #[test]
+    fn follows_the_rule_of_pythons_requests() {
+        let cases = [
+            ("http://example.com/a", "http://example.com/b", false),
+            ("http://example.com/a", "https://example.com/a", false),
+            (
+                "http://example.com:80/a",
+                "https://example.com:443/a",
+                false,
+            ),
+            ("http://example.com/a", "https://example.com:443/a", false),
+            ("http://Example.com/a", "http://example.COM/b", false),
+            ("https://example.com/a", "http://example.com/a", true),
+            ("http://example.com/a", "http://other.example.com/a", true),
+            ("http://example.com/a", "https://other.example.com/a", true),
+            (
+                "http://example.com:8080/a",
+                "https://example.com:8443/a",
+                true,
+            ),
+            ("http://example.com:8080/a", "https://example.com/a", true),
+            ("http://example.com/a", "https://example.com:8443/a", true),
+            (
+                "http://example.com:8080/a",
+                "http://example.com:8080/b",
+                false,
+            ),
+            (
+                "http://example.com:8080/a",
+                "http://example.com:9090/a",
+                true,
+            ),
+            ("http://example.com/a", "http://example.com:8080/a", true),
+            ("https://example.com/a", "https://example.com:443/b", false),
+            ("http://127.0.0.1:8000/a", "http://localhost:8000/a", true),
+        ];
+        for (from, to, want) in cases {
+            assert_eq!(strips(from, to), want, "{from} → {to}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the URLs: a hop to another host always drops the credentials,
+        /// and a hop within one scheme, host and port never does.
+        #[test]
+        fn other_hosts_always_lose_auth_and_the_same_origin_never(
+            scheme in prop::sample::select(vec!["http", "https"]),
+            to_scheme in prop::sample::select(vec!["http", "https"]),
+            host in "[a-z]{1,8}\\.example",
+            other in "[a-z]{1,8}\\.test",
+            port in prop::option::of(1u16..),
+            to_port in prop::option::of(1u16..),
+            path in "/[a-z]{0,8}",
+        ) {
+            let at = |s: &str, h: &str, p: Option<u16>| match p {
+                Some(p) => format!("{s}://{h}:{p}{path}"),
+                None => format!("{s}://{h}{path}"),
+            };
+            prop_assert!(strips(&at(scheme, &host, port), &at(to_scheme, &other, to_port)));
+            prop_assert!(!strips(&at(scheme, &host, port), &at(scheme, &host, port)));
+        }
+    }
+}

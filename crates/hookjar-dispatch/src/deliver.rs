@@ -8,9 +8,17 @@
 //! Redirects (S18) are followed here, hop by hop, with the standard client rules
 //! (those of Python's `requests`, which Skilljar uses): 307/308 repeat the POST with
 //! its body; 301/302/303 turn it into a GET without the body — which [`Sent`] reports
-//! in `downgraded`, since the event is then lost; `Authorization` is dropped when a
-//! hop leaves the original scheme, host and port; more than the limit is
-//! `TOO_MANY_REDIRECTS`. The timeout covers the whole chain.
+//! in `downgraded`, since the event is then lost; `Authorization` is dropped by
+//! `requests`' rule ([`hookjar_core::request::redirect_strips_auth`]: another host,
+//! or another scheme or port — except `http` to `https` on the default ports) and a
+//! `Cookie` header on every hop; more than the limit is `TOO_MANY_REDIRECTS`. The
+//! timeout covers the whole chain.
+//!
+//! Header names go out in title case (`Content-Type`, `User-Agent`, `Authorization`,
+//! `X-Client-Id`), as `requests` and most HTTP/1.1 clients write them, not in hyper's
+//! lower case: HTTP does not distinguish them, but a receiver that looks them up
+//! case-sensitively (an AWS API Gateway REST event's `headers`, a hand-written
+//! parser) must see what Skilljar sends.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -59,8 +67,9 @@ pub struct Hop {
     pub to: String,
     /// The request became a GET without the body here (301/302/303 after a POST).
     pub to_get: bool,
-    /// `Authorization` was dropped here: the hop left the original scheme, host and
-    /// port (as Python's `requests` does).
+    /// `Authorization` was dropped here: the hop went to another host, or another
+    /// scheme or port (Python's `requests` rule; `http` to `https` on the default
+    /// ports keeps it).
     pub auth_dropped: bool,
 }
 
@@ -68,12 +77,32 @@ impl Sender {
     /// A client following at most `max_redirects` redirects (S18), giving up on an
     /// answer after `timeout`.
     pub fn new(timeout: Duration, max_redirects: usize) -> Result<Self, StartError> {
-        let client = reqwest::Client::builder()
+        Sender::build(timeout, max_redirects, true)
+    }
+
+    /// As [`Sender::new`], but every request on a new connection, closed after its
+    /// answer, as Python's `requests.post` (no session) makes them: what one request
+    /// leaves on a connection (a body the endpoint did not read, a connection it
+    /// breaks) cannot change the next one's answer. For the checks and replays
+    /// that judge an endpoint request by request; the dispatcher keeps its
+    /// connections.
+    pub fn one_connection_per_request(
+        timeout: Duration,
+        max_redirects: usize,
+    ) -> Result<Self, StartError> {
+        Sender::build(timeout, max_redirects, false)
+    }
+
+    fn build(timeout: Duration, max_redirects: usize, keep: bool) -> Result<Self, StartError> {
+        let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
+            .http1_title_case_headers()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .build()
-            .map_err(StartError::Client)?;
+            .timeout(timeout);
+        if !keep {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let client = builder.build().map_err(StartError::Client)?;
         Ok(Sender {
             client,
             max_redirects,
@@ -137,7 +166,6 @@ impl Sender {
             Ok(u) => u,
             Err(e) => return fail(TransportKind::Other, format!("invalid URL: {e}")),
         };
-        let origin = url.origin();
         let mut method = reqwest::Method::POST;
         let mut body = Some(request.body.bytes().clone());
         let mut hops = 0usize;
@@ -207,11 +235,13 @@ impl Sender {
             #[cfg(feature = "faults")]
             let drop_auth = crate::faults::drop_auth_across_origins();
             let mut auth_dropped = false;
-            if next.origin() != origin && drop_auth {
+            if hookjar_core::request::redirect_strips_auth(&url, &next) && drop_auth {
                 auth_dropped = headers.remove(reqwest::header::AUTHORIZATION).is_some();
-                headers.remove(reqwest::header::COOKIE);
                 headers.remove(reqwest::header::PROXY_AUTHORIZATION);
             }
+            // `requests` drops a Cookie header on every hop (it sends only its cookie
+            // jar's cookies for the next URL, and a webhook's header is not in it).
+            headers.remove(reqwest::header::COOKIE);
             followed.push(Hop {
                 status: code,
                 to: next.to_string(),
@@ -450,6 +480,71 @@ mod body_tests {
             }
         });
         format!("http://{addr}/hook")
+    }
+
+    /// A receiver that answers one request with `answer` and hands over the request
+    /// head as it came on the wire.
+    async fn capturing_receiver(
+        answer: &'static [u8],
+    ) -> (String, tokio::sync::oneshot::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+            let _ = tx.send(String::from_utf8_lossy(&got[..end + 2]).into_owned());
+            s.write_all(answer).await.unwrap();
+        });
+        (format!("http://{addr}/hook"), rx)
+    }
+
+    /// Header names go out as Python's `requests` (and most HTTP/1.1 clients) write
+    /// them, not in hyper's lower case: a receiver that looks them up case-sensitively
+    /// (an API Gateway REST event's `headers["Authorization"]`) must see what Skilljar
+    /// sends. (A review's receiver reading `Authorization` that way passed `hookjar
+    /// check` and answered 401 to Python's `requests`.)
+    #[tokio::test]
+    async fn header_names_go_out_in_title_case() {
+        let (url, head) = capturing_receiver(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+        let mut new = hookjar_core::NewWebhook::to(url);
+        new.basic_auth_username = "hook".into();
+        new.basic_auth_password = "s3cret".into();
+        new.additional_headers
+            .insert("X-Client-Id".into(), "abc".into());
+        new.additional_headers
+            .insert("x-lower-name".into(), "def".into());
+        let webhook = hookjar_core::Webhook::create("w1".into(), new);
+        let at = time::macros::datetime!(2026-11-27 00:00 UTC);
+        let request = DeliveryRequest::for_webhook(
+            &webhook,
+            Event::fixture(EventType::CourseEnrollment, at).to_payload(),
+        );
+        let sender = Sender::new(Duration::from_secs(10), MAX_REDIRECTS).unwrap();
+        let sent = sender.send(&request).await;
+        assert_eq!(sent.outcome, Outcome::status(200));
+        let head = head.await.unwrap();
+        for line in [
+            "POST /hook HTTP/1.1\r\n",
+            "\r\nContent-Type: application/json\r\n",
+            "\r\nUser-Agent: skilljar\r\n",
+            "\r\nAuthorization: Basic aG9vazpzM2NyZXQ=\r\n",
+            "\r\nX-Client-Id: abc\r\n",
+            "\r\nX-Lower-Name: def\r\n",
+            "\r\nContent-Length: ",
+            "\r\nHost: 127.0.0.1:",
+        ] {
+            assert!(head.contains(line), "no {line:?} in:\n{head}");
+        }
     }
 
     fn request(url: &str) -> DeliveryRequest {

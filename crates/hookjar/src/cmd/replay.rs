@@ -275,7 +275,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let color = color_stdout();
     let headers = args.send.header_map()?;
-    let sender = Sender::new(args.send.timeout, MAX_REDIRECTS)?;
+    let sender = Sender::one_connection_per_request(args.send.timeout, MAX_REDIRECTS)?;
     let policy = RetryPolicy::default();
     let rt = runtime()?;
     let (mut ok, mut failed) = (0usize, 0usize);

@@ -83,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (u, p) = args.send.auth();
     let headers = args.send.header_map()?;
     let request = DeliveryRequest::new(args.to.clone(), &u, &p, &headers, event.to_payload());
-    let sender = Sender::new(args.send.timeout, MAX_REDIRECTS)?;
+    let sender = Sender::one_connection_per_request(args.send.timeout, MAX_REDIRECTS)?;
     if args.keep_timestamp && !hookjar_core::payload::is_iso8601_timestamp(&event.timestamp) {
         eprintln!(
             "warning: the timestamp {:?} is not ISO 8601 with an offset; Skilljar always sends one such as 2015-02-13T18:57:55.066475+00:00 (S11), so this request is not one Skilljar would send",
