@@ -49,13 +49,13 @@ async fn a_correct_endpoint_passes() {
     .await;
     assert!(report.passed(), "{}", report.to_table(false, false));
     assert_eq!(report.totals().failed, 0);
-    // 10 types, ping, 2 auth, 2 header, duplicate, unknown fields, values, late retry,
-    // new type, future timestamp, latency.
-    assert_eq!(report.cases.len(), 22);
+    // 10 types, ping, 2 auth, 2 header, duplicate, unknown fields, values, concurrent,
+    // late retry, new type, future timestamp, latency.
+    assert_eq!(report.cases.len(), 23);
     let mut config = CheckConfig::new("http://x");
     config.basic_auth = Some(("hook".into(), "s3cret".into()));
     config.headers.insert("x-client-id".into(), "abc".into());
-    assert_eq!(check::case_count(&config), 22, "the progress bar's length");
+    assert_eq!(check::case_count(&config), 23, "the progress bar's length");
     assert_eq!(case(&report, "auth.missing").status, Status::Pass);
     assert_eq!(
         case(&report, "header.x-client-id.wrong").status,
@@ -65,8 +65,9 @@ async fn a_correct_endpoint_passes() {
     let reqs = mock.requests();
     let accepted: Vec<_> = reqs.iter().filter(|r| r.status == Some(200)).collect();
     // The ten events and the ping, then per type two duplicates, unknown fields,
-    // values and a late retry, then a new type and a future timestamp.
-    assert_eq!(accepted.len(), 11 + 10 * 5 + 2);
+    // values, a concurrent one and a late retry, then a new type and a future
+    // timestamp.
+    assert_eq!(accepted.len(), 11 + 10 * 6 + 2);
     let new_type: Vec<_> = accepted
         .iter()
         .filter(|r| r.event_type.as_deref() == Some("HOOKJAR_FUTURE_EVENT_TYPE"))
@@ -631,12 +632,20 @@ async fn late_retry_blames_old_timestamps_only_for_a_refusal() {
     assert!(!late.seen.contains("old or out-of-order"), "{}", late.seen);
 }
 
-/// Every request goes on a connection of its own, as Python's `requests.post` sends
-/// it: what one case leaves on a connection cannot change the next one's answer (a
-/// review's receiver that answered the ping without reading its body got the next
-/// case blamed for the 501 its leftover caused).
-#[tokio::test]
-async fn every_request_goes_on_a_new_connection() {
+/// A raw HTTP/1.1 endpoint: each connection on a task of its own, each request
+/// (head and `Content-Length` body) answered with what `respond` gives, keep-alive.
+/// Counts the connections it accepted and the requests it answered.
+async fn raw_endpoint<F, Fut>(
+    respond: F,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = &'static [u8]> + Send,
+{
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -649,12 +658,11 @@ async fn every_request_goes_on_a_new_connection() {
         loop {
             let (mut s, _) = listener.accept().await.unwrap();
             c.fetch_add(1, Ordering::Relaxed);
-            let r = Arc::clone(&r);
+            let (r, respond) = (Arc::clone(&r), respond.clone());
             tokio::spawn(async move {
                 let mut got = Vec::new();
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
-                    // One request: the head, then Content-Length bytes of body.
                     let head_end = loop {
                         if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
                             break i + 4;
@@ -677,17 +685,27 @@ async fn every_request_goes_on_a_new_connection() {
                         }
                     }
                     got.drain(..head_end + len);
+                    let answer = respond().await;
                     r.fetch_add(1, Ordering::Relaxed);
-                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await
-                        .is_err()
-                    {
+                    if s.write_all(answer).await.is_err() {
                         return;
                     }
                 }
             });
         }
     });
+    (addr, connections, requests)
+}
+
+const OK_200: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+
+/// Every request goes on a connection of its own, as Python's `requests.post` sends
+/// it: what one case leaves on a connection cannot change the next one's answer (a
+/// review's receiver that answered the ping without reading its body got the next
+/// case blamed for the 501 its leftover caused).
+#[tokio::test]
+async fn every_request_goes_on_a_new_connection() {
+    let (addr, connections, requests) = raw_endpoint(|| async { OK_200 }).await;
     let mut config = CheckConfig::new(format!("http://{addr}/hook"));
     config.types = vec![EventType::CourseEnrollment, EventType::LessonCompletion];
     let report = check::run(&config, now, &mut Quiet).await.unwrap();
@@ -698,4 +716,45 @@ async fn every_request_goes_on_a_new_connection() {
     );
     assert!(requests > 10, "{requests}");
     assert_eq!(connections, requests, "requests shared connections");
+}
+
+/// Skilljar delivers events side by side: an endpoint with a global lock that
+/// answers 409 to a request arriving while it handles another passed every case
+/// before `concurrent` (each case sent one request at a time; a review's receiver got
+/// exit 0, and four of five concurrent `requests` calls got 409).
+#[tokio::test]
+async fn an_endpoint_that_refuses_overlapping_requests_fails_concurrent() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let busy = Arc::new(AtomicBool::new(false));
+    let (addr, _, _) = raw_endpoint(move || {
+        let busy = Arc::clone(&busy);
+        async move {
+            if busy.swap(true, Ordering::SeqCst) {
+                return b"HTTP/1.1 409 Conflict\r\ncontent-length: 4\r\n\r\nbusy".as_slice();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            busy.store(false, Ordering::SeqCst);
+            OK_200
+        }
+    })
+    .await;
+    let mut config = CheckConfig::new(format!("http://{addr}/hook"));
+    config.types = vec![
+        EventType::CourseEnrollment,
+        EventType::CourseCompletion,
+        EventType::LessonCompletion,
+        EventType::PathCompletion,
+    ];
+    let report = check::run(&config, now, &mut Quiet).await.unwrap();
+    let c = case(&report, "concurrent");
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    assert!(
+        c.seen.contains("HTTP 409") && c.seen.contains("side by side"),
+        "{}",
+        c.seen
+    );
+    for id in ["duplicate", "values", "late-retry"] {
+        assert_eq!(case(&report, id).status, Status::Pass, "{id}");
+    }
 }

@@ -16,6 +16,10 @@
 //! - `values` — the values real learners and courses have (an apostrophe, accents,
 //!   another script, quotes, `&`, `<>`, an emoji) in names, emails and titles must get
 //!   2xx (S11).
+//! - `concurrent` — one event of each accepted type, all sent at the same moment,
+//!   must each get 2xx: Skilljar delivers side by side (S12, S19), and a receiver that
+//!   refuses a request while it handles another (a global lock answering 409) is
+//!   deactivated by the first overlap.
 //! - `late-retry` — each type stamped 50.1 h ago (the retry life-cycle, S15), sent
 //!   after newer events, must get 2xx: Skilljar's last retry resends the first bytes,
 //!   timestamp included, and no order between events is promised (S19), so an endpoint
@@ -37,10 +41,10 @@
 //! case reports both sends' times.
 //!
 //! The probes after the events (auth, headers, `duplicate`, `unknown-fields`, `values`,
-//! `late-retry`) run once for every type the endpoint accepted (an endpoint's handling
+//! `concurrent`, `late-retry`) run once for every type the endpoint accepted (an endpoint's handling
 //! often differs by type), and each is one case that names the types it failed for;
 //! a type the endpoint refused is not blamed on them. With all ten types and Basic auth
-//! that is about 90 requests. Each request goes on a new connection, as Python's
+//! that is about 100 requests. Each request goes on a new connection, as Python's
 //! `requests.post` sends it, so that one case's leftovers on a connection cannot change
 //! the next one's answer.
 
@@ -100,11 +104,11 @@ impl CheckConfig {
 
 /// How many cases [`run`] reports for `config` (a progress bar's length): the
 /// types, the ping, auth (two cases, or one skip), two per header, then
-/// `duplicate`, `unknown-fields`, `values`, `late-retry`, `new-type`,
+/// `duplicate`, `unknown-fields`, `values`, `concurrent`, `late-retry`, `new-type`,
 /// `future-timestamp` and `latency`.
 pub fn case_count(config: &CheckConfig) -> usize {
     let auth = if config.basic_auth.is_some() { 2 } else { 1 };
-    config.types.len() + 1 + auth + 2 * config.headers.len() + 7
+    config.types.len() + 1 + auth + 2 * config.headers.len() + 8
 }
 
 /// Something that tells the caller how far the run is (a progress bar, or nothing).
@@ -341,6 +345,50 @@ pub async fn run(
         results.push((t, r));
     }
     push(&mut report, progress, combine(results));
+
+    // Skilljar sends deliveries side by side (several events at once, retries falling
+    // due together; S12, S19): one event of each accepted type, all at once.
+    progress.start("concurrent");
+    let mut sends = tokio::task::JoinSet::new();
+    for &t in &probe_types {
+        let (sender, req) = (
+            sender.clone(),
+            config.request(Event::fixture(t, now()).to_payload()),
+        );
+        sends.spawn(async move { (t, sender.send(&req).await) });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = sends.join_next().await {
+        let Ok((t, sent)) = done else { continue };
+        latencies.push((
+            "concurrent".into(),
+            Some(sent.latency).filter(|_| answered(&sent.outcome)),
+        ));
+        let mut r = expect_accepted("concurrent", "S12,S19", &sent, config);
+        r.expected = format!(
+            "2xx for each of {} events sent at the same moment",
+            probe_types.len()
+        );
+        if r.status == Status::Fail && sent.downgraded.is_none() && !is_2xx(&sent.outcome) {
+            r.seen = format!(
+                "{}; the same type, sent alone, was accepted: Skilljar delivers events side by side, so a request that comes while another is handled must be accepted too",
+                r.seen
+            );
+        }
+        results.push((t, r));
+    }
+    // In the order of the types, whatever order the answers came in.
+    results.sort_by_key(|(t, _)| probe_types.iter().position(|p| p == t));
+    let mut r = combine(results);
+    // Side by side, the case took as long as its slowest request, not their sum.
+    r.duration = latencies
+        .iter()
+        .rev()
+        .take(probe_types.len())
+        .filter_map(|(_, d)| *d)
+        .max()
+        .unwrap_or_default();
+    push(&mut report, progress, r);
 
     // Skilljar's last retry resends the first attempt's bytes, timestamp included,
     // 50 hours later (S11, S15), and promises no order between events (S19): an old

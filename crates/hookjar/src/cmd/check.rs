@@ -17,11 +17,11 @@ use super::util::{SuiteProgress, finish_report, parse_target_url, runtime, wall_
 /// payload twice (a retry after a lost answer), with unknown fields, with real names and
 /// titles (O'Brien, Siobhán, quotes, an emoji), and stamped 50 hours ago after newer
 /// ones (Skilljar's last retry resends an event's first bytes, and events come in no
-/// promised order); all must be accepted. These probes run for every type your endpoint
-/// accepted. An event of a type Skilljar may add, and one stamped 30 s in your future,
+/// promised order), and one of each type all at once (Skilljar delivers side by side);
+/// all must be accepted. These probes run for every type your endpoint accepted. An event of a type Skilljar may add, and one stamped 30 s in your future,
 /// should be accepted too (a warning otherwise). Every answer must come within the
 /// timeout, and within Skilljar's own 10 s whatever --timeout says. Each request goes
-/// on a new connection, as Python's requests sends it; about 90 requests in all with
+/// on a new connection, as Python's requests sends it; about 100 requests in all with
 /// ten types and Basic auth.
 ///
 /// For every answer that is not a 2xx it says what Skilljar would do: a 4xx deactivates
