@@ -188,6 +188,58 @@ MUTANTS = {
     "only-standard-2xx": 'S17: only 200-206 are success; 207/226/299 retried like 5xx',
     "log-attempt-minimal": 'X2: delivery log attempts show only their time (no status/error, latency, verdict, next attempt)',
     "backoff-jitter-10": 'S14: every back-off jittered uniformly by up to ±10 %',
+    # ---- fourth round
+    "list-order-updated": 'S1: list ordered by last change (a PATCH moves a webhook to the end), not oldest first',
+    "delete-soft-listed": 'S1/S4: a DELETEd webhook is gone for GET (404) but still listed and counted',
+    "form-blank-type-refused": 'S2/S6: event_type "" in a form body answered 400 (blank means all types)',
+    "https-refused": 'S2/S6: https target URLs refused (http only)',
+    "ipv6-refused": 'S2/S6: target URLs with a bracketed IPv6 host refused',
+    "url-dns-check": 'S2/S6: target_url host must resolve in DNS at create (unresolvable valid domain -> 400)',
+    "url-trailing-newline": 'S6: a target_url ending in "\\n" accepted (regex $ instead of \\Z)',
+    "url-not-required": 'S2/S6: a create without target_url accepted (201, target_url "")',
+    "readonly-reason-writable": 'S3/S4: PUT/PATCH can set deactivate_reason (read-only) to any S18 code',
+    "readonly-id-writable": 'S3/S4: PUT/PATCH with "id" renames the webhook (id is read-only)',
+    "auth-pair-reset": 'S4: an update of basic_auth_username alone clears the stored password',
+    "headers-patch-merge": 'S4: an update of additional_headers merges into the stored ones (a header cannot be removed)',
+    "empty-password-ignored": 'S4: an update with basic_auth_password "" is ignored (the password cannot be cleared)',
+    "blank-type-update-ignored": 'S2/S4: an update with event_type "" keeps the old type instead of all types',
+    "validate-before-lookup": 'S4/S6: PUT/PATCH of an unknown id with a bad field answers 400 instead of 404',
+    "patch-reactivate-keeps-reason": 'S4: PATCH active:true re-activates but leaves deactivate_reason (PUT clears it)',
+    "key-prefix-match": 'S5: any Basic username that starts with the API key is accepted',
+    "wrong-key-no-detail": 'S5: a wrong key answers 401 with an empty body (no "detail")',
+    "bearer-no-challenge": 'S5: a Bearer token refused with 401 but no WWW-Authenticate',
+    "key-in-query": 'S5: ?api_key=KEY accepted instead of Basic auth',
+    "bad-base64-500": 'S5: Basic credentials that are not base64 answer 500 instead of 401',
+    "header-name-empty": 'S6: an additional header with an empty name accepted',
+    "header-name-unicode": 'S6: header names checked with str.isalnum(): non-ASCII letters ("x-é") accepted',
+    "header-value-del": 'S6: header values with DEL (0x7f) accepted (control check stops at 0x1f)',
+    "proxy-prefix-case": 'S6: "Proxy-*" refused only with that case ("proxy-authorization" accepted)',
+    "json-active-truthy": 'S2/S6: a JSON active that is not a boolean taken by truthiness ("false" -> true)',
+    "json-array-500": 'S6: a JSON body that is an array answers 500 instead of 400',
+    "ping-any-method": 'S6/S13: GET /v1/webhooks/{id}/ping sends a ping (200) instead of 405',
+    "sample-bare": 'S6b: samples hold only event_type and timestamp, not the fixture\'s objects',
+    "user-no-email": 'S11: the user object of payloads carries no email',
+    "body-latin1": 'S7/S11: non-ASCII characters of a payload sent in Latin-1, not UTF-8',
+    "empty-header-value-dropped": 'S9: an additional header whose value is "" is not sent',
+    "query-dropped-on-send": 'S7: the POST goes to target_url without its query string',
+    "dedupe-default-port": 'S12: URL comparison keeps the default port (http://h:80/x and http://h/x differ)',
+    "dedupe-trailing-slash": 'S12: URLs compared without a trailing slash (/x and /x/ taken as one URL)',
+    "dedupe-dotdot": 'S12: URL comparison resolves "." segments but not ".."',
+    "dedupe-inactive-owner": 'S12: an inactive older webhook on a shared URL takes the event (nothing sent)',
+    "emit-counts-inactive": 'X1/S12: emit\'s "deliveries" also counts inactive webhooks of the type',
+    "ping-reactivates": 'S13/S4: a successful ping of an inactive webhook re-activates it',
+    "emit-override-reorders": 'S11/X1: keys given to emit move to the end of the payload (a given timestamp comes last)',
+    "log-all-webhooks": 'X2: a webhook\'s delivery log lists every webhook\'s deliveries',
+    "redeliver-no-auth": 'X2/S8/S9: a redelivery is POSTed without Authorization and additional headers',
+    "log-leaks-auth": 'S3/X2: the delivery log shows each attempt\'s request headers, Authorization included',
+    "log-next-at-wrong": 'X2: an attempt\'s next_attempt_at is at + back-off/N (wall seconds on the dispatcher timeline), not when the retry is due',
+    "honour-retry-after": 'S14: a 5xx with Retry-After is retried after Retry-After, not the back-off',
+    "429-retry-after-honoured": 'S16: a 429 with Retry-After is retried after it instead of deactivating',
+    "4xx-after-redirect-retried": 'S16/S18: a 4xx at the end of a redirect is retried like a 5xx',
+    "relative-location-root": 'S18: a relative Location ("next") resolved against the root, not the current path',
+    "success-cancels-pending": 'S12/S14: a 2xx drops the webhook\'s other deliveries waiting to retry',
+    "redeliver-no-retry": 'X2/S14: a redelivery answered 5xx is not retried',
+    "shared-4xx-deactivates-all": 'S12/S16: a 4xx on a shared URL deactivates every webhook on that URL, not only the one that sent',
 }
 
 ARGS = None
@@ -268,6 +320,8 @@ def fixture(t):
         ev["event_type"] = t.lower()
     if m("lesson-no-lesson-object") and t == "LESSON_COMPLETION":
         del ev["lesson"]
+    if m("user-no-email") and isinstance(ev.get("user"), dict):
+        ev["user"].pop("email", None)
     return ev
 
 
@@ -292,10 +346,16 @@ def valid_url(u):
         return False
     if m("url-scheme-only"):
         return u.lower().startswith(("http://", "https://"))
+    if m("url-trailing-newline") and u.endswith("\n"):
+        u = u[:-1]
     if any(ord(c) < 0x21 or ord(c) == 0x7f for c in u):
         return False
     scheme = u.split("://", 1)[0].lower() if "://" in u else ""
     if scheme not in ("http", "https") and not (m("accept-ftp") and scheme == "ftp"):
+        return False
+    if m("https-refused") and scheme == "https":
+        return False
+    if m("ipv6-refused") and "[" in u.split("/")[2]:
         return False
     mt = URL_RE.match(u)
     if not mt:
@@ -325,7 +385,7 @@ def normalise_url(u):
     if m("dedupe-host-case-sensitive"):
         host = s.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0] if not s.netloc.endswith("]") else host
     port = s.port
-    if (scheme, port) in (("http", 80), ("https", 443)):
+    if (scheme, port) in (("http", 80), ("https", 443)) and not m("dedupe-default-port"):
         port = None
     netloc = host if ":" not in host else "[" + host + "]"
     if port is not None:
@@ -336,7 +396,7 @@ def normalise_url(u):
     for seg in (s.path or "/").split("/")[1:]:
         if seg == ".":
             continue
-        if seg == "..":
+        if seg == ".." and not m("dedupe-dotdot"):
             if segs:
                 segs.pop()
             continue
@@ -345,6 +405,8 @@ def normalise_url(u):
     path = "/" + "/".join(segs) + ("/" if last in (".", "..") and segs else "")
     if m("dedupe-path-case"):
         path = path.lower()
+    if m("dedupe-trailing-slash") and len(path) > 1:
+        path = path.rstrip("/")
     return urlunsplit((scheme, netloc, path, "" if m("dedupe-ignores-query") else s.query, ""))
 
 
@@ -354,7 +416,11 @@ HOP_BY_HOP = {"upgrade", "te", "keep-alive", "expect"}
 
 
 def check_header(name, value, errs):
-    if not isinstance(name, str) or not name or (any(c not in TCHARS for c in name) and not m("header-name-not-checked")):
+    if m("header-name-unicode"):
+        bad_name = any(not (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name) if isinstance(name, str) else True
+    else:
+        bad_name = isinstance(name, str) and any(c not in TCHARS for c in name)
+    if not isinstance(name, str) or (not name and not m("header-name-empty")) or (bad_name and not m("header-name-not-checked")):
         errs.append('"%s" is not a valid HTTP header name.' % name)
         return
     lname = name.lower()
@@ -362,6 +428,8 @@ def check_header(name, value, errs):
         owned = name in OWNED_CANON or name.startswith("Proxy-")
     elif m("hop-by-hop-accepted"):
         owned = lname in RESERVED and lname not in HOP_BY_HOP
+    elif m("proxy-prefix-case"):
+        owned = lname in RESERVED or name.startswith("Proxy-")
     else:
         owned = lname in RESERVED or lname.startswith("proxy-")
     if owned:
@@ -373,7 +441,7 @@ def check_header(name, value, errs):
             return
         errs.append('The value of header "%s" must be a string.' % name)
         return
-    if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7f for c in value) and not m("header-value-crlf"):
+    if any(ord(c) < 0x20 and c != "\t" or (ord(c) == 0x7f and not m("header-value-del")) for c in value) and not m("header-value-crlf"):
         errs.append('The value of header "%s" contains a control character.' % name)
     elif value != value.strip(" \t") and not m("header-value-crlf"):
         errs.append('The value of header "%s" has leading or trailing whitespace.' % name)
@@ -384,6 +452,8 @@ def check_header(name, value, errs):
 def parse_bool(v, form):
     if isinstance(v, bool):
         return v
+    if not form and m("json-active-truthy"):
+        return bool(v)
     if form and isinstance(v, str) and m("form-bool-truthy"):
         return v != ""
     if form and isinstance(v, str):
@@ -393,6 +463,14 @@ def parse_bool(v, form):
         if lv in ("false", "0", "off", "no", ""):
             return False
     raise ValueError
+
+
+def resolves(u):
+    try:
+        socket.getaddrinfo(urlsplit(u).hostname, None)
+        return True
+    except (OSError, UnicodeError):
+        return False
 
 
 def validate(data, form, creating, existing=None):
@@ -413,8 +491,12 @@ def validate(data, form, creating, existing=None):
             out["target_url"] = u
         elif not valid_url(u):
             errors["target_url"] = ["Enter a valid URL."]
+        elif m("url-dns-check") and not resolves(u):
+            errors["target_url"] = ["The host of this URL does not resolve."]
         else:
             out["target_url"] = normalise_url(u) if m("url-stored-normalised") else u
+    elif creating and m("url-not-required"):
+        out["target_url"] = ""
     elif creating:
         errors["target_url"] = ["This field is required."]
     if "active" in data:
@@ -424,7 +506,9 @@ def validate(data, form, creating, existing=None):
             errors["active"] = ["Must be a valid boolean."]
     if "event_type" in data:
         t = data["event_type"]
-        if t is None or t == "":
+        if t == "" and form and m("form-blank-type-refused"):
+            errors["event_type"] = ['"" is not a valid choice. Valid choices: %s.' % ", ".join(EVENT_TYPES)]
+        elif t is None or t == "":
             out["event_type"] = "" if (t == "" and m("blank-type-nothing")) else None
         elif isinstance(t, str) and t in EVENT_TYPES:
             out["event_type"] = t
@@ -483,6 +567,7 @@ def validate(data, form, creating, existing=None):
 LOCK = threading.RLock()
 WAKE = threading.Condition(LOCK)
 WEBHOOKS = {}        # id -> webhook dict (insertion order = oldest first)
+GRAVE = {}           # deleted webhooks (mutant delete-soft-listed only)
 DELIVERIES = {}      # id -> delivery dict
 HEAP = []            # (due dispatcher time, seq, delivery id)
 SEQ = itertools.count()
@@ -580,6 +665,8 @@ def request_headers(w, attempt=0):
     for k, v in w["additional_headers"].items():
         if m("headers-dropped-on-retry") and attempt > 0:
             break
+        if m("empty-header-value-dropped") and v == "":
+            continue
         if m("headers-override-auth") and k.lower() == "authorization":
             h = [x for x in h if x[0].lower() != "authorization"]
         h.append((k.lower() if m("headers-lowercased") else k, v))
@@ -610,7 +697,7 @@ def send(url, headers, body, timeout):
             else:
                 conn = http.client.HTTPConnection(s.hostname, port, timeout=remaining)
             path = s.path or "/"
-            if s.query:
+            if s.query and not m("query-dropped-on-send"):
                 path += "?" + s.query
             conn.putrequest(method, path, skip_accept_encoding=True)
             for k, v in headers:
@@ -621,6 +708,7 @@ def send(url, headers, body, timeout):
             resp = conn.getresponse()
             status = resp.status
             loc = resp.getheader("Location")
+            retry_after = resp.getheader("Retry-After")
             resp.read()
             conn.close()
         except socket.timeout:
@@ -638,6 +726,8 @@ def send(url, headers, body, timeout):
             if hops > (11 if m("redirect-limit-11") else 9 if m("redirect-limit-9") else 10):
                 return {"too_many": True, "detail": "more than 10 redirects", "note": note}
             new = urljoin(url, loc)
+            if m("relative-location-root") and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:|^/", loc):
+                new = urljoin(url, "/" + loc)
             if origin(new) != origin(url) and not m("redirect-keeps-auth"):
                 headers = [x for x in headers if x[0].lower() != "authorization"]
             if m("redirect-drops-headers"):
@@ -650,7 +740,12 @@ def send(url, headers, body, timeout):
                 note = "a %d redirect turned the POST into a GET without the body, so the receiver never got the event" % status
             url = new
             continue
-        return {"status": status, "detail": "HTTP %d" % status, "note": note}
+        res = {"status": status, "detail": "HTTP %d" % status, "note": note, "hops": hops}
+        try:
+            res["retry_after"] = float(retry_after) if retry_after is not None else None
+        except ValueError:
+            res["retry_after"] = None
+        return res
 
 
 # ---------------------------------------------------------------- engine
@@ -667,6 +762,10 @@ def classify(res, attempt):
         return "deactivate", "RETRY_COUNT"
     if res.get("error") == "timeout" and m("timeout-deactivates"):
         return "deactivate", "RETRY_COUNT"
+    if st is not None and 400 <= st < 500 and m("4xx-after-redirect-retried") and res.get("hops") and attempt < retry_limit():
+        return "retry", backoff(attempt + 1)
+    if st == 429 and m("429-retry-after-honoured") and res.get("retry_after") is not None and attempt < retry_limit():
+        return "retry", res["retry_after"]
     if st is not None and 400 <= st < 500:
         if not ((st == 404 and m("no-deactivate-404")) or (st == 410 and m("no-deactivate-410"))
                 or (st == 429 and m("429-as-5xx")) or (st == 408 and m("408-as-5xx"))
@@ -679,6 +778,8 @@ def classify(res, attempt):
         return "giveup", None
     if attempt >= retry_limit():
         return "deactivate", "RETRY_COUNT"
+    if m("honour-retry-after") and st is not None and 500 <= st < 600 and res.get("retry_after") is not None:
+        return "retry", res["retry_after"]
     return "retry", backoff(attempt + 1)
 
 
@@ -697,8 +798,15 @@ def run_attempt(d, w_snapshot, revision, rec):
         obj = json.loads(body)
         obj["timestamp"] = payload_timestamp()
         body = dumps(obj)
+    if m("body-latin1"):
+        body = body.decode("utf-8").encode("latin-1", "replace")
+    headers = request_headers(w_snapshot, rec["attempt"])
+    if m("redeliver-no-auth") and d.get("redelivery"):
+        headers = [x for x in headers if x[0].lower() in ("content-type", "user-agent")]
+    if m("log-leaks-auth"):
+        rec["request_headers"] = dict(headers)
     t0 = time.monotonic()
-    res = send(w_snapshot["target_url"], request_headers(w_snapshot, rec["attempt"]), body, ARGS.timeout)
+    res = send(w_snapshot["target_url"], headers, body, ARGS.timeout)
     latency = (time.monotonic() - t0) * 1000
     if m("duplicate-on-success") and res.get("status") and 200 <= res["status"] < 300:
         send(w_snapshot["target_url"], request_headers(w_snapshot), body, ARGS.timeout)
@@ -726,6 +834,12 @@ def run_attempt(d, w_snapshot, revision, rec):
         elif verdict == "delivered":
             d["state"] = "delivered"
             rec["detail"] = detail + "; delivered"
+            if m("success-cancels-pending"):
+                for o in DELIVERIES.values():
+                    if o is not d and o["webhook"] == w["id"] and o["state"] == "pending":
+                        o["state"] = "dropped"
+                        o["note"] = "cancelled: the webhook answered 2xx"
+                        o["due"] = None
         elif verdict == "deactivate":
             d["state"] = "failed"
             rec["detail"] = detail + "; webhook deactivated (%s)" % arg
@@ -733,6 +847,14 @@ def run_attempt(d, w_snapshot, revision, rec):
                 d["note"] = "stale answer: the webhook was updated during the attempt; not applied"
             else:
                 deactivate(w, arg)
+                if m("shared-4xx-deactivates-all") and arg == "HTTP_4XX_RESPONSE":
+                    key = normalise_url(w["target_url"])
+                    for o in WEBHOOKS.values():
+                        if o is not w and o["active"] and normalise_url(o["target_url"]) == key:
+                            deactivate(o, arg)
+        elif m("redeliver-no-retry") and d.get("redelivery"):
+            d["state"] = "failed"
+            rec["detail"] = detail + "; a redelivery is not retried"
         else:
             if w["active"] or m("retry-after-deactivate") or m("send-to-inactive") or m("4xx-keeps-pending") or m("patch-inactive-keeps-pending"):
                 due = now + arg
@@ -741,6 +863,8 @@ def run_attempt(d, w_snapshot, revision, rec):
                 if m("wait-from-attempt-start"):
                     due = rec["at"] + arg
                 rec["next_attempt_at"] = due
+                if m("log-next-at-wrong"):
+                    rec["next_attempt_at"] = rec["at"] + arg / CLOCK.scale
                 rec["detail"] = detail + "; retry %d in %gs" % (rec["attempt"] + 1, arg)
                 schedule(d, due)
             else:
@@ -902,6 +1026,8 @@ class Handler(BaseHTTPRequestHandler):
                 if m("malformed-json-detail"):
                     raise ApiError(400, {"detail": "JSON parse error - %s" % e})
                 raise ApiError(400, {"non_field_errors": ["JSON parse error - %s" % e]})
+            if not isinstance(data, dict) and m("json-array-500"):
+                raise RuntimeError("'%s' object has no attribute 'get'" % type(data).__name__)
             if not isinstance(data, dict):
                 raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary, but got %s." % type(data).__name__]})
             return data, False
@@ -930,9 +1056,11 @@ class Handler(BaseHTTPRequestHandler):
             return data, True
         raise ApiError(415, {"detail": 'Unsupported media type "%s" in request.' % ctype})
 
-    def auth(self):
+    def auth(self, query=None):
         h = self.headers.get("Authorization")
         www = {"WWW-Authenticate": 'Basic realm="api"'}
+        if not h and m("key-in-query") and query and query.get("api_key") == ARGS.api_key:
+            return
         if not h:
             raise ApiError(401, {"detail": "Authentication credentials were not provided."}, www)
         scheme, _, cred = h.partition(" ")
@@ -941,18 +1069,22 @@ class Handler(BaseHTTPRequestHandler):
         if scheme.lower() == "bearer" and m("bearer-generic-message"):
             raise ApiError(401, {"detail": "Invalid token."}, www)
         if scheme.lower() == "bearer":
-            raise ApiError(401, {"detail": "Bearer authentication is not accepted. Send the API key with HTTP Basic auth: the key as the username and an empty password."}, www)
+            raise ApiError(401, {"detail": "Bearer authentication is not accepted. Send the API key with HTTP Basic auth: the key as the username and an empty password."}, {} if m("bearer-no-challenge") else www)
         if scheme.lower() != "basic":
             raise ApiError(401, {"detail": "Authentication credentials were not provided."}, www)
         try:
             user, sep, pw = base64.b64decode(cred.strip(), validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
+            if m("bad-base64-500"):
+                raise RuntimeError("cannot decode the credentials")
             raise ApiError(401, {"detail": "Invalid basic header. Credentials not correctly base64 encoded."}, www)
         ok = hmac.compare_digest(user.encode(), ARGS.api_key.encode()) and sep == ":" and pw == ""
+        if m("key-prefix-match"):
+            ok = hmac.compare_digest(user[:len(ARGS.api_key)].encode(), ARGS.api_key.encode()) and sep == ":" and pw == ""
         if m("any-key"):
             ok = sep == ":" and pw == "" and user != ""
         if not ok:
-            raise ApiError(401, {"detail": "Invalid username/password."}, {} if m("wrong-key-no-challenge") else www)
+            raise ApiError(401, None if m("wrong-key-no-detail") else {"detail": "Invalid username/password."}, {} if m("wrong-key-no-challenge") else www)
 
     def handle_any(self, method):
         self._body_read = False
@@ -964,7 +1096,7 @@ class Handler(BaseHTTPRequestHandler):
             if parts[0] != "v1":
                 raise ApiError(404, {"detail": "Not found."})
             if not (m("ping-no-auth") and parts[1:] == ["ping"]):
-                self.auth()
+                self.auth(query)
             allowed, fn, argv = self.route(parts[1:])
             if method == "OPTIONS":
                 self.read_body()
@@ -1007,7 +1139,7 @@ class Handler(BaseHTTPRequestHandler):
             if len(p) == 2:
                 return ["GET", "PUT", "PATCH", "DELETE"], self.api_webhook, [p[1]]
             if len(p) == 3 and p[2] == "ping":
-                return ["POST"], self.api_hook_ping, [p[1]]
+                return (["GET", "POST"] if m("ping-any-method") else ["POST"]), self.api_hook_ping, [p[1]]
             if len(p) == 3 and p[2] == "deliveries":
                 return ["GET"], self.api_deliveries, [p[1]]
             if len(p) == 3 and p[2] == "deactivate":
@@ -1022,7 +1154,12 @@ class Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host", "%s:%d" % self.server.server_address[:2])
         if method == "GET":
             with LOCK:
-                items = [view(w) for w in WEBHOOKS.values()]
+                ws = list(WEBHOOKS.values())
+                if m("delete-soft-listed"):
+                    ws = sorted(ws + list(GRAVE.values()), key=lambda w: w["seq"])
+                if m("list-order-updated"):
+                    ws = sorted(ws, key=lambda w: w["touched"])
+                items = [view(w) for w in ws]
                 if m("list-summary"):
                     items = [{k: v for k, v in i.items() if k not in ("additional_headers", "deactivate_reason")} for i in items]
                 if m("list-newest-first"):
@@ -1038,6 +1175,7 @@ class Handler(BaseHTTPRequestHandler):
              "basic_auth_password": out.get("basic_auth_password", ""),
              "additional_headers": out.get("additional_headers", {}), "revision": 0}
         with LOCK:
+            w["seq"] = w["touched"] = next(SEQ)
             WEBHOOKS[w["id"]] = w
             return 201, view(w)
 
@@ -1063,13 +1201,21 @@ class Handler(BaseHTTPRequestHandler):
                      "basic_auth_username": out.get("basic_auth_username", ""),
                      "basic_auth_password": out.get("basic_auth_password", ""),
                      "additional_headers": out.get("additional_headers", {}), "revision": 0}
+                w["seq"] = w["touched"] = next(SEQ)
                 WEBHOOKS[wid] = w
                 return 201, view(w)
+            if m("validate-before-lookup") and method in ("PUT", "PATCH") and wid not in WEBHOOKS:
+                data, form = self.parse_body(self.read_body())
+                _, errors = validate(data, form, False, {})
+                if errors:
+                    raise ApiError(400, errors)
             w = self.find(wid)
             if method == "GET":
                 return 200, view(w)
             if method == "DELETE":
                 del WEBHOOKS[wid]
+                if m("delete-soft-listed"):
+                    GRAVE[wid] = w
                 for did in [k for k, d in DELIVERIES.items() if d["webhook"] == wid]:
                     del DELIVERIES[did]
                 if m("delete-200"):
@@ -1083,6 +1229,16 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             w = self.find(wid)
             out, errors = validate(data, form, False, w)
+            if m("readonly-reason-writable") and data.get("deactivate_reason") in (None, "HTTP_4XX_RESPONSE", "RETRY_COUNT", "TOO_MANY_REDIRECTS", "ORG_DISABLED") and "deactivate_reason" in data:
+                out["deactivate_reason"] = data["deactivate_reason"]
+            if m("auth-pair-reset") and "basic_auth_username" in out and "basic_auth_password" not in data:
+                out["basic_auth_password"] = ""
+            if m("headers-patch-merge") and "additional_headers" in out:
+                out["additional_headers"] = dict(w["additional_headers"], **out["additional_headers"])
+            if m("empty-password-ignored") and out.get("basic_auth_password") == "":
+                del out["basic_auth_password"]
+            if m("blank-type-update-ignored") and data.get("event_type") == "":
+                out.pop("event_type", None)
             if errors and m("update-not-atomic"):
                 for k, v in out.items():
                     w[k] = v
@@ -1098,15 +1254,16 @@ class Handler(BaseHTTPRequestHandler):
             was_active = w["active"]
             for k, v in out.items():
                 w[k] = v
+            keeps = m("reactivate-keeps-reason") or (m("patch-reactivate-keeps-reason") and method == "PATCH")
             if out.get("active") is True and not was_active:
-                if not m("reactivate-keeps-reason"):
+                if not keeps:
                     w["deactivate_reason"] = None
                 if m("reactivate-restores-deliveries"):
                     for d in list(DELIVERIES.values()):
                         if d["webhook"] == wid and d["state"] == "dropped":
                             d["note"] = None
                             schedule(d, CLOCK.disp())
-            elif out.get("active") is True and not m("reactivate-keeps-reason"):
+            elif out.get("active") is True and not keeps:
                 w["deactivate_reason"] = None
             if m("url-change-reactivates") and "target_url" in out and not was_active and "active" not in out:
                 w["active"] = True
@@ -1117,10 +1274,23 @@ class Handler(BaseHTTPRequestHandler):
                 if not m("patch-inactive-keeps-pending"):
                     drop_pending(wid, "webhook deactivated by an update")
             w["revision"] += 1
+            w["touched"] = next(SEQ)
+            if m("readonly-id-writable") and isinstance(data.get("id"), str) and re.match(r"^[0-9a-z]+$", data["id"]) and data["id"] not in WEBHOOKS:
+                new = data["id"]
+                items = [(new if k == wid else k, v) for k, v in WEBHOOKS.items()]
+                WEBHOOKS.clear()
+                WEBHOOKS.update(items)
+                w["id"] = new
+                for dd in DELIVERIES.values():
+                    if dd["webhook"] == wid:
+                        dd["webhook"] = new
             return 200, view(w)
 
     def api_sample(self, method, q, t):
-        return 200, {"results": [fixture(t)]}
+        ev = fixture(t)
+        if m("sample-bare"):
+            ev = {"event_type": ev["event_type"], "timestamp": ev["timestamp"]}
+        return 200, {"results": [ev]}
 
     def api_hook_ping(self, method, q, wid):
         self.read_body()
@@ -1155,6 +1325,13 @@ class Handler(BaseHTTPRequestHandler):
                     deactivate(w, "HTTP_4XX_RESPONSE")
         if m("ping-only-200"):
             ok = st == 200
+        if m("ping-reactivates") and ok:
+            with LOCK:
+                w = WEBHOOKS.get(wid)
+                if w is not None and not w["active"]:
+                    w["active"] = True
+                    w["deactivate_reason"] = None
+                    w["revision"] += 1
         if m("ping-refused-status-0") and st is None:
             st = 0
         if m("ping-failure-no-message") and not ok:
@@ -1192,6 +1369,8 @@ class Handler(BaseHTTPRequestHandler):
             if m("emit-deep-merge") and isinstance(v, dict) and isinstance(ev.get(k), dict):
                 ev[k].update(v)
                 continue
+            if m("emit-override-reorders"):
+                ev.pop(k, None)
             ev[k] = v
         body = dumps(ev)
         eid = new_id()
@@ -1205,7 +1384,18 @@ class Handler(BaseHTTPRequestHandler):
                     if key in seen:
                         continue
                     seen.add(key)
+                if m("dedupe-inactive-owner") and w["event_type"] in (None, t):
+                    key = normalise_url(w["target_url"])
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    if w["active"]:
+                        targets.append(w)
+                        n += 1
+                    continue
                 if not w["active"] and not m("send-to-inactive"):
+                    if m("emit-counts-inactive") and w["event_type"] in (None, t):
+                        n += 1
                     continue
                 if w["event_type"] is None and m("all-types-skipped"):
                     continue
@@ -1239,7 +1429,7 @@ class Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host", "localhost")
         with LOCK:
             self.find(wid)
-            items = [delivery_view(d) for d in reversed(list(DELIVERIES.values())) if d["webhook"] == wid]
+            items = [delivery_view(d) for d in reversed(list(DELIVERIES.values())) if d["webhook"] == wid or m("log-all-webhooks")]
         return 200, paginate(items, q, host, "/v1/webhooks/%s/deliveries" % wid)
 
     def api_redeliver(self, method, q, did):
@@ -1254,6 +1444,7 @@ class Handler(BaseHTTPRequestHandler):
             if not w["active"]:
                 raise ApiError(409, {"detail": "The webhook is inactive; re-activate it first."})
             nd = new_delivery(w, d["event"], d["event_type"], d["body"])
+            nd["redelivery"] = True
             return 202, {"delivery": nd["id"]}
 
     def api_deactivate(self, method, q, wid):
