@@ -111,16 +111,76 @@ pub(super) async fn s5_auth(ctx: &mut Ctx) -> CaseOutput {
         .await?
         .status()
         .as_u16();
+    // The key exactly: not a longer name that starts with it, not in the query, and
+    // credentials that are not base64 are a 401 too (not a 500). Every 401 carries a
+    // detail and a Basic challenge (RFC 7235: a 401 always names its scheme).
+    let mut odd = Vec::new();
+    let longer = c
+        .get(&url)
+        .basic_auth(format!("{}extra", ctx.api.key), Some(""))
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    if longer != 401 {
+        odd.push(format!("the key with a suffix as the username → {longer}"));
+    }
+    let query = c
+        .get(format!("{url}?api_key={}", ctx.api.key))
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    if query != 401 {
+        odd.push(format!("the key in the query, no Authorization → {query}"));
+    }
+    let garbled = c
+        .get(&url)
+        .header("authorization", "Basic !!not-base64!!")
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    if garbled != 401 {
+        odd.push(format!("Basic credentials that are not base64 → {garbled}"));
+    }
+    let wrong_body: Value = wrong_resp.json().await.unwrap_or(Value::Null);
+    if wrong_body.get("detail").is_none() {
+        odd.push(format!(
+            "a wrong key's 401 body is {wrong_body}, not {{\"detail\": …}}"
+        ));
+    }
+    let bearer_challenge = c
+        .get(&url)
+        .bearer_auth(&ctx.api.key)
+        .send()
+        .await?
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if !bearer_challenge.to_ascii_lowercase().starts_with("basic") {
+        odd.push(format!(
+            "a Bearer token's 401 has WWW-Authenticate {bearer_challenge:?}"
+        ));
+    }
     let refusals = CaseResult::check(
         "S5.refusals",
         "S5",
         wrong_challenge.to_ascii_lowercase().starts_with("basic")
             && bearer_detail.contains("Basic")
             && ping_none == 401
-            && ping_wrong == 401,
-        "a wrong key → WWW-Authenticate: Basic; a Bearer token → a detail that says how to send the key (HTTP Basic); GET /v1/ping without or with a wrong key → 401",
+            && ping_wrong == 401
+            && odd.is_empty(),
+        "a wrong key → 401 {\"detail\"} with WWW-Authenticate: Basic; a Bearer token → 401 with the challenge and a detail that says how to send the key (HTTP Basic); GET /v1/ping without or with a wrong key → 401; the key with a suffix, the key in the query, credentials that are not base64 → 401",
         format!(
-            "wrong key: WWW-Authenticate {wrong_challenge:?}; Bearer: detail {bearer_detail:?}; /v1/ping without a key → {ping_none}, with a wrong one → {ping_wrong}"
+            "wrong key: WWW-Authenticate {wrong_challenge:?}; Bearer: detail {bearer_detail:?}; /v1/ping without a key → {ping_none}, with a wrong one → {ping_wrong}{}",
+            if odd.is_empty() {
+                "; suffix, query and garbled credentials → 401".to_owned()
+            } else {
+                format!("; {}", odd.join("; "))
+            }
         ),
     );
     Ok(vec![auth, ping, key_only, refusals])
@@ -244,6 +304,7 @@ pub(super) async fn s4_update_delete(ctx: &mut Ctx) -> CaseOutput {
             )
         },
     );
+    let (_, listed_before) = ctx.api.get_json("/v1/webhooks?page_size=100").await?;
     let del = ctx
         .api
         .send(
@@ -254,12 +315,28 @@ pub(super) async fn s4_update_delete(ctx: &mut Ctx) -> CaseOutput {
         )
         .await?;
     let (after, _) = ctx.api.get(&format!("/v1/webhooks/{id}")).await?;
+    let (_, listed_after) = ctx.api.get_json("/v1/webhooks?page_size=100").await?;
+    let count = |v: &Value| v["count"].as_u64().unwrap_or(0);
+    let still_listed = listed_after["results"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|w| w["id"] == id.as_str()));
     let delete = CaseResult::check(
         "S4.delete",
-        "S4",
-        del.0 == 204 && del.1.is_empty() && after == 404,
-        "DELETE → 204 with no body; the webhook is gone (404)",
-        format!("DELETE → {} {:?}; GET after → {after}", del.0, del.1),
+        "S4,S1",
+        del.0 == 204
+            && del.1.is_empty()
+            && after == 404
+            && !still_listed
+            && count(&listed_after) + 1 == count(&listed_before),
+        "DELETE → 204 with no body; the webhook is gone: 404, and out of the list and its count",
+        format!(
+            "DELETE → {} {:?}; GET after → {after}; list count {} → {}{}",
+            del.0,
+            del.1,
+            count(&listed_before),
+            count(&listed_after),
+            if still_listed { ", still listed" } else { "" }
+        ),
     );
     let (code, v) = ctx.api.get_json("/v1/webhooks/doesnotexist0").await?;
     let not_found = CaseResult::check(
@@ -281,6 +358,9 @@ pub(super) async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
             .await?;
         mine.push(v["id"].as_str().unwrap_or_default().to_owned());
     }
+    // An update changes no webhook's place: the order is the order of creation.
+    ctx.patch(&mine[0], json!({"event_type": "COURSE_COMPLETION"}))
+        .await?;
     let (code, all) = ctx.api.get_json("/v1/webhooks?page_size=100").await?;
     let listed: Vec<String> = all["results"]
         .as_array()
@@ -296,7 +376,7 @@ pub(super) async fn s1_list(ctx: &mut Ctx) -> CaseOutput {
         "S1.order",
         "S1",
         listed == mine,
-        "settled: oldest first — the suite's 21 webhooks are listed in the order they were created",
+        "settled: oldest first — the suite's 21 webhooks are listed in the order they were created, the first of them updated just before (an update moves nothing)",
         if listed == mine {
             "in creation order".to_owned()
         } else {
@@ -509,14 +589,25 @@ pub(super) async fn s2_blank_event_type(ctx: &mut Ctx) -> CaseOutput {
         .await?;
     let id = v["id"].as_str().unwrap_or_default().to_owned();
     let read = ctx.webhook(&id).await?;
+    let url = ctx.mock_url("/ok");
+    let (fcode, form) = ctx
+        .try_create_form(&[
+            ("target_url", url.as_str()),
+            ("event_type", ""),
+            ("active", "false"),
+        ])
+        .await?;
     Ok(vec![CaseResult::check(
         "S2.blank-event-type",
         "S2",
-        v["event_type"].is_null() && read["event_type"].is_null(),
-        "a create with event_type \"\" is a webhook for all types: event_type reads back null (in the 201 and on GET)",
+        v["event_type"].is_null()
+            && read["event_type"].is_null()
+            && fcode == 201
+            && form["event_type"].is_null(),
+        "a create with event_type \"\" is a webhook for all types: event_type reads back null (in the 201 and on GET), from JSON and from a form",
         format!(
-            "201 event_type {}; GET event_type {}",
-            v["event_type"], read["event_type"]
+            "201 event_type {}; GET event_type {}; a form → {fcode}, event_type {}",
+            v["event_type"], read["event_type"], form["event_type"]
         ),
     )])
 }
@@ -548,6 +639,7 @@ pub(super) async fn s6_limits(ctx: &mut Ctx) -> CaseOutput {
                 before["count"], between["count"]
             ),
         ),
+        url_forms(ctx).await?,
         CaseResult::check(
             "S6.url-length",
             "S6",
@@ -568,6 +660,160 @@ pub(super) async fn s6_limits(ctx: &mut Ctx) -> CaseOutput {
             ),
         ),
     ])
+}
+
+/// S2/S6: the URLs Django's `URLValidator` accepts are accepted, whatever their
+/// host: https, a bracketed IPv6 address, a name that does not resolve (the check is
+/// of the text, not of the network). Inactive, so nothing is sent to them.
+async fn url_forms(ctx: &mut Ctx) -> Result<CaseResult, super::CaseError> {
+    let mut refused = Vec::new();
+    for url in [
+        "https://hooks.example.com/skilljar",
+        "http://[::1]:9/skilljar",
+        "http://hookjar-conformance.invalid/skilljar",
+    ] {
+        let (code, v) = ctx
+            .try_create(&json!({"target_url": url, "active": false}))
+            .await?;
+        if code != 201 {
+            refused.push(format!("{url} → {code} {v}"));
+        } else if v["target_url"] != url {
+            refused.push(format!("{url} stored as {}", v["target_url"]));
+        }
+    }
+    Ok(CaseResult::check(
+        "S6.url-forms",
+        "S6,S2",
+        refused.is_empty(),
+        "an https URL, a bracketed IPv6 host and a well-formed name that does not resolve are each accepted (201) and stored as sent",
+        if refused.is_empty() {
+            "all three accepted".to_owned()
+        } else {
+            refused.join("; ")
+        },
+    ))
+}
+
+/// S3/S4: what an update does to each field. Read-only fields (`id`,
+/// `deactivate_reason`) are not written by an update; a PATCH changes only what it
+/// names (the password stays when only the username changes); `additional_headers`
+/// is replaced, not merged (DRF); an empty password clears it; a blank `event_type`
+/// means all types; and a PATCH `active: true` re-activates and clears the reason,
+/// as a PUT does.
+pub(super) async fn s4_fields(ctx: &mut Ctx) -> CaseOutput {
+    // Read-only fields: ignored (DRF) or refused, never applied.
+    let id = ctx
+        .create_id(json!({"target_url": ctx.mock_url("/ok"), "active": false}))
+        .await?;
+    let (c1, _) = ctx.patch(&id, json!({"id": "hookjarrenamed1"})).await?;
+    let (c2, _) = ctx
+        .patch(&id, json!({"deactivate_reason": "ORG_DISABLED"}))
+        .await?;
+    let (still, read) = ctx.api.get_json(&format!("/v1/webhooks/{id}")).await?;
+    let (renamed, _) = ctx.api.get("/v1/webhooks/hookjarrenamed1").await?;
+    if renamed == 200 {
+        ctx.created.push("hookjarrenamed1".into());
+    }
+    let read_only = CaseResult::check(
+        "S4.read-only",
+        "S4,S3",
+        matches!(c1, 200 | 400)
+            && matches!(c2, 200 | 400)
+            && still == 200
+            && read["id"] == id.as_str()
+            && renamed == 404
+            && read["deactivate_reason"].is_null(),
+        "a PATCH of id or deactivate_reason (read-only) is ignored or refused: the webhook keeps its id and its null reason",
+        format!(
+            "PATCH id → {c1}, deactivate_reason → {c2}; GET by the old id → {still}, id {}, deactivate_reason {}; GET by the new id → {renamed}",
+            read["id"], read["deactivate_reason"]
+        ),
+    );
+
+    // Partial updates.
+    let id = ctx
+        .create_id(json!({
+            "target_url": ctx.mock_url("/ok"),
+            "active": false,
+            "event_type": "COURSE_COMPLETION",
+            "basic_auth_username": "u",
+            "basic_auth_password": "pw",
+            "additional_headers": {"x-a": "1"},
+        }))
+        .await?;
+    let mut wrong = Vec::new();
+    let (_, v) = ctx.patch(&id, json!({"basic_auth_username": "u2"})).await?;
+    let v = if v.is_object() {
+        v
+    } else {
+        ctx.webhook(&id).await?
+    };
+    if v["basic_auth_username"] != "u2"
+        || v["basic_auth_password"].as_str().unwrap_or("").is_empty()
+    {
+        wrong.push(format!(
+            "PATCH of the username alone left username {}, password {}",
+            v["basic_auth_username"], v["basic_auth_password"]
+        ));
+    }
+    ctx.patch(&id, json!({"additional_headers": {"x-b": "2"}}))
+        .await?;
+    let v = ctx.webhook(&id).await?;
+    if v["additional_headers"] != json!({"x-b": "2"}) {
+        wrong.push(format!(
+            "PATCH additional_headers {{x-b}} left {}",
+            v["additional_headers"]
+        ));
+    }
+    ctx.patch(&id, json!({"basic_auth_password": ""})).await?;
+    let v = ctx.webhook(&id).await?;
+    if v["basic_auth_password"] != "" {
+        wrong.push(format!(
+            "PATCH basic_auth_password \"\" left {}",
+            v["basic_auth_password"]
+        ));
+    }
+    ctx.patch(&id, json!({"event_type": ""})).await?;
+    let v = ctx.webhook(&id).await?;
+    if !v["event_type"].is_null() {
+        wrong.push(format!("PATCH event_type \"\" left {}", v["event_type"]));
+    }
+    let partial = CaseResult::check(
+        "S4.partial-update",
+        "S4,S2",
+        wrong.is_empty(),
+        "a PATCH of the username keeps the password; additional_headers is replaced, not merged; an empty password clears it; a blank event_type is all types (null)",
+        if wrong.is_empty() {
+            "username alone, headers replaced, password cleared, event_type \"\" → null".to_owned()
+        } else {
+            wrong.join("; ")
+        },
+    );
+
+    // Re-activation by PATCH clears the reason as PUT does (S4.reactivate).
+    let id = ctx.hook("/s16", Some(EventType::PathEnrollment)).await?;
+    ctx.emit(EventType::PathEnrollment, json!({})).await?;
+    let off = ctx
+        .until_webhook(&id, Duration::from_secs(10), |w| w["active"] == false)
+        .await?;
+    let (code, on) = ctx.patch(&id, json!({"active": true})).await?;
+    let reactivate = CaseResult::check(
+        "S4.reactivate-patch",
+        "S4",
+        off["active"] == false
+            && off["deactivate_reason"] == "HTTP_4XX_RESPONSE"
+            && code == 200
+            && on["active"] == true
+            && on["deactivate_reason"].is_null(),
+        "a webhook deactivated by a 404, re-activated by PATCH {active: true}: active, deactivate_reason null",
+        format!(
+            "after the 404: active {}, reason {}; PATCH → {code}: active {}, reason {}",
+            off["active"], off["deactivate_reason"], on["active"], on["deactivate_reason"]
+        ),
+    );
+    // Nothing more for it to receive.
+    ctx.patch(&id, json!({"active": false})).await?;
+    Ok(vec![read_only, partial, reactivate])
 }
 
 pub(super) async fn s6_validation(ctx: &mut Ctx) -> CaseOutput {
@@ -669,6 +915,16 @@ pub(super) async fn s6b_samples(ctx: &mut Ctx) -> CaseOutput {
             .as_str()
             .and_then(|s| hookjar_core::payload::parse_timestamp(s).ok())
             .is_some_and(|ts| ts > time::OffsetDateTime::now_utc() - time::Duration::days(1));
+        // The fixture's objects (user, course, …), as a delivery of the type has them.
+        let fixture = hookjar_core::Event::fixture(t, time::OffsetDateTime::now_utc());
+        let missing: Vec<&String> = fixture
+            .data
+            .keys()
+            .filter(|k| ev.get(k.as_str()).is_none())
+            .collect();
+        if !missing.is_empty() {
+            bad.push(format!("sample-{} lacks {missing:?}", t.kebab()));
+        }
         if code != 200 || ev["event_type"] != t.as_str() || !fresh {
             bad.push(format!(
                 "sample-{} → {code} {}",
@@ -681,9 +937,10 @@ pub(super) async fn s6b_samples(ctx: &mut Ctx) -> CaseOutput {
         "S6b.samples",
         "S6b",
         bad.is_empty(),
-        "GET /v1/webhooks/sample-<type> → {\"results\": [event]} for all ten types, each with a fresh timestamp in S11's format",
+        "GET /v1/webhooks/sample-<type> → {\"results\": [event]} for all ten types, each with a fresh timestamp in S11's format and its type's objects (user, course, …)",
         if bad.is_empty() {
-            "10 of 10 samples with their event_type and a fresh ISO 8601 timestamp".to_owned()
+            "10 of 10 samples with their event_type, their objects and a fresh ISO 8601 timestamp"
+                .to_owned()
         } else {
             bad.join("; ")
         },
@@ -1022,13 +1279,25 @@ pub(super) async fn s4_more(ctx: &mut Ctx) -> CaseOutput {
         if let (201 | 200, Some(id)) = (code, v["id"].as_str()) {
             ctx.created.push(id.to_owned());
         }
-        codes.push((method, code));
+        codes.push((method.to_string(), code));
+    }
+    // The id is looked up first: an unknown one is a 404 even with a bad body.
+    for method in [reqwest::Method::PUT, reqwest::Method::PATCH] {
+        let (code, _) = ctx
+            .api
+            .json(
+                method.clone(),
+                unknown,
+                Some(&json!({"event_type": "NOT_A_TYPE"})),
+            )
+            .await?;
+        codes.push((format!("{method} with a bad body"), code));
     }
     let unknown_id = CaseResult::check(
         "S4.unknown-id",
         "S4",
         codes.iter().all(|(_, c)| *c == 404),
-        "PUT, PATCH and DELETE of an unknown id → 404 each (nothing is created)",
+        "PUT, PATCH and DELETE of an unknown id → 404 each (nothing is created), a PUT or PATCH with a bad body too",
         codes
             .iter()
             .map(|(m, c)| format!("{m} → {c}"))
@@ -1130,6 +1399,23 @@ pub(super) async fn s6_rules(ctx: &mut Ctx) -> CaseOutput {
             "an event_type in lower case".into(),
             json!({"target_url": url, "active": false, "event_type": "course_completion"}),
         ),
+        ("an empty header name".into(), hdrs(json!({"": "x"}))),
+        (
+            "a header name with a non-ASCII letter".into(),
+            hdrs(json!({"x-é": "x"})),
+        ),
+        (
+            "a header value with DEL (0x7f)".into(),
+            hdrs(json!({"x-a": "a\u{7f}b"})),
+        ),
+        (
+            "a URL ending in a line break".into(),
+            json!({"target_url": format!("{url}\n"), "active": false}),
+        ),
+        (
+            "no target_url".into(),
+            json!({"active": false, "event_type": "COURSE_COMPLETION"}),
+        ),
     ];
     for name in [
         "Upgrade",
@@ -1140,7 +1426,12 @@ pub(super) async fn s6_rules(ctx: &mut Ctx) -> CaseOutput {
     ] {
         cases.push((format!("hop-by-hop {name}"), hdrs(json!({name: "x"}))));
     }
-    for name in ["authorization", "user-agent", "content-type"] {
+    for name in [
+        "authorization",
+        "user-agent",
+        "content-type",
+        "proxy-authorization",
+    ] {
         cases.push((
             format!("reserved {name} in lower case"),
             hdrs(json!({name: "x"})),
@@ -1167,19 +1458,39 @@ pub(super) async fn s6_rules(ctx: &mut Ctx) -> CaseOutput {
             "a form's additional_headers that is not JSON → {fcode}"
         ));
     }
+    // A JSON body that is not an object: 400 under non_field_errors (DRF), not a 500.
+    let (acode, av) = ctx
+        .api
+        .json(reqwest::Method::POST, "/v1/webhooks", Some(&json!([])))
+        .await?;
+    if acode != 400 || !av["non_field_errors"].is_array() {
+        accepted.push(format!("a JSON array as the body → {acode} {av}"));
+    }
     let (_, after) = ctx.api.get_json("/v1/webhooks?page_size=1").await?;
+    // After the count, since a dispatcher may create it: `active` is a boolean, and
+    // "false" is refused (400) or read as false (DRF coerces such strings), never
+    // taken as true because the string is not empty.
+    let (tcode, tv) = ctx
+        .try_create(&json!({"target_url": url, "active": "false"}))
+        .await?;
+    if !(tcode == 400 || (tcode == 201 && tv["active"] == false)) {
+        accepted.push(format!(
+            "active \"false\" (a string) → {tcode}, active {}",
+            tv["active"]
+        ));
+    }
     let each = CaseResult::check(
         "S6.each-rule",
         "S6",
         accepted.is_empty() && before["count"] == after["count"],
         format!(
-            "each of {} bad creates → 400, nothing created (header names that are not tokens, CR/LF or control bytes, values over 8 KiB or not strings, hop-by-hop and reserved names in any case, URLs with a space or no host, a lower-case event_type, a form's additional_headers that is not JSON)",
-            cases.len() + 1
+            "each of {} bad creates → 400, nothing created (header names that are not tokens — empty, a space, a non-ASCII letter —, CR/LF, control bytes or DEL, values over 8 KiB or not strings, hop-by-hop and reserved names in any case, URLs with a space, no host or a trailing line break, no target_url, a lower-case event_type, a form's additional_headers that is not JSON, a JSON array as the body (under non_field_errors)); active \"false\" refused or read as false",
+            cases.len() + 2
         ),
         if accepted.is_empty() {
             format!(
                 "all {} refused with 400; count {} → {}",
-                cases.len() + 1,
+                cases.len() + 2,
                 before["count"],
                 after["count"]
             )
@@ -1244,12 +1555,27 @@ pub(super) async fn s6_rules(ctx: &mut Ctx) -> CaseOutput {
             true,
         )
         .await?;
+    // A ping is a POST: a GET of the ping path is refused and sends nothing.
+    let path = "/s6-ping-get";
+    let id = ctx.hook(path, None).await?;
+    let (g, _) = ctx
+        .api
+        .send(
+            ctx.api
+                .client
+                .get(format!("{}/v1/webhooks/{id}/ping", ctx.api.base)),
+            true,
+        )
+        .await?;
+    let sent = ctx.on_path(&ctx.mock.requests(), path).len();
     let wrong_method = CaseResult::check(
         "S6.wrong-method",
-        "S6",
-        d == 405 && p == 405,
-        "a method a path does not take → 405: DELETE /v1/webhooks, POST /v1/ping",
-        format!("DELETE /v1/webhooks → {d}; POST /v1/ping → {p}"),
+        "S6,S13",
+        d == 405 && p == 405 && g == 405 && sent == 0,
+        "a method a path does not take → 405: DELETE /v1/webhooks, POST /v1/ping, GET /v1/webhooks/{id}/ping (which sends nothing)",
+        format!(
+            "DELETE /v1/webhooks → {d}; POST /v1/ping → {p}; GET …/ping → {g}, {sent} request(s) sent"
+        ),
     );
     Ok(vec![each, type_message, too_large, wrong_method])
 }

@@ -238,7 +238,11 @@ pub const CASE_IDS: &[&str] = &[
     "S6.update-validation",
     "S6.validation",
     "S6.unknown-fields",
+    "S6.url-forms",
     "S6.url-length",
+    "S4.read-only",
+    "S4.partial-update",
+    "S4.reactivate-patch",
     "S6.each-rule",
     "S6.event-type-message",
     "S6.too-large",
@@ -468,9 +472,14 @@ pub async fn run(
             |c| Box::pin(s4_more(c)),
         ),
         (&["S6.validation"], |c| Box::pin(s6_validation(c))),
-        (&["S6.unknown-fields", "S6.url-length"], |c| {
-            Box::pin(s6_limits(c))
-        }),
+        (
+            &["S6.unknown-fields", "S6.url-forms", "S6.url-length"],
+            |c| Box::pin(s6_limits(c)),
+        ),
+        (
+            &["S4.read-only", "S4.partial-update", "S4.reactivate-patch"],
+            |c| Box::pin(s4_fields(c)),
+        ),
         (
             &[
                 "S6.each-rule",
