@@ -331,6 +331,13 @@ impl Sender {
             || root.contains("incomplete")
         {
             TransportKind::Reset
+        } else if root.contains("message head is too large") {
+            // hyper's words; Python's requests refuses such an answer as well ("got
+            // more than 100 headers", "line too long").
+            return Outcome::transport(
+                TransportKind::Protocol,
+                "the answer's head is too large (more than 100 headers, or over ~400 KB): no HTTP client takes it (Python's requests refuses over 100 headers or a header line over 64 KiB); answer with fewer, shorter headers",
+            );
         } else if e.is_body() || e.is_decode() || root.contains("parse") {
             TransportKind::Protocol
         } else {
@@ -506,6 +513,31 @@ mod body_tests {
             s.write_all(answer).await.unwrap();
         });
         (format!("http://{addr}/hook"), rx)
+    }
+
+    /// An answer with more headers than any client takes says so, with advice (a
+    /// review's receiver with 120 headers got hyper's bare "message head is too
+    /// large").
+    #[tokio::test]
+    async fn an_answer_with_too_many_headers_says_so() {
+        let mut answer = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..120 {
+            answer.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
+        }
+        answer.extend_from_slice(b"content-length: 0\r\n\r\n");
+        let url = raw_receiver(answer.leak(), true).await;
+        let sender = Sender::new(Duration::from_secs(10), MAX_REDIRECTS).unwrap();
+        let sent = sender.send(&request(&url)).await;
+        match &sent.outcome {
+            Outcome::Transport { error, detail } => {
+                assert_eq!(*error, TransportKind::Protocol, "{detail}");
+                assert!(
+                    detail.contains("more than 100 headers") && detail.contains("fewer"),
+                    "{detail}"
+                );
+            }
+            other => panic!("120 headers counted as {other:?}"),
+        }
     }
 
     /// Header names go out as Python's `requests` (and most HTTP/1.1 clients) write
