@@ -151,10 +151,7 @@ pub async fn run(
         progress.start(&id);
         let payload = Event::fixture(t, now()).to_payload();
         let sent = sender.send(&config.request(payload)).await;
-        latencies.push((
-            id.clone(),
-            Some(sent.latency).filter(|_| answered(&sent.outcome)),
-        ));
+        latencies.push(timed(&id, &sent));
         let r = expect_accepted(&id, "S10,S17", &sent, config);
         accepted.push(r.status != Status::Fail);
         push(&mut report, progress, r);
@@ -163,10 +160,7 @@ pub async fn run(
     let sent = sender
         .send(&config.request(Event::ping(now()).to_payload()))
         .await;
-    latencies.push((
-        "ping".into(),
-        Some(sent.latency).filter(|_| answered(&sent.outcome)),
-    ));
+    latencies.push(timed("ping", &sent));
     let mut r = expect_accepted("ping", "S13", &sent, config);
     if r.status == Status::Fail && (sent.downgraded.is_some() || sent.latency >= SKILLJAR_TIMEOUT) {
         // The redirect or the slowness is what matters, for an event as for a ping.
@@ -284,10 +278,7 @@ pub async fn run(
         let first = sender.send(&req).await;
         let second = sender.send(&req).await;
         for sent in [&first, &second] {
-            latencies.push((
-                "duplicate".into(),
-                Some(sent.latency).filter(|_| answered(&sent.outcome)),
-            ));
+            latencies.push(timed("duplicate", sent));
         }
         results.push((t, duplicate_case(&first, &second, config)));
     }
@@ -309,10 +300,7 @@ pub async fn run(
             }
         }
         let sent = sender.send(&config.request(event.to_payload())).await;
-        latencies.push((
-            "unknown-fields".into(),
-            Some(sent.latency).filter(|_| answered(&sent.outcome)),
-        ));
+        latencies.push(timed("unknown-fields", &sent));
         results.push((t, expect_accepted("unknown-fields", "S11", &sent, config)));
     }
     push(&mut report, progress, combine(results));
@@ -327,10 +315,7 @@ pub async fn run(
             realistic_values(value);
         }
         let sent = sender.send(&config.request(event.to_payload())).await;
-        latencies.push((
-            "values".into(),
-            Some(sent.latency).filter(|_| answered(&sent.outcome)),
-        ));
+        latencies.push(timed("values", &sent));
         let mut r = expect_accepted("values", "S11", &sent, config);
         r.expected = format!(
             "2xx for a payload with the values real learners and courses have: {}",
@@ -360,10 +345,7 @@ pub async fn run(
     let mut results = Vec::new();
     while let Some(done) = sends.join_next().await {
         let Ok((t, sent)) = done else { continue };
-        latencies.push((
-            "concurrent".into(),
-            Some(sent.latency).filter(|_| answered(&sent.outcome)),
-        ));
+        latencies.push(timed("concurrent", &sent));
         let mut r = expect_accepted("concurrent", "S12,S19", &sent, config);
         r.expected = format!(
             "2xx for each of {} events sent at the same moment",
@@ -400,10 +382,7 @@ pub async fn run(
         let sent = sender
             .send(&config.request(Event::fixture(t, now() - span).to_payload()))
             .await;
-        latencies.push((
-            "late-retry".into(),
-            Some(sent.latency).filter(|_| answered(&sent.outcome)),
-        ));
+        latencies.push(timed("late-retry", &sent));
         let mut r = expect_accepted("late-retry", "S11,S15,S19", &sent, config);
         r.expected = format!(
             "2xx for an event stamped {} ago, sent after newer ones: the last retry of an event resends its first bytes, timestamp included",
@@ -431,10 +410,7 @@ pub async fn run(
     let mut event = Event::fixture(probe, now());
     event.event_type = NEW_TYPE.into();
     let sent = sender.send(&config.request(event.to_payload())).await;
-    latencies.push((
-        "new-type".into(),
-        Some(sent.latency).filter(|_| answered(&sent.outcome)),
-    ));
+    latencies.push(timed("new-type", &sent));
     let r = expect_tolerated(
         "new-type",
         "S10,S12",
@@ -449,10 +425,7 @@ pub async fn run(
     let sent = sender
         .send(&config.request(Event::fixture(probe, now() + CLOCK_SKEW).to_payload()))
         .await;
-    latencies.push((
-        "future-timestamp".into(),
-        Some(sent.latency).filter(|_| answered(&sent.outcome)),
-    ));
+    latencies.push(timed("future-timestamp", &sent));
     let r = expect_tolerated(
         "future-timestamp",
         "S11",
@@ -627,6 +600,15 @@ fn expect_tolerated(
         r.seen = format!("{}; {why}", r.seen);
     }
     r
+}
+
+/// A request's entry for the `latency` case: its time, or `None` when it got no
+/// answer to time.
+fn timed(id: &str, sent: &Sent) -> (String, Option<Duration>) {
+    (
+        id.to_owned(),
+        Some(sent.latency).filter(|_| answered(&sent.outcome)),
+    )
 }
 
 /// Whether the request got an answer whose time means something: an HTTP status, or
