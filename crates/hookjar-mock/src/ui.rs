@@ -221,8 +221,8 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 /// The server-sent events of `GET /_mock/stream`: a `change` event at once (so a
 /// client knows it is connected), then one per change of the journal, until the
 /// receiver shuts down.
-/// The most event streams (`GET /_mock/stream`, one per open inspector tab) served at
-/// once. A stream holds its connection for as long as it is open, and connections
+/// The most event streams (`GET /_mock/stream`) served at once: one per browser with
+/// the inspector open (its tabs share one). A stream holds its connection for as long as it is open, and connections
 /// count against `--max-connections`: without a cap, clients that open streams and
 /// never read them could take every connection and leave none for webhooks.
 pub const MAX_STREAMS: usize = 64;
@@ -249,7 +249,7 @@ impl Drop for StreamSlot {
 fn too_many_streams() -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(Bytes::from(
         serde_json::json!({"detail": format!(
-            "{MAX_STREAMS} live streams are open already (one per open inspector tab); close some tabs, or stop the clients holding them"
+            "{MAX_STREAMS} live streams are open already (one per browser with the inspector open, or per tab where the browser cannot share one); close some, or stop the clients holding them"
         )})
         .to_string(),
     )));
