@@ -929,7 +929,8 @@ pub(super) async fn s12_url_forms(ctx: &mut Ctx) -> CaseOutput {
     let base = reqwest::Url::parse(&ctx.mock_url("/"))
         .map_err(|e| CaseError(format!("the receiver URL: {e}")))?;
     let host = base.host_str().unwrap_or("127.0.0.1").to_owned();
-    let host = if host.contains(':') {
+    // `host_str` brackets an IPv6 address already; add them only if it did not.
+    let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
         host
