@@ -208,7 +208,7 @@ fn only_selects_whole_clauses_and_ids() {
         ]
     );
     assert_eq!(only(&["s18.transport"]), ["S18.transport"]);
-    assert_eq!(only(&["S7."]).len(), 6);
+    assert_eq!(only(&["S7."]).len(), 8);
     assert_eq!(
         only(&["S13", "X5"]),
         [

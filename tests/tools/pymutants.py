@@ -110,7 +110,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hookjar", default=os.path.join(ROOT, "target", "release", "hookjar"))
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--only", action="append", default=[], help="run these mutants only")
+    ap.add_argument("--only", action="extend", nargs="+", default=[], help="run these mutants only (--only A B or --only A --only B)")
     a = ap.parse_args()
     if not os.path.exists(a.hookjar):
         sys.exit("no %s: build it first (cargo build --release -p hookjar)" % a.hookjar)

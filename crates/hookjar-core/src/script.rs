@@ -7,6 +7,7 @@
 //! script := step ( "," step )*
 //! step   := action ( "@" delay )? ( "*" count )?      // "@" and "*" in either order
 //! action := STATUS                                    // 200 … 599: answer that status
+//!         | STATUS "+retry-after=" SECONDS            // the same, with Retry-After: SECONDS
 //!         | "reset"                                   // close without answering (TCP RST)
 //!         | "hang"                                    // never answer
 //!         | "garbage"                                 // answer bytes that are not HTTP
@@ -17,7 +18,11 @@
 //! ```
 //!
 //! Spaces around steps are ignored; keywords are case-insensitive. `TARGET` is a path
-//! (`/other`) or an absolute `http://`/`https://` URL without `,`, `@`, `*` or spaces.
+//! (`/other`), a relative reference that starts with `./` or `../` (`./next`, which a
+//! client resolves against the URL it asked, RFC 3986) or an absolute
+//! `http://`/`https://` URL, without `,`, `@`, `*` or spaces. `SECONDS` is 0 to
+//! 4294967295: `503+retry-after=3600` answers 503 with `Retry-After: 3600`, which a
+//! Skilljar-style sender ignores (S14's back-off and S16's 4xx rule decide).
 //! `303=/other` answers that redirect status with `Location: /other` (a client turns
 //! the POST of a 301, 302 or 303 into a GET, S18); `307=/other` is `redirect=/other`. A
 //! 3xx status alone (`302`) answers without a `Location`.
@@ -56,6 +61,13 @@ pub const MAX_REPEAT: u32 = 1_000_000;
 pub enum Action {
     /// Answer with this HTTP status (200…599) and a short JSON note.
     Status(u16),
+    /// Answer as [`Action::Status`] does, with a `Retry-After: seconds` header.
+    RetryAfter {
+        /// 200…599.
+        code: u16,
+        /// The header's delay-seconds.
+        seconds: u32,
+    },
     /// Close the connection without an answer (a TCP reset where possible).
     Reset,
     /// Never answer, until the client gives up.
@@ -82,6 +94,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Status(code) => write!(f, "{code}"),
+            Action::RetryAfter { code, seconds } => write!(f, "{code}+retry-after={seconds}"),
             Action::Reset => f.write_str("reset"),
             Action::Hang => f.write_str("hang"),
             Action::Garbage => f.write_str("garbage"),
@@ -169,7 +182,9 @@ impl Script {
                     && s.delay <= MAX_DELAY
                     && s.delay.subsec_nanos() % 1_000_000 == 0
                     && match &s.action {
-                        Action::Status(code) => (200..=599).contains(code),
+                        Action::Status(code) | Action::RetryAfter { code, .. } => {
+                            (200..=599).contains(code)
+                        }
                         Action::Redirect(Some(t)) => valid_target(t),
                         Action::RedirectTo { code, target } => {
                             *code != 307 && REDIRECT_STATUSES.contains(code) && valid_target(target)
@@ -293,12 +308,13 @@ impl ScriptError {
     }
 }
 
-const EXPECTED_STEP: &str = "a step: a status 200-599 (e.g. 503), reset, hang, garbage, redirect, redirect=/path or a redirect status with a target (303=/path)";
+const EXPECTED_STEP: &str = "a step: a status 200-599 (e.g. 503, or 503+retry-after=3600), reset, hang, garbage, redirect, redirect=/path or a redirect status with a target (303=/path)";
 const EXPECTED_REPEAT: &str = "a repeat count from 1 to 1000000 after '*' (as in 503*3)";
 const EXPECTED_DELAY: &str =
     "a delay of whole ms, s, m or h, at most 24h, after '@' (as in 200@1500ms or 503@2s)";
-const EXPECTED_TARGET: &str =
-    "a redirect target: a path like /other or an http(s):// URL, without spaces, ',', '@' or '*'";
+const EXPECTED_TARGET: &str = "a redirect target: a path like /other, a relative ./next or ../next, or an http(s):// URL, without spaces, ',', '@' or '*'";
+const EXPECTED_RETRY_AFTER: &str = "a Retry-After of whole seconds, 0 to 4294967295, after '+retry-after=' (as in 503+retry-after=3600)";
+const EXPECTED_STATUS: &str = "an HTTP status from 200 to 599 (1xx cannot be a final answer)";
 
 struct Parser<'a> {
     text: &'a str,
@@ -380,6 +396,9 @@ impl Parser<'_> {
     fn action(&self, start: usize, end: usize) -> Result<Action, ScriptError> {
         let (start, end) = trim(self.text, start, end);
         let token = &self.text[start..end];
+        if let Some((digits, rest)) = token.split_once('+') {
+            return self.retry_after(start, digits, rest);
+        }
         let status_target = token
             .split_once('=')
             .filter(|(code, _)| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()));
@@ -412,11 +431,7 @@ impl Parser<'_> {
                 Ok(code) if token.len() == 3 && (200..=599).contains(&code) => {
                     Ok(Action::Status(code))
                 }
-                _ => Err(self.error(
-                    start,
-                    token,
-                    "an HTTP status from 200 to 599 (1xx cannot be a final answer)",
-                )),
+                _ => Err(self.error(start, token, EXPECTED_STATUS)),
             };
         }
         let (word, target) = match token.split_once('=') {
@@ -445,6 +460,36 @@ impl Parser<'_> {
             _ => return Err(self.error(start, token, EXPECTED_STEP)),
         };
         Ok(action)
+    }
+}
+
+impl Parser<'_> {
+    /// `STATUS+retry-after=SECONDS`, split at its `+` into `digits` and `rest`.
+    fn retry_after(&self, start: usize, digits: &str, rest: &str) -> Result<Action, ScriptError> {
+        let code = digits
+            .parse::<u16>()
+            .ok()
+            .filter(|_| digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|c| (200..=599).contains(c))
+            .ok_or_else(|| self.error(start, digits, EXPECTED_STATUS))?;
+        const KEY: &str = "retry-after=";
+        let at = start + digits.len() + 1;
+        let value = match rest.get(..KEY.len()) {
+            Some(k) if k.eq_ignore_ascii_case(KEY) => &rest[KEY.len()..],
+            _ => {
+                return Err(self.error(
+                    at,
+                    rest,
+                    "retry-after=SECONDS after a status and '+' (as in 503+retry-after=3600)",
+                ));
+            }
+        };
+        let seconds = value
+            .parse::<u32>()
+            .ok()
+            .filter(|_| !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| self.error(at + KEY.len(), value, EXPECTED_RETRY_AFTER))?;
+        Ok(Action::RetryAfter { code, seconds })
     }
 }
 
@@ -478,6 +523,8 @@ fn parse_delay(value: &str) -> Option<Duration> {
 
 fn valid_target(t: &str) -> bool {
     let shape = t.starts_with('/')
+        || t.starts_with("./")
+        || t.starts_with("../")
         || t.strip_prefix("http://")
             .is_some_and(|rest| !rest.is_empty())
         || t.strip_prefix("https://")
@@ -528,6 +575,50 @@ mod tests {
         assert!(bad(304, "/x").is_none());
         assert!(bad(303, "x").is_none());
         assert!(bad(303, "/x").is_some());
+    }
+
+    #[test]
+    fn retry_after_and_relative_targets() {
+        let s = Script::parse("503+retry-after=3600, 429+Retry-After=1*2,200").unwrap();
+        assert_eq!(
+            s.to_string(),
+            "503+retry-after=3600,429+retry-after=1*2,200"
+        );
+        assert_eq!(
+            s.steps()[0].action,
+            Action::RetryAfter {
+                code: 503,
+                seconds: 3600
+            }
+        );
+        assert_eq!(s.steps()[1].repeat, 2);
+        assert_eq!(
+            Script::parse("503+retry-after=0@2s").unwrap().to_string(),
+            "503+retry-after=0@2s"
+        );
+        let e = err("200,99+retry-after=1");
+        assert_eq!((e.column, e.token.as_str()), (5, "99"));
+        let e = err("503+retry=1");
+        assert_eq!((e.column, e.token.as_str()), (5, "retry=1"));
+        let e = err("503+retry-after=x");
+        assert_eq!((e.column, e.token.as_str()), (17, "x"));
+        assert!(e.expected.contains("Retry-After"), "{e}");
+        assert_eq!(err("503+retry-after=").column, 17);
+        assert_eq!(err("503+retry-after=+5").token, "+5");
+        assert_eq!(err("503+retry-after=4294967296").token, "4294967296");
+        assert!(
+            Script::new(vec![Step::new(Action::RetryAfter {
+                code: 199,
+                seconds: 1
+            })])
+            .is_none()
+        );
+        // Relative targets: ./ and ../, resolved by the client against its URL.
+        let s = Script::parse("redirect=./next,303=../up,308=./a?b=1").unwrap();
+        assert_eq!(s.to_string(), "redirect=./next,303=../up,308=./a?b=1");
+        assert_eq!(s.steps()[0].action, Action::Redirect(Some("./next".into())));
+        assert_eq!(err("redirect=next").column, 10);
+        assert_eq!(err("redirect=.next").column, 10);
     }
 
     #[test]

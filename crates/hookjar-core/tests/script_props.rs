@@ -9,6 +9,7 @@ use proptest::prelude::*;
 fn target() -> impl Strategy<Value = String> {
     prop_oneof![
         "/[a-zA-Z0-9_./?=&%-]{0,20}",
+        "\\.\\.?/[a-zA-Z0-9_./?=&%-]{0,20}",
         "https?://[a-z]{1,10}(\\.[a-z]{2,3})?(:[0-9]{2,5})?/[a-z0-9/]{0,10}",
     ]
 }
@@ -16,6 +17,8 @@ fn target() -> impl Strategy<Value = String> {
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         (200u16..=599).prop_map(Action::Status),
+        (200u16..=599, any::<u32>())
+            .prop_map(|(code, seconds)| Action::RetryAfter { code, seconds }),
         Just(Action::Reset),
         Just(Action::Hang),
         Just(Action::Garbage),
@@ -73,7 +76,7 @@ proptest! {
     }
 
     #[test]
-    fn never_panics_on_script_like_text(text in "[0-9a-z@*=,/ .:-]{0,30}") {
+    fn never_panics_on_script_like_text(text in "[0-9a-z@*=,/ .:+-]{0,30}") {
         if let Err(e) = Script::parse(&text) {
             prop_assert!(text[e.offset..].starts_with(&e.token), "{e}");
         }

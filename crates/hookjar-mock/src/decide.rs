@@ -700,35 +700,41 @@ impl State {
     }
 }
 
+/// The JSON note of a status answer (none for 204 and 304):
+/// `{"mock":"hookjar","status":…,"step":…,"seq":…,"attempt":…,"digest":"…"}`.
+fn status_body(step: &CompiledStep, code: u16, seq: u64, attempt: u32, hex: &[u8; 16]) -> String {
+    if matches!(code, 204 | 304) {
+        return String::new();
+    }
+    let digest = std::str::from_utf8(hex).expect("hex digits");
+    let mut ints = itoa::Buffer::new();
+    let mut b = String::with_capacity(96 + step.name_json.len());
+    b.push_str("{\"mock\":\"hookjar\",\"status\":");
+    b.push_str(ints.format(code));
+    b.push_str(",\"step\":");
+    b.push_str(&step.name_json);
+    b.push_str(",\"seq\":");
+    b.push_str(ints.format(seq));
+    b.push_str(",\"attempt\":");
+    b.push_str(ints.format(attempt));
+    b.push_str(",\"digest\":\"");
+    b.push_str(digest);
+    b.push_str("\"}");
+    b
+}
+
 fn plan_for(step: &CompiledStep, path: &str, seq: u64, attempt: u32, hex: &[u8; 16]) -> Plan {
     let answer = match &step.step.action {
-        Action::Status(code) => {
-            let body = if matches!(code, 204 | 304) {
-                String::new()
-            } else {
-                // {"mock":"hookjar","status":…,"step":…,"seq":…,"attempt":…,"digest":"…"}
-                let digest = std::str::from_utf8(hex).expect("hex digits");
-                let mut ints = itoa::Buffer::new();
-                let mut b = String::with_capacity(96 + step.name_json.len());
-                b.push_str("{\"mock\":\"hookjar\",\"status\":");
-                b.push_str(ints.format(*code));
-                b.push_str(",\"step\":");
-                b.push_str(&step.name_json);
-                b.push_str(",\"seq\":");
-                b.push_str(ints.format(seq));
-                b.push_str(",\"attempt\":");
-                b.push_str(ints.format(attempt));
-                b.push_str(",\"digest\":\"");
-                b.push_str(digest);
-                b.push_str("\"}");
-                b
-            };
-            Answer::Status {
-                code: *code,
-                headers: Vec::new(),
-                body,
-            }
-        }
+        Action::Status(code) => Answer::Status {
+            code: *code,
+            headers: Vec::new(),
+            body: status_body(step, *code, seq, attempt, hex),
+        },
+        Action::RetryAfter { code, seconds } => Answer::Status {
+            code: *code,
+            headers: vec![("retry-after", seconds.to_string())],
+            body: status_body(step, *code, seq, attempt, hex),
+        },
         Action::Redirect(target) => {
             let location = target.clone().unwrap_or_else(|| path.to_owned());
             Answer::Status {

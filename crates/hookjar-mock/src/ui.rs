@@ -354,7 +354,7 @@ pub fn verdict(step: &str, status: Option<u16>, attempt: u32, policy: &RetryPoli
             )
         }
         Some(s) => match &s.action {
-            Action::Status(code) => Outcome::status(*code),
+            Action::Status(code) | Action::RetryAfter { code, .. } => Outcome::status(*code),
             Action::Reset => Outcome::transport(TransportKind::Reset, "connection reset"),
             Action::Hang => Outcome::transport(TransportKind::Timeout, "no answer"),
             Action::Garbage => Outcome::transport(TransportKind::Protocol, "not HTTP"),
@@ -403,6 +403,11 @@ pub fn verdict(step: &str, status: Option<u16>, attempt: u32, policy: &RetryPoli
             _ => "S18",
         };
         detail.push_str(&format!(" ({clause})"));
+    }
+    if let Some(Action::RetryAfter { seconds, .. }) = step.map(|s| &s.action) {
+        detail.push_str(&format!(
+            "; Retry-After: {seconds} is ignored (S14's back-off and S16 decide)"
+        ));
     }
     VerdictView {
         verdict: verdict.label().to_owned(),

@@ -358,6 +358,45 @@ async fn redirect_loops_or_points_elsewhere() {
 }
 
 #[tokio::test]
+async fn a_retry_after_step_sends_its_header_and_a_relative_location_resolves() {
+    let mock = MockReceiver::builder()
+        .route("/busy", "503+retry-after=3600,429+retry-after=1")
+        .unwrap()
+        .route("/dir/start", "redirect=./next")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let body = payload(EventType::CourseEnrollment, 0);
+    let res = post(&client(), &format!("{}/busy", mock.url()), &body)
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 503);
+    assert_eq!(res.headers()["retry-after"], "3600");
+    let note: Value = res.json().await.unwrap();
+    assert_eq!(note["step"], "503+retry-after=3600");
+    let res = post(&client(), &format!("{}/busy", mock.url()), &body)
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 429);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(mock.requests()[1].step, "429+retry-after=1");
+    // `Location: ./next` from /dir/start is /dir/next (RFC 3986).
+    let res = post(&client(), &format!("{}/dir/start", mock.url()), &body)
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "./next");
+    let res = post(
+        &reqwest::Client::new(),
+        &format!("{}/dir/start", mock.url()),
+        &body,
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.url().path(), "/dir/next");
+}
+
+#[tokio::test]
 async fn a_redirect_status_step_sends_its_code_and_location() {
     let mock = MockReceiver::builder()
         .route("/see-other", "303=/landed")

@@ -141,6 +141,8 @@ async fn verdicts_come_from_the_retry_rules() {
             {"step": "503", "status": 503, "attempt": 0},
             {"step": "410", "status": 410, "attempt": 0},
             {"step": "200", "status": 200, "attempt": 4},
+            {"step": "503+retry-after=3600", "status": 503, "attempt": 0},
+            {"step": "429+retry-after=1", "status": 429, "attempt": 0},
         ]))
         .send()
         .await
@@ -153,6 +155,8 @@ async fn verdicts_come_from_the_retry_rules() {
             {"verdict": "retry", "detail": "HTTP 503 on first attempt; retry 1 in 2s"},
             {"verdict": "deactivate", "detail": "HTTP 410 on first attempt; deactivated (HTTP_4XX_RESPONSE) (S16)"},
             {"verdict": "delivered", "detail": "HTTP 200 on retry 4; delivered"},
+            {"verdict": "retry", "detail": "HTTP 503 on first attempt; retry 1 in 2s; Retry-After: 3600 is ignored (S14's back-off and S16 decide)"},
+            {"verdict": "deactivate", "detail": "HTTP 429 on first attempt; deactivated (HTTP_4XX_RESPONSE) (S16); Retry-After: 1 is ignored (S14's back-off and S16 decide)"},
         ])
     );
     // Only JSON bodies: a cross-site form cannot post here without a preflight.

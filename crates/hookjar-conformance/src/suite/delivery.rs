@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hookjar_core::EventType;
+use hookjar_mock::{Script, ScriptUpdate};
 use serde_json::{Value, json};
 
 use super::context::{Ctx, header};
@@ -51,6 +52,7 @@ pub(super) async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
     let ts_ok = json["timestamp"]
         .as_str()
         .is_some_and(|t| hookjar_core::payload::parse_timestamp(t).is_ok());
+    let lacking = lacking_confirmed(&json, CONFIRMED_OBJECTS);
     // X5: headers beyond what Skilljar's client (Python `requests`) sends, S7–S9's and
     // the webhook's own. A warning, never a failure: a correct dispatcher on another
     // HTTP stack sends its client's own headers.
@@ -144,12 +146,73 @@ pub(super) async fn s7_request(ctx: &mut Ctx) -> CaseOutput {
                 && json["course"].is_object()
                 && json["domain"].is_object()
                 && json["purchase"].is_object()
+                && lacking.is_empty()
                 && json.get("id").is_none(),
-            "flat object: event_type, timestamp (ISO 8601, µs, +00:00), then user, course, domain, purchase (Skilljar's COURSE_ENROLLMENT sample), …; no event id",
-            format!("keys {keys:?}, timestamp {}", json["timestamp"]),
+            "flat object: event_type, timestamp (ISO 8601, µs, +00:00), then user (id, email, first_name, last_name), course (id, published_course_id, title, url), domain (id, name), purchase (order_id, original_price, purchase_price, currency_code, payment_processor) — Skilljar's COURSE_ENROLLMENT sample —, …; no event id",
+            if lacking.is_empty() {
+                format!("keys {keys:?}, timestamp {}", json["timestamp"])
+            } else {
+                format!(
+                    "keys {keys:?}, timestamp {}; lacks {}",
+                    json["timestamp"],
+                    lacking.join(", ")
+                )
+            },
         ),
         no_extra,
     ])
+}
+
+/// The fields of S11's objects that Skilljar's published COURSE_ENROLLMENT sample
+/// confirms.
+const CONFIRMED_OBJECTS: &[&str] = &["user", "course", "domain", "purchase"];
+
+/// The confirmed fields of `object` (S11), or `None` for an object S11 does not name.
+fn confirmed_fields(object: &str) -> Option<&'static [&'static str]> {
+    Some(match object {
+        "user" => &["id", "email", "first_name", "last_name"],
+        "course" => &["id", "published_course_id", "title", "url"],
+        "domain" => &["id", "name"],
+        "purchase" => &[
+            "order_id",
+            "original_price",
+            "purchase_price",
+            "currency_code",
+            "payment_processor",
+        ],
+        _ => return None,
+    })
+}
+
+/// Which objects of each type carry S11's confirmed fields (fixtures/README.md: the
+/// objects Skilljar's documents show for that type, "as in COURSE_ENROLLMENT"); the
+/// other objects are modelled, and only checked to be objects.
+fn confirmed_objects(t: EventType) -> &'static [&'static str] {
+    match t {
+        EventType::CourseEnrollment => CONFIRMED_OBJECTS,
+        EventType::DomainEnrollment => &["user"],
+        EventType::CourseCompletion | EventType::LessonCompletion | EventType::QuizCompletion => {
+            &["user", "course", "domain"]
+        }
+        EventType::PathEnrollment | EventType::PurchaseFulfillment => {
+            &["user", "domain", "purchase"]
+        }
+        EventType::PathCompletion => &["user", "domain"],
+        _ => &[],
+    }
+}
+
+/// `object.field` for each confirmed field of `objects` that `payload` lacks.
+fn lacking_confirmed(payload: &Value, objects: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for object in objects {
+        for field in confirmed_fields(object).unwrap_or_default() {
+            if payload[*object].get(*field).is_none() {
+                out.push(format!("{object}.{field}"));
+            }
+        }
+    }
+    out
 }
 
 /// The headers of a delivery as Skilljar's client (Python `requests`) sends them, and
@@ -191,14 +254,15 @@ pub(super) async fn s10_event_types(ctx: &mut Ctx) -> CaseOutput {
         let Some(keys) = fixture.as_object() else {
             continue;
         };
-        let missing: Vec<&str> = keys
+        let mut missing: Vec<String> = keys
             .iter()
             .filter(|(k, v)| match got.get(k.as_str()) {
                 None => true,
                 Some(g) => v.is_object() && !g.is_object(),
             })
-            .map(|(k, _)| k.as_str())
+            .map(|(k, _)| k.clone())
             .collect();
+        missing.extend(lacking_confirmed(&got, confirmed_objects(t)));
         if !missing.is_empty() && !got.is_null() {
             lacking.push(format!("{t} lacks {}", missing.join(", ")));
         }
@@ -215,7 +279,7 @@ pub(super) async fn s10_event_types(ctx: &mut Ctx) -> CaseOutput {
             "S11.type-objects",
             "S11",
             reqs.len() == 10 && lacking.is_empty(),
-            "each type's payload has the top-level keys of its fixture, its objects as objects (lesson for LESSON_COMPLETION, path for PATH_*, quiz_attempt, task, vilt_event, …)",
+            "each type's payload has the top-level keys of its fixture, its objects as objects (lesson for LESSON_COMPLETION, path for PATH_*, quiz_attempt, task, vilt_event, …), and the confirmed fields of S11 in the objects Skilljar's documents show for that type (user: id, email, first_name, last_name; course: id, published_course_id, title, url; domain: id, name; purchase: order_id, …)",
             if lacking.is_empty() {
                 format!("{} payloads, each with its fixture's keys", reqs.len())
             } else {
@@ -270,8 +334,8 @@ pub(super) async fn s12_fan_out(ctx: &mut Ctx) -> CaseOutput {
     let fan = CaseResult::check(
         "S12.fan-out",
         "S12",
-        a == 1 && b == 2 && c == 0,
-        "typed webhook gets only its type (1), all-types webhook gets both (2), inactive webhook nothing (0)",
+        a == 1 && b == 2 && c == 0 && e1["deliveries"] == 2 && e2["deliveries"] == 3,
+        "typed webhook gets only its type (1), all-types webhook gets both (2), inactive webhook nothing (0); the emits count the active qualifying URLs only (2, then 3: X1)",
         format!(
             "typed {a}, all-types {b}, inactive {c}; emit answered {} then {}",
             e1["deliveries"], e2["deliveries"]
@@ -422,15 +486,45 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
     let (code, v) = ctx.ping(&off).await?;
     let reqs = ctx.wait(1, Duration::from_secs(10)).await;
     let pings = ctx.on_path(&reqs, "/s13-inactive");
+    let off_after = ctx.webhook(&off).await?;
+    // And one deactivated by a 404 (so it has a reason), pinged once the receiver
+    // answers 200 again: the ping succeeds and changes nothing (S13 is a test, S4's
+    // `active: true` is what re-activates).
+    let reasoned = ctx
+        .hook("/s13-reasoned", Some(EventType::CourseCompletion))
+        .await?;
+    set_route(ctx, "/s13-reasoned", "404")?;
+    ctx.emit(EventType::CourseCompletion, json!({})).await?;
+    let before = ctx
+        .until_webhook(&reasoned, Duration::from_secs(10), |v| v["active"] == false)
+        .await?;
+    set_route(ctx, "/s13-reasoned", "200")?;
+    let (rcode, rv) = ctx.ping(&reasoned).await?;
+    let after = ctx.webhook(&reasoned).await?;
     let inactive = CaseResult::check(
         "S13.ping-inactive",
         "S13",
         code == 200
             && v["succeeded"] == true
             && pings.len() == 1
-            && pings[0].event_type.as_deref() == Some("PING"),
-        "a ping of an inactive webhook is sent: 200 {succeeded: true}, the receiver gets the PING",
-        format!("{code} {v}; {} PING(s) at the receiver", pings.len()),
+            && pings[0].event_type.as_deref() == Some("PING")
+            && off_after["active"] == false
+            && off_after["deactivate_reason"].is_null()
+            && before["deactivate_reason"] == "HTTP_4XX_RESPONSE"
+            && rcode == 200
+            && rv["succeeded"] == true
+            && after["active"] == false
+            && after["deactivate_reason"] == "HTTP_4XX_RESPONSE",
+        "a ping of an inactive webhook is sent: 200 {succeeded: true}, the receiver gets the PING; the webhook stays inactive with its deactivate_reason (one created inactive: null; one deactivated by a 404: HTTP_4XX_RESPONSE)",
+        format!(
+            "{code} {v}; {} PING(s) at the receiver; after: active {}, deactivate_reason {}; deactivated by a 404 (reason {}), pinged → {rcode} {rv}; after: active {}, deactivate_reason {}",
+            pings.len(),
+            off_after["active"],
+            off_after["deactivate_reason"],
+            before["deactivate_reason"],
+            after["active"],
+            after["deactivate_reason"]
+        ),
     );
     // Any 2xx is a success, for a ping as for an event (S17); a ping that gets no
     // answer at all has no status code.
@@ -463,6 +557,20 @@ pub(super) async fn s13_ping(ctx: &mut Ctx) -> CaseOutput {
         format!("{code0} {v0}"),
     );
     Ok(vec![ping, failure, unknown, inactive, two, no_answer])
+}
+
+/// Sets the mock's script for `path` (the others unchanged).
+pub(super) fn set_route(ctx: &Ctx, path: &str, script: &str) -> Result<(), CaseError> {
+    let mut routes = ctx.mock.scripts().routes;
+    routes.insert(
+        path.to_owned(),
+        Script::parse(script).map_err(|e| CaseError(format!("the script {script}: {e}")))?,
+    );
+    ctx.mock.update_scripts(ScriptUpdate {
+        routes: Some(routes),
+        ..ScriptUpdate::default()
+    });
+    Ok(())
 }
 
 /// A URL on the receiver's host at a port where nothing listens (one just freed).
@@ -499,9 +607,22 @@ pub(super) async fn s12_distinct_urls(ctx: &mut Ctx) -> CaseOutput {
     ctx.settle(Duration::from_secs(5)).await;
     let reqs = ctx.mock.requests();
     let query = ctx.on_path(&reqs, "/s12-q").len();
+    let mut targets: Vec<String> = ctx
+        .on_path(&reqs, "/s12-q")
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    targets.sort();
     let case = ctx.on_path(&reqs, "/s12-case").len() + ctx.on_path(&reqs, "/S12-CASE").len();
     let owner = ctx.on_path(&reqs, "/s12-owner").len();
     Ok(vec![
+        CaseResult::check(
+            "S7.query-kept",
+            "S7",
+            targets == ["/s12-q?a=1", "/s12-q?a=2"],
+            "the POST goes to target_url as stored, its query included (/s12-q?a=1 and /s12-q?a=2)",
+            format!("request targets {targets:?}"),
+        ),
         CaseResult::check(
             "S12.distinct-urls",
             "S12",
@@ -578,8 +699,41 @@ pub(super) async fn s8_credentials(ctx: &mut Ctx) -> CaseOutput {
         .await?;
     ctx.create(json!({"target_url": ctx.mock_url("/s8-pass"), "event_type": t, "basic_auth_password": "only-pass"}))
         .await?;
+    // S9: a header whose value is "" is a pair like any other, sent as it is (a
+    // dispatcher that refuses an empty value at create is not judged here).
+    let (empty_code, empty_v) = ctx
+        .try_create(&json!({"target_url": ctx.mock_url("/s9-empty"), "event_type": t, "additional_headers": {"x-hookjar-empty": "", "x-hookjar-full": "1"}}))
+        .await?;
     ctx.emit(t, json!({})).await?;
-    let reqs = ctx.wait(3, Duration::from_secs(10)).await;
+    let expected = if empty_code == 201 { 4 } else { 3 };
+    let reqs = ctx.wait(expected, Duration::from_secs(10)).await;
+    let empty_posts = ctx.on_path(&reqs, "/s9-empty");
+    let empty = match (empty_code, empty_posts.first()) {
+        (400, _) => CaseResult::new(
+            "S9.empty-value",
+            "S9",
+            Status::Pass,
+            "an additional header whose value is \"\" is sent with an empty value (or refused at create with 400)",
+            format!("create refused it: 400 {empty_v}"),
+        ),
+        (code, first) => CaseResult::check(
+            "S9.empty-value",
+            "S9",
+            code == 201
+                && empty_posts.len() == 1
+                && first.is_some_and(|r| {
+                    header(r, "x-hookjar-empty") == Some("")
+                        && header(r, "x-hookjar-full") == Some("1")
+                }),
+            "an additional header whose value is \"\" is sent with an empty value (or refused at create with 400)",
+            format!(
+                "create → {code}; {} POST(s); x-hookjar-empty {:?}, x-hookjar-full {:?}",
+                empty_posts.len(),
+                first.and_then(|r| header(r, "x-hookjar-empty")),
+                first.and_then(|r| header(r, "x-hookjar-full"))
+            ),
+        ),
+    };
     let auth_on = |p: &str| {
         ctx.on_path(&reqs, p)
             .first()
@@ -612,30 +766,68 @@ pub(super) async fn s8_credentials(ctx: &mut Ctx) -> CaseOutput {
             ),
             format!("username only → {user:?}; password only → {pass:?}"),
         ),
+        empty,
     ])
 }
 
 pub(super) async fn x1_emit_kept(ctx: &mut Ctx) -> CaseOutput {
     const GIVEN: &str = "2015-02-13T18:57:55.066475+00:00";
+    // Non-ASCII text (é, ✓, 🚀): sent as UTF-8 JSON, it arrives intact.
+    const CODE: &str = "x1-kept café ✓ 🚀";
     let json = emit_and_receive(
         ctx,
         "/ok",
         EventType::CourseCompletion,
-        json!({"timestamp": GIVEN, "domain_access_code": "x1-kept"}),
+        json!({"timestamp": GIVEN, "domain_access_code": CODE}),
     )
     .await?;
-    Ok(vec![CaseResult::check(
-        "X1.emit-kept",
-        "X1",
-        json["timestamp"] == GIVEN && json["domain_access_code"] == "x1-kept",
-        format!(
-            "an emit's valid timestamp ({GIVEN}) and its top-level keys reach the receiver as given"
+    let keys = key_order(&json);
+    let received = ctx.mock.requests();
+    let raw = received.first();
+    let utf8_ok = raw.is_some_and(|r| !r.body.contains('\u{FFFD}') && r.json.is_some())
+        && json["domain_access_code"] == CODE;
+    Ok(vec![
+        CaseResult::check(
+            "X1.emit-kept",
+            "X1,S11",
+            json["timestamp"] == GIVEN && json["domain_access_code"] == CODE && first_two_ok(&keys),
+            format!(
+                "an emit's valid timestamp ({GIVEN}) and its top-level keys reach the receiver as given, in S11's order: event_type, timestamp, then the objects"
+            ),
+            format!(
+                "timestamp {}, domain_access_code {}; keys {keys:?}",
+                json["timestamp"], json["domain_access_code"]
+            ),
         ),
-        format!(
-            "timestamp {}, domain_access_code {}",
-            json["timestamp"], json["domain_access_code"]
+        CaseResult::check(
+            "S7.utf-8",
+            "S7,S11",
+            utf8_ok,
+            format!(
+                "the body is UTF-8 JSON: a value with non-ASCII characters ({CODE:?}) arrives intact"
+            ),
+            match raw {
+                None => "no POST arrived".to_owned(),
+                Some(r) if r.json.is_none() => {
+                    format!("the body is not JSON in UTF-8: {:.120}", r.body)
+                }
+                Some(_) => format!("domain_access_code {}", json["domain_access_code"]),
+            },
         ),
-    )])
+    ])
+}
+
+/// The top-level keys of a payload, in the order they were sent.
+fn key_order(json: &Value) -> Vec<String> {
+    json.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// S11: `event_type` first, `timestamp` second.
+fn first_two_ok(keys: &[String]) -> bool {
+    keys.first().map(String::as_str) == Some("event_type")
+        && keys.get(1).map(String::as_str) == Some("timestamp")
 }
 
 /// A webhook for `event_type` at `path`, one emit with `extra`, and the payload the
@@ -700,11 +892,15 @@ pub(super) async fn x1_emit_rules(ctx: &mut Ctx) -> CaseOutput {
         CaseResult::check(
             "X1.timestamp-as-given",
             "X1",
-            json["timestamp"] == GIVEN,
+            json["timestamp"] == GIVEN && first_two_ok(&key_order(&json)),
             format!(
-                "a valid ISO 8601 timestamp in another form ({GIVEN}) reaches the receiver as written"
+                "a valid ISO 8601 timestamp in another form ({GIVEN}) reaches the receiver as written, in its place (event_type, timestamp, then the objects: S11)"
             ),
-            format!("timestamp {}", json["timestamp"]),
+            format!(
+                "timestamp {}; keys {:?}",
+                json["timestamp"],
+                key_order(&json)
+            ),
         ),
         CaseResult::check(
             "X1.bad-timestamp",
@@ -714,4 +910,134 @@ pub(super) async fn x1_emit_rules(ctx: &mut Ctx) -> CaseOutput {
             format!("{code} {v}; {} POST(s) in all", sent_after),
         ),
     ])
+}
+
+/// S12 (settled: URLs compared in normalised form) on forms of the URL the other
+/// cases leave out, one event type each so each claim has its own emit:
+///
+/// - `http://127.0.0.1:80/…` and `http://127.0.0.1/…` are one URL (the default port
+///   dropped). Nothing listens there: only the emit's count decides, and the webhooks
+///   are deleted when the case ends (their retries with them).
+/// - `/s12-slash` and `/s12-slash/` are two URLs (a trailing slash is part of the path).
+/// - `/s12-up/../s12-dd` and `/s12-dd` are one URL (`..` resolved).
+/// - an older *inactive* webhook on a URL does not take the event from a newer active
+///   one: only qualifying (active, typed) webhooks compete.
+pub(super) async fn s12_url_forms(ctx: &mut Ctx) -> CaseOutput {
+    let mut out = Vec::new();
+
+    // The default port.
+    let base = reqwest::Url::parse(&ctx.mock_url("/"))
+        .map_err(|e| CaseError(format!("the receiver URL: {e}")))?;
+    let host = base.host_str().unwrap_or("127.0.0.1").to_owned();
+    // `host_str` brackets an IPv6 address already; add them only if it did not.
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let with_port = format!("http://{host}:80/s12-port");
+    let without = format!("http://{host}/s12-port");
+    for url in [&with_port, &without] {
+        ctx.create(json!({"target_url": url, "event_type": "DASHBOARD_TASK_CREATED"}))
+            .await?;
+    }
+    let e = ctx.emit(EventType::DashboardTaskCreated, json!({})).await?;
+    out.push(CaseResult::check(
+        "S12.default-port",
+        "S12",
+        e["deliveries"] == 1,
+        format!(
+            "settled: {with_port} and {without} are one URL (default port dropped): the emit counts 1 delivery"
+        ),
+        format!("emit answered {}", e["deliveries"]),
+    ));
+
+    // A trailing slash.
+    for path in ["/s12-slash", "/s12-slash/"] {
+        ctx.create(json!({"target_url": ctx.mock_url(path), "event_type": "PURCHASE_FULFILLMENT"}))
+            .await?;
+    }
+    let e = ctx.emit(EventType::PurchaseFulfillment, json!({})).await?;
+    ctx.wait(2, Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(5)).await;
+    let reqs = ctx.mock.requests();
+    let bare = ctx.on_path(&reqs, "/s12-slash").len();
+    let slash = ctx.on_path(&reqs, "/s12-slash/").len();
+    out.push(CaseResult::check(
+        "S12.trailing-slash",
+        "S12",
+        bare == 1 && slash == 1 && e["deliveries"] == 2,
+        "/s12-slash and /s12-slash/ are two URLs (normalising keeps a trailing slash): one POST each; the emit counts 2",
+        format!(
+            "/s12-slash: {bare} POST(s), /s12-slash/: {slash}; emit answered {}",
+            e["deliveries"]
+        ),
+    ));
+
+    // A `..` segment.
+    let plain = ctx.mock_url("/s12-dd");
+    let dotted = ctx.mock_url("/s12-up/../s12-dd");
+    let e = {
+        for url in [&plain, &dotted] {
+            ctx.create(json!({"target_url": url, "event_type": "QUIZ_COMPLETION"}))
+                .await?;
+        }
+        ctx.emit(EventType::QuizCompletion, json!({})).await?
+    };
+    ctx.wait(reqs.len() + 1, Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(5)).await;
+    let posts: Vec<String> = ctx
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| r.path_only().ends_with("s12-dd"))
+        .map(|r| r.path.clone())
+        .collect();
+    out.push(CaseResult::check(
+        "S12.dot-segments",
+        "S12",
+        posts.len() == 1 && e["deliveries"] == 1,
+        format!(
+            "settled: {plain} and {dotted} are one URL once '..' is resolved: 1 POST, and the emit counts 1 delivery"
+        ),
+        format!(
+            "{} POST(s) ({}); emit answered {}",
+            posts.len(),
+            posts.join(", "),
+            e["deliveries"]
+        ),
+    ));
+
+    // An inactive older webhook on the URL.
+    ctx.create(json!({"target_url": ctx.mock_url("/s12-idle"), "event_type": "VILT_EVENT_REGISTRATION", "active": false, "additional_headers": {"x-hookjar-hook": "older"}}))
+        .await?;
+    ctx.create(json!({"target_url": ctx.mock_url("/s12-idle"), "event_type": "VILT_EVENT_REGISTRATION", "additional_headers": {"x-hookjar-hook": "newer"}}))
+        .await?;
+    let before = ctx.mock.requests().len();
+    let e = ctx
+        .emit(EventType::ViltEventRegistration, json!({}))
+        .await?;
+    ctx.wait(before + 1, Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(5)).await;
+    let idle = ctx.on_path(&ctx.mock.requests(), "/s12-idle");
+    out.push(CaseResult::check(
+        "S12.inactive-owner",
+        "S12",
+        idle.len() == 1
+            && header(&idle[0], "x-hookjar-hook") == Some("newer")
+            && e["deliveries"] == 1,
+        "an older inactive webhook on a URL does not take the event from a newer active one: 1 POST, through the newer (its headers); the emit counts 1",
+        format!(
+            "{} POST(s){}; emit answered {}",
+            idle.len(),
+            idle.first()
+                .map(|r| format!(
+                    " via {}",
+                    header(r, "x-hookjar-hook").unwrap_or("no header")
+                ))
+                .unwrap_or_default(),
+            e["deliveries"]
+        ),
+    ));
+    Ok(out)
 }

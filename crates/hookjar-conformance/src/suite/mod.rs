@@ -192,6 +192,13 @@ fn routes(time: TimeMode, policy: &RetryPolicy, quick: bool) -> Vec<(String, Str
         ("/s13-inactive", "200"),
         ("/s12-host", "200"),
         ("/x5", "503*2,200"),
+        ("/s16-429-ra", "429+retry-after=1"),
+        ("/s16-hop", "redirect=/s16-hop-404"),
+        ("/s16-hop-404", "404"),
+        ("/s16-shared", "404"),
+        ("/s18-dir/start", "redirect=./next"),
+        ("/s18-dir/next", "200"),
+        ("/s14-retry-after", "503+retry-after=3600,200"),
     ];
     let mut out: Vec<(String, String)> = fixed
         .iter()
@@ -260,6 +267,7 @@ pub const CASE_IDS: &[&str] = &[
     "X5.no-extra-headers",
     "S8.no-credentials",
     "S8.half-credentials",
+    "S9.empty-value",
     "S10.event-types",
     "S11.type-objects",
     "S12.fan-out",
@@ -267,8 +275,13 @@ pub const CASE_IDS: &[&str] = &[
     "S12.oldest-webhook",
     "S12.normalised-url",
     "S12.host-case",
+    "S7.query-kept",
     "S12.distinct-urls",
     "S12.dedupe-qualifying",
+    "S12.default-port",
+    "S12.trailing-slash",
+    "S12.dot-segments",
+    "S12.inactive-owner",
     "S13.ping",
     "S13.ping-failure",
     "S13.ping-unknown",
@@ -276,11 +289,13 @@ pub const CASE_IDS: &[&str] = &[
     "S13.ping-2xx",
     "S13.ping-no-answer",
     "X1.emit-kept",
+    "S7.utf-8",
     "X1.replace-objects",
     "X1.timestamp-as-given",
     "X1.bad-timestamp",
     "S14.backoff",
     "S14.wait-after-answer",
+    "S14.ignores-retry-after",
     "S15.exhaustion",
     "S15.drops-pending",
     "S15.exhaustion-transport",
@@ -288,15 +303,19 @@ pub const CASE_IDS: &[&str] = &[
     "S16.any-4xx",
     "S16.4xx-on-retry",
     "S4.reactivate",
+    "S16.4xx-after-redirect",
+    "S16.shared-url",
     "S16.stale-verdict",
     "S16.drops-pending",
     "S12.paused",
+    "S12.own-retries",
     "S17.success",
     "S17.any-2xx",
     "S18.redirects",
     "S18.redirect-307",
     "S18.redirect-308",
     "S18.redirect-keeps-headers",
+    "S18.relative-location",
     "S18.redirect-to-get",
     "S18.redirect-other-origin",
     "S18.transport",
@@ -308,6 +327,10 @@ pub const CASE_IDS: &[&str] = &[
     "S7.every-attempt",
     "X2.delivery-log",
     "X2.attempt-fields",
+    "X2.redeliver-retried",
+    "X2.own-deliveries",
+    "X2.no-secrets",
+    "X2.next-attempt-at",
     "S19.stored",
     "S7.every-request",
 ];
@@ -507,9 +530,10 @@ pub async fn run(
             ],
             |c| Box::pin(s7_request(c)),
         ),
-        (&["S8.no-credentials", "S8.half-credentials"], |c| {
-            Box::pin(s8_credentials(c))
-        }),
+        (
+            &["S8.no-credentials", "S8.half-credentials", "S9.empty-value"],
+            |c| Box::pin(s8_credentials(c)),
+        ),
         (&["S10.event-types", "S11.type-objects"], |c| {
             Box::pin(s10_event_types(c))
         }),
@@ -519,9 +543,23 @@ pub async fn run(
         ),
         (&["S12.normalised-url"], |c| Box::pin(s12_normalised_url(c))),
         (&["S12.host-case"], |c| Box::pin(s12_host_case(c))),
-        (&["S12.distinct-urls", "S12.dedupe-qualifying"], |c| {
-            Box::pin(s12_distinct_urls(c))
-        }),
+        (
+            &[
+                "S7.query-kept",
+                "S12.distinct-urls",
+                "S12.dedupe-qualifying",
+            ],
+            |c| Box::pin(s12_distinct_urls(c)),
+        ),
+        (
+            &[
+                "S12.default-port",
+                "S12.trailing-slash",
+                "S12.dot-segments",
+                "S12.inactive-owner",
+            ],
+            |c| Box::pin(s12_url_forms(c)),
+        ),
         (
             &[
                 "S13.ping",
@@ -533,7 +571,7 @@ pub async fn run(
             ],
             |c| Box::pin(s13_ping(c)),
         ),
-        (&["X1.emit-kept"], |c| Box::pin(x1_emit_kept(c))),
+        (&["X1.emit-kept", "S7.utf-8"], |c| Box::pin(x1_emit_kept(c))),
         (
             &[
                 "X1.replace-objects",
@@ -545,6 +583,9 @@ pub async fn run(
         (&["S14.backoff"], |c| Box::pin(s14_backoff(c))),
         (&["S14.wait-after-answer"], |c| {
             Box::pin(s14_wait_after_answer(c))
+        }),
+        (&["S14.ignores-retry-after"], |c| {
+            Box::pin(s14_retry_after(c))
         }),
         (
             &[
@@ -560,6 +601,8 @@ pub async fn run(
                 "S16.any-4xx",
                 "S16.4xx-on-retry",
                 "S4.reactivate",
+                "S16.4xx-after-redirect",
+                "S16.shared-url",
             ],
             |c| Box::pin(s16_deactivate(c)),
         ),
@@ -567,6 +610,7 @@ pub async fn run(
         (&["S16.drops-pending", "S12.paused"], |c| {
             Box::pin(s16_drops_pending(c))
         }),
+        (&["S12.own-retries"], |c| Box::pin(s12_own_retries(c))),
         (&["S17.success", "S17.any-2xx"], |c| {
             Box::pin(s17_success(c))
         }),
@@ -576,6 +620,7 @@ pub async fn run(
                 "S18.redirect-307",
                 "S18.redirect-308",
                 "S18.redirect-keeps-headers",
+                "S18.relative-location",
             ],
             |c| Box::pin(s18_redirects(c)),
         ),
@@ -601,6 +646,10 @@ pub async fn run(
                 "S7.every-attempt",
                 "X2.delivery-log",
                 "X2.attempt-fields",
+                "X2.redeliver-retried",
+                "X2.own-deliveries",
+                "X2.no-secrets",
+                "X2.next-attempt-at",
             ],
             |c| Box::pin(x5_same_bytes(c)),
         ),

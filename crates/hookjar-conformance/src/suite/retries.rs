@@ -415,7 +415,13 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
     // attempt (`/s16-retry` answers 503, then 404).
     ctx.mock.clear();
     let paths = [
-        "/s16-400", "/s16-408", "/s16-410", "/s16-429", "/s16-420", "/s16-499",
+        "/s16-400",
+        "/s16-408",
+        "/s16-410",
+        "/s16-429",
+        "/s16-420",
+        "/s16-499",
+        "/s16-429-ra",
     ];
     let mut ids = Vec::new();
     for p in paths {
@@ -423,6 +429,19 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
     }
     let retry_id = ctx
         .hook("/s16-retry", Some(EventType::PathCompletion))
+        .await?;
+    // A 307 to a path that answers 404: the 4xx at the end of the redirect is the
+    // attempt's answer (S16, S18).
+    let hop_id = ctx
+        .hook("/s16-hop", Some(EventType::PathCompletion))
+        .await?;
+    // Two webhooks on one URL that answers 404: the older owns the delivery (S12,
+    // settled), so only it gets the 4xx and is deactivated.
+    let shared_old = ctx
+        .hook("/s16-shared", Some(EventType::PathCompletion))
+        .await?;
+    let shared_new = ctx
+        .hook("/s16-shared", Some(EventType::PathCompletion))
         .await?;
     ctx.emit(EventType::PathCompletion, json!({})).await?;
     let mut states = Vec::new();
@@ -435,8 +454,49 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
     let on_retry = ctx
         .until_webhook(&retry_id, retry_window(ctx), |v| v["active"] == false)
         .await?;
+    let hop = ctx
+        .until_webhook(&hop_id, Duration::from_secs(10), |v| v["active"] == false)
+        .await?;
+    let old = ctx
+        .until_webhook(&shared_old, Duration::from_secs(10), |v| {
+            v["active"] == false
+        })
+        .await?;
     ctx.settle(retry_window(ctx)).await;
+    let new = ctx.webhook(&shared_new).await?;
     let reqs = ctx.mock.requests();
+    let (hops, hop_404) = (
+        ctx.on_path(&reqs, "/s16-hop").len(),
+        ctx.on_path(&reqs, "/s16-hop-404").len(),
+    );
+    let after_redirect = CaseResult::check(
+        "S16.4xx-after-redirect",
+        "S16,S18",
+        hops == 1
+            && hop_404 == 1
+            && hop["active"] == false
+            && hop["deactivate_reason"] == "HTTP_4XX_RESPONSE",
+        "a 307 to a path that answers 404: the 404 deactivates at once (HTTP_4XX_RESPONSE), no retry: one request to each path",
+        format!(
+            "{hops} request(s) to the redirecting path, {hop_404} to the 404; active {}, deactivate_reason {}",
+            hop["active"], hop["deactivate_reason"]
+        ),
+    );
+    let shared_posts = ctx.on_path(&reqs, "/s16-shared").len();
+    let shared = CaseResult::check(
+        "S16.shared-url",
+        "S16,S12",
+        shared_posts == 1
+            && old["active"] == false
+            && old["deactivate_reason"] == "HTTP_4XX_RESPONSE"
+            && new["active"] == true
+            && new["deactivate_reason"].is_null(),
+        "two webhooks on one URL answering 404: one POST, through the older (S12, settled), which alone is deactivated (HTTP_4XX_RESPONSE); the newer, which sent nothing, stays active",
+        format!(
+            "{shared_posts} POST(s); older: active {}, deactivate_reason {}; newer: active {}, deactivate_reason {}",
+            old["active"], old["deactivate_reason"], new["active"], new["deactivate_reason"]
+        ),
+    );
     let retry_posts = ctx.on_path(&reqs, "/s16-retry").len();
     let four_on_retry = CaseResult::check(
         "S16.4xx-on-retry",
@@ -466,9 +526,9 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
         "S16.any-4xx",
         "S16",
         bad.is_empty(),
-        "400, 408, 410, 429 and the unregistered 420 and 499 each → one POST, no retry, deactivated with HTTP_4XX_RESPONSE",
+        "400, 408, 410, 429, a 429 with Retry-After: 1, and the unregistered 420 and 499 each → one POST, no retry, deactivated with HTTP_4XX_RESPONSE (a Retry-After changes nothing)",
         if bad.is_empty() {
-            "400, 408, 410, 429, 420, 499: one POST each, deactivated with HTTP_4XX_RESPONSE"
+            "400, 408, 410, 429, 420, 499, 429 with Retry-After: one POST each, deactivated with HTTP_4XX_RESPONSE"
                 .to_owned()
         } else {
             bad.join("; ")
@@ -498,7 +558,14 @@ pub(super) async fn s16_deactivate(ctx: &mut Ctx) -> CaseOutput {
             reqs.len()
         ),
     );
-    Ok(vec![deact, any, four_on_retry, react])
+    Ok(vec![
+        deact,
+        any,
+        four_on_retry,
+        react,
+        after_redirect,
+        shared,
+    ])
 }
 
 pub(super) async fn s17_success(ctx: &mut Ctx) -> CaseOutput {
@@ -651,7 +718,33 @@ pub(super) async fn s18_redirects(ctx: &mut Ctx) -> CaseOutput {
             })
             .unwrap_or_else(|| "nothing at the target".into()),
     );
-    Ok(vec![redirects, moved, permanent, headers])
+    // A relative Location without a leading slash (`./next` from /s18-dir/start)
+    // resolves against the URL asked (RFC 3986): /s18-dir/next, not /next.
+    ctx.mock.clear();
+    let rel_id = ctx
+        .hook("/s18-dir/start", Some(EventType::CourseCompletion))
+        .await?;
+    ctx.emit(EventType::CourseCompletion, json!({})).await?;
+    let reqs = ctx.wait(2, Duration::from_secs(10)).await;
+    ctx.settle(Duration::from_secs(1)).await;
+    let reqs = if reqs.len() < 2 {
+        ctx.mock.requests()
+    } else {
+        reqs
+    };
+    let rel_hook = ctx.webhook(&rel_id).await?;
+    let paths: Vec<String> = reqs
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let relative = CaseResult::check(
+        "S18.relative-location",
+        "S18",
+        paths == ["POST /s18-dir/start", "POST /s18-dir/next"] && rel_hook["active"] == true,
+        "a 307 with the relative Location \"./next\" from /s18-dir/start is followed to /s18-dir/next (resolved against the URL asked, RFC 3986); the webhook stays active",
+        format!("requests {paths:?}; active {}", rel_hook["active"]),
+    );
+    Ok(vec![redirects, moved, permanent, headers, relative])
 }
 
 /// S18 (settled): the timeout is 10 s: an answer that takes 7 s is a success, sent
@@ -1064,4 +1157,155 @@ async fn drops_pending(ctx: &mut Ctx) -> CaseOutput {
             format!("{paused_at} POST(s) when switched off, {paused_after} after"),
         ),
     ])
+}
+
+/// S14: the back-off is Skilljar's whatever the receiver asks: a 503 with
+/// `Retry-After: 3600` is retried after the first back-off (2 s), not after an hour.
+/// The retry must come within half the Retry-After (a wait that would tell the two
+/// apart at this scale, at most 10 s of wall time); in virtual time its gap is checked
+/// exactly.
+pub(super) async fn s14_retry_after(ctx: &mut Ctx) -> CaseOutput {
+    const RETRY_AFTER: Duration = Duration::from_secs(3600);
+    let first = ctx
+        .policy
+        .delay_before_retry(1)
+        .unwrap_or(Duration::from_secs(2));
+    let expected = format!(
+        "a 503 with Retry-After: {} then 200: the retry comes after the policy's first back-off ({} s), the Retry-After ignored",
+        RETRY_AFTER.as_secs(),
+        first.as_secs_f64()
+    );
+    let window = ctx.time.wait(RETRY_AFTER / 2).min(Duration::from_secs(10));
+    if window < ctx.time.wait(first) + Duration::from_millis(250) || first >= RETRY_AFTER / 2 {
+        return Ok(vec![CaseResult::inconclusive(
+            "S14.ignores-retry-after",
+            "S14",
+            expected,
+            format!(
+                "at ×{} half the Retry-After is {:.0} ms of wall time: too short to tell a retry after the back-off from one after the Retry-After; not run",
+                ctx.time.scale(),
+                window.as_secs_f64() * 1000.0
+            ),
+            Some((RETRY_AFTER.as_secs_f64() / 2.0 / 0.25).floor()),
+        )]);
+    }
+    let id = ctx
+        .hook("/s14-retry-after", Some(EventType::PathEnrollment))
+        .await?;
+    ctx.emit(EventType::PathEnrollment, json!({})).await?;
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    let Some(t0) = reqs.first().map(|r| r.arrived) else {
+        return Err(CaseError("no POST reached the receiver within 10 s".into()));
+    };
+    let reqs = match ctx
+        .mock
+        .wait_for_requests(2, window.saturating_sub(t0.elapsed()))
+        .await
+    {
+        Ok(r) => r,
+        Err(_) => ctx.mock.requests(),
+    };
+    let hook = ctx.webhook(&id).await?;
+    let t = ctx.timing(&reqs, &Gap::schedule(&ctx.policy, 1, 1));
+    let gap = reqs
+        .get(1)
+        .map(|r| ctx.time.observed(r.arrived.duration_since(t0)));
+    let ok = reqs.len() >= 2 && t.mismatch.is_none() && hook["active"] == true;
+    Ok(vec![CaseResult::check(
+        "S14.ignores-retry-after",
+        "S14",
+        ok,
+        expected,
+        format!(
+            "{}; active {}{}",
+            match gap {
+                Some(g) => format!(
+                    "the retry came ≈{:.1} s (dispatcher time) after the 503",
+                    g.as_secs_f64()
+                ),
+                None => format!(
+                    "no retry within {:.1} s of wall time (≈{:.0} s of dispatcher time)",
+                    window.as_secs_f64(),
+                    ctx.time.observed(window).as_secs_f64()
+                ),
+            },
+            hook["active"],
+            t.mismatch.map(|m| format!(" — {m}")).unwrap_or_default()
+        ),
+    )])
+}
+
+/// S12 "each delivery has its own retries": a webhook's delivery waiting to retry
+/// (COURSE_ENROLLMENT, answered 503) keeps retrying when another event's delivery to
+/// the same webhook succeeds (LESSON_COMPLETION, answered 200). The receiver answers
+/// by event type.
+pub(super) async fn s12_own_retries(ctx: &mut Ctx) -> CaseOutput {
+    let script =
+        |text: &str| Script::parse(text).map_err(|e| CaseError(format!("the script {text}: {e}")));
+    let mut for_type = std::collections::BTreeMap::new();
+    for_type.insert(EventType::CourseEnrollment, script("503")?);
+    for_type.insert(EventType::LessonCompletion, script("200")?);
+    ctx.mock.update_scripts(ScriptUpdate {
+        for_type: Some(for_type),
+        ..ScriptUpdate::default()
+    });
+    let result = own_retries(ctx).await;
+    ctx.mock.update_scripts(ScriptUpdate {
+        for_type: Some(std::collections::BTreeMap::new()),
+        ..ScriptUpdate::default()
+    });
+    result
+}
+
+async fn own_retries(ctx: &mut Ctx) -> CaseOutput {
+    let id = ctx.hook("/s12-own", None).await?;
+    ctx.emit(EventType::CourseEnrollment, json!({})).await?;
+    let reqs = ctx.wait(1, Duration::from_secs(10)).await;
+    let Some(first) = reqs.first().map(|r| r.arrived) else {
+        return Err(CaseError("no POST reached the receiver within 10 s".into()));
+    };
+    ctx.emit(EventType::LessonCompletion, json!({})).await?;
+    let of = |ctx: &Ctx, t: &str| {
+        ctx.mock
+            .requests()
+            .iter()
+            .filter(|r| r.event_type.as_deref() == Some(t))
+            .count()
+    };
+    // Wait for the success, then count the waiting delivery's POSTs.
+    let deadline = tokio::time::Instant::now()
+        + ctx.time.wait(Duration::from_secs(10))
+        + Duration::from_secs(2);
+    while of(ctx, "LESSON_COMPLETION") == 0 && tokio::time::Instant::now() < deadline {
+        let n = ctx.mock.requests().len();
+        let _ = ctx
+            .mock
+            .wait_for_requests(
+                n + 1,
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+            )
+            .await;
+    }
+    // Let the 200 be recorded before counting.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let at_success = of(ctx, "COURSE_ENROLLMENT");
+    // Long enough for two more retries wherever the back-off is by now (each wait is
+    // at most twice the time since the first attempt, plus 2 s).
+    let elapsed = ctx.time.observed(first.elapsed());
+    let more = elapsed * 4 + retry_window(ctx);
+    ctx.settle(more).await;
+    let after = of(ctx, "COURSE_ENROLLMENT");
+    let hook = ctx.webhook(&id).await?;
+    Ok(vec![CaseResult::check(
+        "S12.own-retries",
+        "S12,S14",
+        of(ctx, "LESSON_COMPLETION") == 1 && after > at_success && hook["active"] == true,
+        "each delivery has its own retries: a delivery waiting to retry (503) keeps retrying after another event's delivery to the same webhook succeeds (200)",
+        format!(
+            "{} LESSON_COMPLETION POST(s) (200); COURSE_ENROLLMENT (503): {at_success} POST(s) when the other succeeded, {after} after {:.0} s more; active {}",
+            of(ctx, "LESSON_COMPLETION"),
+            more.as_secs_f64(),
+            hook["active"]
+        ),
+    )])
 }

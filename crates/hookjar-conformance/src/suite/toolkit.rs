@@ -8,8 +8,8 @@ use std::time::Duration;
 use hookjar_core::EventType;
 use serde_json::{Value, json};
 
-use super::CaseOutput;
 use super::context::{Ctx, header};
+use super::{CaseOutput, TimeMode};
 use crate::report::CaseResult;
 
 pub(super) async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
@@ -23,6 +23,8 @@ pub(super) async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
         }))
         .await?;
     let id = created["id"].as_str().unwrap_or_default().to_owned();
+    // Another webhook, of a type this case never emits: its log stays empty.
+    let other = ctx.hook("/ok", Some(EventType::CourseCompletion)).await?;
     ctx.emit(EventType::ViltEventRegistration, json!({}))
         .await?;
     let reqs = ctx.wait(3, Duration::from_secs(60)).await;
@@ -84,18 +86,59 @@ pub(super) async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
         .api
         .post_empty(&format!("/v1/deliveries/{delivery_id}/redeliver"))
         .await?;
-    let again = ctx.wait(1, Duration::from_secs(10)).await;
+    // The journal was cleared, so the receiver answers the redelivery 503, 503, 200
+    // again: a redelivery is a delivery like any other, retried (X2, S14).
+    let again = ctx.wait(3, Duration::from_secs(60)).await;
     let same_digest = again
         .first()
         .is_some_and(|r| digests.contains(&r.digest.to_string()));
+    let resent_headers = again.first().is_some_and(|r| {
+        header(r, "authorization") == Some(auth.as_str())
+            && header(r, "x-hookjar-retry") == Some("kept")
+    });
+    let resent_same = again
+        .iter()
+        .filter(|r| digests.contains(&r.digest.to_string()))
+        .count();
     let log = CaseResult::check(
         "X2.delivery-log",
         "X2",
-        code == 200 && attempts == 3 && (200..300).contains(&rcode) && same_digest,
-        "the delivery log lists the delivery with its 3 attempts; redeliver resends the same bytes",
+        code == 200
+            && attempts == 3
+            && (200..300).contains(&rcode)
+            && same_digest
+            && resent_headers,
+        "the delivery log lists the delivery with its 3 attempts; redeliver resends the same bytes, with the webhook's Authorization and additional headers",
         format!(
-            "{code}: {} deliveries, first with {attempts} attempts; redeliver → {rcode} {rv}; resent same digest: {same_digest}",
-            deliveries.len()
+            "{code}: {} deliveries, first with {attempts} attempts; redeliver → {rcode} {rv}; resent same digest: {same_digest}; {}",
+            deliveries.len(),
+            again
+                .first()
+                .map(|r| format!(
+                    "Authorization {:?}, x-hookjar-retry {:?}",
+                    header(r, "authorization"),
+                    header(r, "x-hookjar-retry")
+                ))
+                .unwrap_or_else(|| "nothing resent".into())
+        ),
+    );
+    let redeliver_retried = CaseResult::check(
+        "X2.redeliver-retried",
+        "X2,S14",
+        resent_same == 3,
+        "a redelivery answered 503 is retried like any delivery: 503, 503, 200 → three POSTs of the same bytes",
+        format!("{resent_same} POST(s) of the redelivered bytes"),
+    );
+    let (ocode, others) = ctx.deliveries(&other).await?;
+    let own = CaseResult::check(
+        "X2.own-deliveries",
+        "X2",
+        ocode == 200 && others.is_empty() && deliveries.len() == 1,
+        "a webhook's delivery log lists its own deliveries only: 1 for the webhook the event went to, none for another webhook that got nothing",
+        format!(
+            "the event's webhook: {} delivery(ies); the other webhook: {ocode}, {} delivery(ies)",
+            deliveries.len(),
+            others.len()
         ),
     );
     // Each attempt says when, what came back, how long it took, what it led to and
@@ -158,5 +201,134 @@ pub(super) async fn x5_same_bytes(ctx: &mut Ctx) -> CaseOutput {
             thin.join("; ")
         },
     );
-    Ok(vec![same, every, log, fields])
+    let next_at = next_attempt_times(ctx, &logged);
+    // S3: "Secrets never appear in logs", read as covering the delivery log too: no
+    // password, no Basic credentials (in clear or base64) in the log's text.
+    let (_, text) = ctx
+        .api
+        .get(&format!("/v1/webhooks/{id}/deliveries"))
+        .await?;
+    let b64 = auth.trim_start_matches("Basic ").to_owned();
+    let leaks: Vec<&str> = [
+        ("the password", "hookjar-retry-pass"),
+        ("the base64 credentials", b64.as_str()),
+    ]
+    .iter()
+    .filter(|(_, secret)| !secret.is_empty() && text.contains(secret))
+    .map(|(what, _)| *what)
+    .collect();
+    let secrets = CaseResult::check(
+        "X2.no-secrets",
+        "X2,S3",
+        leaks.is_empty() && !text.is_empty(),
+        "the delivery log shows neither the webhook's password nor its Basic credentials (SPEC S3 \"Secrets never appear in logs\", read as covering the X2 log)",
+        if leaks.is_empty() {
+            format!("{} bytes of log, no secret in them", text.len())
+        } else {
+            format!("the log shows {}", leaks.join(" and "))
+        },
+    );
+    Ok(vec![
+        same,
+        every,
+        log,
+        fields,
+        redeliver_retried,
+        own,
+        secrets,
+        next_at,
+    ])
+}
+
+/// X2: each retried attempt's `next_attempt_at` is when the next attempt was due:
+/// at least the back-off after the attempt's `at` (the wait counts from the answer,
+/// which comes after the attempt starts: S14), and the next attempt's `at` no earlier
+/// (S19) and not much later. Both are dispatcher time (X3). In virtual time "not much
+/// later" is 100 ms; at a scale N a due attempt starts some wall milliseconds late,
+/// N times that in dispatcher time, so the tolerance is 0.5 s + 100 ms × N, and the
+/// case is inconclusive when that does not resolve the back-off (above ×14); the lower
+/// bound holds at any scale.
+fn next_attempt_times(ctx: &Ctx, delivery: &Value) -> CaseResult {
+    let parse = |v: &Value| {
+        v.as_str().and_then(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        })
+    };
+    let expected = "each retried attempt's next_attempt_at is when the next attempt was due: at least the back-off after its at (2 s, then 4 s), and the next attempt's at neither earlier nor much later";
+    let attempts = delivery["attempts"].as_array().cloned().unwrap_or_default();
+    let (early, late) = match ctx.time {
+        TimeMode::Virtual => (Duration::from_millis(100), Duration::from_millis(100)),
+        TimeMode::Scaled(_) => {
+            let t = Duration::from_millis(500) + ctx.time.observed(Duration::from_millis(100));
+            (t, t)
+        }
+    };
+    let mut bad = Vec::new();
+    let mut seen = Vec::new();
+    let mut unresolved = false;
+    for k in 0..attempts.len().saturating_sub(1) {
+        let delay = ctx
+            .policy
+            .delay_before_retry(k as u32 + 1)
+            .unwrap_or_default();
+        let (Some(at), Some(next), Some(then)) = (
+            parse(&attempts[k]["at"]),
+            parse(&attempts[k]["next_attempt_at"]),
+            parse(&attempts[k + 1]["at"]),
+        ) else {
+            bad.push(format!(
+                "attempt {k}: at/next_attempt_at/next at are not RFC 3339 times"
+            ));
+            continue;
+        };
+        let wait = (next - at).as_seconds_f64();
+        let off = (then - next).as_seconds_f64();
+        seen.push(format!(
+            "attempt {k}: next_attempt_at − at {wait:.3} s, next at − next_attempt_at {off:+.3} s"
+        ));
+        if wait < delay.as_secs_f64() - 0.001 {
+            bad.push(format!(
+                "attempt {k}: next_attempt_at is {wait:.3} s after at, under the {} s back-off",
+                delay.as_secs_f64()
+            ));
+        } else if off < -early.as_secs_f64() || off > late.as_secs_f64() {
+            bad.push(format!(
+                "attempt {k}: the next attempt came {off:+.3} s from its next_attempt_at (tolerance −{:.1}/+{:.1} s)",
+                early.as_secs_f64(),
+                late.as_secs_f64()
+            ));
+        }
+        unresolved |= late >= delay;
+    }
+    let detail = if bad.is_empty() {
+        seen.join("; ")
+    } else {
+        bad.join("; ")
+    };
+    if attempts.len() < 3 {
+        return CaseResult::check(
+            "X2.next-attempt-at",
+            "X2",
+            false,
+            expected,
+            format!("{} attempt(s) logged, 3 expected", attempts.len()),
+        );
+    }
+    if !bad.is_empty() {
+        return CaseResult::check("X2.next-attempt-at", "X2", false, expected, detail);
+    }
+    if unresolved {
+        return CaseResult::inconclusive(
+            "X2.next-attempt-at",
+            "X2",
+            expected,
+            format!(
+                "{detail}; at ×{} a due attempt's lateness is too coarse in dispatcher time (±{:.0} s) to tell whether next_attempt_at is when the 2 s and 4 s retries were due (the lower bound was checked)",
+                ctx.time.scale(),
+                late.as_secs_f64()
+            ),
+            Some(14.0),
+        );
+    }
+    CaseResult::check("X2.next-attempt-at", "X2", true, expected, detail)
 }
