@@ -187,7 +187,7 @@ MUTANTS = {
     "transport-exhaustion-no-deactivate": 'S15/S18: transport failures on every attempt: the delivery gives up after 60 retries but the webhook stays active',
     "only-standard-2xx": 'S17: only 200-206 are success; 207/226/299 retried like 5xx',
     "log-attempt-minimal": 'X2: delivery log attempts show only their time (no status/error, latency, verdict, next attempt)',
-    "backoff-jitter-10": 'S14: every back-off jittered uniformly by up to ±10 %',
+    "backoff-jitter-10": 'S14/S15: every back-off jittered uniformly by up to ±10 % (the 50.1 h total moves with it)',
     # ---- fourth round
     "list-order-updated": 'S1: list ordered by last change (a PATCH moves a webhook to the end), not oldest first',
     "delete-soft-listed": 'S1/S4: a DELETEd webhook is gone for GET (404) but still listed and counted',
