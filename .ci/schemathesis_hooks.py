@@ -42,6 +42,11 @@ schemathesis 4 cannot act on it, and nowhere else.
    labels of at most 63, a TLD of letters (S6, settled). A schema-valid
    `target_url` refused with exactly `{"target_url": ["Enter a valid URL."]}` and
    nothing else is dropped; any other refusal of a schema-valid body still fails.
+8. Header names unique without regard to case. The document says in words that the
+   names of `additional_headers` are "unique without regard to case" (S6: a receiver
+   would get only one of `b` and `B`); a JSON Schema cannot say it. A schema-valid
+   body refused with exactly that — every message under `additional_headers` a
+   "given twice" one, and the body holding two such names — is dropped.
 """
 
 import json
@@ -110,6 +115,26 @@ def negation_never_sent(message, response):
     return True
 
 
+TWICE = re.compile(r'^Header ".*" is given twice \(header names are case-insensitive\)\.$')
+
+
+def given_twice(refused, body):
+    """Whether a refusal is only about header names given twice without regard to
+    case, and the body holds such a pair (point 8)."""
+    if not isinstance(refused, dict) or list(refused) != ["additional_headers"]:
+        return False
+    messages = refused["additional_headers"]
+    if not isinstance(messages, list) or not messages:
+        return False
+    if not all(isinstance(m, str) and TWICE.match(m) for m in messages):
+        return False
+    headers = body.get("additional_headers") if body is not None else None
+    if not isinstance(headers, dict):
+        return False
+    lowered = [name.lower() for name in headers]
+    return len(set(lowered)) < len(lowered)
+
+
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
     kind = type(failure).__name__
@@ -134,6 +159,8 @@ def filter_failure(context, failure, case, response):
         except Exception:
             refused = None
         if refused == {"target_url": ["Enter a valid URL."]}:
+            return False
+        if given_twice(refused, body):
             return False
         if (
             label == "POST /v1/events"
