@@ -190,6 +190,22 @@ impl Ctx {
             .await
     }
 
+    /// Makes the mock answer each listed event type with its script, whatever the
+    /// path (`&[]`: no such scripts; each case that sets them clears them after).
+    pub(super) fn scripts_by_type(&self, scripts: &[(EventType, &str)]) -> Result<(), CaseError> {
+        let mut for_type = std::collections::BTreeMap::new();
+        for (t, text) in scripts {
+            let script = hookjar_mock::Script::parse(text)
+                .map_err(|e| CaseError(format!("the script {text}: {e}")))?;
+            for_type.insert(*t, script);
+        }
+        self.mock.update_scripts(hookjar_mock::ScriptUpdate {
+            for_type: Some(for_type),
+            ..hookjar_mock::ScriptUpdate::default()
+        });
+        Ok(())
+    }
+
     /// A webhook for `event_type` (None = all) at the mock's `path`.
     pub(super) async fn hook(
         &mut self,

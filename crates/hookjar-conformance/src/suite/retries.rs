@@ -1087,20 +1087,12 @@ pub(super) async fn s19_stored(ctx: &mut Ctx) -> CaseOutput {
 /// receiver answers by event type: COURSE_ENROLLMENT 503 (retried), LESSON_COMPLETION
 /// 404 (deactivates).
 pub(super) async fn s16_drops_pending(ctx: &mut Ctx) -> CaseOutput {
-    let script =
-        |text: &str| Script::parse(text).map_err(|e| CaseError(format!("the script {text}: {e}")));
-    let mut for_type = std::collections::BTreeMap::new();
-    for_type.insert(EventType::CourseEnrollment, script("503")?);
-    for_type.insert(EventType::LessonCompletion, script("404")?);
-    ctx.mock.update_scripts(ScriptUpdate {
-        for_type: Some(for_type),
-        ..ScriptUpdate::default()
-    });
+    ctx.scripts_by_type(&[
+        (EventType::CourseEnrollment, "503"),
+        (EventType::LessonCompletion, "404"),
+    ])?;
     let result = drops_pending(ctx).await;
-    ctx.mock.update_scripts(ScriptUpdate {
-        for_type: Some(std::collections::BTreeMap::new()),
-        ..ScriptUpdate::default()
-    });
+    ctx.scripts_by_type(&[])?;
     result
 }
 
@@ -1240,20 +1232,12 @@ pub(super) async fn s14_retry_after(ctx: &mut Ctx) -> CaseOutput {
 /// the same webhook succeeds (LESSON_COMPLETION, answered 200). The receiver answers
 /// by event type.
 pub(super) async fn s12_own_retries(ctx: &mut Ctx) -> CaseOutput {
-    let script =
-        |text: &str| Script::parse(text).map_err(|e| CaseError(format!("the script {text}: {e}")));
-    let mut for_type = std::collections::BTreeMap::new();
-    for_type.insert(EventType::CourseEnrollment, script("503")?);
-    for_type.insert(EventType::LessonCompletion, script("200")?);
-    ctx.mock.update_scripts(ScriptUpdate {
-        for_type: Some(for_type),
-        ..ScriptUpdate::default()
-    });
+    ctx.scripts_by_type(&[
+        (EventType::CourseEnrollment, "503"),
+        (EventType::LessonCompletion, "200"),
+    ])?;
     let result = own_retries(ctx).await;
-    ctx.mock.update_scripts(ScriptUpdate {
-        for_type: Some(std::collections::BTreeMap::new()),
-        ..ScriptUpdate::default()
-    });
+    ctx.scripts_by_type(&[])?;
     result
 }
 
