@@ -1172,24 +1172,15 @@ pub(super) async fn s2_defaults(ctx: &mut Ctx) -> CaseOutput {
         ));
     }
     body.push_str(&format!("--{boundary}--\r\n"));
-    let (mcode, mtext) = ctx
-        .api
-        .send(
-            ctx.api
-                .client
-                .post(format!("{}/v1/webhooks", ctx.api.base))
-                .header(
-                    "content-type",
-                    format!("multipart/form-data; boundary={boundary}"),
-                )
-                .body(body),
-            true,
-        )
+    let (mcode, m) = ctx
+        .try_create_with(|post| {
+            post.header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+        })
         .await?;
-    let m: Value = serde_json::from_str(&mtext).unwrap_or(Value::Null);
-    if let Some(id) = m["id"].as_str() {
-        ctx.created.push(id.to_owned());
-    }
     let multipart = CaseResult::check(
         "S2.create-multipart",
         "S2",

@@ -147,13 +147,23 @@ impl Ctx {
         &mut self,
         fields: &[(&str, &str)],
     ) -> Result<(u16, Value), CaseError> {
+        self.try_create_with(|post| post.form(fields)).await
+    }
+
+    /// POSTs a create whose body `body` sets on the request (a form, multipart); it
+    /// may be refused; remembers what it created.
+    pub(super) async fn try_create_with(
+        &mut self,
+        body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<(u16, Value), CaseError> {
         let (code, text) = self
             .api
             .send(
-                self.api
-                    .client
-                    .post(format!("{}/v1/webhooks", self.api.base))
-                    .form(fields),
+                body(
+                    self.api
+                        .client
+                        .post(format!("{}/v1/webhooks", self.api.base)),
+                ),
                 true,
             )
             .await?;
